@@ -1,0 +1,1 @@
+"""Audio input/output, STFT log-magnitude spectrograms and Griffin-Lim."""

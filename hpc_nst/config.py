@@ -1,0 +1,262 @@
+"""Frozen, typed job configuration loaded from TOML presets under ``jobs/``.
+
+A job preset is a TOML file with the sections below. Every key has a default equal to the
+paper preset (``jobs/paper.toml``); unknown keys and wrong types are rejected with a
+:class:`ConfigError` naming the key. Any key can be overridden with ``KEY=VALUE`` strings
+(dotted for nested keys, e.g. ``loss.style_weight=2``); the short names in :data:`ALIASES`
+(``iterations``, ``seed``, ``model`` ...) reach the nested keys directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A job preset or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class STFTConfig:
+    """STFT settings of the paper: 16 kHz, 30 ms Hann window, 10 ms hop, 512-point FFT."""
+
+    sample_rate: int = 16000
+    win_length: int = 480
+    hop_length: int = 160
+    n_fft: int = 512
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Feature network: ``default`` (shipped classifier), ``random`` or a checkpoint path."""
+
+    name: str = "default"
+    width: int = 32
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and layers of L = a*content + b*style + g*temporal envelope + d*frequency envelope."""
+
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    envelope_weight: float = 1.0
+    timbre_weight: float = 1.0
+    content_layers: tuple[str, ...] = ("conv4",)
+    style_layers: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4")
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser settings; ``init`` is ``noise`` (the paper) or ``content``."""
+
+    optimizer: str = "adam"
+    iterations: int = 300
+    learning_rate: float = 0.05
+    init: str = "noise"
+    noise_std: float = 0.5
+    seed: int = 0
+    record_every: int = 1
+
+
+@dataclass(frozen=True)
+class GriffinLimConfig:
+    """Griffin-Lim phase reconstruction; ``momentum`` > 0 is fast Griffin-Lim."""
+
+    iterations: int = 100
+    momentum: float = 0.99
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One job preset: the method and every parameter of a transfer."""
+
+    method: str = "nst"
+    stft: STFTConfig = field(default_factory=STFTConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    griffin_lim: GriffinLimConfig = field(default_factory=GriffinLimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A stable hash of every effective parameter."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+METHODS = ("nst", "content-copy", "style-copy", "eq", "ulyanov")
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("noise", "content")
+
+#: Short names accepted by ``--set`` and manifest overrides.
+ALIASES: dict[str, str] = {
+    "iterations": "optim.iterations",
+    "optimizer": "optim.optimizer",
+    "init": "optim.init",
+    "seed": "optim.seed",
+    "learning_rate": "optim.learning_rate",
+    "model": "model.name",
+    "width": "model.width",
+    "griffin_lim_iterations": "griffin_lim.iterations",
+    "griffin_lim_momentum": "griffin_lim.momentum",
+    "content_weight": "loss.content_weight",
+    "style_weight": "loss.style_weight",
+    "envelope_weight": "loss.envelope_weight",
+    "timbre_weight": "loss.timbre_weight",
+}
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Check (and for strings from the command line, parse) ``value`` against ``typ``."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        (inner, _) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(key, v, inner) for v in value)
+    if typ is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {typ}")  # pragma: no cover
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{full}: unknown key (known: {', '.join(sorted(names))})")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a table/section, got {value!r}")
+            kwargs[key] = _build(typ, value, prefix=f"{full}.")
+        else:
+            kwargs[key] = _coerce(full, value, typ)
+    return cls(**kwargs)
+
+
+def _validate(cfg: JobConfig) -> JobConfig:
+    def need(cond: bool, key: str, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{key}: {msg}")
+
+    need(cfg.method in METHODS, "method", f"must be one of {METHODS}, got {cfg.method!r}")
+    need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")
+    need(cfg.optim.init in INITS, "optim.init", f"must be one of {INITS}")
+    need(cfg.optim.iterations >= 0, "optim.iterations", "must be >= 0")
+    need(cfg.optim.learning_rate > 0, "optim.learning_rate", "must be > 0")
+    need(cfg.optim.record_every >= 1, "optim.record_every", "must be >= 1")
+    need(cfg.griffin_lim.iterations >= 1, "griffin_lim.iterations", "must be >= 1")
+    need(0 <= cfg.griffin_lim.momentum < 1, "griffin_lim.momentum", "must be in [0, 1)")
+    need(cfg.model.width >= 1, "model.width", "must be >= 1")
+    need(cfg.stft.win_length <= cfg.stft.n_fft, "stft.win_length", "must be <= stft.n_fft")
+    need(cfg.stft.hop_length >= 1, "stft.hop_length", "must be >= 1")
+    need(
+        len(cfg.loss.style_layers) == len(cfg.loss.style_layer_weights),
+        "loss.style_layer_weights",
+        "must have one weight per entry of loss.style_layers",
+    )
+    for key in ("content_weight", "style_weight", "envelope_weight", "timbre_weight"):
+        need(getattr(cfg.loss, key) >= 0, f"loss.{key}", "must be >= 0")
+    return cfg
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Turn ``["KEY=VALUE", ...]`` into a dict, rejecting malformed items."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{item!r}: overrides must look like KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
+    """Return ``cfg`` with dotted or short-name keys replaced, validated."""
+    if not overrides:
+        return cfg
+    tree = cfg.to_dict()
+    for key, value in overrides.items():
+        _set_dotted(tree, ALIASES.get(key, key), value)
+    return _validate(_build(JobConfig, tree))
+
+
+def load_job(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> JobConfig:
+    """Load a TOML preset (or the defaults, which equal ``jobs/paper.toml``) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: job file not found")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        cfg = _validate(_build(JobConfig, data))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+    return apply_overrides(cfg, overrides or {})
