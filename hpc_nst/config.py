@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights and layers of L = a*content + b*style + g*temporal envelope + d*frequency envelope."""
+    """Weights and layers of L = a*content + b*style + g*envelope + d*timbre (frequency)."""
 
     content_weight: float = 1.0
     style_weight: float = 10.0

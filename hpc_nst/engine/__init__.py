@@ -1,0 +1,1 @@
+"""The style-transfer engine: batched optimisation of spectrograms and resynthesis."""

@@ -1,0 +1,49 @@
+"""Device choice and a memory check that turns an impossible request into a clear error."""
+
+from __future__ import annotations
+
+import psutil
+import torch
+
+
+class TransferError(RuntimeError):
+    """The transfer cannot run as asked (e.g. inputs too long for memory)."""
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``cuda`` when present (or asked for), else ``cpu``; asking for absent CUDA is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TransferError("--device cuda was asked for, but no CUDA device is available")
+    return device
+
+
+def estimate_bytes(batch: int, bins: int, frames: int, width: int) -> int:
+    """Rough peak memory of one optimisation step: activations kept for the backward pass.
+
+    Per input position the conv stack stores about ``w * (1 + 1/2 + 1/4 + 1/4)`` activations,
+    each kept around three times (conv output, ReLU/mask, pooling), in float32.
+    """
+    return int(batch * bins * frames * width * 2.0 * 3 * 4) + 64 * 2**20
+
+
+def available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return int(psutil.virtual_memory().available)
+
+
+def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.device) -> None:
+    """Raise :class:`TransferError` when a batch clearly cannot fit in the device's memory."""
+    need = estimate_bytes(batch, bins, frames, width)
+    have = available_bytes(device)
+    if need > 0.8 * have:
+        seconds = frames / 100
+        raise TransferError(
+            f"inputs too long for memory: {batch} item(s) of up to {seconds:.0f} s need about "
+            f"{need / 2**30:.1f} GiB on {device}, {have / 2**30:.1f} GiB available; "
+            "split the audio into shorter clips or use a smaller batch"
+        )

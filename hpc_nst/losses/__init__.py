@@ -1,0 +1,1 @@
+"""The four loss terms of the audio style transfer."""

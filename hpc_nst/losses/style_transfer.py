@@ -1,0 +1,94 @@
+"""Content, style (Gram), temporal-envelope and frequency-envelope losses, per batch item.
+
+Every function takes padded batches plus each item's valid length and returns one value per
+item, so a batch of B pairs optimises B independent problems. Definitions (``X``: log-magnitude
+``(B, F, T)``; ``phi_l``: activations ``(B, C, F_l, T_l)`` at layer ``l``; ``N_l``: valid
+positions ``F_l * T_l``):
+
+- content:  mean over positions of ``(phi(X) - phi(C))^2`` divided by the mean of ``phi(C)^2``;
+- style:    ``G_l = phi_l phi_l^T / N_l`` (so lengths may differ), and per layer
+  ``||G_l(X) - G_l(S)||^2 / ||G_l(S)||^2``, weighted over layers;
+- envelope: mean over frames of ``(e_X(t) - e_S(t))^2``, ``e(t)`` the mean log-magnitude of
+  frame ``t``; the style's envelope is linearly resampled to the content's frame count;
+- timbre:   mean over bins of ``(f_X - f_S)^2``, ``f`` the time-averaged log-magnitude spectrum.
+
+The relative normalisations make each term scale-free, so one weight set fits every model and
+every input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-12
+
+
+def _time_mask(lengths: torch.Tensor, frames: int, dtype: torch.dtype) -> torch.Tensor:
+    idx = torch.arange(frames, device=lengths.device)
+    return (idx[None, :] < lengths[:, None]).to(dtype)
+
+
+def gram(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Gram matrices ``(B, C, C)`` normalised by each item's valid positions.
+
+    Padded frames must already be zero (the network guarantees it).
+    """
+    b, c, f, t = features.shape
+    flat = features.reshape(b, c, f * t)
+    positions = (lengths.clamp(max=t) * f).clamp_min(1).to(features.dtype)
+    return torch.bmm(flat, flat.transpose(1, 2)) / positions[:, None, None]
+
+
+def content_loss(
+    features: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Normalised squared distance between activations at one layer, per item."""
+    b, c, f, t = features.shape
+    count = (lengths.clamp(max=t) * f * c).clamp_min(1).to(features.dtype)
+    err = (features - target).pow(2).flatten(1).sum(1) / count
+    ref = target.pow(2).flatten(1).sum(1) / count
+    return err / (ref + EPS)
+
+
+def style_loss(gram_x: torch.Tensor, gram_s: torch.Tensor) -> torch.Tensor:
+    """Relative squared Frobenius distance between Gram matrices, per item."""
+    err = (gram_x - gram_s).pow(2).flatten(1).sum(1)
+    return err / (gram_s.pow(2).flatten(1).sum(1) + EPS)
+
+
+def temporal_envelope(log_mag: torch.Tensor) -> torch.Tensor:
+    """Mean log-magnitude per frame: ``(B, F, T)`` -> ``(B, T)``."""
+    return log_mag.mean(dim=-2)
+
+
+def frequency_envelope(log_mag: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Time-averaged log-magnitude spectrum over valid frames: ``(B, F, T)`` -> ``(B, F)``."""
+    mask = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)
+    return (log_mag * mask[:, None, :]).sum(-1) / lengths.clamp_min(1)[:, None].to(log_mag.dtype)
+
+
+def resample_envelope(envelope: torch.Tensor, length: int, frames: int) -> torch.Tensor:
+    """Linearly resample the first ``length`` values of a 1-D envelope to ``frames`` values."""
+    env = envelope[:length].reshape(1, 1, -1)
+    if length == frames:
+        return env.flatten()
+    if length == 1:
+        return env.flatten().expand(frames).clone()
+    return F.interpolate(env, size=frames, mode="linear", align_corners=True).flatten()
+
+
+def envelope_loss(
+    log_mag: torch.Tensor, target_env: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared deviation of the temporal envelope over valid frames, per item."""
+    mask = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)
+    err = (temporal_envelope(log_mag) - target_env).pow(2) * mask
+    return err.sum(-1) / lengths.clamp_min(1).to(log_mag.dtype)
+
+
+def timbre_loss(
+    log_mag: torch.Tensor, target_spectrum: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared deviation of the time-averaged spectrum, per item."""
+    return (frequency_envelope(log_mag, lengths) - target_spectrum).pow(2).mean(-1)

@@ -1,0 +1,1 @@
+"""The AlexNet-style feature network and its checkpoints."""
