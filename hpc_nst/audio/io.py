@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from hpc_nst.fsutil import atomic_write
 
 
 class AudioError(ValueError):
@@ -50,13 +50,5 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_samples: int = 1)
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> None:
     """Write ``audio`` atomically (temporary file then rename); format from the suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), sample_rate)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = np.asarray(audio, dtype=np.float32)
+    atomic_write(path, lambda tmp: sf.write(str(tmp), data, sample_rate))

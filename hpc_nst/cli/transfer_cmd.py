@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from hpc_nst import __version__
 from hpc_nst.audio.io import load_audio, write_audio
 from hpc_nst.config import load_job, parse_overrides
+from hpc_nst.fsutil import atomic_write_text
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """``--job`` and ``--set``, shared by every command that runs the engine."""
     parser.add_argument("--job", type=Path, help="job preset (TOML); default: jobs/paper.toml")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a job key (dotted for nested keys, or a short name like iterations)",
     )
 
@@ -33,13 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figure", type=Path, help="write the four-panel spectrogram figure here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1)
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
         [content], [style], cfg, device=args.device, progress=None if args.quiet else progress
     )
     if result.error:
-        print(f"hpc-nst transfer: error: {args.content} + {args.style}: {result.error}",
-              file=sys.stderr)
+        print(
+            f"hpc-nst transfer: error: {args.content} + {args.style}: {result.error}",
+            file=sys.stderr,
+        )
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
@@ -77,14 +75,18 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.figure:
         four_panel_figure(
-            [result.init, result.content, result.style, result.output], args.figure, stft,
+            [result.init, result.content, result.style, result.output],
+            args.figure,
+            stft,
             title=f"{args.content.name} + {args.style.name}",
         )
-    _write_json(args.output.with_suffix(".json"), report)
+    atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=1))
     write_audio(args.output, result.audio, stft.sample_rate)
     if not args.quiet:
         final = {k: f"{v[-1]:.4g}" for k, v in result.losses.items()}
-        print(f"wrote {args.output} ({len(result.audio) / stft.sample_rate:.2f} s); "
-              f"final losses {final}; spectral convergence {result.spectral_convergence:.3f}; "
-              f"{result.timings['ms_per_iteration']:.1f} ms/iteration on {result.device}")
+        print(
+            f"wrote {args.output} ({len(result.audio) / stft.sample_rate:.2f} s); "
+            f"final losses {final}; spectral convergence {result.spectral_convergence:.3f}; "
+            f"{result.timings['ms_per_iteration']:.1f} ms/iteration on {result.device}"
+        )
     return 0

@@ -33,7 +33,12 @@ def four_panel_figure(
     for ax, spec, name in zip(np.atleast_1d(axes), spectrograms, titles):
         seconds = spec.shape[-1] * stft.hop_length / stft.sample_rate
         ax.imshow(
-            spec, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=vmax,
+            spec,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=0.0,
+            vmax=vmax,
             extent=(0.0, seconds, 0.0, nyquist_khz),
         )
         ax.set_title(name, fontsize=10)

@@ -22,8 +22,14 @@ from hpc_nst.engine.device import pick_device
 from hpc_nst.engine.transfer import Progress, TransferResult, transfer_batch
 
 
-def _passthrough(audio: np.ndarray, cfg: JobConfig, seed: int, content: np.ndarray,
-                 style: np.ndarray, started: float) -> TransferResult:
+def _passthrough(
+    audio: np.ndarray,
+    cfg: JobConfig,
+    seed: int,
+    content: np.ndarray,
+    style: np.ndarray,
+    started: float,
+) -> TransferResult:
     spec = log_magnitude(torch.as_tensor(audio), cfg.stft).numpy()
     return TransferResult(
         audio=np.asarray(audio, dtype=np.float32),
@@ -64,13 +70,13 @@ def run_method(
     """Run ``cfg.method`` on each pair; returns one result per pair."""
     seeds = list(seeds) if seeds is not None else [cfg.optim.seed] * len(contents)
     if cfg.method == "nst":
-        return transfer_batch(contents, styles, cfg, seeds=seeds, device=device,
-                              progress=progress)
+        return transfer_batch(contents, styles, cfg, seeds=seeds, device=device, progress=progress)
     if cfg.method == "ulyanov":
         from hpc_nst.engine.ulyanov import ulyanov_batch
 
-        return ulyanov_batch(contents, styles, cfg, seeds=seeds, device=pick_device(device),
-                             progress=progress)
+        return ulyanov_batch(
+            contents, styles, cfg, seeds=seeds, device=pick_device(device), progress=progress
+        )
     out = []
     for c, s, seed in zip(contents, styles, seeds):
         started = time.perf_counter()

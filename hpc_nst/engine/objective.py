@@ -62,10 +62,13 @@ class Objective:
             for n in cfg.content_layers
         ) / len(cfg.content_layers)
         weight_sum = sum(cfg.style_layer_weights) or 1.0
-        style = sum(
-            w * L.style_loss(L.gram(feats[n], frames_at(n, self.lengths)), self.style_grams[n])
-            for n, w in zip(cfg.style_layers, cfg.style_layer_weights)
-        ) / weight_sum
+        style = (
+            sum(
+                w * L.style_loss(L.gram(feats[n], frames_at(n, self.lengths)), self.style_grams[n])
+                for n, w in zip(cfg.style_layers, cfg.style_layer_weights)
+            )
+            / weight_sum
+        )
         envelope = L.envelope_loss(x, self.envelope_target, self.lengths)
         timbre = L.timbre_loss(x, self.spectrum_target, self.lengths)
         total = (

@@ -83,8 +83,12 @@ def _optimise(
             for k, v in terms.items():
                 history[k].append(v.detach())
         if progress is not None and (step % 10 == 0 or step == iterations - 1):
-            progress(step, iterations, {k: float(v.mean()) for k, v in terms.items()}
-                     | {"total": float(total.mean())})
+            progress(
+                step,
+                iterations,
+                {k: float(v.detach().mean()) for k, v in terms.items()}
+                | {"total": float(total.detach().mean())},
+            )
         step += 1
         # Non-finite items must not poison the others: drop them from the objective.
         return torch.where(torch.isfinite(total), total, torch.zeros_like(total)).sum()
@@ -98,8 +102,12 @@ def _optimise(
             opt.step()
     else:
         opt = torch.optim.LBFGS(
-            [x], lr=1.0, max_iter=iterations, max_eval=iterations,
-            history_size=50, line_search_fn="strong_wolfe",
+            [x],
+            lr=1.0,
+            max_iter=iterations,
+            max_eval=iterations,
+            history_size=50,
+            line_search_fn="strong_wolfe",
         )
 
         def closure() -> torch.Tensor:

@@ -1,7 +1,7 @@
 """AlexNet-style spectrogram classifier with 3x3 convolutions and 2x2 max-pooling.
 
 Six weight layers: four 3x3 convolutions (``conv1`` .. ``conv4``, widths w, 2w, 4w, 4w, each
-followed by ReLU; 2x2 max-pooling after conv1, conv2 and conv4) and a two-layer head
+followed by ReLU; 2x2 max-pooling, rounding up, after conv1, conv2 and conv4) and a two-layer head
 (``fc1``, ``fc2``). The convolutional stack is fully convolutional; before the head the time
 axis is pooled globally (mean and max over valid frames), keeping the frequency axis, so any
 input length works. Inputs are ``(B, 1, bins, frames)`` log-magnitude spectrograms.
@@ -23,14 +23,16 @@ _POOL_AFTER = {"conv1", "conv2", "conv4"}
 
 def frames_at(layer: str, lengths: torch.Tensor) -> torch.Tensor:
     """Valid frames at ``layer``'s resolution for input lengths ``lengths``."""
-    pools = sum(1 for name in CONV_LAYERS[: CONV_LAYERS.index(layer)] if name in _POOL_AFTER)
-    return lengths // (2**pools)
+    for name in CONV_LAYERS[: CONV_LAYERS.index(layer)]:
+        if name in _POOL_AFTER:
+            lengths = (lengths + 1) // 2
+    return lengths
 
 
 def pooled_bins(n_bins: int) -> int:
     """Frequency bins left after the three 2x2 poolings."""
     for _ in range(len(_POOL_AFTER)):
-        n_bins //= 2
+        n_bins = (n_bins + 1) // 2
     return n_bins
 
 
@@ -87,18 +89,18 @@ class AudioAlexNet(nn.Module):
             if name in layers:
                 out[name] = h
             if name in _POOL_AFTER:
-                h = F.max_pool2d(h, 2)
-                lengths = None if lengths is None else lengths // 2
+                h = F.max_pool2d(h, 2, ceil_mode=True)
+                lengths = None if lengths is None else (lengths + 1) // 2
         return out
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits ``(B, n_classes)``; time pooled over each item's valid frames."""
         h = self.features(x, ("conv4",), lengths)["conv4"]
-        h = F.max_pool2d(h, 2)
+        h = F.max_pool2d(h, 2, ceil_mode=True)
         if lengths is None:
             mean, peak = h.mean(dim=-1), h.amax(dim=-1)
         else:
-            valid = (lengths // 8).clamp_min(1).to(h.dtype)
+            valid = ((lengths + 7) // 8).to(h.dtype)
             mean = h.sum(dim=-1) / valid[:, None, None]
             peak = h.amax(dim=-1)  # padded frames are 0 and activations >= 0
         h = torch.cat([mean, peak], dim=1).flatten(1)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import torch
 
 from hpc_nst import __version__
 from hpc_nst.config import JobConfig, STFTConfig
+from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet, random_model
 
 #: The trained instrument classifier shipped inside the package.
@@ -48,14 +47,7 @@ def save_checkpoint(
         "stft": dataclasses.asdict(stft),
         "meta": {"package_version": __version__, **meta},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

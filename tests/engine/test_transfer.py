@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from hpc_nst.config import apply_overrides
+from hpc_nst.engine.device import TransferError, estimate_bytes
+from hpc_nst.engine.methods import run_method, static_eq
+from hpc_nst.engine.transfer import transfer_batch
+from tests.conftest import harmonic_tone
+
+
+def _pairs():
+    contents = [harmonic_tone(220, 0.6), harmonic_tone(330, 0.43), harmonic_tone(150, 0.9)]
+    styles = [harmonic_tone(440, 0.5, 1), harmonic_tone(660, 1.1, 3), harmonic_tone(500, 0.3, 2)]
+    return contents, styles
+
+
+def test_batched_equals_each_pair_alone(tiny_job):
+    contents, styles = _pairs()
+    seeds = [11, 12, 13]
+    batched = transfer_batch(contents, styles, tiny_job, seeds=seeds)
+    for i in range(3):
+        (alone,) = transfer_batch([contents[i]], [styles[i]], tiny_job, seeds=[seeds[i]])
+        assert batched[i].output.shape == alone.output.shape
+        np.testing.assert_allclose(batched[i].output, alone.output, atol=2e-4)
+        np.testing.assert_allclose(batched[i].losses["total"], alone.losses["total"], rtol=1e-3)
+
+
+def test_output_has_content_length_and_all_parts(tiny_job):
+    contents, styles = _pairs()
+    results = transfer_batch(contents, styles, tiny_job)
+    for c, r in zip(contents, results):
+        assert r.audio.shape == c.shape and np.isfinite(r.audio).all()
+        assert r.output.shape == r.init.shape == r.content.shape
+        assert r.output.shape[0] == 257 and (r.output >= 0).all()
+        assert set(r.losses) == {"total", "content", "style", "envelope", "timbre"}
+        assert len(r.losses["total"]) == tiny_job.optim.iterations + 1
+        assert r.error is None and 0 <= r.spectral_convergence < 2
+
+
+def test_loss_goes_down_with_adam_and_lbfgs(tiny_job):
+    c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.5, 1)
+    for opt in ("adam", "lbfgs"):
+        cfg = apply_overrides(tiny_job, {"optimizer": opt, "iterations": "15"})
+        (r,) = transfer_batch([c], [s], cfg)
+        assert r.losses["total"][-1] < 0.7 * r.losses["total"][0], opt
+
+
+def test_fixed_seed_reproduces_and_seed_changes_result(tiny_job):
+    c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.5, 1)
+    a = transfer_batch([c], [s], tiny_job, seeds=[1])[0]
+    b = transfer_batch([c], [s], tiny_job, seeds=[1])[0]
+    d = transfer_batch([c], [s], tiny_job, seeds=[2])[0]
+    assert np.array_equal(a.output, b.output) and np.array_equal(a.audio, b.audio)
+    assert not np.allclose(a.init, d.init)
+
+
+def test_init_content_starts_at_content(tiny_job):
+    cfg = apply_overrides(tiny_job, {"init": "content", "iterations": "0"})
+    (r,) = transfer_batch([harmonic_tone(220, 0.5)], [harmonic_tone(440, 0.5)], cfg)
+    np.testing.assert_allclose(r.init, r.content)
+    assert r.losses["content"][-1] < 1e-8
+
+
+def test_silent_audio_never_produces_nan(tiny_job):
+    silent = np.zeros(8000, np.float32)
+    for c, s in (
+        (silent, harmonic_tone(440, 0.5)),
+        (harmonic_tone(220, 0.5), silent),
+        (silent, silent),
+    ):
+        (r,) = transfer_batch([c], [s], tiny_job)
+        assert r.error is None
+        assert np.isfinite(r.audio).all() and np.isfinite(r.output).all()
+        assert all(np.isfinite(v).all() for v in r.losses.values())
+
+
+def test_too_short_and_too_long_inputs_fail_clearly(tiny_job):
+    with pytest.raises(TransferError, match="content #0: too short"):
+        transfer_batch([np.zeros(100, np.float32)], [harmonic_tone(440, 0.5)], tiny_job)
+    # An hour of audio per item, 64 items: far more than this machine's memory.
+    assert estimate_bytes(64, 257, 360_000, 32) > 2**40
+    long = np.zeros(16000 * 60 * 20, np.float32)
+    cfg = apply_overrides(tiny_job, {"width": "4096"})
+    with pytest.raises(TransferError, match="inputs too long for memory"):
+        transfer_batch([long], [long], cfg)
+
+
+@pytest.mark.parametrize("method", ["content-copy", "style-copy", "eq"])
+def test_baseline_methods(tiny_job, method):
+    c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.7, 1)
+    (r,) = run_method([c], [s], apply_overrides(tiny_job, {"method": method}))
+    expected = {"content-copy": c, "style-copy": s}.get(method)
+    if expected is not None:
+        assert np.array_equal(r.audio, expected)
+    else:
+        assert r.audio.shape == c.shape
+
+
+def test_static_eq_moves_spectrum_towards_style(tiny_job):
+    c, s = harmonic_tone(220, 1.0, partials=10), harmonic_tone(440, 1.0, partials=1)
+    out = static_eq(c, s, tiny_job)
+
+    def centroid(x):
+        mag = np.abs(np.fft.rfft(x))
+        return (mag * np.arange(len(mag))).sum() / mag.sum()
+
+    assert abs(centroid(out) - centroid(s)) < abs(centroid(c) - centroid(s))

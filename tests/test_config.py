@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from hpc_nst.config import ConfigError, apply_overrides, load_job, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_preset_equals_defaults():
+    assert load_job(ROOT / "jobs" / "paper.toml") == load_job()
+
+
+def test_every_preset_in_jobs_loads():
+    presets = sorted((ROOT / "jobs").glob("*.toml"))
+    assert presets
+    for path in presets:
+        load_job(path)
+
+
+def test_unknown_key_is_named(tmp_path):
+    job = tmp_path / "bad.toml"
+    job.write_text("[optim]\niterashuns = 3\n")
+    with pytest.raises(ConfigError, match="optim.iterashuns: unknown key"):
+        load_job(job)
+
+
+def test_wrong_type_is_named(tmp_path):
+    job = tmp_path / "bad.toml"
+    job.write_text('[loss]\nstyle_weight = "lots"\n')
+    with pytest.raises(ConfigError, match="loss.style_weight: expected a number"):
+        load_job(job)
+
+
+def test_invalid_value_is_named():
+    with pytest.raises(ConfigError, match="optim.optimizer"):
+        load_job(overrides={"optimizer": "sgd"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "attr", "expected"),
+    [
+        ("iterations", "7", ("optim", "iterations"), 7),
+        ("griffin_lim_iterations", "9", ("griffin_lim", "iterations"), 9),
+        ("seed", "3", ("optim", "seed"), 3),
+        ("model", "random", ("model", "name"), "random"),
+        ("init", "content", ("optim", "init"), "content"),
+        ("optimizer", "lbfgs", ("optim", "optimizer"), "lbfgs"),
+        ("loss.style_weight", "2.5", ("loss", "style_weight"), 2.5),
+        ("loss.style_layers", "conv1,conv2", ("loss", "style_layers"), ("conv1", "conv2")),
+    ],
+)
+def test_overrides_by_short_and_dotted_name(key, value, attr, expected):
+    extra = {"loss.style_layer_weights": "1,1"} if key == "loss.style_layers" else {}
+    cfg = apply_overrides(load_job(), {key: value, **extra})
+    section, name = attr
+    assert getattr(getattr(cfg, section), name) == expected
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["iterations"])
+    with pytest.raises(ConfigError, match="optim.iterations: expected an integer"):
+        load_job(overrides={"iterations": "many"})
+    with pytest.raises(ConfigError, match="nosuch: unknown key"):
+        load_job(overrides={"nosuch": "1"})
+
+
+def test_config_is_frozen_and_digest_tracks_values():
+    cfg = load_job()
+    with pytest.raises(AttributeError):
+        cfg.method = "eq"  # type: ignore[misc]
+    assert cfg.digest() == load_job().digest()
+    assert cfg.digest() != load_job(overrides={"seed": "1"}).digest()
