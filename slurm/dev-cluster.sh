@@ -10,21 +10,29 @@
 # The daemons are started with `-f $DIR/slurm.conf`; the client commands (sbatch, squeue, ...) only
 # look at /etc/slurm/slurm.conf, so slurm.conf and gres.conf are copied there as well (a foreign
 # config already there is moved aside to *.hpc-nst-bak and restored by `down`).
-# The node advertises two fake GPUs (Gres=gpu:2 backed by placeholder files) so that
-# `--gres=gpu:1` jobs can be scheduled on a machine without GPUs.
+# The node advertises $HPC_NST_SLURM_GPUS (default 2) fake GPUs (Gres=gpu:N, backed by placeholder
+# device files) so that `--gres=gpu:1` jobs can be scheduled on a machine without GPUs; jobs get
+# CUDA_VISIBLE_DEVICES=0 or 1 as on a real GPU node (harmless without GPUs, but on a machine with a
+# single real GPU set HPC_NST_SLURM_GPUS=1 so that no job is pointed at a GPU that does not exist).
 set -euo pipefail
 
 DIR="${HPC_NST_SLURM_DIR:-/tmp/hpc-nst-slurm}"
 ETC=/etc/slurm
 TIMEOUT="${HPC_NST_SLURM_TIMEOUT:-90}"   # seconds to wait for the node to become idle
+NGPU="${HPC_NST_SLURM_GPUS:-2}"          # number of fake GPUs the node advertises
 NODE="$(hostname -s)"
 MARK="# managed by hpc_nst slurm/dev-cluster.sh"
 
 log() { echo "[dev-cluster] $*"; }
 die() { echo "[dev-cluster] ERROR: $*" >&2; exit 1; }
 
-# pid_alive FILE: true if FILE holds the pid of a live process.
-pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive FILE: true if FILE holds the pid of a live process (not a zombie awaiting its reaper).
+pid_alive() {
+    local pid
+    [[ -s "$1" ]] || return 1
+    pid="$(cat "$1")"
+    kill -0 "$pid" 2>/dev/null && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$pid/stat" 2>/dev/null
+}
 
 # node_state: compact sinfo state of our node ("idle", "mix", "drain", ...), empty if unreachable.
 node_state() { timeout 10 sinfo -h -n "$NODE" -o '%t' 2>/dev/null | head -n1 || true; }
@@ -53,7 +61,7 @@ write_config() {
     # Placeholder GPU "device files": character devices aliasing /dev/null, so slurmd accepts them
     # and exports CUDA_VISIBLE_DEVICES to jobs; plain files (no CUDA_VISIBLE_DEVICES) as fallback.
     local i
-    for i in 0 1; do
+    for ((i = 0; i < NGPU; i++)); do
         [[ -e "$DIR/gpu/nvidia$i" ]] || mknod "$DIR/gpu/nvidia$i" c 1 3 2>/dev/null \
             || touch "$DIR/gpu/nvidia$i"
     done
@@ -73,7 +81,6 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 GresTypes=gpu
-AccountingStorageTRES=gres/gpu
 ReturnToService=2
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
@@ -85,14 +92,14 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 MinJobAge=60
 KillWait=5
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:2 State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$NGPU State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
     # Without File= the node is INVALID ("gres/gpu count reported lower than configured").
     cat > "$DIR/gres.conf" <<EOF
 $MARK
 AutoDetect=off
-NodeName=$NODE Name=gpu File=$DIR/gpu/nvidia[0-1]
+NodeName=$NODE Name=gpu File=$DIR/gpu/nvidia[0-$((NGPU - 1))]
 EOF
     # Copy into /etc/slurm for the client commands, keeping a foreign config aside.
     mkdir -p "$ETC"
@@ -121,7 +128,8 @@ start_munge() {
     fi
     mkdir -p /run/munge /var/lib/munge /var/log/munge
     log "starting munged"
-    munged --force --pid-file="$DIR/munged.pid" || die "munged failed to start"
+    munged --force --pid-file="$DIR/munged.pid" 2>>"$DIR/log/munged.log" \
+        || { show_logs; die "munged failed to start"; }
     local i
     for i in $(seq 1 20); do
         munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return
@@ -135,6 +143,13 @@ wait_idle() {
     local deadline=$((SECONDS + TIMEOUT)) state resumed=0
     while ((SECONDS < deadline)); do
         state="$(node_state)"
+        # A daemon that exits right away (bad config) will never come up: fail fast.
+        if ((SECONDS > deadline - TIMEOUT + 3)); then
+            local d
+            for d in slurmctld slurmd; do
+                pid_alive "$DIR/$d.pid" || { show_logs; die "$d is not running (see logs above)"; }
+            done
+        fi
         case "$state" in
             idle | mix | alloc) log "node $NODE is $state"; return 0 ;;
             drain* | drng* | down | inval*)
@@ -154,8 +169,11 @@ wait_idle() {
 
 cmd_up() {
     [[ $EUID -eq 0 ]] || die "must run as root"
-    command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
-        || die "install the Debian packages: apt-get install -y slurmctld slurmd slurm-client munge"
+    local prog
+    for prog in slurmctld slurmd sinfo munged; do
+        command -v "$prog" >/dev/null \
+            || die "$prog not found: apt-get install -y slurmctld slurmd slurm-client munge"
+    done
     if is_up; then
         log "already up (node $NODE is $(node_state)); nothing to do"
         return 0
