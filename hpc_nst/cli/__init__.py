@@ -15,6 +15,9 @@ from hpc_nst import __version__
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
     "hpc_nst.cli.transfer_cmd",
+    "hpc_nst.cli.run_cmd",
+    "hpc_nst.cli.status_cmd",
+    "hpc_nst.cli.export_cmd",
 )
 
 

@@ -1,0 +1,11 @@
+"""Dataset-scale batch engine: CSV manifest → dask (local or batch-scheduler) → one Zarr store.
+
+- :mod:`hpc_nst.batch.manifest` reads and validates the manifest;
+- :mod:`hpc_nst.batch.tasks` orders pairs and cuts them into shard-aligned tasks;
+- :mod:`hpc_nst.batch.store` creates, opens and records into the Zarr store;
+- :mod:`hpc_nst.batch.worker` is what runs on a dask worker (one task = one shard);
+- :mod:`hpc_nst.batch.cluster` builds the dask cluster (local, Slurm, PBS, SGE, LSF);
+- :mod:`hpc_nst.batch.runner` is the driver behind ``hpc-nst run``.
+
+The store layout is documented in ``docs/store.md``.
+"""

@@ -1,0 +1,218 @@
+"""Building the dask cluster: local, a batch scheduler through dask-jobqueue, or SLURMRunner.
+
+- ``local``: a :class:`distributed.LocalCluster` (one worker per GPU, or one CPU worker using
+  every core).
+- ``slurm``/``pbs``/``sge``/``lsf``: dask-jobqueue; every option not given on the command line
+  falls back to the user's ``jobqueue.<scheduler>.*`` dask configuration (``slurm/jobqueue.yaml``
+  is a documented example). One job = one worker process = one GPU: a GPU request per job
+  (added unless the configuration already has one), ``--resources GPU=1``, ``--lifetime`` and
+  ``--lifetime-stagger`` under the walltime (unless configured), adaptive scaling between
+  ``min_workers`` and ``workers``. ``SLURM_*``/``SBATCH_*`` variables of a driver running inside
+  an sbatch job are scrubbed first, so they do not leak into the worker jobs.
+- ``slurm-runner``: everything inside one allocation (dask-jobqueue's ``SLURMRunner`` under
+  ``srun``): rank 0 is the scheduler, rank 1 the driver, the other ranks are workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+            "lsf": "LSFCluster"}
+CLUSTERS = ("local", *JOBQUEUE, "slurm-runner")
+TASK_PREFIX = "hpc-nst-shard"
+#: GPU request added per scheduler when the configuration has none.
+GPU_DIRECTIVE = {"slurm": "--gres=gpu:1", "pbs": "-l ngpus=1", "sge": "-l gpu=1",
+                 "lsf": '-gpu "num=1"'}
+SCRUB_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_")
+
+
+@dataclass
+class ClusterOptions:
+    """Command-line cluster options; None means: the dask/jobqueue configuration decides."""
+
+    kind: str = "local"
+    workers: int | None = None  # local: worker count; batch schedulers: adaptive maximum
+    min_workers: int | None = None  # adaptive minimum (batch schedulers)
+    gpus: int | None = None  # GPUs per worker (0 or 1); None: 1 for batch schedulers, local auto
+    queue: str | None = None
+    account: str | None = None
+    walltime: str | None = None
+    memory: str | None = None
+    cores: int | None = None
+    interface: str | None = None
+    local_directory: str | None = None
+    job_extra: list[str] = field(default_factory=list)
+    scheduler_file: str | None = None  # slurm-runner
+    task_duration: str = "120s"  # a-priori task duration for adaptive scaling
+
+
+@dataclass
+class ClusterHandle:
+    """The cluster (or runner), what tasks must ask for, and torch threads per worker."""
+
+    cluster: Any
+    resources: dict[str, int] | None
+    threads: int
+    description: str
+
+
+def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
+    """Remove SLURM_*/SBATCH_*/SRUN_* variables (except SLURM_CONF); return their names."""
+    names = [k for k in environ if k.startswith(SCRUB_PREFIXES) and k != "SLURM_CONF"]
+    for k in names:
+        del environ[k]
+    return names
+
+
+def walltime_seconds(walltime: str | int | None, kind: str = "slurm") -> int | None:
+    """A scheduler's walltime in seconds; None when absent or unparsable.
+
+    Slurm: ``M``, ``M:S``, ``H:M:S``, ``D-H[:M[:S]]``; LSF: ``M`` or ``H:M``; PBS/SGE: ``S`` or
+    ``H:M:S``.
+    """
+    if walltime is None or str(walltime).strip() == "":
+        return None
+    text = str(walltime).strip()
+    try:
+        if "-" in text:
+            days, rest = text.split("-", 1)
+            h, m, s = ([int(p) for p in rest.split(":")] + [0, 0])[:3]
+            return int(days) * 86400 + h * 3600 + m * 60 + s
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        return None
+    if len(parts) == 1:
+        return parts[0] * (60 if kind in ("slurm", "lsf") else 1)
+    if len(parts) == 2:
+        return parts[0] * 3600 + parts[1] * 60 if kind == "lsf" else parts[0] * 60 + parts[1]
+    h, m, s = parts[-3:]
+    return h * 3600 + m * 60 + s
+
+
+def lifetime_args(walltime: str | int | None, kind: str = "slurm") -> list[str]:
+    """``--lifetime``/``--lifetime-stagger`` so that workers retire before the walltime."""
+    secs = walltime_seconds(walltime, kind)
+    if not secs or secs < 180:
+        return []
+    stagger = min(300, int(0.05 * secs))
+    margin = min(600, max(60, int(0.1 * secs)))
+    return ["--lifetime", f"{secs - margin - stagger}s", "--lifetime-stagger", f"{stagger}s"]
+
+
+def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
+    name = opts.kind
+    conf = dask.config.get(f"jobqueue.{name}", default={}) or {}
+
+    def get(key: str) -> Any:
+        return conf.get(key, conf.get(key.replace("-", "_")))
+
+    kwargs: dict[str, Any] = {}
+    for key in ("queue", "account", "walltime", "memory", "cores", "interface",
+                "local_directory"):
+        value = getattr(opts, key)
+        if value is not None:
+            kwargs[key] = value
+    if name in ("sge", "lsf") and opts.account is not None:
+        kwargs["project"] = kwargs.pop("account")
+    if get("processes") is None:
+        kwargs["processes"] = 1
+    if get("cores") is None and "cores" not in kwargs:
+        kwargs["cores"] = 1
+    if get("memory") is None and "memory" not in kwargs:
+        kwargs["memory"] = "4GB"
+    gpus = 1 if opts.gpus is None else opts.gpus
+    directives = [*(get("job-extra-directives") or []), *opts.job_extra]
+    spec = str(get("resource-spec") or "")
+    if gpus and not any("gpu" in d.lower() for d in directives) and "gpu" not in spec.lower():
+        directives.append(GPU_DIRECTIVE[name])
+    kwargs["job_extra_directives"] = directives
+    args = list(get("worker-extra-args") or [])
+    if gpus and "--resources" not in args:
+        args += ["--resources", f"GPU={gpus}"]
+    if "--lifetime" not in args:
+        args += lifetime_args(kwargs.get("walltime", get("walltime")), name)
+    kwargs["worker_extra_args"] = args
+    return kwargs
+
+
+def make_cluster(opts: ClusterOptions) -> ClusterHandle:
+    """Start the cluster described by ``opts`` (not for ``slurm-runner``: see make_runner)."""
+    if opts.kind not in CLUSTERS:
+        raise ValueError(f"unknown cluster {opts.kind!r} (choose from {', '.join(CLUSTERS)})")
+    # Adaptive scaling sizes the cluster from the expected work: tell it a task is long.
+    dask.config.set({"distributed.scheduler.default-task-durations":
+                     {TASK_PREFIX: opts.task_duration}})
+    if opts.kind == "local":
+        return _local(opts)
+    import dask_jobqueue
+
+    scrubbed = scrub_scheduler_env()
+    kwargs = _jobqueue_kwargs(opts)
+    cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
+    cluster = cls(**kwargs)
+    maximum = opts.workers or 1
+    minimum = min(opts.min_workers or 0, maximum)
+    cluster.adapt(minimum=minimum, maximum=maximum)
+    gpus = 1 if opts.gpus is None else opts.gpus
+    note = f"; scrubbed {len(scrubbed)} SLURM_*/SBATCH_* variables" if scrubbed else ""
+    return ClusterHandle(
+        cluster, {"GPU": 1} if gpus else None, 0,
+        f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
+        f"{'1 GPU' if gpus else 'no GPU'} each{note}")
+
+
+def _local(opts: ClusterOptions) -> ClusterHandle:
+    from distributed import LocalCluster
+
+    try:
+        import torch
+
+        n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:  # pragma: no cover
+        n_gpu = 0
+    gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
+    workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
+    cores = os.cpu_count() or 1
+    kwargs: dict[str, Any] = {}
+    if opts.local_directory:
+        kwargs["local_directory"] = opts.local_directory
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+        resources={"GPU": 1} if gpus else None, **kwargs)
+    threads = max(1, cores // workers)
+    return ClusterHandle(
+        cluster, {"GPU": 1} if gpus else None, threads,
+        f"LocalCluster: {workers} worker process(es), "
+        + (f"1 GPU each ({n_gpu} found)" if gpus else f"CPU, {threads} torch thread(s) each"))
+
+
+def make_runner(opts: ClusterOptions, store: Path) -> Any:
+    """A SLURMRunner (call inside ``srun``); only the driver rank returns from ``__enter__``."""
+    from dask_jobqueue.slurm import SLURMRunner
+
+    scheduler_file = opts.scheduler_file or str(
+        store.resolve().parent / f".{store.name}.scheduler-{{job_id}}.json")
+    worker_options: dict[str, Any] = {"nthreads": 1}
+    if (opts.gpus if opts.gpus is not None else 1):
+        worker_options["resources"] = {"GPU": 1}
+    if opts.local_directory:
+        worker_options["local_directory"] = os.path.expandvars(opts.local_directory)
+    return SLURMRunner(scheduler_file=scheduler_file,
+                       scheduler_options={"dashboard_address": ":0"},
+                       worker_options=worker_options)
+
+
+def dashboard(client: Any) -> str | None:
+    """The dashboard address, or None when bokeh is missing."""
+    try:
+        link = client.dashboard_link
+    except Exception:  # noqa: BLE001 - no dashboard is not an error
+        return None
+    return link if link and not re.search(r":-?1/", link) else None

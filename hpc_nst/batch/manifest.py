@@ -1,0 +1,249 @@
+"""Reading and validating a CSV manifest of content/style pairs.
+
+Columns: ``content`` and ``style`` (required), ``pair_id`` and ``target`` (optional), and
+per-row overrides of the job keys in :data:`OVERRIDE_COLUMNS` (an empty cell keeps the job's
+value). Relative paths resolve against the manifest's folder. Every problem is collected, with
+its CSV line number, before anything runs: file-level problems (unknown or missing columns, not
+UTF-8, no rows) are always fatal; a row with problems is invalid, and the run refuses to start
+unless ``--skip-invalid`` records such rows as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+
+from hpc_nst.config import ConfigError, JobConfig, apply_overrides
+
+REQUIRED_COLUMNS = ("content", "style")
+PATH_COLUMNS = ("content", "style", "target")
+#: Job keys a manifest row may override (short names of :data:`hpc_nst.config.ALIASES`).
+OVERRIDE_COLUMNS = (
+    "seed", "content_weight", "style_weight", "envelope_weight", "timbre_weight",
+    "iterations", "learning_rate", "init", "griffin_lim_iterations",
+)
+KNOWN_COLUMNS = ("pair_id", *PATH_COLUMNS, *OVERRIDE_COLUMNS)
+_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$")
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be used; ``problems`` lists every one with its line number."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        shown = "\n  ".join(problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One manifest row. ``error`` is set (and ``cfg`` may be None) for an invalid row."""
+
+    line: int
+    pair_id: str
+    content: str  # as written in the manifest
+    style: str
+    target: str
+    content_path: Path  # resolved
+    style_path: Path
+    target_path: Path | None
+    overrides: tuple[tuple[str, str], ...]
+    cfg: JobConfig | None
+    digest: str  # effective-parameter digest ("" for an invalid row without config)
+    content_samples: int  # at the job's sample rate, from the file header; -1 unknown
+    style_samples: int
+    error: str | None = None
+
+
+@dataclass
+class Manifest:
+    """A validated manifest: every row (valid or not) in CSV order."""
+
+    path: Path
+    sha256: str
+    pairs: list[Pair]
+    problems: list[str] = field(default_factory=list)  # "line N: ..." for every invalid row
+
+    @property
+    def valid(self) -> list[Pair]:
+        return [p for p in self.pairs if p.error is None]
+
+    @property
+    def invalid(self) -> list[Pair]:
+        return [p for p in self.pairs if p.error is not None]
+
+
+def default_pair_id(content: str, style: str, digest: str) -> str:
+    """A stable id from the paths as written and the effective-parameter digest."""
+    return hashlib.sha256(f"{content}\0{style}\0{digest}".encode()).hexdigest()[:16]
+
+
+class _AudioInfo:
+    """Header checks with a per-path cache (manifests repeat files a lot)."""
+
+    def __init__(self, sample_rate: int, min_samples: int):
+        self.sample_rate, self.min_samples = sample_rate, min_samples
+        self.cache: dict[Path, tuple[int, str | None]] = {}
+
+    def __call__(self, path: Path) -> tuple[int, str | None]:
+        hit = self.cache.get(path)
+        if hit is None:
+            hit = self.cache[path] = self._probe(path)
+        return hit
+
+    def _probe(self, path: Path) -> tuple[int, str | None]:
+        if not path.exists():
+            return -1, f"{path}: file not found"
+        if path.is_dir():
+            return -1, f"{path}: is a directory, not an audio file"
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # soundfile raises several types
+            return -1, f"{path}: unreadable audio ({str(exc).strip() or type(exc).__name__})"
+        if info.frames <= 0:
+            return -1, f"{path}: contains no samples"
+        n = math.ceil(info.frames * self.sample_rate / info.samplerate)
+        if round(info.frames * self.sample_rate / info.samplerate) < self.min_samples:
+            return n, (f"{path}: too short ({info.frames} samples at {info.samplerate} Hz; "
+                       f"one STFT frame needs {self.min_samples} at {self.sample_rate} Hz)")
+        return n, None
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ManifestError(path, [f"line {line}: not valid UTF-8 text"]) from None
+
+
+def _header(path: Path, header: list[str] | None) -> list[str]:
+    if not header or not any(h.strip() for h in header):
+        raise ManifestError(path, ["line 1: no header row (need at least: content,style)"])
+    cols = [h.strip() for h in header]
+    problems = []
+    for i, name in enumerate(cols):
+        if name not in KNOWN_COLUMNS:
+            problems.append(f"line 1: unknown column {name!r} (column {i + 1}; allowed: "
+                            f"{', '.join(KNOWN_COLUMNS)})")
+        elif cols.index(name) != i:
+            problems.append(f"line 1: column {name!r} appears twice")
+    for name in REQUIRED_COLUMNS:
+        if name not in cols:
+            problems.append(f"line 1: missing required column {name!r}")
+    if problems:
+        raise ManifestError(path, problems)
+    return cols
+
+
+def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True) -> Manifest:
+    """Parse and validate ``path`` against ``job``; raises :class:`ManifestError` for fatal
+    (file-level) problems and records row problems in ``Manifest.problems``.
+
+    ``check_files=False`` skips every file check (lengths stay unknown); for benchmarks only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(path, ["manifest file not found"])
+    raw = path.read_bytes()
+    text = _decode(path, raw)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        cols = _header(path, next(reader, None))
+    except csv.Error as exc:
+        raise ManifestError(path, [f"line 1: malformed CSV ({exc})"]) from None
+    base = Path(os.path.abspath(path)).parent
+    stft = job.stft
+    probe = _AudioInfo(stft.sample_rate, stft.win_length)
+    configs: dict[tuple[tuple[str, str], ...], JobConfig | str] = {(): job}
+    pairs: list[Pair] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    line = 1
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ManifestError(path, [*problems, f"line {start}: malformed CSV ({exc})"]) from None
+        line = start
+        if not fields or all(not f.strip() for f in fields):
+            continue  # blank line
+        errs: list[str] = []
+        if len(fields) != len(cols):
+            errs.append(f"expected {len(cols)} fields ({','.join(cols)}), found {len(fields)}")
+        row = {c: (fields[i].strip() if i < len(fields) else "") for i, c in enumerate(cols)}
+        for name in REQUIRED_COLUMNS:
+            if not row[name]:
+                errs.append(f"empty {name!r}")
+        overrides = tuple((k, row[k]) for k in OVERRIDE_COLUMNS if row.get(k))
+        cfg = configs.get(overrides)
+        if cfg is None:
+            try:
+                cfg = apply_overrides(job, dict(overrides))
+            except ConfigError as exc:
+                cfg = f"bad override: {exc}"
+            configs[overrides] = cfg
+        if isinstance(cfg, str):
+            errs.append(cfg)
+            cfg = None
+        resolved: dict[str, Path | None] = {}
+        samples = {"content": -1, "style": -1}
+        for name in PATH_COLUMNS:
+            value = row.get(name, "")
+            resolved[name] = (base / value) if value else None
+            if value and check_files:
+                n, err = probe(resolved[name])  # type: ignore[arg-type]
+                if err:
+                    errs.append(f"{name} {err}")
+                if name in samples:
+                    samples[name] = n
+        digest = cfg.digest() if cfg is not None else ""
+        pair_id = row.get("pair_id", "")
+        if pair_id and not _ID_RE.match(pair_id):
+            errs.append(f"pair_id {pair_id!r} is not a safe file name (letters, digits, "
+                        "'_', '.', '+', '-'; at most 200 characters; not starting with '.')")
+            pair_id = ""
+        explicit = bool(pair_id)
+        if not pair_id and row["content"] and row["style"]:
+            pair_id = default_pair_id(row["content"], row["style"], digest or f"line{line}")
+        if pair_id in seen:
+            what = "pair_id" if explicit else "pair (same content, style and parameters)"
+            errs.append(f"duplicate {what} {pair_id!r}, first on line {seen[pair_id]}")
+            pair_id = ""
+        if not pair_id:
+            pair_id = f"invalid-line-{line}"
+            while pair_id in seen:
+                pair_id += "_"
+        seen.setdefault(pair_id, line)
+        error = "; ".join(errs) if errs else None
+        if error:
+            problems.append(f"line {line}: pair {pair_id}: {error}")
+        pairs.append(Pair(
+            line=line, pair_id=pair_id, content=row["content"], style=row["style"],
+            target=row.get("target", ""), content_path=resolved["content"] or base,
+            style_path=resolved["style"] or base, target_path=resolved["target"],
+            overrides=overrides, cfg=cfg, digest=digest, content_samples=samples["content"],
+            style_samples=samples["style"], error=error,
+        ))
+    if not pairs and not problems:
+        raise ManifestError(path, [f"line {line}: no rows after the header"])
+    return Manifest(path=path, sha256=hashlib.sha256(raw).hexdigest(), pairs=pairs,
+                    problems=problems)
+
+
+def group_key(cfg: JobConfig) -> str:
+    """Pairs with equal keys can share one batch (the seed is per pair)."""
+    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, seed=0)).digest()

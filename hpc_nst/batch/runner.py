@@ -1,0 +1,322 @@
+"""The driver behind ``hpc-nst run``: validate, create or resume the store, run the tasks.
+
+1. Validate the manifest (every problem at once; ``--skip-invalid`` records bad rows failed).
+2. Create the store, or open it: a different job configuration or a different set of pairs is
+   refused; pairs already done are skipped (their effective parameters are those of the store).
+3. Submit one task per shard with pending pairs (failed ones too with ``--retry-failed``),
+   asking for ``resources={"GPU": 1}`` on GPU clusters. A task whose worker dies is rerun by
+   dask elsewhere; a task dask gives up on (``KilledWorker``) is resubmitted a few times.
+4. Record each outcome (status last), show progress, and print a summary. The exit code is 1
+   when any pair of the store is failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.cluster import TASK_PREFIX, ClusterHandle, ClusterOptions, dashboard
+from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
+from hpc_nst.batch.progress import Progress
+from hpc_nst.batch.record import Recorder
+from hpc_nst.batch.tasks import Task, make_tasks, store_order
+from hpc_nst.batch.worker import PairSpec, TaskSpec, run_task
+from hpc_nst.config import JobConfig
+
+DASK_RETRIES = 2  # retries of a task that raised (the worker function itself records errors)
+
+
+@dataclass
+class RunOptions:
+    """Driver options (``hpc-nst run`` flags)."""
+
+    batch_size: int = 4
+    batches_per_task: int | None = None  # None: automatic (see pairs_per_task)
+    skip_invalid: bool = False
+    retry_failed: bool = False
+    device: str = "auto"
+    max_resubmits: int = 2
+    flush_interval: float = 1.0
+    progress_interval: float = 10.0
+    quiet: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What a run did, and the state of the store afterwards."""
+
+    store: Path
+    total: int
+    done: int
+    failed: int
+    pending: int
+    ran: int  # pairs submitted in this run
+    skipped: int  # pairs already done before this run
+    wall_s: float
+    failures: list[tuple[str, int, str]] = field(default_factory=list)  # (pair_id, line, error)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.failed or self.pending else 0)
+
+
+def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) -> int:
+    """Pairs per task (= per shard). Automatic: 1 batch per task up to 2000 tasks, then up to 8
+    batches per task, keeping the file count of large stores in check."""
+    if batches_per_task is None:
+        batches_per_task = min(8, max(1, -(-n_pairs // (batch_size * 2000))))
+    return batch_size * batches_per_task
+
+
+def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOptions,
+                    out: TextIO) -> tuple[Any, list[int]]:
+    """The store's root group and, per store row, the position of its manifest row."""
+    if path.exists():
+        root = st.open_root(path, mode="r+")
+        st.check_job(path, root, cfg)
+        return root, st.match_manifest(path, root, manifest)
+    order = store_order(manifest.pairs)
+    ppt = pairs_per_task(len(manifest.valid), opts.batch_size, opts.batches_per_task)
+    frames, samples, records = st.capacities(manifest, cfg)
+    layout = st.Layout(len(order), ppt, opts.batch_size, frames, samples, records)
+    t0 = time.perf_counter()
+    try:
+        st.create_store(path, cfg, manifest, order, layout)
+    except OSError as exc:
+        if path.exists():
+            raise st.StoreError(f"{path} was created by another run meanwhile") from exc
+        raise
+    n_tasks = -(-len(order) // ppt)
+    if not opts.quiet:
+        print(f"created {path}: {len(order)} pairs in {n_tasks} shard(s) of {ppt} "
+              f"({time.perf_counter() - t0:.1f} s)", file=out)
+    return st.open_root(path, mode="r+"), order
+
+
+def _needed(manifest: Manifest, todo_pairs: list[Any], cfg: JobConfig) -> tuple[int, int, int]:
+    sub = Manifest(manifest.path, manifest.sha256, todo_pairs)
+    return st.capacities(sub, cfg)
+
+
+def _suspicious(dask_scheduler: Any, keys: list[str]) -> dict[str, int]:
+    """Per task key: times its worker died under it, plus dask retries used."""
+    out = {}
+    for key in keys:
+        ts = dask_scheduler.tasks.get(key)
+        if ts is not None:
+            out[key] = int(ts.suspicious) + max(0, DASK_RETRIES - int(ts.retries or 0))
+    return out
+
+
+def run_batch(
+    manifest_path: str | Path,
+    store_path: str | Path,
+    cfg: JobConfig,
+    opts: RunOptions | None = None,
+    cluster: ClusterOptions | None = None,
+    *,
+    client: Any = None,
+    handle: ClusterHandle | None = None,
+    out: TextIO = sys.stderr,
+) -> RunSummary:
+    """Run (or resume) a manifest into a store; see the module docstring.
+
+    Pass ``client`` (and optionally ``handle``) to use an existing dask cluster; otherwise one
+    is built from ``cluster`` and closed at the end.
+    """
+    opts = opts or RunOptions()
+    store_path = Path(store_path)
+    t_start = time.time()
+    manifest = read_manifest(manifest_path, cfg)
+    if manifest.problems and not opts.skip_invalid:
+        raise ManifestError(manifest.path, manifest.problems + [
+            "(fix these rows, or rerun with --skip-invalid to record them as failed and run "
+            "the others)"])
+    root, where = _open_or_create(store_path, cfg, manifest, opts, out)
+    if manifest.problems and not opts.quiet:
+        print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
+              "(--skip-invalid)", file=out)
+    with st.StoreLock(store_path):
+        return _drive(manifest, store_path, root, where, cfg, opts, cluster, client, handle,
+                      out, t_start)
+
+
+def _plan(manifest: Manifest, root: Any, where: list[int], recorder: Recorder,
+          opts: RunOptions) -> tuple[list[int], int]:
+    """Store indices to run now, and how many were already done."""
+    from hpc_nst.batch.store import DONE, FAILED
+
+    status = recorder.status
+    todo, skipped = [], 0
+    for i, k in enumerate(where):
+        pair = manifest.pairs[k]
+        if status[i] == DONE:
+            skipped += 1
+        elif pair.error is not None:
+            if status[i] != FAILED or recorder.data["error"][i] != pair.error:
+                recorder.fail(i, pair.error)
+        elif status[i] != FAILED or opts.retry_failed:
+            todo.append(i)
+    return todo, skipped
+
+
+def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: JobConfig,
+           opts: RunOptions, cluster_opts: ClusterOptions | None, client: Any,
+           handle: ClusterHandle | None, out: TextIO, t_start: float) -> RunSummary:
+    recorder = Recorder(root)
+    todo, skipped = _plan(manifest, root, where, recorder, opts)
+    run_id = uuid.uuid4().hex[:8]
+    if todo:
+        frames, samples, records = _needed(manifest, [manifest.pairs[where[i]] for i in todo],
+                                           cfg)
+        st.ensure_capacity(path, root, frames, samples, records)
+    ppt = int(root.attrs["layout"]["pairs_per_task"])
+    cfgs = [manifest.pairs[k].cfg for k in where]
+    tasks = make_tasks(todo, cfgs, len(where), ppt, min(opts.batch_size, ppt))
+    entry = {"id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "t_start": t_start,
+             "host": os.uname().nodename, "pairs": len(todo), "tasks": len(tasks),
+             "argv": sys.argv[1:]}
+    st.update_runs(path, root, entry)
+    interrupted = False
+    own = None
+    try:
+        if tasks:
+            if client is None:
+                own, client, handle = _start_cluster(cluster_opts or ClusterOptions(), path)
+            _submit_all(client, handle, tasks, manifest, where, path, recorder, opts, out,
+                        run_id)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: finished pairs are saved; rerun the same command to resume",
+              file=out)
+    finally:
+        recorder.flush()
+        if own is not None:
+            _stop_cluster(*own)
+        counts = recorder.counts()
+        st.update_runs(path, root, entry | {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                            "t_end": time.time(),
+                                            "wall_s": round(time.time() - t_start, 3),
+                                            "interrupted": interrupted, **counts})
+    ids = st.read_column(root, "pair")
+    rows = st.read_column(root, "row")
+    failures = [(str(ids[i]), int(rows[i]), str(recorder.data["error"][i]))
+                for i in range(len(ids)) if recorder.status[i] == st.FAILED]
+    return RunSummary(path, len(ids), counts["done"], counts["failed"], counts["pending"],
+                      len(todo), skipped, time.time() - t_start, failures, interrupted)
+
+
+def _start_cluster(opts: ClusterOptions, path: Path) -> tuple[tuple[Any, Any], Any, Any]:
+    from distributed import Client
+
+    from hpc_nst.batch.cluster import make_cluster
+
+    handle = make_cluster(opts)
+    client = Client(handle.cluster)
+    return (client, handle.cluster), client, handle
+
+
+def _stop_cluster(client: Any, cluster: Any) -> None:
+    for thing in (client, cluster):
+        try:
+            thing.close()
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
+
+
+def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, recorder: Recorder,
+          device: str, threads: int) -> TaskSpec:
+    frames, samples = recorder.data["frames"], recorder.data["samples"]
+    batches = []
+    for b in task.batches:
+        pairs = []
+        for i in b.indices:
+            p = manifest.pairs[where[i]]
+            pairs.append(PairSpec(i, p.pair_id, str(p.content_path), str(p.style_path),
+                                  p.cfg.optim.seed, int(frames[i].max()), int(samples[i])))
+        batches.append((b.cfg, tuple(pairs)))
+    return TaskSpec(str(path.resolve()), task.shard, task.start, task.stop, tuple(batches),
+                    device, threads)
+
+
+def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
+                manifest: Manifest, where: list[int], path: Path, recorder: Recorder,
+                opts: RunOptions, out: TextIO, run_id: str) -> None:
+    from concurrent.futures import CancelledError
+
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    resources = handle.resources if handle else None
+    threads = handle.threads if handle else 0
+    if handle and not opts.quiet:
+        print(f"cluster: {handle.description}", file=out)
+    link = dashboard(client)
+    if link and not opts.quiet:
+        print(f"dask dashboard: {link}", file=out)
+    todo = [i for t in tasks for i in t.indices]
+    counts = recorder.counts()
+    retrying = int((recorder.status[todo] == st.FAILED).sum())
+    counts = {"done": counts["done"], "failed": counts["failed"] - retrying,
+              "pending": counts["pending"] - (len(todo) - retrying)}
+    progress = Progress(len(todo), counts, out, opts.progress_interval, opts.quiet)
+    tries: dict[int, int] = {}
+    by_key: dict[str, Task] = {}
+
+    def submit(task: Task) -> Any:
+        tries[task.shard] = tries.get(task.shard, 0) + 1
+        key = f"{TASK_PREFIX}-{task.shard}-try{tries[task.shard]}-{run_id}"
+        spec = _spec(task, manifest, where, path, recorder, opts.device, threads)
+        by_key[key] = task
+        return client.submit(run_task, spec, key=key, resources=resources,
+                             retries=DASK_RETRIES, pure=False)
+
+    futures = as_completed([submit(t) for t in tasks], with_results=False)
+    finished: list[tuple[Any, list[Any]]] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_flush
+        extra = client.run_on_scheduler(_suspicious, keys=[f.key for f, _ in finished]) \
+            if finished else {}
+        for fut, outcomes in finished:
+            for o in outcomes:
+                recorder.record(o, attempts=1 + extra.get(fut.key, 0))
+            fut.release()
+        finished.clear()
+        recorder.flush()
+        last_flush = time.monotonic()
+
+    for fut in futures:
+        task = by_key.pop(fut.key)
+        if fut.status == "finished":
+            outcomes = fut.result()
+            finished.append((fut, outcomes))
+            progress.update(sum(o.error is None for o in outcomes),
+                            sum(o.error is not None for o in outcomes))
+        else:
+            try:
+                exc = fut.exception()
+            except CancelledError as cancelled:
+                exc = cancelled
+            lost = isinstance(exc, (KilledWorker, CancelledError))
+            if lost and tries[task.shard] <= opts.max_resubmits:
+                print(f"shard {task.shard}: its workers died repeatedly; resubmitting "
+                      f"(try {tries[task.shard] + 1})", file=out)
+                futures.add(submit(task))
+                continue
+            what = "its workers died repeatedly" if lost else f"{type(exc).__name__}: {exc}"
+            for i in task.indices:
+                recorder.fail(i, f"task for shard {task.shard} failed: {what}", attempts=1)
+            progress.update(0, len(task.indices))
+        if time.monotonic() - last_flush >= opts.flush_interval:
+            flush()
+    flush()
+    progress.close()

@@ -1,0 +1,376 @@
+"""The Zarr (format 3) store of a batch run: layout, creation, opening and compatibility checks.
+
+One row of the ``pair`` axis per manifest row. Two kinds of arrays (see ``docs/store.md``):
+
+- bulk data written by workers: ``spectrogram`` (pair, kind, bin, frame), ``audio``
+  (pair, sample), ``loss`` (pair, term, record); sharded so that one shard holds exactly one
+  task's pairs (one writer per shard file), zero/NaN padded to the store's capacity with the
+  true lengths in ``frames`` / ``samples`` / ``records``;
+- small per-pair arrays (paths, parameters, status, errors, timings...) written only by the
+  driver, in large chunks: at creation, and as each task's outcome comes back (status last).
+
+The driver creates every array up front (no resizing from workers); the store is built under a
+temporary name and renamed into place, so a half-created store never exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.storage import LocalStore
+
+from hpc_nst import __version__
+from hpc_nst.batch.manifest import Manifest
+from hpc_nst.config import JobConfig
+
+FORMAT = "hpc_nst.batch/1"
+KINDS = ("content", "style", "init", "output")
+TERMS = ("total", "content", "style", "envelope", "timbre")
+TIMINGS = ("load_s", "features_s", "optimise_s", "griffin_lim_s", "ms_per_iteration",
+           "write_s", "started_at", "finished_at")
+PENDING, DONE, FAILED = 0, 1, 2
+STATUS_NAMES = ("pending", "done", "failed")
+FRAME_CHUNK, FRAME_SHARD = 256, 4096  # 2.56 s inner chunks, shards of at most ~41 s
+SAMPLE_CHUNK, SAMPLE_SHARD = 65536, 16 * 65536  # ~4 s inner chunks, shards of at most ~65 s
+META_CHUNK = 8192  # pairs per chunk of the driver-written arrays
+LOCK_NAME = ".hpc_nst.lock"
+#: Driver-written result arrays, in write order (``status`` is always written last).
+RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "records",
+                 "spectral_convergence", "timings", "status")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used for this run; the message says why and what to do."""
+
+
+def _compressor() -> zarr.codecs.ZstdCodec:
+    return zarr.codecs.ZstdCodec(level=3)
+
+
+def _roundup(n: int, m: int) -> int:
+    return max(m, -(-n // m) * m)
+
+
+def record_capacity(cfg: JobConfig) -> int:
+    """Loss records one pair can produce: recorded steps plus the final state."""
+    it, every = cfg.optim.iterations, cfg.optim.record_every
+    if cfg.optim.optimizer == "lbfgs":  # line searches may evaluate a little more often
+        it += 25
+    steps = len(range(0, it, every)) + (1 if it and (it - 1) % every else 0)
+    return steps + 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that determines the results."""
+    import dask
+    import distributed
+
+    out = {"hpc_nst": __version__, "python": platform.python_version(),
+           "numpy": np.__version__, "zarr": zarr.__version__, "dask": dask.__version__,
+           "distributed": distributed.__version__}
+    for name in ("torch", "dask_jobqueue"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:  # pragma: no cover
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Sizes fixed at creation (capacities may only grow, by the driver)."""
+
+    n_pairs: int
+    pairs_per_task: int
+    batch_size: int
+    frames: int  # capacity of the frame axis
+    samples: int  # capacity of the sample axis
+    records: int  # capacity of the record axis
+
+
+def capacities(manifest: Manifest, cfg: JobConfig) -> tuple[int, int, int]:
+    """Frame, sample and record capacity needed by the manifest's valid pairs."""
+    hop = cfg.stft.hop_length
+    longest = max([max(p.content_samples, p.style_samples) for p in manifest.valid] or [1])
+    content = max([p.content_samples for p in manifest.valid] or [1])
+    records = max([record_capacity(p.cfg) for p in manifest.valid if p.cfg] or [1])
+    # +1 sample: header lengths are estimates when the file is resampled.
+    return 1 + (longest + 1) // hop, content + 1, records
+
+
+def create_store(
+    path: str | Path,
+    cfg: JobConfig,
+    manifest: Manifest,
+    order: list[int],
+    layout: Layout,
+) -> None:
+    """Create the store at ``path`` (which must not exist) with every array pre-allocated."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _populate(tmp, cfg, manifest, order, layout)
+        os.rename(tmp, path)  # atomic: a half-created store never appears under ``path``
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
+              layout: Layout) -> None:
+    n, ppt = layout.n_pairs, layout.pairs_per_task
+    bins = cfg.stft.n_bins
+    pairs = [manifest.pairs[i] for i in order]
+    attrs = {
+        "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "job": cfg.to_dict(), "job_digest": cfg.digest(),
+        "manifest": {"path": str(manifest.path.resolve()), "sha256": manifest.sha256,
+                     "rows": len(manifest.pairs)},
+        "versions": versions(),
+        "layout": {"pairs_per_task": ppt, "batch_size": layout.batch_size,
+                   "frame_chunk": FRAME_CHUNK, "sample_chunk": SAMPLE_CHUNK},
+        "sample_rate": cfg.stft.sample_rate, "hop_length": cfg.stft.hop_length,
+        "status_codes": dict(enumerate(STATUS_NAMES)), "runs": [],
+    }
+    root = zarr.open_group(LocalStore(path), mode="w", zarr_format=3, attributes=attrs)
+    meta = min(META_CHUNK, max(n, 1))
+
+    def small(name: str, dims: list[str], data: np.ndarray | None, dtype: Any,
+              fill: Any, extra: tuple[int, ...] = (), **attrs: Any) -> None:
+        arr = root.create_array(
+            name, shape=(n, *extra), chunks=(meta, *extra), dtype=dtype, fill_value=fill,
+            dimension_names=dims, compressors=_compressor(), attributes=attrs)
+        if data is not None:
+            arr[...] = data
+
+    def coord(name: str, values: list[Any], dtype: Any, **attrs: Any) -> None:
+        arr = root.create_array(name, shape=(len(values),), dtype=dtype, dimension_names=[name],
+                                fill_value="" if dtype is str else 0, attributes=attrs)
+        arr[...] = np.array(values, dtype=object if dtype is str else dtype)
+
+    coord("kind", list(KINDS), str)
+    coord("term", list(TERMS), str)
+    coord("timing", list(TIMINGS), str,
+          description="seconds; started_at/finished_at are Unix times of the pair's batch")
+    coord("bin", list(np.arange(bins) * cfg.stft.sample_rate / cfg.stft.n_fft), "float32",
+          units="Hz")
+    strings = lambda values: np.array(values, dtype=object)  # noqa: E731
+    small("pair", ["pair"], strings([p.pair_id for p in pairs]), str, "")
+    small("row", ["pair"], np.array([p.line for p in pairs], np.int32), "int32", 0,
+          description="line of the manifest (1 = header)")
+    for col in ("content", "style", "target"):
+        small(f"{col}_path", ["pair"], strings([getattr(p, col) for p in pairs]), str, "",
+              description="as written in the manifest (relative to its folder)")
+    small("seed", ["pair"], np.array([p.cfg.optim.seed if p.cfg else -1 for p in pairs],
+                                     np.int64), "int64", -1)
+    params = {}
+    for p in pairs:
+        if p.cfg is not None and p.digest not in params:
+            params[p.digest] = json.dumps(p.cfg.to_dict(), sort_keys=True, default=list)
+    small("params", ["pair"], strings([params.get(p.digest, "") for p in pairs]), str, "",
+          description="effective job configuration (JSON)")
+    small("params_digest", ["pair"], strings([p.digest for p in pairs]), str, "")
+    status = np.array([FAILED if p.error else PENDING for p in pairs], np.int8)
+    small("attempts", ["pair"], None, "int32", 0)
+    small("error", ["pair"], strings([p.error or "" for p in pairs]), str, "")
+    small("device", ["pair"], None, str, "")
+    small("host", ["pair"], None, str, "")
+    small("frames", ["pair", "kind"], None, "int32", 0, extra=(len(KINDS),))
+    small("samples", ["pair"], None, "int32", 0)
+    small("records", ["pair"], None, "int32", 0)
+    small("spectral_convergence", ["pair"], None, "float32", np.nan)
+    small("timings", ["pair", "timing"], None, "float64", np.nan, extra=(len(TIMINGS),))
+    small("status", ["pair"], status, "int8", PENDING, flag_values=[PENDING, DONE, FAILED],
+          flag_meanings=" ".join(STATUS_NAMES))
+    fs = min(_roundup(layout.frames, FRAME_CHUNK), FRAME_SHARD)
+    root.create_array(
+        "spectrogram", shape=(n, len(KINDS), bins, layout.frames),
+        shards=(ppt, len(KINDS), bins, fs), chunks=(1, 1, bins, FRAME_CHUNK),
+        dtype="float32", fill_value=0.0, compressors=_compressor(),
+        dimension_names=["pair", "kind", "bin", "frame"],
+        attributes={"description": "log(1 + |STFT|); frames[pair, kind] are valid"})
+    ss = min(_roundup(layout.samples, SAMPLE_CHUNK), SAMPLE_SHARD)
+    root.create_array(
+        "audio", shape=(n, layout.samples), shards=(ppt, ss), chunks=(1, SAMPLE_CHUNK),
+        dtype="float32", fill_value=0.0, compressors=_compressor(),
+        dimension_names=["pair", "sample"],
+        attributes={"description": "output audio; samples[pair] are valid",
+                    "sample_rate": cfg.stft.sample_rate})
+    root.create_array(
+        "loss", shape=(n, len(TERMS), layout.records), chunks=(ppt, len(TERMS), layout.records),
+        dtype="float32", fill_value=np.nan, compressors=_compressor(),
+        dimension_names=["pair", "term", "record"],
+        attributes={"description": "loss per recorded iteration (every optim.record_every), "
+                                   "final state last; records[pair] are valid"})
+    consolidate(path)
+
+
+def consolidate(path: str | Path) -> None:
+    """Refresh the consolidated metadata (driver only, after any metadata change)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(LocalStore(path))
+
+
+def open_root(path: str | Path, mode: str = "r") -> zarr.Group:
+    """Open the store's root group, checking that it is a batch store."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path}: not a Zarr store (no zarr.json)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root = zarr.open_group(LocalStore(path, read_only=mode == "r"), mode=mode,
+                               use_consolidated=False)
+    if root.attrs.get("format") != FORMAT:
+        raise StoreError(f"{path}: not an hpc-nst batch store (format "
+                         f"{root.attrs.get('format')!r}, expected {FORMAT!r})")
+    return root
+
+
+def read_column(root: zarr.Group, name: str) -> np.ndarray:
+    """A whole small array, strings as a numpy object array."""
+    data = root[name][...]
+    return data.astype(object) if data.dtype.kind in "OTU" else data
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
+    """Refuse a job configuration different from the one the store was created with."""
+    if root.attrs.get("job_digest") == cfg.digest():
+        return
+    old, new = _flat(root.attrs["job"]), _flat(cfg.to_dict())
+    diffs = [f"{k}: store has {old.get(k)!r}, this run {new.get(k)!r}"
+             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    raise StoreError(
+        f"{path} was created with a different job configuration; refusing to mix results.\n  "
+        + "\n  ".join(diffs or ["(digests differ)"])
+        + "\nRerun with the original --job/--set, or write to a new store with -o NEW.zarr.")
+
+
+def match_manifest(path: Path, root: zarr.Group, manifest: Manifest) -> list[int]:
+    """Map each store row to its manifest row, refusing a manifest with other pairs.
+
+    Returns, for store index i, the position in ``manifest.pairs`` of the same pair.
+    """
+    ids = read_column(root, "pair")
+    digests = read_column(root, "params_digest")
+    contents, styles = read_column(root, "content_path"), read_column(root, "style_path")
+    where = {p.pair_id: k for k, p in enumerate(manifest.pairs)}
+    missing = [str(i) for i in ids if i not in where]
+    stored = set(ids.tolist())
+    added = [f"{p.pair_id} (line {p.line})" for p in manifest.pairs if p.pair_id not in stored]
+    changed = []
+    for i, pid in enumerate(ids):
+        k = where.get(pid)
+        if k is None:
+            continue
+        p = manifest.pairs[k]
+        if (p.digest, p.content, p.style) != (digests[i], contents[i], styles[i]):
+            changed.append(f"{pid} (line {p.line})")
+    if missing or added or changed:
+        parts = []
+        for label, items in (("in the manifest but not in the store", added),
+                             ("in the store but not in the manifest", missing),
+                             ("with other inputs or parameters than in the store", changed)):
+            if items:
+                parts.append(f"{len(items)} pair(s) {label}: {', '.join(items[:5])}"
+                             + (" ..." if len(items) > 5 else ""))
+        raise StoreError(f"{path} was created from a different manifest:\n  "
+                         + "\n  ".join(parts) + "\nWrite to a new store with -o NEW.zarr.")
+    return [where[pid] for pid in ids]
+
+
+def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
+                    records: int) -> bool:
+    """Grow the frame/sample/record axes (driver only, before any task runs)."""
+    grown = False
+    for name, axis, need in (("spectrogram", 3, frames), ("audio", 1, samples),
+                             ("loss", 2, records)):
+        arr = root[name]
+        if need > arr.shape[axis]:
+            if name == "loss":
+                raise StoreError(f"{path}: pairs now record {need} loss values, the store holds "
+                                 f"{arr.shape[axis]}; write to a new store with -o NEW.zarr")
+            shape = list(arr.shape)
+            shape[axis] = need
+            arr.resize(tuple(shape))
+            grown = True
+    if grown:
+        consolidate(path)
+    return grown
+
+
+def update_runs(path: Path, root: zarr.Group, entry: dict[str, Any]) -> None:
+    """Append or update (same ``id``) an entry of the root ``runs`` attribute."""
+    runs = [r for r in root.attrs.get("runs", []) if r.get("id") != entry.get("id")]
+    root.attrs.update({"runs": [*runs, entry]})
+    consolidate(path)
+
+
+class StoreLock:
+    """An exclusive lock file inside the store: one driver per store at a time."""
+
+    def __init__(self, path: str | Path):
+        self.file = Path(path) / LOCK_NAME
+        self.held = False
+
+    def __enter__(self) -> StoreLock:
+        me = f"{socket.gethostname()} {os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    owner = self.file.read_text().strip() if self.file.exists() else "?"
+                    raise StoreError(
+                        f"{self.file.parent} is in use by another run (host pid started: "
+                        f"{owner}); if that run is dead, delete {self.file}") from None
+                self.file.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me + "\n")
+            self.held = True
+            return self
+        raise StoreError(f"could not take the lock {self.file}")
+
+    def _stale(self) -> bool:
+        """True when the owner ran on this host and its process is gone."""
+        try:
+            host, pid, _ = self.file.read_text().split(maxsplit=2)
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            return False
+        return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.file.unlink(missing_ok=True)
+            self.held = False

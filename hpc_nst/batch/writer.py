@@ -1,0 +1,105 @@
+"""Writing a task's bulk data (spectrograms, audio, loss curves) into its own shards.
+
+Only the task's worker writes these shards. A task covering its whole shard writes zero/NaN
+padded blocks without reading; a task covering part of a shard (a rerun of some pairs) reads the
+shard region first, so the pairs already done in it are written back unchanged. Each shard file
+is replaced atomically by zarr's LocalStore (write, then rename).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import zarr
+from zarr.storage import LocalStore
+
+from hpc_nst.batch.store import KINDS, TERMS
+
+if TYPE_CHECKING:
+    from hpc_nst.batch.worker import TaskSpec
+    from hpc_nst.engine.transfer import TransferResult
+
+
+def _regions(length: int, shard: int) -> list[tuple[int, int]]:
+    return [(a, min(a + shard, length)) for a in range(0, length, shard)]
+
+
+def _loss_row(losses: dict[str, np.ndarray], capacity: int) -> tuple[np.ndarray, int]:
+    """(terms, capacity) NaN-padded curves; a longer curve keeps its start and its final value."""
+    row = np.full((len(TERMS), capacity), np.nan, np.float32)
+    n = 0
+    for k, term in enumerate(TERMS):
+        values = np.asarray(losses.get(term, ()), np.float32)
+        if len(values) > capacity:
+            values = np.concatenate([values[: capacity - 1], values[-1:]])
+        row[k, : len(values)] = values
+        n = max(n, len(values))
+    return row, n
+
+
+def write_task_data(
+    spec: TaskSpec, results: dict[int, TransferResult]
+) -> tuple[dict[int, str], dict[int, int]]:
+    """Write ``results`` (store index -> result) into the task's shards.
+
+    Returns an error message for each pair that does not fit the store (it is not written),
+    and the number of loss records kept for each pair written.
+    """
+    store = LocalStore(spec.store)
+    spec_arr = zarr.open_array(store, path="spectrogram", mode="r+")
+    audio_arr = zarr.open_array(store, path="audio", mode="r+")
+    loss_arr = zarr.open_array(store, path="loss", mode="r+")
+    n_frames, n_samples = spec_arr.shape[3], audio_arr.shape[1]
+    errors: dict[int, str] = {}
+    ok: dict[int, TransferResult] = {}
+    for i, r in results.items():
+        frames = max(r.output.shape[1], r.content.shape[1], r.style.shape[1])
+        if frames > n_frames or len(r.audio) > n_samples:
+            errors[i] = (f"longer than the store's capacity ({frames} frames / {len(r.audio)} "
+                         f"samples; the store holds {n_frames} / {n_samples}): was the audio "
+                         "file replaced after the store was created?")
+        else:
+            ok[i] = r
+    if not ok:
+        return errors, {}
+    start, stop = spec.start, spec.stop
+    whole = len(spec.pairs) == stop - start
+    old = {p.index: p for p in spec.pairs}
+
+    # Spectrograms, one frame-shard region at a time (bounded memory).
+    t_max = max(max(r.content.shape[1], r.style.shape[1], r.output.shape[1],
+                    old[i].old_frames) for i, r in ok.items())
+    bins = spec_arr.shape[2]
+    for f0, f1 in _regions(t_max, spec_arr.shards[3]):
+        if whole:
+            block = np.zeros((stop - start, len(KINDS), bins, f1 - f0), np.float32)
+        else:
+            block = np.asarray(spec_arr[start:stop, :, :, f0:f1])
+        for i, r in ok.items():
+            block[i - start] = 0.0
+            for k, spec2d in enumerate((r.content, r.style, r.init, r.output)):
+                part = spec2d[:, f0:f1]
+                block[i - start, k, :, : part.shape[1]] = part
+        spec_arr[start:stop, :, :, f0:f1] = block
+
+    # Output audio.
+    s_max = max(max(len(r.audio), old[i].old_samples) for i, r in ok.items())
+    for a0, a1 in _regions(s_max, audio_arr.shards[1]):
+        block = (np.zeros((stop - start, a1 - a0), np.float32) if whole
+                 else np.asarray(audio_arr[start:stop, a0:a1]))
+        for i, r in ok.items():
+            part = r.audio[a0:a1]
+            block[i - start] = 0.0
+            block[i - start, : len(part)] = part
+        audio_arr[start:stop, a0:a1] = block
+
+    # Loss curves.
+    capacity = loss_arr.shape[2]
+    block = (np.full((stop - start, len(TERMS), capacity), np.nan, np.float32) if whole
+             else np.asarray(loss_arr[start:stop]))
+    records = {}
+    for i, r in ok.items():
+        block[i - start], records[i] = _loss_row(r.losses, capacity)
+    loss_arr[start:stop] = block
+    return errors, records

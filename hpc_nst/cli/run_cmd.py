@@ -1,0 +1,132 @@
+"""``hpc-nst run MANIFEST -o STORE.zarr``: a whole manifest on a dask cluster, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from hpc_nst.cli.transfer_cmd import add_job_arguments
+from hpc_nst.config import load_job, parse_overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hpc_nst.batch.cluster import CLUSTERS
+
+    p = sub.add_parser(
+        "run", help="run a CSV manifest of pairs into a Zarr store (local or batch cluster)",
+        description="Run every content/style pair of MANIFEST (CSV: content,style[,pair_id,"
+        "target,overrides]) into one Zarr store. Rerunning the same command resumes: pairs "
+        "already done are skipped. Exit code 1 when any pair failed, 2 for invalid input.")
+    p.add_argument("manifest", type=Path, help="CSV manifest (paths relative to its folder)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="STORE.zarr",
+                   help="the Zarr store (created, or resumed when it exists)")
+    add_job_arguments(p)
+    p.add_argument("--batch-size", type=int, default=4, metavar="B",
+                   help="pairs optimised together in one batch (default 4)")
+    p.add_argument("--batches-per-task", type=int, metavar="K",
+                   help="batches per task (= store shard); default: 1, more for > 2000 tasks")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="record invalid manifest rows as failed and run the others")
+    p.add_argument("--retry-failed", action="store_true", help="rerun pairs that failed")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    c = p.add_argument_group(
+        "cluster", "Options left out fall back to the dask config jobqueue.<scheduler>.* "
+        "(see slurm/jobqueue.yaml).")
+    c.add_argument("--cluster", choices=CLUSTERS, default="local",
+                   help="local (default), a batch scheduler via dask-jobqueue, or slurm-runner "
+                   "(inside one allocation, under srun)")
+    c.add_argument("--workers", type=int, metavar="N",
+                   help="local: worker processes; schedulers: most worker jobs (default 1)")
+    c.add_argument("--min-workers", type=int, metavar="N",
+                   help="fewest worker jobs kept by adaptive scaling (default 0)")
+    c.add_argument("--gpus-per-worker", type=int, choices=(0, 1), dest="gpus",
+                   help="1: each worker job gets one GPU (default for schedulers); 0: CPU only")
+    for flag, helptext in (("--queue", "partition/queue"), ("--account", "account/project"),
+                           ("--walltime", "walltime of a worker job"),
+                           ("--memory", "memory per worker job, e.g. 32GB"),
+                           ("--interface", "network interface of the workers, e.g. ib0"),
+                           ("--local-directory", "node-local scratch directory")):
+        c.add_argument(flag, help=helptext)
+    c.add_argument("--cores", type=int, help="CPU cores per worker job")
+    c.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
+                   help="extra scheduler directive for worker jobs (repeatable)")
+    c.add_argument("--scheduler-file", help="slurm-runner: scheduler file on a shared file "
+                   "system (default: next to the store)")
+    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
+                   help="seconds between progress lines when not on a terminal (default 10)")
+    p.add_argument("--quiet", action="store_true", help="only errors and the summary")
+    p.set_defaults(func=run)
+
+
+def print_summary(summary, out=sys.stderr, limit: int = 20) -> None:  # noqa: ANN001
+    """The end-of-run summary: counts, throughput and the failed pairs with their messages."""
+    rate = summary.ran / summary.wall_s * 3600 if summary.wall_s > 0 and summary.ran else 0
+    print(f"{summary.store}: {summary.total} pairs: {summary.done} done "
+          f"({summary.skipped} already done before this run), {summary.failed} failed, "
+          f"{summary.pending} pending; this run: {summary.ran} pairs in {summary.wall_s:.1f} s"
+          + (f" ({rate:.0f} pairs/h)" if rate else ""), file=out)
+    if summary.failures:
+        print("failed pairs:", file=out)
+        for pid, line, error in summary.failures[:limit]:
+            print(f"  {pid} (manifest line {line}): {error}", file=out)
+        if len(summary.failures) > limit:
+            print(f"  ... and {len(summary.failures) - limit} more "
+                  f"(hpc-nst status {summary.store} --failures all)", file=out)
+        print("rerun with --retry-failed to try the failed pairs again", file=out)
+    if summary.pending and not summary.interrupted:
+        print("some pairs are still pending: rerun the same command to resume", file=out)
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # batch systems send SIGTERM before killing: save and stop
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.cluster import ClusterOptions
+    from hpc_nst.batch.manifest import ManifestError
+    from hpc_nst.batch.runner import RunOptions, run_batch
+    from hpc_nst.batch.store import StoreError
+    from hpc_nst.cli import UserError
+
+    if args.batch_size < 1 or (args.batches_per_task is not None and args.batches_per_task < 1):
+        raise UserError("--batch-size and --batches-per-task must be >= 1")
+    cfg = load_job(args.job, parse_overrides(args.overrides))
+    opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
+                      skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
+                      device=args.device, progress_interval=args.progress_interval,
+                      quiet=args.quiet)
+    copts = ClusterOptions(
+        kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
+        queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
+        cores=args.cores, interface=args.interface, local_directory=args.local_directory,
+        job_extra=args.job_extra, scheduler_file=args.scheduler_file)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        if args.cluster == "slurm-runner":
+            summary = _in_allocation(args, cfg, opts, copts)
+        else:
+            summary = run_batch(args.manifest, args.output, cfg, opts, copts)
+    except (ManifestError, StoreError) as exc:
+        raise UserError(str(exc)) from None
+    print_summary(summary)
+    return summary.exit_code
+
+
+def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
+    """Driver rank of a SLURMRunner; the scheduler and worker ranks never get past __enter__."""
+    from distributed import Client
+
+    from hpc_nst.batch.cluster import ClusterHandle, make_runner
+    from hpc_nst.batch.runner import run_batch
+
+    with make_runner(copts, args.output) as runner, Client(runner) as client:
+        gpus = 1 if copts.gpus is None else copts.gpus
+        handle = ClusterHandle(runner, {"GPU": 1} if gpus else None, 0,
+                               f"SLURMRunner: {runner.n_workers} worker rank(s) in job "
+                               f"{runner.job_id}")
+        client.wait_for_workers(1)
+        return run_batch(args.manifest, args.output, cfg, opts, client=client, handle=handle)
