@@ -72,7 +72,7 @@ class OptimConfig:
     iterations: int = 300
     learning_rate: float = 0.05
     init: str = "noise"
-    noise_std: float = 0.5
+    noise_std: float = 0.1
     seed: int = 0
     record_every: int = 1
 

@@ -25,6 +25,9 @@ from hpc_nst.engine.objective import TERMS, Objective
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.models.checkpoint import resolve_model
 
+#: Output audio louder than this is scaled down to it (16-bit files would clip at 1.0).
+PEAK = 0.99
+
 #: ``progress(iteration, iterations, mean_terms)`` is called every few iterations.
 Progress = Callable[[int, int, dict[str, float]], None]
 
@@ -198,9 +201,13 @@ def transfer_batch(
         frames = num_frames(n, stft)
         pair_curves = {k: v[i].astype(np.float32) for k, v in curves.items()}
         bad = not np.isfinite(pair_curves["total"]).all()
+        audio = gl.audio[i, :n].cpu().numpy().astype(np.float32)
+        peak = float(np.abs(audio).max()) if n else 0.0
+        if peak > PEAK:  # the log-magnitude carries no level limit: keep the audio writable
+            audio *= PEAK / peak
         results.append(
             TransferResult(
-                audio=gl.audio[i, :n].cpu().numpy().astype(np.float32),
+                audio=audio,
                 output=result[i, :, :frames].cpu().numpy(),
                 init=init[i, :, :frames].cpu().numpy(),
                 content=c_specs[i].numpy(),

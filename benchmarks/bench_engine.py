@@ -1,0 +1,115 @@
+"""Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
+
+    python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
+
+FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
+network's convolutions and matmuls). The reference is this machine's measured throughput of a
+plain 3x3 convolution (128 -> 256 channels at 64x64, forward), the best case for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hpc_nst.config import load_job
+from hpc_nst.engine.device import pick_device
+from hpc_nst.engine.objective import Objective
+from hpc_nst.models.checkpoint import resolve_model
+
+
+def conv_reference_gflops(device: torch.device, repeats: int = 10) -> float:
+    """GFLOP/s of a 3x3 conv, 128 -> 256 channels on a 64x64 map, batch 8."""
+    conv = torch.nn.Conv2d(128, 256, 3, padding=1).to(device)
+    x = torch.randn(8, 128, 64, 64, device=device)
+    flops = 2 * 8 * 256 * 128 * 9 * 64 * 64
+    with torch.no_grad():
+        for _ in range(2):
+            conv(x)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            conv(x)
+        _sync(device)
+    return flops * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(batch: int, iterations: int, width: int | None, device: torch.device) -> dict:
+    overrides = {"model": "random"} if width else {}
+    if width:
+        overrides["width"] = str(width)
+    cfg = load_job(overrides=overrides)
+    model = resolve_model(cfg, device)
+    frames = 257
+    gen = torch.Generator().manual_seed(0)
+    content = torch.rand(batch, 257, frames, generator=gen).to(device) * 3
+    style = torch.rand(batch, 257, frames, generator=gen).to(device) * 3
+    lengths = torch.full((batch,), frames, device=device)
+    objective = Objective.build(model, cfg.loss, content, lengths, style, lengths)
+    x = torch.randn(batch, 257, frames, generator=gen).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.05)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        objective(x)[0].sum().backward()
+        opt.step()
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops = counter.get_total_flops()
+    step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    _sync(device)
+    ms = 1000 * (time.perf_counter() - t0) / iterations
+    return {
+        "batch": batch,
+        "width": model.width,
+        "ms_per_iter": ms,
+        "ms_per_pair_iter": ms / batch,
+        "gflop_per_iter": flops / 1e9,
+        "gflops": flops / (ms / 1000) / 1e9,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument(
+        "--width", type=int, help="random model of this width (default: the job's default model)"
+    )
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    ref = conv_reference_gflops(device)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"reference 3x3 conv (128->256 @ 64x64): {ref:.1f} GFLOP/s")
+    print(
+        f"{'batch':>5} {'width':>5} {'ms/iter':>9} {'ms/pair':>9} {'GFLOP/iter':>10} "
+        f"{'GFLOP/s':>8} {'of ref':>7}"
+    )
+    for b in args.batch_sizes:
+        r = bench(b, args.iterations, args.width, device)
+        print(
+            f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
+            f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "
+            f"{r['gflops']:>8.1f} {r['gflops'] / ref:>7.0%}"
+        )
+    np.set_printoptions()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation metrics of transfers (spectral shape, loss values, ground-truth distances)."""
