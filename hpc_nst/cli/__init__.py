@@ -18,6 +18,9 @@ COMMANDS = (
     "hpc_nst.cli.run_cmd",
     "hpc_nst.cli.status_cmd",
     "hpc_nst.cli.export_cmd",
+    "hpc_nst.cli.dataset_cmd",
+    "hpc_nst.cli.train_cmd",
+    "hpc_nst.cli.classify_cmd",
 )
 
 

@@ -1,0 +1,81 @@
+"""``hpc-nst classify AUDIO ...``: top-5 instruments per file (per 2.56 s window and overall)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="name the instrument in audio files with a trained classifier",
+        description="Print the top-K classes with probabilities for each file. Files longer "
+        "than 2.56 s are classified per 2.56 s window and overall (length-weighted mean).",
+    )
+    p.add_argument("audio", nargs="+", type=Path, help="audio files (any format soundfile reads)")
+    p.add_argument("--model", type=Path,
+                   help="checkpoint (default: the classifier shipped with the package)")
+    p.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--json", action="store_true", help="one JSON object per file instead")
+    p.set_defaults(func=run)
+
+
+def _fmt(ranked: list[tuple[str, float]]) -> str:
+    return "  ".join(f"{name} {prob:.1%}" for name, prob in ranked)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.audio.io import AudioError, load_audio
+    from hpc_nst.cli import UserError
+    from hpc_nst.config import STFTConfig
+    from hpc_nst.engine.device import TransferError, pick_device
+    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+    from hpc_nst.train.classify import classify_audio, top_k
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    stft = STFTConfig()
+    path = args.model or DEFAULT_CHECKPOINT
+    if args.model is None and not DEFAULT_CHECKPOINT.is_file():
+        raise UserError("no trained classifier is shipped in this build; pass --model")
+    try:
+        model, meta = load_checkpoint(path, stft)
+        device = pick_device(args.device)
+    except (CheckpointError, TransferError) as exc:
+        raise UserError(str(exc)) from None
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or len(classes) != model.n_classes:
+        raise UserError(f"{path}: checkpoint has no class names (not a trained classifier)")
+    failed = 0
+    for file in args.audio:
+        try:
+            audio = load_audio(file, stft.sample_rate, min_samples=stft.win_length)
+        except AudioError as exc:
+            print(f"{file}: error: {exc}")
+            failed += 1
+            continue
+        result = classify_audio(model, audio, stft, device)
+        overall = top_k(result.overall, classes, args.top)
+        if args.json:
+            print(json.dumps({
+                "file": str(file), "duration_s": round(result.duration_s, 3),
+                "top": [{"label": n, "prob": round(p, 5)} for n, p in overall],
+                "windows": [
+                    {"start_s": round(s, 2), "end_s": round(e, 2),
+                     "top": [{"label": n, "prob": round(q, 5)}
+                             for n, q in top_k(p, classes, args.top)]}
+                    for s, e, p in result.windows
+                ],
+            }))
+            continue
+        print(f"{file} ({result.duration_s:.2f} s)")
+        if len(result.windows) > 1:
+            for s, e, p in result.windows:
+                print(f"  {s:7.2f}-{e:7.2f} s  {_fmt(top_k(p, classes, args.top))}")
+        print(f"  overall          {_fmt(overall)}")
+    if failed:
+        raise UserError(f"{failed} of {len(args.audio)} file(s) could not be read")
+    return 0

@@ -1,0 +1,1 @@
+"""Training the instrument classifier: data sources, spectrogram cache, trainer, classify."""
