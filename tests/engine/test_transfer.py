@@ -105,3 +105,12 @@ def test_static_eq_moves_spectrum_towards_style(tiny_job):
         return (mag * np.arange(len(mag))).sum() / mag.sum()
 
     assert abs(centroid(out) - centroid(s)) < abs(centroid(c) - centroid(s))
+
+
+def test_ulyanov_baseline_reduces_its_loss(tiny_job):
+    cfg = apply_overrides(tiny_job, {"method": "ulyanov", "optimizer": "lbfgs", "iterations": "10"})
+    c, s = harmonic_tone(220, 0.4), harmonic_tone(440, 0.3, 1)
+    (r,) = run_method([c], [s], cfg, seeds=[0])
+    assert r.error is None and r.audio.shape == c.shape
+    assert r.losses["total"][-1] < 0.5 * r.losses["total"][0]
+    assert set(r.losses) == {"total", "content", "style", "envelope", "timbre"}
