@@ -151,9 +151,8 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
                      {TASK_PREFIX: opts.task_duration}})
     if opts.kind == "local":
         return _local(opts)
-    import dask_jobqueue
-
     scrubbed = scrub_scheduler_env()
+    dask_jobqueue = _import_jobqueue()
     kwargs = _jobqueue_kwargs(opts)
     cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
     cluster = cls(**kwargs)
@@ -166,6 +165,20 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
         cluster, {"GPU": 1} if gpus else None, 0,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
         f"{'1 GPU' if gpus else 'no GPU'} each{note}")
+
+
+def _import_jobqueue() -> Any:
+    """dask_jobqueue, keeping Ctrl-C a KeyboardInterrupt (its runner module replaces SIGINT's
+    handler with sys.exit at import time)."""
+    import signal
+    import threading
+
+    handler = signal.getsignal(signal.SIGINT)
+    import dask_jobqueue
+
+    if threading.current_thread() is threading.main_thread() and handler is not None:
+        signal.signal(signal.SIGINT, handler)
+    return dask_jobqueue
 
 
 def _local(opts: ClusterOptions) -> ClusterHandle:

@@ -212,12 +212,12 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
                     samples[name] = n
         digest = cfg.digest() if cfg is not None else ""
         pair_id = row.get("pair_id", "")
+        explicit = bool(pair_id)
         if pair_id and not _ID_RE.match(pair_id):
             errs.append(f"pair_id {pair_id!r} is not a safe file name (letters, digits, "
                         "'_', '.', '+', '-'; at most 200 characters; not starting with '.')")
             pair_id = ""
-        explicit = bool(pair_id)
-        if not pair_id and row["content"] and row["style"]:
+        if not explicit and row["content"] and row["style"]:
             pair_id = default_pair_id(row["content"], row["style"], digest or f"line{line}")
         if pair_id in seen:
             what = "pair_id" if explicit else "pair (same content, style and parameters)"

@@ -34,6 +34,7 @@ class Progress:
         self.t0 = self.last = time.monotonic()
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.width = 0
+        self.printed = ""
         self._show(force=True)
 
     def line(self) -> str:
@@ -58,8 +59,10 @@ class Progress:
                 self.width = len(text)
                 self.last = now
         elif force or now - self.last >= self.interval:
-            print(self.line(), file=self.out, flush=True)
-            self.last = now
+            text = self.line()
+            if text != self.printed:
+                print(text, file=self.out, flush=True)
+            self.printed, self.last = text, now
 
     def update(self, done: int, failed: int) -> None:
         self.done += done

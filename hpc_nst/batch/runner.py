@@ -124,7 +124,7 @@ def run_batch(
     *,
     client: Any = None,
     handle: ClusterHandle | None = None,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> RunSummary:
     """Run (or resume) a manifest into a store; see the module docstring.
 
@@ -132,6 +132,7 @@ def run_batch(
     is built from ``cluster`` and closed at the end.
     """
     opts = opts or RunOptions()
+    out = out or sys.stderr
     store_path = Path(store_path)
     t_start = time.time()
     manifest = read_manifest(manifest_path, cfg)
@@ -231,16 +232,15 @@ def _stop_cluster(client: Any, cluster: Any) -> None:
             pass
 
 
-def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, recorder: Recorder,
-          device: str, threads: int) -> TaskSpec:
-    frames, samples = recorder.data["frames"], recorder.data["samples"]
+def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: str,
+          threads: int) -> TaskSpec:
     batches = []
     for b in task.batches:
         pairs = []
         for i in b.indices:
             p = manifest.pairs[where[i]]
             pairs.append(PairSpec(i, p.pair_id, str(p.content_path), str(p.style_path),
-                                  p.cfg.optim.seed, int(frames[i].max()), int(samples[i])))
+                                  p.cfg.optim.seed))
         batches.append((b.cfg, tuple(pairs)))
     return TaskSpec(str(path.resolve()), task.shard, task.start, task.stop, tuple(batches),
                     device, threads)
@@ -273,7 +273,7 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
     def submit(task: Task) -> Any:
         tries[task.shard] = tries.get(task.shard, 0) + 1
         key = f"{TASK_PREFIX}-{task.shard}-try{tries[task.shard]}-{run_id}"
-        spec = _spec(task, manifest, where, path, recorder, opts.device, threads)
+        spec = _spec(task, manifest, where, path, opts.device, threads)
         by_key[key] = task
         return client.submit(run_task, spec, key=key, resources=resources,
                              retries=DASK_RETRIES, pure=False)

@@ -23,6 +23,7 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,11 @@ def versions() -> dict[str, str]:
     out = {"hpc_nst": __version__, "python": platform.python_version(),
            "numpy": np.__version__, "zarr": zarr.__version__, "dask": dask.__version__,
            "distributed": distributed.__version__}
-    for name in ("torch", "dask_jobqueue"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:  # pragma: no cover
-            out[name] = "not installed"
+    for name in ("torch", "dask-jobqueue", "soundfile"):
+        try:  # no import: importing dask_jobqueue installs a SIGINT handler
+            out[name.replace("-", "_")] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[name.replace("-", "_")] = "not installed"
     return out
 
 

@@ -28,8 +28,6 @@ class PairSpec:
     content: str
     style: str
     seed: int
-    old_frames: int = 0  # lengths an earlier attempt may have written (to clear them)
-    old_samples: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Only the task's worker writes these shards. A task covering its whole shard writes zero/NaN
 padded blocks without reading; a task covering part of a shard (a rerun of some pairs) reads the
-shard region first, so the pairs already done in it are written back unchanged. Each shard file
+shard first, so the pairs already done in it are written back unchanged, and clears its own
+pairs' rows entirely. Each shard file
 is replaced atomically by zarr's LocalStore (write, then rename).
 """
 
@@ -65,11 +66,11 @@ def write_task_data(
         return errors, {}
     start, stop = spec.start, spec.stop
     whole = len(spec.pairs) == stop - start
-    old = {p.index: p for p in spec.pairs}
 
-    # Spectrograms, one frame-shard region at a time (bounded memory).
-    t_max = max(max(r.content.shape[1], r.style.shape[1], r.output.shape[1],
-                    old[i].old_frames) for i, r in ok.items())
+    # Spectrograms, one frame-shard region at a time (bounded memory). A partial task clears its
+    # pairs' rows over the whole capacity, so nothing of an earlier attempt survives.
+    t_max = max(max(r.content.shape[1], r.style.shape[1], r.output.shape[1])
+                for r in ok.values()) if whole else n_frames
     bins = spec_arr.shape[2]
     for f0, f1 in _regions(t_max, spec_arr.shards[3]):
         if whole:
@@ -84,7 +85,7 @@ def write_task_data(
         spec_arr[start:stop, :, :, f0:f1] = block
 
     # Output audio.
-    s_max = max(max(len(r.audio), old[i].old_samples) for i, r in ok.items())
+    s_max = max(len(r.audio) for r in ok.values()) if whole else n_samples
     for a0, a1 in _regions(s_max, audio_arr.shards[1]):
         block = (np.zeros((stop - start, a1 - a0), np.float32) if whole
                  else np.asarray(audio_arr[start:stop, a0:a1]))

@@ -61,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def print_summary(summary, out=sys.stderr, limit: int = 20) -> None:  # noqa: ANN001
+def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
     """The end-of-run summary: counts, throughput and the failed pairs with their messages."""
+    out = out or sys.stderr
     rate = summary.ran / summary.wall_s * 3600 if summary.wall_s > 0 and summary.ran else 0
     print(f"{summary.store}: {summary.total} pairs: {summary.done} done "
           f"({summary.skipped} already done before this run), {summary.failed} failed, "

@@ -1,0 +1,140 @@
+"""End to end on a local cluster: mixed lengths, broken rows, resuming, refusing, retrying."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import xarray as xr
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.runner import RunOptions, run_batch
+from hpc_nst.cli import main
+
+from .conftest import SR, TINY, tone, write_csv
+
+pytestmark = pytest.mark.slow
+
+ROWS = [
+    "good1,a.wav,b.wav,",          # 2
+    "good2,d.wav,c.wav,",          # 3: the longest content
+    "good3,e44k.flac,a.wav,7",     # 4: 44.1 kHz input, its own seed
+    "good4,c.wav,d.wav,",          # 5: the shortest content
+    "missing,nope.wav,a.wav,",     # 6: invalid: file not found
+    "garbage,garbage.wav,a.wav,",  # 7: invalid: not audio
+    "short,a.wav,short.wav,",      # 8: invalid: too short
+    "truncated,truncated.flac,b.wav,",  # 9: header fine, fails when the worker decodes it
+    "nan,a.wav,nan.wav,",          # 10: NaN samples, found by the worker
+]
+
+
+def _cli(*args: str) -> int:
+    return main(["run", *args, *[x for s in TINY for x in ("--set", s)], "--workers", "1",
+                 "--progress-interval", "0"])
+
+
+def test_mixed_lengths_broken_rows_rerun_refuse_export(tmp_path, audio_dir, capsys):
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style,seed", ROWS)
+    store = tmp_path / "out.zarr"
+    # Invalid rows: refused with every problem listed, nothing created.
+    assert _cli(str(manifest), "-o", str(store)) == 2
+    err = capsys.readouterr().err
+    for line, text in ((6, "file not found"), (7, "unreadable audio"), (8, "too short")):
+        assert f"line {line}: pair " in err and text in err
+    assert "--skip-invalid" in err and not store.exists()
+
+    assert _cli(str(manifest), "-o", str(store), "--skip-invalid", "--batch-size", "2") == 1
+    err = capsys.readouterr().err
+    assert "4 done" in err and "5 failed" in err and "[hpc-nst run]" in err
+    ds = xr.open_zarr(store)
+    status = dict(zip(ds.pair.values, ds.status.values))
+    assert {k for k, v in status.items() if v == st.DONE} == {"good1", "good2", "good3", "good4"}
+    errors = dict(zip(ds.pair.values, ds.error.values))
+    assert "nope.wav: file not found" in errors["missing"]
+    assert "garbage.wav: unreadable audio" in errors["garbage"]
+    assert "short.wav: too short" in errors["short"]
+    assert errors["truncated"].startswith("content ") and "truncated.flac" in errors["truncated"]
+    assert errors["nan"].startswith("style ") and "NaN" in errors["nan"]
+    for pid, path in (("good1", "a.wav"), ("good2", "d.wav"), ("good4", "c.wav")):
+        n = sf.info(str(audio_dir / path)).frames
+        row = ds.sel(pair=pid)
+        assert int(row.samples) == n
+        assert list(row.frames.values) == [1 + n // 160, int(row.frames[1]), 1 + n // 160,
+                                           1 + n // 160]
+        audio = row.audio.values
+        assert np.isfinite(audio[:n]).all() and not audio[n:].any()
+        out = row.spectrogram.sel(kind="output").values
+        assert out[:, : 1 + n // 160].any() and not out[:, 1 + n // 160:].any()
+        assert int(row.records) == 4 and np.isfinite(row.loss.values[:, :4]).all()
+    assert int(ds.sel(pair="good3").seed) == 7 and ds.sel(pair="good3").device == "cpu"
+    assert int(ds.sel(pair="truncated").attempts) == 1 and int(ds.sel(pair="missing").attempts) == 0
+    first = ds.timings.sel(timing="finished_at").values.copy()
+
+    # The same command again: nothing is recomputed.
+    assert _cli(str(manifest), "-o", str(store), "--skip-invalid", "--batch-size", "2") == 1
+    err = capsys.readouterr().err
+    assert "this run: 0 pairs" in err and "4 already done" in err
+    again = xr.open_zarr(store)
+    np.testing.assert_array_equal(again.timings.sel(timing="finished_at").values, first)
+    np.testing.assert_array_equal(again.attempts.values, ds.attempts.values)
+
+    # A changed job is refused with the differing key named.
+    assert main(["run", str(manifest), "-o", str(store), "--skip-invalid",
+                 *[x for s in TINY for x in ("--set", s)], "--set", "style_weight=2"]) == 2
+    assert "loss.style_weight: store has 10.0, this run 2.0" in capsys.readouterr().err
+
+    # status and export
+    assert main(["status", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "done 4, failed 5, pending 0" in out and "truncated (manifest line 9" in out
+    assert main(["export", str(store), "-o", str(tmp_path / "wav"), "--format", "flac"]) == 0
+    files = sorted(p.name for p in (tmp_path / "wav").iterdir())
+    assert files == ["good1.flac", "good2.flac", "good3.flac", "good4.flac"]
+    assert sf.info(str(tmp_path / "wav" / "good2.flac")).frames == \
+        sf.info(str(audio_dir / "d.wav")).frames
+    assert main(["export", str(store), "-o", str(tmp_path / "wav"), "--format", "flac"]) == 0
+    assert "kept 4 existing" in capsys.readouterr().out
+
+
+def test_retry_failed_and_divergence(tmp_path, audio_dir, local_client, capsys):
+    rows = ["ok,a.wav,b.wav,", "truncated,truncated.flac,b.wav,", "nan,a.wav,nan.wav,",
+            "diverge,c.wav,a.wav,1e39"]
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style,style_weight", rows)
+    store = tmp_path / "r.zarr"
+    from hpc_nst.config import load_job
+
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    opts = RunOptions(batch_size=4, batches_per_task=1, progress_interval=0)
+    first = run_batch(manifest, store, cfg, opts, client=local_client)
+    assert (first.done, first.failed, first.exit_code) == (1, 3, 1)
+    failures = {pid: err for pid, _, err in first.failures}
+    assert "diverged" in failures["diverge"]
+    # Fix one input (a longer file than the store was sized for) and retry the failed pairs.
+    sf.write(audio_dir / "truncated.flac", tone(180, 2.0), SR)
+    again = run_batch(manifest, store, cfg, opts, client=local_client)
+    assert again.ran == 0 and again.failed == 3  # failed pairs are not retried by default
+    retry = run_batch(manifest, store, cfg, RunOptions(batch_size=4, retry_failed=True,
+                                                       progress_interval=0),
+                      client=local_client)
+    assert (retry.ran, retry.done, retry.failed) == (3, 2, 2)
+    ds = xr.open_zarr(store)
+    row = ds.sel(pair="truncated")
+    assert int(row.status) == st.DONE and int(row.attempts) == 2 and row.error == ""
+    assert int(row.samples) == 2 * SR and ds.sizes["sample"] >= 2 * SR
+    assert int(ds.sel(pair="ok").attempts) == 1  # untouched in its shard
+    assert int(ds.sel(pair="nan").attempts) == 2 and int(ds.sel(pair="diverge").attempts) == 2
+
+
+def test_store_moved_aside_is_not_overwritten(tmp_path, audio_dir, local_client):
+    """A second store of the same manifest is independent; the first one is never touched."""
+    manifest = write_csv(audio_dir / "m.csv", "content,style", ["a.wav,b.wav"])
+    from hpc_nst.config import load_job
+
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    opts = RunOptions(progress_interval=0, quiet=True)
+    a = run_batch(manifest, tmp_path / "a.zarr", cfg, opts, client=local_client)
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    b = run_batch(manifest, tmp_path / "b.zarr", cfg, opts, client=local_client)
+    assert a.done == b.done == 1 and b.ran == 0

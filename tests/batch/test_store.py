@@ -1,0 +1,188 @@
+"""Store layout, readability without hpc_nst, status written last, one writer per shard."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.record import Recorder
+from hpc_nst.batch.tasks import store_order
+from hpc_nst.batch.worker import PairOutcome, PairSpec, TaskSpec
+from hpc_nst.batch.writer import write_task_data
+from hpc_nst.config import apply_overrides
+from hpc_nst.engine.transfer import TransferResult
+
+from .conftest import write_csv
+
+
+def _make(tmp_path, audio_dir, cfg, rows=None, ppt=2):
+    rows = rows or ["p1,a.wav,b.wav", "p2,b.wav,c.wav", "p3,d.wav,a.wav", "p4,c.wav,d.wav",
+                    "bad,nope.wav,a.wav"]
+    man = read_manifest(write_csv(audio_dir / "m.csv", "pair_id,content,style", rows), cfg)
+    order = store_order(man.pairs)
+    frames, samples, records = st.capacities(man, cfg)
+    path = tmp_path / "s.zarr"
+    st.create_store(path, cfg, man, order, st.Layout(len(order), ppt, 2, frames, samples,
+                                                     records))
+    return path, man, order
+
+
+def _result(frames: int, style_frames: int, samples: int, value: float) -> TransferResult:
+    spec = np.full((257, frames), value, np.float32)
+    return TransferResult(
+        audio=np.full(samples, value, np.float32), output=spec, init=spec * 0, content=spec,
+        style=np.full((257, style_frames), value, np.float32),
+        losses={"total": np.arange(4, dtype=np.float32), "style": np.ones(4, np.float32)},
+        spectral_convergence=0.5, seed=0, device="cpu", timings={"optimise_s": 1.0})
+
+
+def test_layout_attrs_and_initial_state(tmp_path, audio_dir, tiny):
+    path, man, order = _make(tmp_path, audio_dir, tiny)
+    root = zarr.open_group(str(path), mode="r")
+    assert root.attrs["format"] == st.FORMAT and root.attrs["job_digest"] == tiny.digest()
+    assert root.attrs["manifest"]["sha256"] == man.sha256
+    assert {"hpc_nst", "torch", "dask", "zarr", "distributed"} <= set(root.attrs["versions"])
+    ids = list(root["pair"][:])
+    assert ids == ["p3", "p2", "p1", "p4", "bad"]  # longest content first, invalid last
+    status = root["status"][:]
+    assert list(status) == [st.PENDING] * 4 + [st.FAILED]
+    assert "nope.wav: file not found" in str(root["error"][4])
+    n = len(ids)
+    assert root["spectrogram"].shape == (n, 4, 257, 1 + (int(1.1 * 16000) + 1) // 160)
+    assert root["spectrogram"].shards[0] == 2 and root["audio"].shards[0] == 2
+    assert root["loss"].chunks[0] == 2 and root["loss"].shape[1:] == (len(st.TERMS), 4)
+    assert root["seed"][0] == 0 and root["row"][0] == 4
+    assert not any(p.name.startswith(".s.zarr.creating") for p in tmp_path.iterdir())
+
+
+def test_readable_with_xarray_and_plain_zarr_in_a_fresh_process(tmp_path, audio_dir, tiny):
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    code = f"""
+import xarray as xr, zarr, sys
+assert "hpc_nst" not in sys.modules
+ds = xr.open_zarr({str(path)!r})
+assert list(ds.pair.values) == ["p3", "p2", "p1", "p4", "bad"], ds.pair.values
+assert ds.spectrogram.dims == ("pair", "kind", "bin", "frame")
+assert list(ds.kind.values) == ["content", "style", "init", "output"]
+assert ds.loss.sel(term="total").dims == ("pair", "record")
+assert int(ds.status.sel(pair="bad")) == 2 and ds.status.attrs["flag_meanings"]
+g = zarr.open_group({str(path)!r}, mode="r")
+assert g["audio"].shape[0] == 5 and "hpc_nst" not in sys.modules
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_status_is_written_last(tmp_path, audio_dir, tiny, monkeypatch):
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    root = st.open_root(path, mode="r+")
+    rec = Recorder(root)
+    rec.record(PairOutcome(0, None, (10, 5, 10, 10), 1600, 4, 0.3, {"load_s": 0.1}, "cpu", "h"))
+    order = []
+    for name, arr in rec.arrays.items():
+        class Spy:
+            def __init__(self, arr, name):
+                self.arr, self.name = arr, name
+
+            def __setitem__(self, key, value):
+                order.append(self.name)
+                if self.name == "timings" and os.environ.get("CRASH"):
+                    raise OSError("disk full")
+                self.arr[key] = value
+        rec.arrays[name] = Spy(arr, name)
+    monkeypatch.setenv("CRASH", "1")
+    with pytest.raises(OSError):
+        rec.flush()
+    # the crash hit before status: on disk the pair is still pending
+    assert st.open_root(path)["status"][0] == st.PENDING
+    monkeypatch.delenv("CRASH")
+    order.clear()
+    rec.flush()
+    assert order[-1] == "status" and order.count("status") == 1
+    fresh = st.open_root(path)
+    assert fresh["status"][0] == st.DONE and fresh["attempts"][0] == 1
+    assert list(fresh["frames"][0]) == [10, 5, 10, 10] and fresh["host"][0] == "h"
+
+
+def test_writer_whole_and_partial_shards(tmp_path, audio_dir, tiny):
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    spec = lambda idx: TaskSpec(str(path), 0, 0, 2, ((tiny, tuple(  # noqa: E731
+        PairSpec(i, f"p{i}", "c", "s", 0) for i in idx)),))
+    errors, records = write_task_data(spec([0, 1]), {0: _result(30, 20, 4000, 1.0),
+                                                     1: _result(12, 40, 1500, 2.0)})
+    assert errors == {} and records == {0: 4, 1: 4}
+    root = st.open_root(path)
+    sp = root["spectrogram"]
+    assert sp[0, 0, 0, 29] == 1.0 and sp[0, 0, 0, 30] == 0.0 and sp[1, 1, 3, 39] == 2.0
+    assert root["audio"][1, 1499] == 2.0 and root["audio"][1, 1500] == 0.0
+    assert np.isnan(root["loss"][0, st.TERMS.index("content"), 0])
+    assert list(root["loss"][0, 0]) == [0, 1, 2, 3]
+    # a later attempt at pair 1 alone keeps pair 0 untouched (read-modify-write of the shard)
+    errors, _ = write_task_data(spec([1]), {1: _result(8, 8, 1000, 3.0)})
+    assert sp[0, 0, 0, 29] == 1.0 and root["audio"][0, 3999] == 1.0
+    assert sp[1, 0, 0, 7] == 3.0 and sp[1, 0, 0, 11] == 0.0  # the old tail is cleared
+    # exactly one shard file per bulk array for that task
+    for name in ("spectrogram", "audio", "loss"):
+        files = [f for f in (path / name / "c").rglob("*") if f.is_file()]
+        assert len(files) == 1, (name, files)
+    errors, _ = write_task_data(spec([0]), {0: _result(10_000, 8, 1000, 3.0)})
+    assert "longer than the store's capacity" in errors[0]
+
+
+def test_changed_job_or_manifest_is_refused(tmp_path, audio_dir, tiny):
+    path, man, _ = _make(tmp_path, audio_dir, tiny)
+    root = st.open_root(path, mode="r+")
+    st.check_job(path, root, tiny)
+    with pytest.raises(st.StoreError, match=r"optim.iterations: store has 3, this run 9"):
+        st.check_job(path, root, apply_overrides(tiny, {"iterations": "9"}))
+    assert [man.pairs[k].pair_id for k in st.match_manifest(path, root, man)] == \
+        ["p3", "p2", "p1", "p4", "bad"]
+    other = read_manifest(write_csv(audio_dir / "m2.csv", "pair_id,content,style",
+                                    ["p1,a.wav,b.wav", "p2,b.wav,a.wav", "p9,a.wav,c.wav"]),
+                          tiny)
+    with pytest.raises(st.StoreError) as info:
+        st.match_manifest(path, root, other)
+    text = str(info.value)
+    assert "p9 (line 4)" in text and "p3" in text and "p2 (line 3)" in text and "-o NEW" in text
+
+
+def test_capacity_grows_without_touching_data(tmp_path, audio_dir, tiny):
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    spec = TaskSpec(str(path), 0, 0, 2, ((tiny, (PairSpec(0, "p", "c", "s", 0),)),))
+    write_task_data(spec, {0: _result(30, 20, 4000, 1.0)})
+    root = st.open_root(path, mode="r+")
+    frames = root["spectrogram"].shape[3]
+    assert st.ensure_capacity(path, root, frames + 5000, 10, 1)
+    root = st.open_root(path)
+    assert root["spectrogram"].shape[3] == frames + 5000
+    assert root["spectrogram"][0, 0, 0, 29] == 1.0 and root["audio"][0, 10] == 1.0
+    with pytest.raises(st.StoreError, match="loss values"):
+        st.ensure_capacity(path, st.open_root(path, mode="r+"), 1, 1, 999)
+
+
+def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path, audio_dir, tiny):
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    with st.StoreLock(path):
+        with pytest.raises(st.StoreError, match="in use by another run"):
+            st.StoreLock(path).__enter__()
+    assert not (path / st.LOCK_NAME).exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (path / st.LOCK_NAME).write_text(f"{socket.gethostname()} {dead} 2020-01-01\n")
+    with st.StoreLock(path) as lock:
+        assert lock.held
+
+
+def test_record_capacity(tiny):
+    assert st.record_capacity(tiny) == 4  # 3 iterations + the final state
+    every = apply_overrides(tiny, {"iterations": "10", "optim.record_every": "4"})
+    assert st.record_capacity(every) == len([0, 4, 8, 9]) + 1
