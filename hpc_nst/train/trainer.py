@@ -113,6 +113,19 @@ def _input_stats(cache: SpecCache, idx: np.ndarray, seed: int) -> tuple[float, f
     return mean, std
 
 
+def init_weights(model: AudioAlexNet) -> None:
+    """He-normal convolutions and ``fc1``, a near-zero ``fc2``, zero biases.
+
+    PyTorch's default init shrinks the signal at every layer of this BatchNorm-free network,
+    and training then sits on a plateau at chance for hundreds of steps.
+    """
+    for layer in [*model.convs.values(), model.fc1]:
+        torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(layer.bias)
+    torch.nn.init.normal_(model.fc2.weight, std=0.01)
+    torch.nn.init.zeros_(model.fc2.bias)
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(obj, tmp)
@@ -184,6 +197,7 @@ def train(
         torch.manual_seed(cfg.seed)
     model = AudioAlexNet(len(classes), cfg.width, stft.n_bins)
     if state is None:
+        init_weights(model)
         mean, std = _input_stats(cache, train_idx, cfg.seed)
         model.input_mean.fill_(mean)
         model.input_std.fill_(std)

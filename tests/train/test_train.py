@@ -1,0 +1,123 @@
+"""Training on a tiny rendered set: learning, checkpoint round trip, resume, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hpc_nst.cli import main
+from hpc_nst.config import STFTConfig
+from hpc_nst.models.alexnet import AudioAlexNet
+from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint
+from hpc_nst.train.cache import build_cache
+from hpc_nst.train.evaluate import metrics, predict_logits
+from hpc_nst.train.sources import data_hash, load_examples
+from hpc_nst.train.trainer import TrainConfig, load_state, report_path, resume_path, train
+
+STFT = STFTConfig()
+
+
+def _run(manifest: Path, out: Path, cfg: TrainConfig, **kw):
+    examples = load_examples(manifest)
+    cache = build_cache(examples, out.parent / "cache", STFT)
+    labels = [e.label for e in examples]
+    splits = [e.split for e in examples]
+    meta = train(labels, splits, cache, out, cfg, STFT, data_hash(examples, manifest.parent),
+                 torch.device("cpu"), **kw)
+    return meta, cache, labels, splits
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_gm: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Five tiny epochs (3 steps each) at width 4."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run") / "clf.pt"
+    cfg = TrainConfig(epochs=5, width=4, batch_size=8)
+    meta, cache, labels, splits = _run(tiny_gm, out, cfg)
+    return out, meta, cache, labels, splits
+
+
+def test_loss_goes_down(trained) -> None:
+    _, meta, *_ = trained
+    losses = [row["train_loss"] for row in meta["history"]]
+    assert len(losses) == 5
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert all(np.isfinite(losses))
+
+
+def test_checkpoint_round_trip(trained) -> None:
+    out, meta, cache, labels, splits = trained
+    model, saved = load_checkpoint(out, STFT)
+    assert saved["classes"] == ["Acoustic Grand Piano", "Violin", "Flute"]
+    assert saved["width"] == 4 and model.width == 4 and model.n_classes == 3
+    assert saved["data_hash"] == meta["data_hash"] and saved["package_version"]
+    assert 0.0 <= saved["heldout_top1"] <= saved["heldout_top5"] <= 1.0
+    # Same logits as the best weights kept in the resume state.
+    best = AudioAlexNet(3, 4, STFT.n_bins)
+    best.load_state_dict(load_state(out)["best_model"])
+    x = torch.from_numpy(np.asarray(cache.specs[:4], dtype=np.float32))[:, None]
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), best.eval()(x), rtol=0, atol=0)
+    # The held-out accuracy stored in the checkpoint is reproduced from the file.
+    test_idx = np.flatnonzero(np.array(splits) == "test")
+    targets = np.array([saved["classes"].index(lab) for lab in labels])
+    again = metrics(predict_logits(model, cache, test_idx, torch.device("cpu")),
+                    targets[test_idx])
+    assert again["top1"] == pytest.approx(saved["heldout_top1"])
+    assert report_path(out).is_file()
+    # The input normalisation was set from the training data.
+    assert float(model.input_std) > 0 and float(model.input_mean) > 0
+
+
+def test_checkpoint_rejects_other_stft(trained) -> None:
+    out, *_ = trained
+    with pytest.raises(CheckpointError, match="hop_length=160"):
+        load_checkpoint(out, dataclasses.replace(STFT, hop_length=128))
+
+
+def test_resume_continues_exactly(tiny_gm: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=2, width=4, batch_size=8)
+    straight, *_ = _run(tiny_gm, tmp_path / "a" / "clf.pt", dataclasses.replace(cfg))
+    first, *_ = _run(tiny_gm, tmp_path / "b" / "clf.pt", dataclasses.replace(cfg), stop_after=1)
+    assert "heldout_top1" not in first  # stopped early: not finished
+    state = load_state(tmp_path / "b" / "clf.pt")
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    msgs: list[str] = []
+    resumed, *_ = _run(tiny_gm, tmp_path / "b" / "clf.pt", dataclasses.replace(cfg),
+                       resume=tmp_path / "b" / "clf.pt", progress=msgs.append)
+    assert any("resuming after epoch 1" in m for m in msgs)
+    assert not any(m.startswith("epoch 1/") for m in msgs)
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2]
+    a = load_state(tmp_path / "a" / "clf.pt")["model"]
+    b = load_state(tmp_path / "b" / "clf.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert resumed["heldout_top1"] == straight["heldout_top1"]
+
+
+def test_cli_train_and_resume(tiny_gm: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "clf.pt"
+    common = [str(tiny_gm), "-o", str(out), "--width", "4", "--batch-size", "16",
+              "--cache-dir", str(tmp_path / "cache")]
+    assert main(["train", *common, "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "3 classes" in err and "epoch 1/1" in err and "held-out (test" in err
+    assert out.is_file() and resume_path(out).is_file()
+    assert main(["train", *common, "--epochs", "2", "--resume", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "(reused)" in err and "resuming after epoch 1" in err
+    assert "epoch 2/2" in err and "epoch 1/2" not in err
+    meta = load_checkpoint(out)[1]
+    assert meta["epochs_trained"] == 2
+    assert meta["command"].startswith("hpc-nst train ")
+
+
+def test_cli_resume_without_state_is_clear(tiny_gm: Path, tmp_path: Path, capsys) -> None:
+    code = main(["train", str(tiny_gm), "-o", str(tmp_path / "x.pt"), "--width", "4",
+                 "--cache-dir", str(tmp_path / "cache"), "--resume", str(tmp_path / "nope.pt")])
+    assert code == 2
+    assert "no resume state found" in capsys.readouterr().err
