@@ -106,6 +106,19 @@ def lifetime_args(walltime: str | int | None, kind: str = "slurm") -> list[str]:
     return ["--lifetime", f"{secs - margin - stagger}s", "--lifetime-stagger", f"{stagger}s"]
 
 
+def _without(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``args`` without the given ``--flag value`` pairs (or ``--flag=value`` items)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        elif not a.startswith(tuple(f"{f}=" for f in flags)):
+            out.append(a)
+    return out
+
+
 def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     name = opts.kind
     conf = dask.config.get(f"jobqueue.{name}", default={}) or {}
@@ -136,6 +149,8 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     args = list(get("worker-extra-args") or [])
     if gpus and "--resources" not in args:
         args += ["--resources", f"GPU={gpus}"]
+    if opts.walltime is not None:  # a walltime given now invalidates a configured lifetime
+        args = _without(args, ("--lifetime", "--lifetime-stagger"))
     if "--lifetime" not in args:
         args += lifetime_args(kwargs.get("walltime", get("walltime")), name)
     kwargs["worker_extra_args"] = args
