@@ -1,0 +1,172 @@
+"""``hpc-nst run`` against the real single-node Slurm of ``slurm/dev-cluster.sh``.
+
+Worker jobs are submitted by dask-jobqueue with ``--gres=gpu:1`` (the dev node has two
+placeholder GPUs), from a driver that runs either here or itself as an sbatch job. The store
+lives under pytest's tmp_path, which every job can reach because the cluster is one node.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import xarray as xr
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "manifests" / "demo.csv"
+TINY = ["iterations=3", "griffin_lim_iterations=2", "model=random", "width=4"]
+#: The dev node has 2 CPUs and little memory: small worker jobs, on the loopback interface.
+DEV = ["--cores", "1", "--memory", "1GB", "--interface", "lo", "--walltime", "00:10:00",
+       "--progress-interval", "1"]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [x for s in items for x in ("--set", s)]
+
+
+def _env(job_name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    env["DASK_CONFIG"] = str(REPO / "slurm")  # the shipped example jobqueue.yaml
+    env["DASK_JOBQUEUE__SLURM__NAME"] = job_name  # tell this test's worker jobs apart
+    return env
+
+
+def _slurm(*cmd: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 0, f"{' '.join(cmd)}: {out.stderr}"
+    return out.stdout
+
+
+def _jobs(name: str, states: str = "all") -> list[str]:
+    return _slurm("squeue", "-h", "-t", states, "-n", name, "-o", "%i").split()
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 110):
+    return subprocess.Popen([sys.executable, "-m", "hpc_nst", "run", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_job(job: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not _slurm("squeue", "-h", "-j", job, "-t", "PD,R,CG,S", "-o", "%T").strip():
+            return
+        time.sleep(1)
+    _slurm("scancel", job)
+    pytest.fail(f"job {job} did not finish within {timeout} s")
+
+
+def test_demo_manifest_on_gpu_worker_jobs_then_rerun_skips(slurm_cluster, tmp_path):
+    name = f"hpcnst-w-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "demo.zarr"
+    args = [str(DEMO), "-o", str(store), "--cluster", "slurm", "--workers", "2",
+            "--batch-size", "1", *DEV, *_sets(TINY)]
+    proc = _run(args, tmp_path, _env(name))
+    out, _ = proc.communicate(timeout=110)
+    assert proc.returncode == 0, out
+    assert "SLURMCluster" in out and "1 GPU each" in out and "2 done" in out
+    jobs = _jobs(name)
+    assert jobs, f"no worker jobs named {name}"
+    for job in jobs:
+        info = _slurm("scontrol", "show", "job", job)
+        assert "gres:gpu:1" in info or "gres/gpu=1" in info, info
+    ds = xr.open_zarr(store)
+    assert sorted(ds.pair.values) == ["harp_fork", "voice_violin"]
+    assert (ds.status.values == 1).all() and (ds.attempts.values == 1).all()
+    for pid, content in (("harp_fork", "harp.flac"), ("voice_violin", "voice.flac")):
+        n = sf.info(str(DEMO.parent / "demo" / content)).frames
+        assert int(ds.samples.sel(pair=pid)) == n
+        assert np.isfinite(ds.audio.sel(pair=pid).values[:n]).all()
+    finished = ds.timings.sel(timing="finished_at").values.copy()
+
+    # The same command again: nothing to do, no worker job submitted, nothing rewritten.
+    proc = _run(args, tmp_path, _env(name))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "this run: 0 pairs" in out and "2 already done" in out
+    assert sorted(_jobs(name)) == sorted(jobs)
+    again = xr.open_zarr(store)
+    np.testing.assert_array_equal(again.timings.sel(timing="finished_at").values, finished)
+    np.testing.assert_array_equal(again.attempts.values, ds.attempts.values)
+
+
+def test_cancelled_worker_job_loses_nothing(slurm_cluster, tmp_path):
+    demo = DEMO.parent / "demo"
+    files = ["harp.flac", "tuning_fork.flac", "voice.flac", "violin.flac"]
+    rows = [f"p{i},{demo / c},{demo / s}" for i, (c, s) in
+            enumerate((c, s) for c in files for s in files if c != s)][:8]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("pair_id,content,style\n" + "\n".join(rows) + "\n")
+    name = f"hpcnst-c-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "c.zarr"
+    args = [str(manifest), "-o", str(store), "--cluster", "slurm", "--workers", "2",
+            "--min-workers", "2", "--batch-size", "1", *DEV,
+            *_sets(["iterations=25", "griffin_lim_iterations=2", "model=random", "width=4"])]
+    proc = _run(args, tmp_path, _env(name))
+    deadline = time.time() + 90
+    cancelled = None
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if not (store / "zarr.json").exists():
+            continue
+        status = xr.open_zarr(store).status.values
+        running = _jobs(name, "R")
+        if (status == 1).sum() >= 1 and (status == 0).sum() >= 3 and running:
+            cancelled = running[0]
+            _slurm("scancel", cancelled)
+            break
+    assert cancelled, "never saw a running worker job with work left"
+    out, _ = proc.communicate(timeout=110)
+    assert proc.returncode == 0, out
+    assert "8 done" in out and "0 failed" in out
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all() and (ds.records.values == 26).all()
+    state = _slurm("squeue", "-h", "-t", "all", "-j", cancelled, "-o", "%T").strip()
+    assert state in ("CANCELLED", ""), state
+
+
+def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
+    name = f"hpcnst-s-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "sb.zarr"
+    job = _slurm(
+        "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
+        "--time=5", f"--output={tmp_path}/driver-%j.out",
+        f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
+        f"HPC_NST_PYTHON={sys.executable}",
+        str(REPO / "slurm" / "run.sbatch"), str(DEMO), str(store),
+        str(REPO / "jobs" / "paper.toml"),
+        "--workers", "1", "--batch-size", "1", *DEV, *_sets(TINY),
+    ).strip().split(";")[0]
+    _wait_job(job, 110)
+    log = (tmp_path / f"driver-{job}.out").read_text()
+    assert "exit code 0" in log, log
+    assert "scrubbed" in log and "SLURM_*/SBATCH_*" in log  # nothing leaked into worker jobs
+    assert _jobs(name), "the driver job submitted no worker job"
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all() and ds.sizes["pair"] == 2
+
+
+def test_everything_in_one_allocation(slurm_cluster, tmp_path):
+    store = tmp_path / "alloc.zarr"
+    job = _slurm(
+        "sbatch", "--parsable", f"--chdir={tmp_path}", "--ntasks=3", "--overcommit",
+        "--cpus-per-task=1", "--mem=3G", "--gres=gpu:1", "--time=5",
+        f"--output={tmp_path}/alloc-%j.out", f"--export=ALL,HPC_NST_PYTHON={sys.executable}",
+        str(REPO / "slurm" / "run-in-allocation.sbatch"), str(DEMO), str(store),
+        "--batch-size", "1", "--progress-interval", "1", *_sets(TINY),
+    ).strip().split(";")[0]
+    _wait_job(job, 110)
+    log = (tmp_path / f"alloc-{job}.out").read_text()
+    assert "SLURMRunner: 1 worker rank(s)" in log and "2 done" in log, log
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all()
