@@ -121,3 +121,24 @@ def test_cli_resume_without_state_is_clear(tiny_gm: Path, tmp_path: Path, capsys
                  "--cache-dir", str(tmp_path / "cache"), "--resume", str(tmp_path / "nope.pt")])
     assert code == 2
     assert "no resume state found" in capsys.readouterr().err
+
+
+def test_sbatch_script_runs_and_resumes(tiny_gm: Path, tmp_path: Path) -> None:
+    """slurm/train.sbatch runs outside Slurm too; a second submission resumes."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "slurm" / "train.sbatch"
+    env = {**os.environ, "HPC_NST_PYTHON": sys.executable, "HPC_NST_DEVICE": "cpu",
+           "SLURM_CPUS_PER_TASK": "1", "HPC_NST_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "clf.pt"
+    args = ["bash", str(script), str(tiny_gm), str(out), "--width", "4"]
+    first = subprocess.run([*args, "--epochs", "1"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert out.is_file() and "resuming" not in first.stdout
+    second = subprocess.run([*args, "--epochs", "2"], env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stdout and "epoch 2/2" in second.stderr
+    usage = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
