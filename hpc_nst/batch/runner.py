@@ -249,13 +249,9 @@ def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: 
 def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
                 manifest: Manifest, where: list[int], path: Path, recorder: Recorder,
                 opts: RunOptions, out: TextIO, run_id: str) -> None:
-    from concurrent.futures import CancelledError
-
+    """Submit every task and record the outcomes as they come back."""
     from distributed import as_completed
-    from distributed.scheduler import KilledWorker
 
-    resources = handle.resources if handle else None
-    threads = handle.threads if handle else 0
     if handle and not opts.quiet:
         print(f"cluster: {handle.description}", file=out)
     link = dashboard(client)
@@ -267,56 +263,84 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
     counts = {"done": counts["done"], "failed": counts["failed"] - retrying,
               "pending": counts["pending"] - (len(todo) - retrying)}
     progress = Progress(len(todo), counts, out, opts.progress_interval, opts.quiet)
-    tries: dict[int, int] = {}
-    by_key: dict[str, Task] = {}
-
-    def submit(task: Task) -> Any:
-        tries[task.shard] = tries.get(task.shard, 0) + 1
-        key = f"{TASK_PREFIX}-{task.shard}-try{tries[task.shard]}-{run_id}"
-        spec = _spec(task, manifest, where, path, opts.device, threads)
-        by_key[key] = task
-        return client.submit(run_task, spec, key=key, resources=resources,
-                             retries=DASK_RETRIES, pure=False)
-
-    futures = as_completed([submit(t) for t in tasks], with_results=False)
-    finished: list[tuple[Any, list[Any]]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        extra = client.run_on_scheduler(_suspicious, keys=[f.key for f, _ in finished]) \
-            if finished else {}
-        for fut, outcomes in finished:
-            for o in outcomes:
-                recorder.record(o, attempts=1 + extra.get(fut.key, 0))
-            fut.release()
-        finished.clear()
-        recorder.flush()
-        last_flush = time.monotonic()
-
-    for fut in futures:
-        task = by_key.pop(fut.key)
-        if fut.status == "finished":
-            outcomes = fut.result()
-            finished.append((fut, outcomes))
-            progress.update(sum(o.error is None for o in outcomes),
-                            sum(o.error is not None for o in outcomes))
-        else:
-            try:
-                exc = fut.exception()
-            except CancelledError as cancelled:
-                exc = cancelled
-            lost = isinstance(exc, (KilledWorker, CancelledError))
-            if lost and tries[task.shard] <= opts.max_resubmits:
-                print(f"shard {task.shard}: its workers died repeatedly; resubmitting "
-                      f"(try {tries[task.shard] + 1})", file=out)
-                futures.add(submit(task))
-                continue
-            what = "its workers died repeatedly" if lost else f"{type(exc).__name__}: {exc}"
-            for i in task.indices:
-                recorder.fail(i, f"task for shard {task.shard} failed: {what}", attempts=1)
-            progress.update(0, len(task.indices))
-        if time.monotonic() - last_flush >= opts.flush_interval:
-            flush()
-    flush()
+    d = _Dispatch(client, handle, manifest, where, path, recorder, opts, out, run_id)
+    futures = as_completed([d.submit(t) for t in tasks], with_results=False)
+    try:
+        d.collect(futures, progress)
+    finally:
+        d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
     progress.close()
+
+
+class _Dispatch:
+    """Submission, resubmission and recording of tasks for one run."""
+
+    def __init__(self, client: Any, handle: ClusterHandle | None, manifest: Manifest,
+                 where: list[int], path: Path, recorder: Recorder, opts: RunOptions,
+                 out: TextIO, run_id: str):
+        self.client, self.manifest, self.where, self.path = client, manifest, where, path
+        self.recorder, self.opts, self.out, self.run_id = recorder, opts, out, run_id
+        self.resources = handle.resources if handle else None
+        self.threads = handle.threads if handle else 0
+        self.tries: dict[int, int] = {}
+        self.by_key: dict[str, Task] = {}
+        self.finished: list[tuple[Any, list[Any]]] = []
+
+    def submit(self, task: Task) -> Any:
+        self.tries[task.shard] = self.tries.get(task.shard, 0) + 1
+        key = f"{TASK_PREFIX}-{task.shard}-try{self.tries[task.shard]}-{self.run_id}"
+        spec = _spec(task, self.manifest, self.where, self.path, self.opts.device,
+                     self.threads)
+        self.by_key[key] = task
+        return self.client.submit(run_task, spec, key=key, resources=self.resources,
+                                  retries=DASK_RETRIES, pure=False)
+
+    def flush(self) -> None:
+        """Record the finished tasks' outcomes (attempts from the scheduler), then write."""
+        extra: dict[str, int] = {}
+        if self.finished:
+            try:
+                extra = self.client.run_on_scheduler(
+                    _suspicious, keys=[f.key for f, _ in self.finished])
+            except Exception:  # noqa: BLE001 - e.g. interrupted: count one attempt each
+                extra = {}
+        for fut, outcomes in self.finished:
+            for o in outcomes:
+                self.recorder.record(o, attempts=1 + extra.get(fut.key, 0))
+            fut.release()
+        self.finished.clear()
+        self.recorder.flush()
+
+    def collect(self, futures: Any, progress: Progress) -> None:
+        """Handle each finished future: keep outcomes, resubmit lost tasks, fail the rest."""
+        from concurrent.futures import CancelledError
+
+        from distributed.scheduler import KilledWorker
+
+        last_flush = time.monotonic()
+        for fut in futures:
+            task = self.by_key.pop(fut.key)
+            if fut.status == "finished":
+                outcomes = fut.result()
+                self.finished.append((fut, outcomes))
+                progress.update(sum(o.error is None for o in outcomes),
+                                sum(o.error is not None for o in outcomes))
+            else:
+                try:
+                    exc = fut.exception()
+                except CancelledError as cancelled:
+                    exc = cancelled
+                lost = isinstance(exc, (KilledWorker, CancelledError))
+                if lost and self.tries[task.shard] <= self.opts.max_resubmits:
+                    print(f"shard {task.shard}: its workers died repeatedly; resubmitting "
+                          f"(try {self.tries[task.shard] + 1})", file=self.out)
+                    futures.add(self.submit(task))
+                    continue
+                what = "its workers died repeatedly" if lost else f"{type(exc).__name__}: {exc}"
+                for i in task.indices:
+                    self.recorder.fail(i, f"task for shard {task.shard} failed: {what}",
+                                       attempts=1)
+                progress.update(0, len(task.indices))
+            if time.monotonic() - last_flush >= self.opts.flush_interval:
+                self.flush()
+                last_flush = time.monotonic()

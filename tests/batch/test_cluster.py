@@ -1,0 +1,102 @@
+"""Cluster options: jobqueue config fallback, GPU requests, lifetimes, scrubbed environment."""
+
+from __future__ import annotations
+
+import dask
+import pytest
+
+from hpc_nst.batch.cluster import (
+    ClusterOptions,
+    _jobqueue_kwargs,
+    lifetime_args,
+    scrub_scheduler_env,
+    walltime_seconds,
+)
+
+
+@pytest.mark.parametrize(("text", "kind", "seconds"), [
+    ("01:00:00", "slurm", 3600), ("30", "slurm", 1800), ("10:30", "slurm", 630),
+    ("1-12", "slurm", 129600), ("2-00:30:00", "slurm", 174600), ("01:30", "lsf", 5400),
+    ("90", "lsf", 5400), ("3600", "sge", 3600), (None, "slurm", None), ("soon", "pbs", None),
+])
+def test_walltime_seconds(text, kind, seconds):
+    assert walltime_seconds(text, kind) == seconds
+
+
+def test_lifetime_is_under_the_walltime():
+    args = lifetime_args("01:00:00")
+    assert args == ["--lifetime", "3060s", "--lifetime-stagger", "180s"]
+    assert 3060 + 180 < 3600
+    assert lifetime_args("24:00:00")[1] == f"{86400 - 600 - 300}s"
+    assert lifetime_args("00:02:00") == [] and lifetime_args(None) == []
+
+
+def test_scrub_keeps_slurm_conf():
+    env = {"SLURM_JOB_ID": "1", "SBATCH_PARTITION": "x", "SRUN_CPUS_PER_TASK": "2",
+           "SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/bin"}
+    assert sorted(scrub_scheduler_env(env)) == ["SBATCH_PARTITION", "SLURM_JOB_ID",
+                                                "SRUN_CPUS_PER_TASK"]
+    assert env == {"SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/bin"}
+
+
+def test_bare_config_gets_one_gpu_one_process_and_a_lifetime():
+    with dask.config.set({"jobqueue.slurm": {"walltime": "02:00:00",
+                                             "job-extra-directives": [],
+                                             "worker-extra-args": []}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", queue="gpu"))
+    assert kw["queue"] == "gpu" and kw["processes"] == 1
+    assert kw["job_extra_directives"] == ["--gres=gpu:1"]
+    args = kw["worker_extra_args"]
+    assert args[:2] == ["--resources", "GPU=1"] and "--lifetime" in args
+
+
+def test_configured_values_are_kept_not_duplicated():
+    conf = {"processes": 1, "cores": 8, "memory": "48GB", "walltime": "01:00:00",
+            "job-extra-directives": ["--gpus=1"],
+            "worker-extra-args": ["--resources", "GPU=1", "--lifetime", "50m"]}
+    with dask.config.set({"jobqueue.slurm": conf}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm"))
+        assert "cores" not in kw and "processes" not in kw and "memory" not in kw
+        assert kw["job_extra_directives"] == ["--gpus=1"]
+        assert kw["worker_extra_args"] == ["--resources", "GPU=1", "--lifetime", "50m"]
+        # a walltime given on the command line replaces the configured lifetime
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", walltime="00:20:00"))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=1"]
+        assert kw["worker_extra_args"][2:4] == ["--lifetime", f"{1200 - 120 - 60}s"]
+
+
+@pytest.mark.parametrize(("kind", "directive"), [("pbs", "-l ngpus=1"), ("sge", "-l gpu=1"),
+                                                 ("lsf", '-gpu "num=1"')])
+def test_other_schedulers_get_their_gpu_request(kind, directive):
+    with dask.config.set({f"jobqueue.{kind}": {"job-extra-directives": [],
+                                               "resource-spec": None}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind=kind, account="proj"))
+    assert directive in kw["job_extra_directives"]
+    assert kw.get("project" if kind in ("sge", "lsf") else "account") == "proj"
+    with dask.config.set({f"jobqueue.{kind}": {"resource-spec": "select=1:ngpus=1"}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind=kind))
+    assert directive not in kw["job_extra_directives"]
+
+
+def test_cpu_only_workers():
+    with dask.config.set({"jobqueue.slurm": {"job-extra-directives": [],
+                                             "worker-extra-args": []}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
+    assert kw["job_extra_directives"] == [] and "--resources" not in kw["worker_extra_args"]
+
+
+def test_generated_slurm_job_script():
+    """The real SLURMCluster turns our options into the expected #SBATCH lines (no submission)."""
+    from hpc_nst.batch.cluster import _import_jobqueue
+
+    SLURMCluster = _import_jobqueue().SLURMCluster
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": [],
+                          "jobqueue.slurm.worker-extra-args": [],
+                          "jobqueue.slurm.walltime": "01:00:00"}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=2, memory="4GB",
+                                             interface="lo"))
+        with SLURMCluster(**kw) as cluster:
+            script = cluster.job_script()
+    assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -t 01:00:00" in script
+    assert "--resources GPU=1" in script and "--lifetime 3060s" in script
+    assert "--lifetime-stagger 180s" in script and "--nthreads 2" in script

@@ -1,0 +1,61 @@
+"""The worker function: per-pair failures never fail the batch; OOM splits the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import hpc_nst.engine.methods as methods
+from hpc_nst.batch import store as st
+from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.tasks import store_order
+from hpc_nst.batch.worker import PairSpec, TaskSpec, _run_batch, run_task
+
+from .conftest import write_csv
+
+
+def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch):
+    calls = []
+    real = methods.run_method
+
+    def fake(contents, styles, cfg, *, seeds=None, device=None, progress=None):
+        calls.append(list(seeds))
+        if len(contents) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if seeds[0] == 2:
+            raise MemoryError()
+        return real(contents, styles, cfg, seeds=seeds, device=device)
+
+    monkeypatch.setattr(methods, "run_method", fake)
+    audio = np.sin(np.arange(4000) * 0.05).astype(np.float32)
+    items = [(PairSpec(i, f"p{i}", "c", "s", seed), audio, audio) for i, seed in
+             enumerate([1, 2, 3])]
+    out = _run_batch(tiny, items, "cpu")
+    assert calls == [[1, 2, 3], [1], [2], [3]]
+    assert out[1].startswith("out of memory")
+    assert not isinstance(out[0], str) and not isinstance(out[2], str)
+    assert out[0].output.shape == (257, 1 + 4000 // 160)
+
+
+def test_run_task_in_process(tmp_path, audio_dir, tiny):
+    man = read_manifest(write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                                  ["ok,a.wav,b.wav", "trunc,truncated.flac,a.wav",
+                                   "ok2,c.wav,nan.wav"]), tiny)
+    order = store_order(man.pairs)
+    frames, samples, records = st.capacities(man, tiny)
+    path = tmp_path / "w.zarr"
+    st.create_store(path, tiny, man, order, st.Layout(3, 3, 3, frames, samples, records))
+    pairs = tuple(PairSpec(i, man.pairs[k].pair_id, str(man.pairs[k].content_path),
+                           str(man.pairs[k].style_path), 0) for i, k in enumerate(order))
+    outcomes = run_task(TaskSpec(str(path), 0, 0, 3, ((tiny, pairs),), "cpu", 1))
+    by_id = {p.pair_id: o for p, o in zip(pairs, outcomes)}
+    assert by_id["ok"].error is None and by_id["ok"].samples == 8000
+    assert by_id["ok"].records == 4 and by_id["ok"].device == "cpu"
+    assert {"load_s", "optimise_s", "write_s", "started_at", "finished_at"} <= \
+        set(by_id["ok"].timings)
+    assert by_id["trunc"].error.startswith("content ") and "truncated.flac" in by_id["trunc"].error
+    assert by_id["ok2"].error.startswith("style ") and "NaN" in by_id["ok2"].error
+    root = st.open_root(path)
+    i = [p.pair_id for p in pairs].index("ok")
+    assert root["spectrogram"][i, 3].any() and root["audio"][i, :8000].any()
+    j = [p.pair_id for p in pairs].index("trunc")
+    assert not root["spectrogram"][j].any()  # nothing written for a failed pair
