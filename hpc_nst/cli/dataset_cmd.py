@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed of the plan and split (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=run_render)
+    from hpc_nst.data.triplets import add_parser as add_triplets_parser
+
+    add_triplets_parser(dsub)  # hpc-nst dataset triplets (see hpc_nst/data/triplets.py)
 
 
 def run_render(args: argparse.Namespace) -> int:
