@@ -93,12 +93,12 @@ class _AudioInfo:
 
     def __init__(self, sample_rate: int, min_samples: int):
         self.sample_rate, self.min_samples = sample_rate, min_samples
-        self.cache: dict[Path, tuple[int, str | None]] = {}
+        self.cache: dict[str, tuple[int, str | None]] = {}
 
-    def __call__(self, path: Path) -> tuple[int, str | None]:
+    def __call__(self, path: str) -> tuple[int, str | None]:
         hit = self.cache.get(path)
         if hit is None:
-            hit = self.cache[path] = self._probe(path)
+            hit = self.cache[path] = self._probe(Path(path))
         return hit
 
     def _probe(self, path: Path) -> tuple[int, str | None]:
@@ -162,10 +162,11 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         cols = _header(path, next(reader, None))
     except csv.Error as exc:
         raise ManifestError(path, [f"line 1: malformed CSV ({exc})"]) from None
-    base = Path(os.path.abspath(path)).parent
+    base = os.path.dirname(os.path.abspath(path))
     stft = job.stft
     probe = _AudioInfo(stft.sample_rate, stft.win_length)
     configs: dict[tuple[tuple[str, str], ...], JobConfig | str] = {(): job}
+    digests: dict[int, str] = {}  # id(cfg) -> digest: hashing a config is slow, configs repeat
     pairs: list[Pair] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -203,14 +204,19 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         samples = {"content": -1, "style": -1}
         for name in PATH_COLUMNS:
             value = row.get(name, "")
-            resolved[name] = (base / value) if value else None
+            full = os.path.join(base, value) if value else ""
+            resolved[name] = Path(full) if value else None
             if value and check_files:
-                n, err = probe(resolved[name])  # type: ignore[arg-type]
+                n, err = probe(full)
                 if err:
                     errs.append(f"{name} {err}")
                 if name in samples:
                     samples[name] = n
-        digest = cfg.digest() if cfg is not None else ""
+        digest = ""
+        if cfg is not None:
+            if id(cfg) not in digests:
+                digests[id(cfg)] = cfg.digest()
+            digest = digests[id(cfg)]
         pair_id = row.get("pair_id", "")
         explicit = bool(pair_id)
         if pair_id and not _ID_RE.match(pair_id):
@@ -233,8 +239,8 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             problems.append(f"line {line}: pair {pair_id}: {error}")
         pairs.append(Pair(
             line=line, pair_id=pair_id, content=row["content"], style=row["style"],
-            target=row.get("target", ""), content_path=resolved["content"] or base,
-            style_path=resolved["style"] or base, target_path=resolved["target"],
+            target=row.get("target", ""), content_path=resolved["content"] or Path(base),
+            style_path=resolved["style"] or Path(base), target_path=resolved["target"],
             overrides=overrides, cfg=cfg, digest=digest, content_samples=samples["content"],
             style_samples=samples["style"], error=error,
         ))

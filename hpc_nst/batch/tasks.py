@@ -49,10 +49,13 @@ class Task:
 def store_order(pairs: Sequence[Pair]) -> list[int]:
     """Positions into ``pairs`` (manifest order) in the order the store lays them out."""
     groups: dict[str, int] = {}
+    by_digest: dict[str, str] = {}  # effective digest -> group key (hashing configs is slow)
     keys: dict[int, tuple] = {}
     for i, p in enumerate(pairs):
         if p.error is None and p.cfg is not None:
-            g = groups.setdefault(group_key(p.cfg), len(groups))
+            if p.digest not in by_digest:
+                by_digest[p.digest] = group_key(p.cfg)
+            g = groups.setdefault(by_digest[p.digest], len(groups))
             keys[i] = (0, g, -p.content_samples, p.line)
         else:
             keys[i] = (1, 0, 0, p.line)
