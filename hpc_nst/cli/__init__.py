@@ -21,6 +21,7 @@ COMMANDS = (
     "hpc_nst.cli.dataset_cmd",
     "hpc_nst.cli.train_cmd",
     "hpc_nst.cli.classify_cmd",
+    "hpc_nst.cli.report_cmd",
 )
 
 

@@ -1,0 +1,79 @@
+"""``hpc-nst report STORE [STORE ...] -o DIR``: comparison tables and an offline HTML report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _groups(text: str) -> tuple[str, ...]:
+    from hpc_nst.report.evaluate import GROUPS
+
+    if text == "all":
+        return GROUPS
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in items if t not in GROUPS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown metric group(s) {bad}; choose from "
+                                         f"{', '.join(GROUPS)} or 'all'")
+    return items
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="evaluate batch stores: metric tables and an HTML report",
+        description="Read one or more stores written by hpc-nst run (e.g. one per method over "
+        "the same manifest) pair by pair and write DIR/pairs.{csv,parquet,md} (one row per "
+        "store and pair, every metric), DIR/summary_by_{job,style,content}.{csv,parquet,md} "
+        "(mean and std per group), DIR/summary.md, DIR/failures.csv and DIR/index.html (works "
+        "offline from DIR). Metric definitions: docs/metrics.md.")
+    p.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="Zarr stores")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                   help="report folder (created; files in it are replaced)")
+    p.add_argument("--metrics", type=_groups, default="all", metavar="GROUPS",
+                   help="comma-separated metric groups: run, spectral, style, target, pitch "
+                   "(default: all)")
+    p.add_argument("--classifier", type=Path, metavar="CKPT",
+                   help="instrument classifier for the style metrics (default: the shipped one)")
+    p.add_argument("--labels", type=Path, action="append", default=[], metavar="CSV",
+                   help="CSV with pair_id,content_label,style_label (repeatable; default: "
+                   "label columns of the manifest, or labels.csv beside it)")
+    p.add_argument("--inputs-dir", type=Path, metavar="DIR",
+                   help="resolve the manifest's relative input paths against DIR instead of "
+                   "the manifest's folder recorded in the store")
+    p.add_argument("--details", type=int, default=100, metavar="N",
+                   help="done pairs per store shown with figures and audio (default 100)")
+    p.add_argument("--failures", type=int, default=200, metavar="N",
+                   help="failed pairs per store listed in the HTML page (default 200)")
+    p.add_argument("--title", default="hpc-nst evaluation report", help="page title")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.store import StoreError
+    from hpc_nst.cli import UserError
+    from hpc_nst.report.build import ReportOptions, build_report, stderr_progress
+
+    groups = args.metrics if isinstance(args.metrics, tuple) else _groups(args.metrics)
+    if args.details < 0 or args.failures < 0:
+        raise UserError("--details and --failures must be >= 0")
+    for s in args.stores:
+        if not s.exists():
+            raise UserError(f"{s}: store not found")
+    opts = ReportOptions(
+        groups=groups, classifier=args.classifier, details=args.details,
+        failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
+        title=args.title, progress=None if args.quiet else stderr_progress)
+    try:
+        result = build_report(args.stores, args.output, opts)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    for note in result.notes:
+        print(f"note: {note}")
+    done = sum(s.done for s in result.stores)
+    failed = sum(s.failed for s in result.stores)
+    print(f"{result.rows} rows from {len(result.stores)} store(s) ({done} done, {failed} failed) "
+          f"in {result.seconds:.1f} s -> {result.index}")
+    print((args.output / "summary.md").read_text(), end="")
+    return 0

@@ -1,0 +1,1 @@
+"""Aggregation and evaluation reports of batch stores (``hpc-nst report``)."""

@@ -1,0 +1,246 @@
+"""``hpc-nst report``: stores in, tables and an offline HTML report out.
+
+Stores are read one after the other, pair by pair (:func:`hpc_nst.report.reader.iter_pairs`);
+each row goes straight to the table files and the running group statistics, so memory does not
+grow with the number of pairs. Only the first ``details`` done pairs of each store get figures
+and audio in the HTML page, and the first ``failures`` failed pairs are listed there
+(``failures.csv`` lists them all).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpc_nst.config import STFTConfig
+from hpc_nst.report import html as H
+from hpc_nst.report.evaluate import (
+    COLUMNS,
+    GROUPS,
+    INT_COLUMNS,
+    METRIC_COLUMNS,
+    Evaluator,
+)
+from hpc_nst.report.reader import (
+    PairData,
+    StoreInfo,
+    iter_pairs,
+    loss_terms,
+    read_labels,
+    read_spectrograms,
+    store_info,
+)
+from hpc_nst.report.tables import GROUPINGS, HEADLINE, GroupStats, RowWriter, write_summaries
+
+
+@dataclass
+class ReportOptions:
+    """Options of :func:`build_report` (the ``hpc-nst report`` flags)."""
+
+    groups: tuple[str, ...] = GROUPS
+    classifier: Path | None = None  # None: the shipped classifier, when there is one
+    details: int = 100  # done pairs per store shown with figures and audio
+    failures: int = 200  # failed pairs per store listed in the HTML page
+    labels: list[Path] = field(default_factory=list)
+    inputs_dir: Path | None = None
+    title: str = "hpc-nst evaluation report"
+    progress: Callable[[str], None] | None = None
+    progress_every: int = 1000
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    index: Path
+    rows: int
+    stores: list[H.StoreSummary]
+    notes: list[str]
+    seconds: float
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    """Unique job labels from store names (``name``, ``name-2``, ...)."""
+    out: list[str] = []
+    for p in paths:
+        base = p.name[:-5] if p.name.endswith(".zarr") else p.name
+        label, k = base, 2
+        while label in out:
+            label, k = f"{base}-{k}", k + 1
+        out.append(label)
+    return out
+
+
+def _classifier(opts: ReportOptions, notes: list[str]) -> Any:
+    if "style" not in opts.groups:
+        return None
+    from hpc_nst.metrics.style_class import load_classifier
+    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
+
+    if opts.classifier is None and not DEFAULT_CHECKPOINT.is_file():
+        notes.append("Classifier-judged style not computed: no trained classifier is shipped "
+                     "in this build (pass --classifier).")
+        return None
+    try:
+        return load_classifier(opts.classifier)
+    except CheckpointError as exc:
+        notes.append(f"Classifier-judged style not computed: {exc}")
+        return None
+
+
+class _Assets:
+    """Figures and audio copied into the report folder (inputs once per source file)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.inputs: dict[str, str | None] = {}
+
+    def input_audio(self, path: Path | None, sr: int) -> str | None:
+        from hpc_nst.audio.io import AudioError, load_audio, write_audio
+
+        if path is None:
+            return None
+        key = str(path)
+        if key not in self.inputs:
+            digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+            rel = f"audio/inputs/{path.stem[:60]}-{digest}.flac"
+            try:
+                write_audio(self.out_dir / rel, load_audio(path, sr), sr)
+                self.inputs[key] = rel
+            except (AudioError, OSError):
+                self.inputs[key] = None
+        return self.inputs[key]
+
+    def run(self, info: StoreInfo, pair: PairData, metrics: dict[str, Any],
+            terms: list[str]) -> H.RunDetail:
+        from hpc_nst.audio.io import write_audio
+        from hpc_nst.report.figures import loss_figure, pair_figure
+
+        job = info.label
+        stft = STFTConfig(**info.job.get("stft", {}))
+        base = f"{_safe(job)}/{pair.pair_id}"
+        figure = f"figures/{base}.png"
+        pair_figure(read_spectrograms(info, pair.index), self.out_dir / figure, stft,
+                    title=f"{pair.pair_id} — {job}")
+        loss = None
+        if pair.losses is not None and pair.records > 0:
+            every = int(info.job.get("optim", {}).get("record_every", 1))
+            loss = f"figures/{base}.loss.png"
+            loss_figure(pair.losses, pair.records, terms, self.out_dir / loss, every,
+                        title=f"{pair.pair_id} — {job}")
+        output = None
+        if pair.audio is not None:
+            output = f"audio/{base}.flac"
+            write_audio(self.out_dir / output, pair.audio, info.sample_rate)
+        return H.RunDetail(job, info.method, figure, loss, output, metrics)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._+-" else "_" for c in name) or "_"
+
+
+def build_report(stores: Sequence[str | Path], out_dir: str | Path,
+                 opts: ReportOptions | None = None) -> ReportResult:
+    """Aggregate ``stores`` into tables and ``index.html`` under ``out_dir``."""
+    opts = opts or ReportOptions()
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [Path(s) for s in stores]
+    infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
+    say = opts.progress or (lambda msg: None)
+    notes: list[str] = []
+    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes))
+    stats = {name: GroupStats(keys, METRIC_COLUMNS) for name, keys in GROUPINGS.items()}
+    assets = _Assets(out)
+    details: dict[str, H.PairDetail] = {}
+    summaries: list[H.StoreSummary] = []
+    rows = 0
+    with RowWriter(out, "pairs", COLUMNS, METRIC_COLUMNS, INT_COLUMNS) as writer, \
+            open(out / "failures.csv", "w", newline="", encoding="utf-8") as fail_fh:
+        failures = csv.writer(fail_fh, lineterminator="\n")
+        failures.writerow(["job", "pair_id", "error"])
+        for info in infos:
+            evaluator.labels = read_labels(info.manifest, opts.labels)
+            terms = loss_terms(info)
+            summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
+            shown = 0
+            for pair in iter_pairs(info, opts.inputs_dir):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    row = evaluator.row(info, pair)
+                writer.write(row)
+                for gs in stats.values():
+                    gs.add(row)
+                rows += 1
+                summary.pairs += 1
+                if pair.status == "done":
+                    summary.done += 1
+                    if shown < opts.details:
+                        _add_detail(details, assets, info, pair, row, terms)
+                        shown += 1
+                elif pair.status == "failed":
+                    summary.failed += 1
+                    failures.writerow([info.label, pair.pair_id, pair.error])
+                    if len(summary.failures) < opts.failures:
+                        summary.failures.append((pair.pair_id, pair.error))
+                if rows % opts.progress_every == 0:
+                    say(f"{rows} rows ({info.label}: {summary.pairs}/{info.n_pairs}), "
+                        f"{rows / (time.perf_counter() - t0):.0f} rows/s")
+            summaries.append(summary)
+    files = {"pairs": [p.name for p in writer.paths.values()], "failures": ["failures.csv"]}
+    for name, written in write_summaries(out, stats).items():
+        files[name] = [p.name for p in written]
+    files["summary"] = ["summary.md"]
+    tables = {}
+    for name, gs in stats.items():
+        metrics = gs.present()
+        cols = _compact_columns(gs, metrics)
+        headline = [c for c in cols if c not in metrics or c in HEADLINE]
+        tables[name] = (cols, _compact_rows(gs, metrics), list(gs.keys), headline)
+    index = out / "index.html"
+    index.write_text(H.render_index(opts.title, summaries, tables, files,
+                                    list(details.values()), notes), encoding="utf-8")
+    return ReportResult(out, index, rows, summaries, notes, time.perf_counter() - t0)
+
+
+def _compact_columns(gs: GroupStats, metrics: Sequence[str]) -> list[str]:
+    return [*gs.keys, "pairs", "done", "failed", *metrics]
+
+
+def _compact_rows(gs: GroupStats, metrics: Sequence[str]) -> list[dict[str, Any]]:
+    from hpc_nst.report.tables import fmt
+
+    out = []
+    for r in gs.rows(metrics):
+        row = {k: r[k] for k in (*gs.keys, "pairs", "done", "failed")}
+        for m in metrics:
+            mean, std = r[f"{m}_mean"], r[f"{m}_std"]
+            row[m] = "" if math.isnan(mean) else \
+                fmt(mean) + ("" if math.isnan(std) else f" ± {fmt(std)}")
+        out.append(row)
+    return out
+
+
+def _add_detail(details: dict[str, H.PairDetail], assets: _Assets, info: StoreInfo,
+                pair: PairData, row: dict[str, Any], terms: list[str]) -> None:
+    entry = details.get(pair.pair_id)
+    if entry is None:
+        labels = " → ".join(x for x in (row["content_label"], row["style_label"]) if x)
+        sr = info.sample_rate
+        inputs = {role: assets.input_audio(path, sr) for role, path in
+                  (("content", pair.content), ("style", pair.style), ("target", pair.target))}
+        entry = details[pair.pair_id] = H.PairDetail(
+            pair.pair_id, labels, {k: v for k, v in inputs.items() if v})
+    entry.runs.append(assets.run(info, pair, row, terms))
+
+
+def stderr_progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,199 @@
+"""Every metric of one (store, pair): the rows of the report's tables.
+
+Metric groups (``--metrics``): ``run`` (final loss terms, spectral convergence, runtime),
+``spectral`` (centroid and bandwidth of content, style and output, output/content ratios),
+``style`` (classifier-judged style), ``target`` (LSD, timbre and dynamics distances to the
+target) and ``pitch`` (Jaccard pitch distance to the target). Features of input files are
+cached per path (a bounded LRU), so a content, style or target shared by many pairs or stores
+is analysed once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc_nst.metrics import run as runm
+from hpc_nst.metrics.spectral import spectral_bandwidth, spectral_centroid
+from hpc_nst.report.reader import PairData, StoreInfo
+
+GROUPS = ("run", "spectral", "style", "target", "pitch")
+ID_COLUMNS = ("job", "method", "pair_id", "status", "error", "content", "style", "target",
+              "content_label", "style_label", "seed", "device", "attempts")
+LOSS_TERMS = ("total", "content", "style", "envelope", "timbre")
+METRIC_COLUMNS = (
+    *(f"loss_{t}" for t in LOSS_TERMS), "spectral_convergence", "runtime_s", "ms_per_iteration",
+    "centroid_content_hz", "centroid_style_hz", "centroid_output_hz", "centroid_ratio",
+    "bandwidth_content_hz", "bandwidth_style_hz", "bandwidth_output_hz", "bandwidth_ratio",
+    "style_top1", "style_prob",
+    "lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db", "pitch_jaccard",
+)
+TEXT_COLUMNS = ("style_class", "style_class_source", "output_class", "notes")
+COLUMNS = (*ID_COLUMNS, *METRIC_COLUMNS, *TEXT_COLUMNS)
+INT_COLUMNS = ("seed", "attempts")
+CACHE_SIZE = 512
+#: Methods without an optimised spectrogram: no loss curves, spectral convergence not applicable.
+PASSTHROUGH = ("content-copy", "style-copy", "eq")
+
+
+class _LRU(OrderedDict):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+class Evaluator:
+    """Computes a row per pair; holds the classifier and the input-feature caches."""
+
+    def __init__(self, groups: tuple[str, ...] = GROUPS, classifier: Any = None,
+                 labels: dict[str, dict[str, str]] | None = None):
+        unknown = set(groups) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown metric group(s) {sorted(unknown)}; known: {GROUPS}")
+        self.groups = set(groups)
+        if classifier is None:
+            self.groups.discard("style")
+        self.classifier = classifier
+        self.labels = labels or {}
+        self._audio = _LRU(CACHE_SIZE)
+        self._derived = _LRU(CACHE_SIZE)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _load(self, path: Path, sr: int) -> np.ndarray | str:
+        """The file's audio, or an error message (cached either way)."""
+        from hpc_nst.audio.io import AudioError, load_audio
+
+        def make() -> np.ndarray | str:
+            try:
+                return load_audio(path, sr)
+            except (AudioError, OSError) as exc:
+                return str(exc)
+
+        return self._audio.get_or((str(path), sr), make)
+
+    def _derive(self, what: str, path: Path, sr: int, fn: Callable[[np.ndarray], Any]) -> Any:
+        audio = self._load(path, sr)
+        if isinstance(audio, str):
+            raise FileNotFoundError(audio)
+        return self._derived.get_or((what, str(path), sr), lambda: fn(audio))
+
+    # -- one pair -------------------------------------------------------------------------
+    def row(self, info: StoreInfo, pair: PairData) -> dict[str, Any]:
+        """The table row of ``pair`` (metrics NaN where not applicable or not computable)."""
+        labels = self.labels.get(pair.pair_id, {})
+        row: dict[str, Any] = {
+            "job": info.label, "method": info.method, "pair_id": pair.pair_id,
+            "status": pair.status, "error": pair.error, "content": pair.paths[0],
+            "style": pair.paths[1], "target": pair.paths[2],
+            "content_label": labels.get("content_label", ""),
+            "style_label": labels.get("style_label", ""), "seed": pair.seed,
+            "device": pair.device, "attempts": pair.attempts,
+        }
+        row.update({c: math.nan for c in METRIC_COLUMNS})
+        row.update({c: "" for c in TEXT_COLUMNS})
+        if pair.status != "done":
+            return row
+        notes: list[str] = []
+        sr = info.sample_rate
+        steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("run", lambda: self._run(pair, info.method in PASSTHROUGH)),
+            ("spectral", lambda: self._spectral(pair, sr)),
+            ("style", lambda: self._style(pair, row["style_label"], sr)),
+            ("target", lambda: self._target(pair, sr)),
+            ("pitch", lambda: self._pitch(pair, sr)),
+        ]
+        for group, step in steps:
+            if group not in self.groups:
+                continue
+            try:
+                row.update(step())
+            except FileNotFoundError as exc:
+                notes.append(f"{group}: {exc}")
+            except _Skip:
+                pass
+        row["notes"] = "; ".join(notes)
+        return row
+
+    def _run(self, pair: PairData, passthrough: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if pair.losses is not None and pair.records > 0:
+            out.update(runm.final_losses(pair.losses, pair.records, LOSS_TERMS))
+        if not passthrough:
+            out["spectral_convergence"] = pair.spectral_convergence
+        out["runtime_s"] = runm.runtime(pair.timings, pair.batch_pairs)
+        out["ms_per_iteration"] = pair.timings.get("ms_per_iteration", math.nan)
+        return out
+
+    def _spectral(self, pair: PairData, sr: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if pair.audio is not None:
+            out["centroid_output_hz"] = spectral_centroid(pair.audio, sr)
+            out["bandwidth_output_hz"] = spectral_bandwidth(pair.audio, sr)
+        for role, path in (("content", pair.content), ("style", pair.style)):
+            if path is None:
+                continue
+            c, b = self._derive("shape", path, sr,
+                                lambda a: (spectral_centroid(a, sr), spectral_bandwidth(a, sr)))
+            out[f"centroid_{role}_hz"], out[f"bandwidth_{role}_hz"] = c, b
+        for name in ("centroid", "bandwidth"):
+            o, c = out.get(f"{name}_output_hz", math.nan), out.get(f"{name}_content_hz", math.nan)
+            out[f"{name}_ratio"] = o / c if c and math.isfinite(c) and c > 0 else math.nan
+        return out
+
+    def _style(self, pair: PairData, label: str, sr: int) -> dict[str, Any]:
+        from hpc_nst.metrics.style_class import judge_style, style_class
+
+        clf = self.classifier
+        if pair.audio is None or sr != clf.stft.sample_rate:
+            raise _Skip
+        idx: int | None = None
+        source = "none"
+        if label:
+            idx, source = style_class(clf, label, None)
+        if idx is None and pair.style is not None:
+            idx, source = self._derive("class", pair.style, sr,
+                                       lambda a: style_class(clf, None, a))
+        if idx is None:
+            raise _Skip
+        out = judge_style(clf.probabilities(pair.audio), idx, clf.classes)
+        out.update(style_class=clf.classes[idx], style_class_source=source)
+        return out
+
+    def _target(self, pair: PairData, sr: int) -> dict[str, Any]:
+        from hpc_nst.metrics import reference
+
+        if pair.target is None or pair.audio is None:
+            raise _Skip
+        tf = self._derive("features", pair.target, sr, lambda a: reference.features(a, sr))
+        return reference.compare(reference.features(pair.audio, sr, tf.n_samples), tf)
+
+    def _pitch(self, pair: PairData, sr: int) -> dict[str, Any]:
+        from hpc_nst.metrics import pitch
+        from hpc_nst.metrics.reference import pad_or_truncate
+
+        if pair.target is None or pair.audio is None:
+            raise _Skip
+        target_sets = self._derive("pitch", pair.target, sr, lambda a: pitch.pitch_sets(a, sr))
+        n = self._derive("length", pair.target, sr, len)
+        out = pitch.pitch_sets(pad_or_truncate(pair.audio, n), sr)
+        return {"pitch_jaccard": pitch.jaccard_distance(out, target_sets)}
+
+
+class _Skip(Exception):
+    """The metric group does not apply to this pair (no target, no audio...)."""

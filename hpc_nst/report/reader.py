@@ -1,0 +1,201 @@
+"""Reading a batch store pair by pair, in bounded memory (one block of pairs at a time).
+
+Built on :func:`hpc_nst.batch.store.open_root` / :func:`~hpc_nst.batch.store.read_column` and the
+documented layout: small per-pair arrays are read one metadata block (8192 pairs, rounded to
+whole shards) at a time, the bulk arrays (``audio``, ``loss``) one shard at a time, and
+spectrograms only for the pairs that get a figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc_nst.batch import store as st
+
+LABEL_COLUMNS = ("content_label", "style_label")
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a report needs to know about one store."""
+
+    path: Path
+    label: str  # the job's name in tables: the store's file name without ``.zarr``
+    method: str  # nst, nst-random, content-copy, ... (nst with a checkpoint: nst-<stem>)
+    job: dict[str, Any]
+    n_pairs: int
+    pairs_per_task: int
+    sample_rate: int
+    hop_length: int
+    manifest: Path | None  # the manifest the store was created from (absolute)
+
+
+@dataclass
+class PairData:
+    """One pair as stored; ``audio``/``losses`` only for done pairs."""
+
+    index: int
+    pair_id: str
+    status: str
+    error: str
+    content: Path | None
+    style: Path | None
+    target: Path | None
+    paths: tuple[str, str, str]  # as written in the manifest
+    seed: int
+    device: str
+    attempts: int
+    timings: dict[str, float] = field(default_factory=dict)
+    batch_pairs: int = 1
+    spectral_convergence: float = math.nan
+    records: int = 0
+    losses: np.ndarray | None = None  # (terms, records)
+    audio: np.ndarray | None = None
+
+
+def method_name(job: dict[str, Any]) -> str:
+    """A short method label: the job's method, ``nst-random`` for the random-feature ablation."""
+    method = str(job.get("method", "nst"))
+    if method != "nst":
+        return method
+    model = str(job.get("model", {}).get("name", "default"))
+    return "nst" if model == "default" else "nst-random" if model == "random" else \
+        f"nst-{Path(model).stem}"
+
+
+def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
+    """Open ``path`` (a batch store) and describe it."""
+    path = Path(path)
+    root = st.open_root(path)
+    attrs = root.attrs.asdict() if hasattr(root.attrs, "asdict") else dict(root.attrs)
+    job = attrs.get("job", {})
+    manifest = attrs.get("manifest", {}).get("path")
+    name = label or (path.name[:-5] if path.name.endswith(".zarr") else path.name)
+    return StoreInfo(
+        path=path, label=name, method=method_name(job), job=job,
+        n_pairs=int(root["pair"].shape[0]),
+        pairs_per_task=int(attrs.get("layout", {}).get("pairs_per_task", 1)),
+        sample_rate=int(attrs.get("sample_rate", 16000)),
+        hop_length=int(attrs.get("hop_length", 160)),
+        manifest=Path(manifest) if manifest else None)
+
+
+def read_labels(manifest: Path | None,
+                extra: list[Path] | None = None) -> dict[str, dict[str, str]]:
+    """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
+    else from ``labels.csv`` beside it, plus any ``extra`` label CSVs (later ones win)."""
+    sources: list[Path] = []
+    if manifest is not None and manifest.is_file():
+        sources.append(manifest)
+        sidecar = manifest.parent / "labels.csv"
+        if sidecar.is_file() and sidecar != manifest:
+            sources.append(sidecar)
+    sources.extend(extra or [])
+    out: dict[str, dict[str, str]] = {}
+    for src in sources:
+        with open(src, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
+            if "pair_id" not in (reader.fieldnames or []) or not cols:
+                continue
+            for row in reader:
+                entry = out.setdefault(row["pair_id"].strip(), {})
+                entry.update({c: (row.get(c) or "").strip() for c in cols})
+    return out
+
+
+def _resolve(base: Path | None, rel: str) -> Path | None:
+    if not rel:
+        return None
+    p = Path(rel)
+    return p if p.is_absolute() or base is None else base / p
+
+
+def _batch_sizes(started: np.ndarray) -> np.ndarray:
+    """Pairs per batch within one shard (pairs of a batch share their ``started_at``)."""
+    out = np.ones(len(started), np.int64)
+    finite = np.isfinite(started)
+    values, counts = np.unique(started[finite], return_counts=True)
+    lookup = dict(zip(values.tolist(), counts.tolist()))
+    for k in np.flatnonzero(finite):
+        out[k] = lookup[float(started[k])]
+    return out
+
+
+def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
+               with_audio: bool = True) -> Iterator[PairData]:
+    """Every pair of the store in store order, reading one block at a time.
+
+    Relative input paths resolve against ``inputs_dir`` (default: the manifest's folder).
+    """
+    root = st.open_root(info.path)
+    base = inputs_dir or (info.manifest.parent if info.manifest else None)
+    ppt = max(info.pairs_per_task, 1)
+    block = max(ppt, (st.META_CHUNK // ppt) * ppt)
+    names = ("pair", "status", "error", "content_path", "style_path", "target_path", "seed",
+             "device", "attempts", "samples", "records", "spectral_convergence", "timings")
+    timing_names = [str(t) for t in st.read_column(root, "timing")]
+    t_started = timing_names.index("started_at") if "started_at" in timing_names else None
+    audio_arr, loss_arr = root["audio"], root["loss"]
+    for b0 in range(0, info.n_pairs, block):
+        b1 = min(b0 + block, info.n_pairs)
+        meta = {n: root[n][b0:b1] for n in names}
+        for s0 in range(b0, b1, ppt):
+            s1 = min(s0 + ppt, b1)
+            rel = slice(s0 - b0, s1 - b0)
+            status = meta["status"][rel]
+            done = status == st.DONE
+            samples = meta["samples"][rel]
+            audio = loss = None
+            if done.any():
+                loss = np.asarray(loss_arr[s0:s1])
+                if with_audio:
+                    audio = np.asarray(audio_arr[s0:s1, : int(samples[done].max())])
+            timings = meta["timings"][rel]
+            started = timings[:, t_started] if t_started is not None else \
+                np.full(s1 - s0, np.nan)
+            batch = _batch_sizes(np.where(done, started, np.nan))
+            for k in range(s1 - s0):
+                i = s0 + k
+                code = int(status[k])
+                paths = tuple(str(meta[f"{r}_path"][i - b0]) for r in ("content", "style",
+                                                                       "target"))
+                pair = PairData(
+                    index=i, pair_id=str(meta["pair"][i - b0]),
+                    status=st.STATUS_NAMES[code] if 0 <= code < len(st.STATUS_NAMES) else "?",
+                    error=str(meta["error"][i - b0]),
+                    content=_resolve(base, paths[0]), style=_resolve(base, paths[1]),
+                    target=_resolve(base, paths[2]), paths=paths,  # type: ignore[arg-type]
+                    seed=int(meta["seed"][i - b0]), device=str(meta["device"][i - b0]),
+                    attempts=int(meta["attempts"][i - b0]),
+                    timings={n: float(v) for n, v in zip(timing_names, timings[k])},
+                    batch_pairs=int(batch[k]))
+                if done[k]:
+                    pair.records = int(meta["records"][i - b0])
+                    pair.spectral_convergence = float(meta["spectral_convergence"][i - b0])
+                    pair.losses = loss[k] if loss is not None else None
+                    if audio is not None:
+                        pair.audio = audio[k, : int(samples[k])]
+                yield pair
+
+
+def read_spectrograms(info: StoreInfo, index: int) -> dict[str, np.ndarray]:
+    """``{kind: (bins, frames)}`` log-magnitude spectrograms of one done pair."""
+    root = st.open_root(info.path)
+    frames = root["frames"][index]
+    kinds = [str(k) for k in st.read_column(root, "kind")]
+    longest = int(max(frames)) if len(frames) else 0
+    block = np.asarray(root["spectrogram"][index, :, :, :longest])
+    return {k: block[j, :, : int(frames[j])] for j, k in enumerate(kinds)}
+
+
+def loss_terms(info: StoreInfo) -> list[str]:
+    """Names of the loss curves (the ``term`` coordinate)."""
+    return [str(t) for t in st.read_column(st.open_root(info.path), "term")]
