@@ -113,7 +113,7 @@ class Evaluator:
         sr = info.sample_rate
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("run", lambda: self._run(pair, info.method in PASSTHROUGH)),
-            ("spectral", lambda: self._spectral(pair, sr)),
+            ("spectral", lambda: self._spectral(pair, sr, row)),
             ("style", lambda: self._style(pair, row["style_label"], sr)),
             ("target", lambda: self._target(pair, sr)),
             ("pitch", lambda: self._pitch(pair, sr)),
@@ -140,20 +140,27 @@ class Evaluator:
         out["ms_per_iteration"] = pair.timings.get("ms_per_iteration", math.nan)
         return out
 
-    def _spectral(self, pair: PairData, sr: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def _spectral(self, pair: PairData, sr: int, out: dict[str, Any]) -> dict[str, Any]:
+        """Fills ``out`` as far as it can (the output's shape even when an input is missing)."""
         if pair.audio is not None:
             out["centroid_output_hz"] = spectral_centroid(pair.audio, sr)
             out["bandwidth_output_hz"] = spectral_bandwidth(pair.audio, sr)
+        missing = []
         for role, path in (("content", pair.content), ("style", pair.style)):
             if path is None:
                 continue
-            c, b = self._derive("shape", path, sr,
-                                lambda a: (spectral_centroid(a, sr), spectral_bandwidth(a, sr)))
+            try:
+                c, b = self._derive("shape", path, sr, lambda a: (spectral_centroid(a, sr),
+                                                                  spectral_bandwidth(a, sr)))
+            except FileNotFoundError as exc:
+                missing.append(str(exc))
+                continue
             out[f"centroid_{role}_hz"], out[f"bandwidth_{role}_hz"] = c, b
         for name in ("centroid", "bandwidth"):
             o, c = out.get(f"{name}_output_hz", math.nan), out.get(f"{name}_content_hz", math.nan)
             out[f"{name}_ratio"] = o / c if c and math.isfinite(c) and c > 0 else math.nan
+        if missing:
+            raise FileNotFoundError("; ".join(missing))
         return out
 
     def _style(self, pair: PairData, label: str, sr: int) -> dict[str, Any]:

@@ -1,0 +1,128 @@
+"""hpc-nst report on real stores written by hpc-nst run (one failed pair in each)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from hpc_nst.cli import main
+from hpc_nst.metrics import reference
+from hpc_nst.report.evaluate import COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+def test_tables_have_one_row_per_store_and_pair(real_report):
+    csv = pd.read_csv(real_report / "pairs.csv", keep_default_na=False, na_values=[""])
+    pq = pd.read_parquet(real_report / "pairs.parquet")
+    assert list(csv.columns) == list(COLUMNS) == list(pq.columns)
+    assert len(csv) == len(pq) == 6
+    pd.testing.assert_frame_equal(csv.astype(object).fillna(""), pq.astype(object).fillna(""),
+                                  check_dtype=False)
+    md = (real_report / "pairs.md").read_text().splitlines()
+    assert len(md) == 2 + 6 and md[0].startswith("| job | method | pair_id |")
+    assert sorted(zip(csv.job, csv.pair_id)) == sorted(
+        (j, p) for j in ("nst", "eq") for p in ("s256-000", "s256-001", "broken"))
+    assert set(csv.method) == {"nst-random", "eq"}
+
+
+def test_metrics_of_done_pairs(real_report, real_stores):
+    df = pd.read_parquet(real_report / "pairs.parquet").set_index(["job", "pair_id"])
+    done = df[df.status == "done"]
+    assert len(done) == 4
+    for col in ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
+                "pitch_jaccard", "centroid_ratio", "bandwidth_ratio", "style_prob",
+                "runtime_s", "centroid_content_hz", "bandwidth_style_hz"):
+        assert done[col].notna().all(), col
+    nst, eq = done.loc["nst"], done.loc["eq"]
+    assert nst.loss_total.notna().all() and nst.spectral_convergence.between(0, 2).all()
+    assert eq.loss_total.isna().all() and eq.spectral_convergence.isna().all()
+    # Labels come from labels.csv beside the manifest.
+    assert df.loc[("nst", "s256-000"), "content_label"] == "Flute"
+    assert df.loc[("nst", "s256-000"), "style_label"] == "Soprano Sax"
+    # Style class: from the label when the classifier knows it, else the style audio's top-1.
+    assert df.loc[("eq", "s256-000"), "style_class_source"] == "manifest"
+    assert df.loc[("eq", "s256-000"), "style_class"] == "Soprano Sax"
+    assert df.loc[("eq", "s256-001"), "style_class_source"] == "classifier"  # Recorder unknown
+    assert set(done.style_top1) <= {0.0, 1.0} and done.style_prob.between(0, 1).all()
+    # The table's LSD is the metric applied to the stored output and the target file.
+    import zarr
+
+    root = zarr.open_group(str(real_stores["eq"]), mode="r")
+    ids = list(root["pair"][:])
+    i = ids.index("s256-000")
+    out = root["audio"][i, : int(root["samples"][i])]
+    target, _ = sf.read(str(real_stores["eq"].parent / "audio" / "s256-000_target.flac"),
+                        dtype="float32")
+    assert eq.loc["s256-000", "lsd_db"] == pytest.approx(reference.lsd(out, target), rel=1e-6)
+    assert eq.loc["s256-000", "centroid_ratio"] == pytest.approx(
+        eq.loc["s256-000", "centroid_output_hz"] / eq.loc["s256-000", "centroid_content_hz"])
+
+
+def test_failed_pairs_are_listed_not_fatal(real_report):
+    df = pd.read_csv(real_report / "pairs.csv", keep_default_na=False, na_values=[""])
+    failed = df[df.status == "failed"]
+    assert list(failed.pair_id) == ["broken", "broken"]
+    assert failed.error.str.contains("nope.flac: file not found").all()
+    assert failed.lsd_db.isna().all()
+    fails = pd.read_csv(real_report / "failures.csv")
+    assert sorted(fails.job) == ["eq", "nst"] and (fails.pair_id == "broken").all()
+    html = (real_report / "index.html").read_text()
+    assert "Failed pairs" in html and "nope.flac: file not found" in html
+
+
+def test_summaries(real_report):
+    by_job = pd.read_csv(real_report / "summary_by_job.csv")
+    assert sorted(by_job.job) == ["eq", "nst"]
+    assert (by_job.pairs == 3).all() and (by_job.done == 2).all() and (by_job.failed == 1).all()
+    pairs = pd.read_parquet(real_report / "pairs.parquet")
+    for job, g in pairs[pairs.status == "done"].groupby("job"):
+        row = by_job.set_index("job").loc[job]
+        assert row.lsd_db_mean == pytest.approx(g.lsd_db.mean())
+        assert row.lsd_db_std == pytest.approx(g.lsd_db.std(ddof=1))
+    by_style = pd.read_parquet(real_report / "summary_by_style.parquet")
+    assert {"Soprano Sax", "Recorder", "(none)"} == set(by_style.style_label)
+    by_content = pd.read_csv(real_report / "summary_by_content.csv")
+    assert {"Flute", "Orchestral Harp", "(none)"} == set(by_content.content_label)
+    text = (real_report / "summary.md").read_text()
+    assert "## Headline (by job)" in text and "## By style" in text and "lsd_db" in text
+    for name in ("job", "style", "content"):
+        assert (real_report / f"summary_by_{name}.md").read_text().startswith("| job |")
+
+
+def test_cli_metric_groups_and_errors(real_stores, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "run,spectral",
+                 "--details", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "3 rows from 1 store(s) (2 done, 1 failed)" in text and "## By job" in text
+    df = pd.read_csv(out / "pairs.csv")
+    assert df.lsd_db.isna().all() and df.style_prob.isna().all()
+    assert df[df.status == "done"].centroid_ratio.notna().all()
+    assert len(list((out / "figures").rglob("*.png"))) == 1  # --details 1
+    assert main(["report", str(tmp_path / "missing.zarr"), "-o", str(out)]) == 2
+    assert "store not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "bogus"])
+    not_a_store = tmp_path / "x.zarr"
+    not_a_store.mkdir()
+    assert main(["report", str(not_a_store), "-o", str(out)]) == 2
+    assert "not a Zarr store" in capsys.readouterr().err
+
+
+def test_missing_input_files_leave_notes_not_crashes(real_stores, tmp_path):
+    from hpc_nst.report.build import ReportOptions, build_report
+
+    result = build_report([real_stores["eq"]], tmp_path / "r",
+                          ReportOptions(groups=("spectral", "target"),
+                                        inputs_dir=tmp_path / "elsewhere", details=1))
+    df = pd.read_csv(tmp_path / "r" / "pairs.csv", keep_default_na=False, na_values=[""])
+    done = df[df.status == "done"]
+    assert done.notes.str.contains("file not found").all()
+    assert done.centroid_output_hz.notna().all() and done.centroid_content_hz.isna().all()
+    assert all(math.isnan(v) for v in done.lsd_db)
+    assert result.rows == 3 and np.isfinite(result.seconds)
