@@ -2,9 +2,9 @@
 
 Pitch tracking uses librosa's probabilistic YIN (``librosa.pyin``: C2-C7, i.e. 65-2093 Hz,
 ``frame_length=1024``, ``hop_length=256``, centred, ``resolution=0.25`` semitone: 7x faster than
-the default 0.1 and the same rounded notes in 99 % of frames), so it suits monophonic material such as the
-triplet benchmark. A frame's set is ``{round(MIDI(f0))}`` when pyin calls the frame voiced and
-empty otherwise; digital silence is unvoiced without running pyin.
+the default 0.1 and the same rounded notes in 99 % of frames), so it suits monophonic material
+such as the triplet benchmark. A frame's set is ``{round(MIDI(f0))}`` when pyin calls the frame
+voiced and empty otherwise; digital silence is unvoiced without running pyin.
 
 As in Cífka et al. (2021), per frame the distance is ``1 - |A & B| / |A | B|``, a frame where
 both sets are empty (both unvoiced) counts as 0, and the result is the mean over all frames of

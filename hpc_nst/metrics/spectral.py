@@ -42,3 +42,14 @@ def spectral_bandwidth(
     """Magnitude-weighted spread of frequency around the centroid, in Hz."""
     _, spread, total = _frame_stats(audio, sample_rate, n_fft, hop)
     return float((spread * total).sum() / total.sum()) if total.size else 0.0
+
+
+def spectral_shape(
+    audio: np.ndarray, sample_rate: int = 16000, n_fft: int = 512, hop: int = 128
+) -> tuple[float, float]:
+    """``(centroid, bandwidth)`` in Hz with one STFT (same values as the two functions)."""
+    centroid, spread, total = _frame_stats(audio, sample_rate, n_fft, hop)
+    if not total.size:
+        return 0.0, 0.0
+    weight = total.sum()
+    return float((centroid * total).sum() / weight), float((spread * total).sum() / weight)

@@ -126,9 +126,12 @@ class _Assets:
         job = info.label
         stft = STFTConfig(**info.job.get("stft", {}))
         base = f"{_safe(job)}/{pair.pair_id}"
-        figure = f"figures/{base}.png"
-        pair_figure(read_spectrograms(info, pair.index), self.out_dir / figure, stft,
-                    title=f"{pair.pair_id} — {job}")
+        figure: str | None = f"figures/{base}.png"
+        specs = read_spectrograms(info, pair.index)
+        if all(s.size for s in specs.values()):
+            pair_figure(specs, self.out_dir / str(figure), stft, title=f"{pair.pair_id} — {job}")
+        else:  # no spectrogram stored (should not happen for a done pair)
+            figure = None
         loss = None
         if pair.losses is not None and pair.records > 0:
             every = int(info.job.get("optim", {}).get("record_every", 1))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hpc_nst.metrics import run as runm
-from hpc_nst.metrics.spectral import spectral_bandwidth, spectral_centroid
+from hpc_nst.metrics.spectral import spectral_shape
 from hpc_nst.report.reader import PairData, StoreInfo
 
 GROUPS = ("run", "spectral", "style", "target", "pitch")
@@ -143,15 +143,13 @@ class Evaluator:
     def _spectral(self, pair: PairData, sr: int, out: dict[str, Any]) -> dict[str, Any]:
         """Fills ``out`` as far as it can (the output's shape even when an input is missing)."""
         if pair.audio is not None:
-            out["centroid_output_hz"] = spectral_centroid(pair.audio, sr)
-            out["bandwidth_output_hz"] = spectral_bandwidth(pair.audio, sr)
+            out["centroid_output_hz"], out["bandwidth_output_hz"] = spectral_shape(pair.audio, sr)
         missing = []
         for role, path in (("content", pair.content), ("style", pair.style)):
             if path is None:
                 continue
             try:
-                c, b = self._derive("shape", path, sr, lambda a: (spectral_centroid(a, sr),
-                                                                  spectral_bandwidth(a, sr)))
+                c, b = self._derive("shape", path, sr, lambda a: spectral_shape(a, sr))
             except FileNotFoundError as exc:
                 missing.append(str(exc))
                 continue

@@ -2,8 +2,8 @@
 
 Built on :func:`hpc_nst.batch.store.open_root` / :func:`~hpc_nst.batch.store.read_column` and the
 documented layout: small per-pair arrays are read one metadata block (8192 pairs, rounded to
-whole shards) at a time, the bulk arrays (``audio``, ``loss``) one shard at a time, and
-spectrograms only for the pairs that get a figure.
+whole shards) at a time, the bulk arrays (``audio``, ``loss``) a few whole shards at a time (at
+most :data:`READ_BYTES` of audio), and spectrograms only for the pairs that get a figure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from hpc_nst.batch import store as st
 
 LABEL_COLUMNS = ("content_label", "style_label")
+READ_BYTES = 64 * 2**20  # audio read per bulk read, at most (plus one shard)
 
 
 @dataclass(frozen=True)
@@ -144,42 +145,47 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
     timing_names = [str(t) for t in st.read_column(root, "timing")]
     t_started = timing_names.index("started_at") if "started_at" in timing_names else None
     audio_arr, loss_arr = root["audio"], root["loss"]
+    # Bulk reads of several shards at once (zarr fetches them concurrently), at most
+    # READ_BYTES of audio per read.
+    per_pair = max(int(audio_arr.shape[1]) * 4, 1) if with_audio else 1
+    window = max(ppt, min(block, (READ_BYTES // per_pair) // ppt * ppt))
     for b0 in range(0, info.n_pairs, block):
         b1 = min(b0 + block, info.n_pairs)
         meta = {n: root[n][b0:b1] for n in names}
-        for s0 in range(b0, b1, ppt):
-            s1 = min(s0 + ppt, b1)
-            rel = slice(s0 - b0, s1 - b0)
-            status = meta["status"][rel]
+        for w0 in range(b0, b1, window):
+            w1 = min(w0 + window, b1)
+            status = meta["status"][w0 - b0:w1 - b0]
             done = status == st.DONE
-            samples = meta["samples"][rel]
+            samples = meta["samples"][w0 - b0:w1 - b0]
             audio = loss = None
             if done.any():
-                loss = np.asarray(loss_arr[s0:s1])
+                loss = np.asarray(loss_arr[w0:w1])
                 if with_audio:
-                    audio = np.asarray(audio_arr[s0:s1, : int(samples[done].max())])
-            timings = meta["timings"][rel]
+                    audio = np.asarray(audio_arr[w0:w1, : int(samples[done].max())])
+            timings = meta["timings"][w0 - b0:w1 - b0]
             started = timings[:, t_started] if t_started is not None else \
-                np.full(s1 - s0, np.nan)
-            batch = _batch_sizes(np.where(done, started, np.nan))
-            for k in range(s1 - s0):
-                i = s0 + k
+                np.full(w1 - w0, np.nan)
+            started = np.where(done, started, np.nan)
+            batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
+                                    for s0 in range(w0, w1, ppt)])
+            for k in range(w1 - w0):
+                i = w0 + k
+                j = i - b0
                 code = int(status[k])
-                paths = tuple(str(meta[f"{r}_path"][i - b0]) for r in ("content", "style",
-                                                                       "target"))
+                paths = tuple(str(meta[f"{r}_path"][j]) for r in ("content", "style", "target"))
                 pair = PairData(
-                    index=i, pair_id=str(meta["pair"][i - b0]),
+                    index=i, pair_id=str(meta["pair"][j]),
                     status=st.STATUS_NAMES[code] if 0 <= code < len(st.STATUS_NAMES) else "?",
-                    error=str(meta["error"][i - b0]),
+                    error=str(meta["error"][j]),
                     content=_resolve(base, paths[0]), style=_resolve(base, paths[1]),
                     target=_resolve(base, paths[2]), paths=paths,  # type: ignore[arg-type]
-                    seed=int(meta["seed"][i - b0]), device=str(meta["device"][i - b0]),
-                    attempts=int(meta["attempts"][i - b0]),
+                    seed=int(meta["seed"][j]), device=str(meta["device"][j]),
+                    attempts=int(meta["attempts"][j]),
                     timings={n: float(v) for n, v in zip(timing_names, timings[k])},
                     batch_pairs=int(batch[k]))
                 if done[k]:
-                    pair.records = int(meta["records"][i - b0])
-                    pair.spectral_convergence = float(meta["spectral_convergence"][i - b0])
+                    pair.records = int(meta["records"][j])
+                    pair.spectral_convergence = float(meta["spectral_convergence"][j])
                     pair.losses = loss[k] if loss is not None else None
                     if audio is not None:
                         pair.audio = audio[k, : int(samples[k])]

@@ -76,3 +76,10 @@ def test_judge_style_with_a_tiny_random_model():
     assert style_class.style_class(clf, "B", None) == (1, "manifest")
     assert style_class.style_class(clf, "unknown", sine(440.0, 0.5)) == (top, "classifier")
     assert style_class.style_class(clf, None, None) == (None, "none")
+
+
+def test_spectral_shape_equals_the_two_functions():
+    x = sine(300.0) + 0.3 * sine(2500.0)
+    assert spectral.spectral_shape(x) == (spectral.spectral_centroid(x),
+                                          spectral.spectral_bandwidth(x))
+    assert spectral.spectral_shape(np.zeros(100, np.float32)) == (0.0, 0.0)
