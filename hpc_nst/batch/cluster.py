@@ -176,8 +176,11 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     cluster.adapt(minimum=minimum, maximum=maximum)
     gpus = 1 if opts.gpus is None else opts.gpus
     note = f"; scrubbed {len(scrubbed)} SLURM_*/SBATCH_* variables" if scrubbed else ""
+    # GPU workers run one task at a time (GPU=1) and give torch the job's cores; CPU workers
+    # run one task per core, each with one torch thread.
+    cores = kwargs.get("cores") or dask.config.get(f"jobqueue.{opts.kind}.cores", None) or 0
     return ClusterHandle(
-        cluster, {"GPU": 1} if gpus else None, 0,
+        cluster, {"GPU": 1} if gpus else None, int(cores) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
         f"{'1 GPU' if gpus else 'no GPU'} each{note}")
 
