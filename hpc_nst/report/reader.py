@@ -147,7 +147,8 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
     audio_arr, loss_arr = root["audio"], root["loss"]
     # Bulk reads of several shards at once (zarr fetches them concurrently), at most
     # READ_BYTES of audio per read.
-    per_pair = max(int(audio_arr.shape[1]) * 4, 1) if with_audio else 1
+    chunk = int(audio_arr.chunks[1])  # zarr decodes whole inner chunks
+    per_pair = 4 * chunk * -(-int(audio_arr.shape[1]) // chunk) if with_audio else 1
     window = max(ppt, min(block, (READ_BYTES // per_pair) // ppt * ppt))
     for b0 in range(0, info.n_pairs, block):
         b1 = min(b0 + block, info.n_pairs)
