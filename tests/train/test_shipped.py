@@ -1,0 +1,47 @@
+"""The trained default classifier shipped in the package and its model card."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc_nst.config import STFTConfig, load_job
+from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, resolve_model
+
+pytestmark = pytest.mark.skipif(
+    not DEFAULT_CHECKPOINT.is_file(), reason="no trained classifier in this build"
+)
+CARD = DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md"
+
+
+def test_checkpoint_size_classes_and_card() -> None:
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 25 * 2**20
+    model, meta = load_checkpoint(DEFAULT_CHECKPOINT, STFTConfig())
+    assert len(meta["classes"]) == model.n_classes >= 80
+    assert meta["heldout_split"] == "test" and meta["data_hash"]
+    card = CARD.read_text()
+    assert f"{meta['heldout_top1']:.1%}" in card and f"{meta['heldout_top5']:.1%}" in card
+    assert meta["data_hash"] in card
+
+
+def test_engine_loads_it_by_default() -> None:
+    model = resolve_model(load_job())
+    _, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert model.n_classes == len(meta["classes"]) and model.width == meta["width"]
+
+
+def test_names_unheard_notes(tmp_path) -> None:
+    """Rendered notes at held-out pitches of three instruments: the right one in the top 5."""
+    from hpc_nst.data.soundfont import default_soundfont, render_notes
+    from hpc_nst.train.classify import classify_audio, top_k
+
+    try:
+        default_soundfont()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    pytest.importorskip("fluidsynth")
+    model, meta = load_checkpoint(DEFAULT_CHECKPOINT, STFTConfig())
+    cases = ((40, "Violin", 70), (73, "Flute", 75), (0, "Acoustic Grand Piano", 60))
+    for program, name, pitch in cases:  # all three pitches are in the test split
+        audio = render_notes([(pitch, 0.05, 1.8, 90)], program, duration=2.56)
+        ranked = top_k(classify_audio(model, audio, STFTConfig()).overall, meta["classes"])
+        assert name in [label for label, _ in ranked], (name, ranked)
