@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resolve the manifest's relative input paths against DIR instead of "
                    "the manifest's folder recorded in the store")
     p.add_argument("--details", type=int, default=100, metavar="N",
-                   help="done pairs per store shown with figures and audio (default 100)")
+                   help="pairs shown with figures and audio, each with every store where it "
+                   "is done (default 100)")
     p.add_argument("--failures", type=int, default=200, metavar="N",
                    help="failed pairs per store listed in the HTML page (default 200)")
     p.add_argument("--title", default="hpc-nst evaluation report", help="page title")

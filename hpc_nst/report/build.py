@@ -2,9 +2,9 @@
 
 Stores are read one after the other, pair by pair (:func:`hpc_nst.report.reader.iter_pairs`);
 each row goes straight to the table files and the running group statistics, so memory does not
-grow with the number of pairs. Only the first ``details`` done pairs of each store get figures
-and audio in the HTML page, and the first ``failures`` failed pairs are listed there
-(``failures.csv`` lists them all).
+grow with the number of pairs. Only ``details`` pairs get figures and audio in the HTML page (the
+first done ones met, each shown with every store where it is done), and the first ``failures``
+failed pairs of each store are listed there (``failures.csv`` lists them all).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class ReportOptions:
 
     groups: tuple[str, ...] = GROUPS
     classifier: Path | None = None  # None: the shipped classifier, when there is one
-    details: int = 100  # done pairs per store shown with figures and audio
+    details: int = 100  # pairs shown with figures and audio (each with every store that has it)
     failures: int = 200  # failed pairs per store listed in the HTML page
     labels: list[Path] = field(default_factory=list)
     inputs_dir: Path | None = None
@@ -174,7 +174,6 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
             evaluator.labels = read_labels(info.manifest, opts.labels)
             terms = loss_terms(info)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
-            shown = 0
             for pair in iter_pairs(info, opts.inputs_dir):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -186,9 +185,8 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
                 summary.pairs += 1
                 if pair.status == "done":
                     summary.done += 1
-                    if shown < opts.details:
+                    if pair.pair_id in details or len(details) < opts.details:
                         _add_detail(details, assets, info, pair, row, terms)
-                        shown += 1
                 elif pair.status == "failed":
                     summary.failed += 1
                     failures.writerow([info.label, pair.pair_id, pair.error])
