@@ -38,7 +38,7 @@ DEMO_METRICS = ("bandwidth_ratio", "centroid_ratio", "style_prob", "loss_total")
 def _hpc_nst(*args: str) -> int:
     cmd = [sys.executable, "-m", "hpc_nst", *args]
     print("$ hpc-nst " + shlex.join(args), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    return subprocess.run(cmd, cwd=ROOT, stdout=sys.stderr).returncode  # stdout: Markdown only
 
 
 def run_all(out: Path, jobs: list[str], sets: list[str], run_args: list[str],

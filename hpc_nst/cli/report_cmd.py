@@ -76,5 +76,8 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(s.failed for s in result.stores)
     print(f"{result.rows} rows from {len(result.stores)} store(s) ({done} done, {failed} failed) "
           f"in {result.seconds:.1f} s -> {result.index}")
-    print((args.output / "summary.md").read_text(), end="")
+    text = (args.output / "summary.md").read_text()
+    headline = text.split("## Headline (by job)\n", 1)[-1].split("\n## ", 1)[0]
+    print(f"\nHeadline (by job; every grouping in {args.output / 'summary.md'}):\n"
+          + headline.rstrip() + "\n")
     return 0

@@ -204,7 +204,7 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     for name, gs in stats.items():
         metrics = gs.present()
         cols = _compact_columns(gs, metrics)
-        headline = [c for c in cols if c not in metrics or c in HEADLINE]
+        headline = _compact_columns(gs, [m for m in HEADLINE if m in metrics])
         tables[name] = (cols, _compact_rows(gs, metrics), list(gs.keys), headline)
     index = out / "index.html"
     index.write_text(H.render_index(opts.title, summaries, tables, files,

@@ -146,9 +146,11 @@ def render_index(
           "failed": s.failed, "store": s.path} for s in stores], keys=("job", "method", "store")))
     links = " · ".join(f'<a href="{_href(f)}">{_e(f)}</a>' for fs in files.values() for f in fs)
     parts.append(f'<p class="small">Tables: {links}</p>')
-    for name, (cols, rows, keys, headline) in summaries.items():
+    for k, (name, (cols, rows, keys, headline)) in enumerate(summaries.items()):
         parts.append(f"<h2>Summary by {_e(name)}</h2>")
-        parts.append('<div class="wide">' + table_html(headline, rows, keys) + "</div>")
+        head = '<div class="wide">' + table_html(headline, rows, keys) + "</div>"
+        parts.append(head if k == 0 else  # the first grouping open, the others folded
+                     f"<details><summary>{len(rows)} groups</summary>{head}</details>")
         parts.append(f"<details><summary>every metric by {_e(name)}</summary>"
                      f'<div class="wide">{table_html(cols, rows, keys)}</div></details>')
     if pairs:

@@ -169,10 +169,14 @@ class GroupStats:
                 *(f"{m}_{s}" for m in ms for s in ("mean", "std"))]
 
     def rows(self, metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """One dict per group, sorted by key; ``<metric>_mean`` / ``<metric>_std``."""
+        """One dict per group (first key in order of appearance, then sorted);
+        ``<metric>_mean`` / ``<metric>_std``."""
         ms = self.metrics if metrics is None else metrics
         out = []
-        for key in sorted(self.groups):
+        first: dict[str, int] = {}
+        for key in self.groups:  # the first key column keeps its order of appearance
+            first.setdefault(key[0], len(first))
+        for key in sorted(self.groups, key=lambda k: (first[k[0]], k[1:])):
             g = self.groups[key]
             row: dict[str, Any] = dict(zip(self.keys, key))
             row.update(pairs=g["pairs"], done=g["done"], failed=g["failed"])

@@ -99,7 +99,7 @@ def test_cli_metric_groups_and_errors(real_stores, tmp_path, capsys):
     assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "run,spectral",
                  "--details", "1", "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "3 rows from 1 store(s) (2 done, 1 failed)" in text and "## By job" in text
+    assert "3 rows from 1 store(s) (2 done, 1 failed)" in text and "Headline (by job" in text
     df = pd.read_csv(out / "pairs.csv")
     assert df.lsd_db.isna().all() and df.style_prob.isna().all()
     assert df[df.status == "done"].centroid_ratio.notna().all()
