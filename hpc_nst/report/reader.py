@@ -91,13 +91,15 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
 def read_labels(manifest: Path | None,
                 extra: list[Path] | None = None) -> dict[str, dict[str, str]]:
     """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
-    else from ``labels.csv`` beside it, plus any ``extra`` label CSVs (later ones win)."""
+    ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
+    (``pair_id`` plus either label column; later sources win)."""
     sources: list[Path] = []
     if manifest is not None and manifest.is_file():
         sources.append(manifest)
-        sidecar = manifest.parent / "labels.csv"
-        if sidecar.is_file() and sidecar != manifest:
-            sources.append(sidecar)
+        for sidecar in (manifest.parent / "labels.csv",
+                        manifest.with_name(f"{manifest.stem}.labels.csv")):
+            if sidecar.is_file() and sidecar != manifest:
+                sources.append(sidecar)
     sources.extend(extra or [])
     out: dict[str, dict[str, str]] = {}
     for src in sources:

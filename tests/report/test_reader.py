@@ -1,0 +1,94 @@
+"""Streaming reads of a store (several bulk windows, shards, batches) and label sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.tasks import store_order
+from hpc_nst.config import load_job
+from hpc_nst.report import reader
+
+SR = 16000
+
+
+def _fake_store(tmp_path, n: int = 30, ppt: int = 4):
+    t = np.arange(int(0.2 * SR)) / SR
+    sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR)
+    (tmp_path / "m.csv").write_text("pair_id,content,style,target\n" + "".join(
+        f"p{i:03d},a.wav,a.wav,{'a.wav' if i % 2 else ''}\n" for i in range(n)))
+    cfg = load_job(overrides={"iterations": "4", "model": "random", "width": "4"})
+    man = read_manifest(tmp_path / "m.csv", cfg)
+    order = store_order(man.pairs)
+    frames, samples, records = st.capacities(man, cfg)
+    path = tmp_path / "s.zarr"
+    st.create_store(path, cfg, man, order, st.Layout(n, ppt, 2, frames, samples, records))
+    root = st.open_root(path, mode="r+")
+    ids = list(st.read_column(root, "pair"))
+    k = np.array([int(i[1:]) for i in ids])
+    failed = k % 7 == 3
+    root["samples"][:] = np.where(failed, 0, 100 + k)
+    root["records"][:] = np.where(failed, 0, 2)
+    timings = np.full((n, len(st.TIMINGS)), np.nan)
+    timings[:, st.TIMINGS.index("optimise_s")] = 1.0
+    timings[:, st.TIMINGS.index("started_at")] = np.arange(n) // 2  # batches of 2
+    root["timings"][:] = timings
+    root["error"][:] = np.array(["boom" if f else "" for f in failed], dtype=object)
+    audio = np.zeros((n, root["audio"].shape[1]), np.float32)
+    for i in range(n):
+        audio[i, : 100 + k[i]] = k[i] / 1000.0
+    root["audio"][:] = audio
+    loss = np.full((n, len(st.TERMS), root["loss"].shape[2]), np.nan, np.float32)
+    loss[:, :, :2] = k[:, None, None]
+    root["loss"][:] = loss
+    root["status"][:] = np.where(failed, st.FAILED, st.DONE).astype(np.int8)
+    return path, k
+
+
+def test_iter_pairs_streams_every_pair_with_its_data(tmp_path, monkeypatch):
+    path, k = _fake_store(tmp_path)
+    info = reader.store_info(path)
+    assert (info.label, info.method, info.n_pairs, info.pairs_per_task) == ("s", "nst-random",
+                                                                           30, 4)
+    monkeypatch.setattr(reader, "READ_BYTES", 1)  # one shard per bulk read
+    monkeypatch.setattr(st, "META_CHUNK", 8)  # metadata blocks of 8 pairs
+    pairs = list(reader.iter_pairs(info))
+    assert [p.index for p in pairs] == list(range(30))
+    for p, kk in zip(pairs, k):
+        assert p.pair_id == f"p{kk:03d}"
+        assert p.content == tmp_path / "a.wav"
+        assert (p.target is None) == (kk % 2 == 0)
+        if kk % 7 == 3:
+            assert (p.status, p.error, p.audio, p.losses) == ("failed", "boom", None, None)
+            continue
+        assert p.status == "done" and len(p.audio) == 100 + kk
+        assert np.allclose(p.audio, kk / 1000.0) and p.losses[0, 1] == kk and p.records == 2
+        assert p.timings["optimise_s"] == 1.0
+        partner = [q for q in pairs if q.timings["started_at"] == p.timings["started_at"]
+                   and q.index // 4 == p.index // 4 and q.status == "done"]
+        assert p.batch_pairs == len(partner)
+
+
+def test_labels_from_manifest_columns_and_sidecars(tmp_path):
+    m = tmp_path / "bench.csv"
+    m.write_text("pair_id,content,style,style_label\na,x,y,Violin\nb,x,y,Cello\n")
+    assert reader.read_labels(m) == {"a": {"style_label": "Violin"},
+                                     "b": {"style_label": "Cello"}}
+    (tmp_path / "labels.csv").write_text("pair_id,content_label,style_label\na,Flute,Viola\n")
+    (tmp_path / "bench.labels.csv").write_text("pair_id,content_label\nb,Harp\n")
+    extra = tmp_path / "extra.csv"
+    extra.write_text("pair_id,style_label\nb,Oboe\n")
+    assert reader.read_labels(m, [extra]) == {
+        "a": {"content_label": "Flute", "style_label": "Viola"},
+        "b": {"content_label": "Harp", "style_label": "Oboe"}}
+    assert reader.read_labels(None) == {}
+    assert reader.read_labels(tmp_path / "missing.csv") == {}
+
+
+def test_method_names():
+    assert reader.method_name({"method": "eq"}) == "eq"
+    assert reader.method_name({"method": "nst", "model": {"name": "default"}}) == "nst"
+    assert reader.method_name({"method": "nst", "model": {"name": "random"}}) == "nst-random"
+    assert reader.method_name({"method": "nst", "model": {"name": "/x/my.pt"}}) == "nst-my"
