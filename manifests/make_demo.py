@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from hpc_nst.metrics.spectral import spectral_bandwidth
+
 try:
     from hpc_nst.audio.io import write_audio
     from hpc_nst.data.soundfont import Note, render_notes, tuning_fork
@@ -59,29 +61,6 @@ def demo_clips(
         "voice": render_notes(voice, CHOIR_AAHS, **kwargs),
         "violin": render_notes(violin, VIOLIN, **kwargs),
     }
-
-
-def spectral_bandwidth(
-    audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int = 512, hop: int = 128
-) -> float:
-    """Mean spectral bandwidth in Hz.
-
-    Per STFT frame (Hann window, centred), the square root of the magnitude-weighted variance
-    of frequency around the frame's spectral centroid; frames are averaged with weights equal
-    to their total magnitude, so silent frames do not count.
-    """
-    padded = np.pad(np.asarray(audio, dtype=np.float64), (n_fft // 2, n_fft // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
-    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft + 1)[:-1], axis=1))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    total = mag.sum(axis=1)
-    keep = total > 0
-    if not keep.any():
-        return 0.0
-    mag, total = mag[keep], total[keep]
-    centroid = (mag * freqs).sum(axis=1) / total
-    bandwidth = np.sqrt((mag * (freqs - centroid[:, None]) ** 2).sum(axis=1) / total)
-    return float((bandwidth * total).sum() / total.sum())
 
 
 def decoded_sha256(path: str | Path) -> str:

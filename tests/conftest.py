@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,6 +19,22 @@ def harmonic_tone(f0: float, seconds: float, partials: int = 8, decay: float = 2
     t = np.arange(int(seconds * SR)) / SR
     tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, partials + 1))
     return (0.3 * tone * np.exp(-decay * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def soundfont() -> Path:
+    """The GM SoundFont with working FluidSynth bindings, or a skip saying what is missing."""
+    from hpc_nst.data.soundfont import default_soundfont
+
+    try:
+        path = default_soundfont()
+    except FileNotFoundError as exc:
+        pytest.skip(f"needs a GM SoundFont: {exc}")
+    pytest.importorskip("pretty_midi", reason="needs pretty_midi (pip install 'hpc_nst[data]')")
+    pytest.importorskip(
+        "fluidsynth", reason="needs pyfluidsynth and libfluidsynth (Debian libfluidsynth3)"
+    )
+    return path
 
 
 @pytest.fixture(autouse=True)

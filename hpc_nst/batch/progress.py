@@ -1,11 +1,13 @@
 """A progress line: pairs done / failed / remaining, throughput and ETA.
 
-On a terminal the line is rewritten in place; otherwise (batch logs) a full line is printed at
-most every ``interval`` seconds, and always at the end.
+On a terminal the line is rewritten in place (at least every second, so elapsed time and ETA
+stay live while long tasks run); otherwise (batch logs) a full line is printed every
+``interval`` seconds while pairs are in flight, and always at the end.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TextIO
 
@@ -35,7 +37,17 @@ class Progress:
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.width = 0
         self.printed = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._show(force=True)
+        self._ticker = threading.Thread(target=self._tick, name="hpc-nst-progress", daemon=True)
+        if not quiet:
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        period = 1.0 if self.tty else self.interval
+        while not self._stop.wait(period):
+            self._show(force=not self.tty)
 
     def line(self) -> str:
         finished = self.done + self.failed
@@ -51,6 +63,10 @@ class Progress:
     def _show(self, force: bool = False) -> None:
         if self.quiet:
             return
+        with self._lock:
+            self._show_locked(force)
+
+    def _show_locked(self, force: bool) -> None:
         now = time.monotonic()
         if self.tty:
             if force or now - self.last >= 0.25:
@@ -70,6 +86,7 @@ class Progress:
         self._show()
 
     def close(self) -> None:
+        self._stop.set()
         self._show(force=True)
         if self.tty and not self.quiet:
             print(file=self.out, flush=True)

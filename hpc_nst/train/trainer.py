@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from hpc_nst import __version__
 from hpc_nst.config import STFTConfig
+from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.models.checkpoint import save_checkpoint
 from hpc_nst.train.cache import SpecCache
@@ -127,9 +127,7 @@ def init_weights(model: AudioAlexNet) -> None:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -18,18 +18,7 @@ from hpc_nst.data.gm_dataset import (
     render_gm_dataset,
     split_counts,
 )
-from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, default_soundfont, playable_range
-
-
-@pytest.fixture(scope="module")
-def soundfont() -> Path:
-    try:
-        path = default_soundfont()
-    except FileNotFoundError as exc:
-        pytest.skip(f"needs a GM SoundFont: {exc}")
-    pytest.importorskip("pretty_midi")
-    pytest.importorskip("fluidsynth")
-    return path
+from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, playable_range
 
 
 def test_default_classes() -> None:

@@ -30,18 +30,6 @@ def _load_make_demo():
     return module
 
 
-@pytest.fixture(scope="module")
-def soundfont() -> Path:
-    """The SoundFont and FluidSynth bindings, or a skip saying what is missing."""
-    try:
-        path = default_soundfont()
-    except FileNotFoundError as exc:
-        pytest.skip(f"needs a GM SoundFont: {exc}")
-    pytest.importorskip("pretty_midi", reason="needs pretty_midi (pip install 'hpc_nst[data]')")
-    pytest.importorskip(
-        "fluidsynth", reason="needs pyfluidsynth and libfluidsynth (Debian libfluidsynth3)"
-    )
-    return path
 
 
 def fft_peak_hz(x: np.ndarray, lo: float = 50.0, hi: float = 4000.0) -> float:

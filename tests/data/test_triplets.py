@@ -6,22 +6,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from hpc_nst.data import triplets
-from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, default_soundfont, playable_range
-
-
-@pytest.fixture(scope="module")
-def soundfont() -> Path:
-    try:
-        path = default_soundfont()
-    except FileNotFoundError as exc:
-        pytest.skip(f"needs a GM SoundFont: {exc}")
-    pytest.importorskip("pretty_midi", reason="needs pretty_midi (pip install 'hpc_nst[data]')")
-    pytest.importorskip("fluidsynth", reason="needs pyfluidsynth and libfluidsynth")
-    return path
+from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, playable_range
 
 
 def test_plans_are_deterministic_and_independent_of_the_count():
