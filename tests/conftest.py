@@ -30,7 +30,7 @@ def soundfont() -> Path:
         path = default_soundfont()
     except FileNotFoundError as exc:
         pytest.skip(f"needs a GM SoundFont: {exc}")
-    pytest.importorskip("pretty_midi", reason="needs pretty_midi (pip install 'hpc_nst[data]')")
+    pytest.importorskip("pretty_midi", reason="needs pretty_midi")
     pytest.importorskip(
         "fluidsynth", reason="needs pyfluidsynth and libfluidsynth (Debian libfluidsynth3)"
     )
