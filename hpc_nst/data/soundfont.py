@@ -159,7 +159,7 @@ def _import_pretty_midi() -> ModuleType:
         import pretty_midi
     except ImportError as exc:
         raise ImportError(
-            "rendering notes needs pretty_midi and pyfluidsynth (pip install pretty_midi pyfluidsynth) "
+            "rendering notes needs pretty_midi and pyfluidsynth (both pip packages) "
             f"and the FluidSynth library (Debian package libfluidsynth3): {exc}"
         ) from exc
     return pretty_midi
