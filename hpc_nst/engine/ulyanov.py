@@ -87,9 +87,9 @@ def _one(
             env = float(L.envelope_loss(x[None], s_env[None], length)[0])
             timbre = float(L.timbre_loss(x[None], s_spectrum[None], length)[0])
         for k, v in (
-            ("total", float(total)),
-            ("content", float(content_term)),
-            ("style", float(style_term)),
+            ("total", float(total.detach())),
+            ("content", float(content_term.detach())),
+            ("style", float(style_term.detach())),
             ("envelope", env),
             ("timbre", timbre),
         ):
