@@ -5,7 +5,7 @@
 
 For each manifest (``manifests/triplets/manifest.csv``: 32 triplets with targets;
 ``manifests/demo.csv``: the paper's two experiments) and each job preset
-(``paper`` = the paper's method with the shipped classifier, ``random-features``,
+(``paper`` = the paper's method, ``classifier-features`` (the trained classifier's features),
 ``content-copy``, ``style-copy``, ``eq``, ``ulyanov``), it runs ``hpc-nst run`` into
 ``OUT/<manifest>/<job>.zarr`` (rerunning resumes), then ``hpc-nst report`` over that manifest's
 stores into ``OUT/<manifest>/report/``, and prints Markdown: the triplet benchmark's headline
@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("paper", "random-features", "content-copy", "style-copy", "eq", "ulyanov")
+JOBS = ("paper", "classifier-features", "content-copy", "style-copy", "eq", "ulyanov")
 MANIFESTS = {"triplets": ROOT / "manifests" / "triplets" / "manifest.csv",
              "demo": ROOT / "manifests" / "demo.csv"}
 TRIPLET_METRICS = ("lsd_db", "timbre_mfcc", "timbre_dynamics_db", "lsd_dynamics_db",

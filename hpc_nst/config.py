@@ -44,10 +44,11 @@ class STFTConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Feature network: ``default`` (shipped classifier), ``random`` or a checkpoint path."""
+    """Feature network: ``random`` (seeded random weights, the preset), ``classifier`` (the
+    shipped instrument classifier; ``default`` is accepted as a synonym) or a checkpoint path."""
 
-    name: str = "default"
-    width: int = 32
+    name: str = "random"
+    width: int = 16
     seed: int = 0
 
 

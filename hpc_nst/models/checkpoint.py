@@ -95,7 +95,7 @@ def load_checkpoint(
 def _cached(name: str, width: int, seed: int, stft: STFTConfig) -> AudioAlexNet:
     if name == "random":
         return random_model(width=width, seed=seed, n_bins=stft.n_bins)
-    if name == "default":
+    if name in ("classifier", "default"):
         if not DEFAULT_CHECKPOINT.is_file():
             warnings.warn(
                 "no trained classifier is shipped in this build; using model=random",
@@ -107,7 +107,7 @@ def _cached(name: str, width: int, seed: int, stft: STFTConfig) -> AudioAlexNet:
 
 
 def resolve_model(cfg: JobConfig, device: torch.device | str = "cpu") -> AudioAlexNet:
-    """The feature network a job asks for (``default``, ``random`` or a path), frozen, on device.
+    """The feature network a job asks for (``random``, ``classifier`` or a path), frozen, on device.
 
     Models are cached per process, so a worker loads each checkpoint once.
     """

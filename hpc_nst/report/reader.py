@@ -29,7 +29,7 @@ class StoreInfo:
 
     path: Path
     label: str  # the job's name in tables: the store's file name without ``.zarr``
-    method: str  # nst, nst-random, content-copy, ... (nst with a checkpoint: nst-<stem>)
+    method: str  # nst, nst-classifier, content-copy, ... (a checkpoint path: nst-<stem>)
     job: dict[str, Any]
     n_pairs: int
     pairs_per_task: int
@@ -62,13 +62,15 @@ class PairData:
 
 
 def method_name(job: dict[str, Any]) -> str:
-    """A short method label: the job's method, ``nst-random`` for the random-feature ablation."""
+    """A short method label: the job's method; ``nst`` (random features, the preset),
+    ``nst-classifier`` (the shipped classifier's features) or ``nst-<checkpoint stem>``."""
     method = str(job.get("method", "nst"))
     if method != "nst":
         return method
-    model = str(job.get("model", {}).get("name", "default"))
-    return "nst" if model == "default" else "nst-random" if model == "random" else \
-        f"nst-{Path(model).stem}"
+    model = str(job.get("model", {}).get("name", "random"))
+    if model == "random":
+        return "nst"
+    return "nst-classifier" if model in ("classifier", "default") else f"nst-{Path(model).stem}"
 
 
 def store_info(path: str | Path, label: str | None = None) -> StoreInfo:

@@ -50,7 +50,7 @@ def _fake_store(tmp_path, n: int = 30, ppt: int = 4):
 def test_iter_pairs_streams_every_pair_with_its_data(tmp_path, monkeypatch):
     path, k = _fake_store(tmp_path)
     info = reader.store_info(path)
-    assert (info.label, info.method, info.n_pairs, info.pairs_per_task) == ("s", "nst-random",
+    assert (info.label, info.method, info.n_pairs, info.pairs_per_task) == ("s", "nst",
                                                                            30, 4)
     monkeypatch.setattr(reader, "READ_BYTES", 1)  # one shard per bulk read
     monkeypatch.setattr(st, "META_CHUNK", 8)  # metadata blocks of 8 pairs
@@ -89,6 +89,8 @@ def test_labels_from_manifest_columns_and_sidecars(tmp_path):
 
 def test_method_names():
     assert reader.method_name({"method": "eq"}) == "eq"
-    assert reader.method_name({"method": "nst", "model": {"name": "default"}}) == "nst"
-    assert reader.method_name({"method": "nst", "model": {"name": "random"}}) == "nst-random"
+    assert reader.method_name({"method": "nst", "model": {"name": "random"}}) == "nst"
+    assert reader.method_name({"method": "nst", "model": {"name": "default"}}) == "nst-classifier"
+    assert reader.method_name({"method": "nst", "model": {"name": "classifier"}}) \
+        == "nst-classifier"
     assert reader.method_name({"method": "nst", "model": {"name": "/x/my.pt"}}) == "nst-my"

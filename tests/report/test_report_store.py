@@ -27,7 +27,7 @@ def test_tables_have_one_row_per_store_and_pair(real_report):
     assert len(md) == 2 + 6 and md[0].startswith("| job | method | pair_id |")
     assert sorted(zip(csv.job, csv.pair_id)) == sorted(
         (j, p) for j in ("nst", "eq") for p in ("s256-000", "s256-001", "broken"))
-    assert set(csv.method) == {"nst-random", "eq"}
+    assert set(csv.method) == {"nst", "eq"}
 
 
 def test_metrics_of_done_pairs(real_report, real_stores):

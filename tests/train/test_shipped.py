@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hpc_nst.config import STFTConfig, load_job
@@ -23,10 +25,13 @@ def test_checkpoint_size_classes_and_card() -> None:
     assert meta["data_hash"] in card
 
 
-def test_engine_loads_it_by_default() -> None:
-    model = resolve_model(load_job())
+def test_engine_loads_it_as_model_classifier() -> None:
     _, meta = load_checkpoint(DEFAULT_CHECKPOINT)
-    assert model.n_classes == len(meta["classes"]) and model.width == meta["width"]
+    for name in ("classifier", "default"):
+        model = resolve_model(load_job(overrides={"model": name}))
+        assert model.n_classes == len(meta["classes"]) and model.width == meta["width"]
+    assert load_job(Path(__file__).parents[2] / "jobs" / "classifier-features.toml").model.name \
+        == "classifier"
 
 
 def test_names_unheard_notes(tmp_path) -> None:
