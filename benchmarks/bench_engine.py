@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -108,7 +107,6 @@ def main() -> None:
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "
             f"{r['gflops']:>8.1f} {r['gflops'] / ref:>7.0%}"
         )
-    np.set_printoptions()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from hpc_nst.audio.spectrogram import complex_stft, inverse_stft, log_magnitude
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.device import pick_device
-from hpc_nst.engine.transfer import Progress, TransferResult, transfer_batch
+from hpc_nst.engine.transfer import Progress, TransferResult, limit_peak, transfer_batch
 
 
 def _passthrough(
@@ -54,8 +54,7 @@ def static_eq(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndar
     gain = s_mean / c_mean.clamp_min(floor)
     gain = torch.where(c_mean > floor, gain, torch.zeros_like(gain))
     out = inverse_stft(c * gain[:, None], cfg.stft, len(content)).numpy().astype(np.float32)
-    peak = float(np.abs(out).max())
-    return out / peak * 0.9 if peak > 0.9 else out
+    return limit_peak(out, 0.9)
 
 
 def run_method(

@@ -28,6 +28,15 @@ from hpc_nst.models.checkpoint import resolve_model
 #: Output audio louder than this is scaled down to it (16-bit files would clip at 1.0).
 PEAK = 0.99
 
+def limit_peak(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
+    """Scale ``audio`` down (in place) when louder than ``peak``: a log-magnitude carries no
+    level limit, and 16-bit files would clip at 1.0."""
+    loudest = float(np.abs(audio).max()) if audio.size else 0.0
+    if loudest > peak:
+        audio *= peak / loudest
+    return audio
+
+
 #: ``progress(iteration, iterations, mean_terms)`` is called every few iterations.
 Progress = Callable[[int, int, dict[str, float]], None]
 
@@ -201,10 +210,7 @@ def transfer_batch(
         frames = num_frames(n, stft)
         pair_curves = {k: v[i].astype(np.float32) for k, v in curves.items()}
         bad = not np.isfinite(pair_curves["total"]).all()
-        audio = gl.audio[i, :n].cpu().numpy().astype(np.float32)
-        peak = float(np.abs(audio).max()) if n else 0.0
-        if peak > PEAK:  # the log-magnitude carries no level limit: keep the audio writable
-            audio *= PEAK / peak
+        audio = limit_peak(gl.audio[i, :n].cpu().numpy().astype(np.float32))
         results.append(
             TransferResult(
                 audio=audio,

@@ -23,7 +23,12 @@ import torch.nn.functional as F
 from hpc_nst.audio.griffin_lim import griffin_lim
 from hpc_nst.audio.spectrogram import log_magnitude, magnitude_from_log
 from hpc_nst.config import JobConfig
-from hpc_nst.engine.transfer import PEAK, Progress, TransferResult, initial_spectrogram
+from hpc_nst.engine.transfer import (
+    Progress,
+    TransferResult,
+    initial_spectrogram,
+    limit_peak,
+)
 from hpc_nst.losses import style_transfer as L
 
 FILTERS, WIDTH, CONTENT_SCALE = 4096, 11, 1e-2
@@ -123,10 +128,7 @@ def _one(
         cfg.griffin_lim.momentum,
         seed,
     )
-    audio = gl.audio[0].cpu().numpy().astype(np.float32)
-    peak = float(np.abs(audio).max())
-    if peak > PEAK:
-        audio *= PEAK / peak
+    audio = limit_peak(gl.audio[0].cpu().numpy().astype(np.float32))
     t3 = time.perf_counter()
     curves = {k: np.asarray(v, dtype=np.float32) for k, v in history.items()}
     bad = not np.isfinite(curves["total"]).all()

@@ -33,8 +33,6 @@ def save_checkpoint(
     model: AudioAlexNet, path: str | Path, stft: STFTConfig, meta: dict[str, Any]
 ) -> None:
     """Write ``model`` with its architecture, STFT settings and metadata (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": "hpc_nst.checkpoint/1",
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
