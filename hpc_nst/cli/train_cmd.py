@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from hpc_nst.config import STFTConfig
+    from hpc_nst.train.cache import SpecCache
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,12 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the instrument classifier (feature network) on labelled audio",
         description="Train AudioAlexNet on a CSV manifest (path,label[,split,pitch]), a "
-        "manifest from 'hpc-nst dataset render-gm', or an NSynth folder (examples.json + "
-        "audio/). Writes the best checkpoint (by validation top-1) to -o, a resumable state "
+        "manifest from 'hpc-nst dataset render-gm', an NSynth folder (examples.json + "
+        "audio/) or a spectrogram pack (--export-pack: train where the audio is not). Writes "
+        "the best checkpoint (by validation top-1) to -o, a resumable state "
         "to <CHECKPOINT>.resume.pt and a report to <stem>.report.json.",
     )
-    p.add_argument("manifest", type=Path, help="CSV manifest, NSynth folder or examples.json")
-    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write")
+    p.add_argument("manifest", type=Path,
+                   help="CSV manifest, NSynth folder, examples.json or spectrogram pack folder")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", type=Path, help="checkpoint to write")
+    out.add_argument("--export-pack", type=Path, metavar="DIR",
+                     help="write the data as a compressed spectrogram pack to DIR and exit")
+    out.add_argument("--evaluate", type=Path, metavar="CHECKPOINT",
+                     help="evaluate CHECKPOINT on the data's held-out split (see --split), "
+                     "print top-1/top-5 and write <stem>.eval.json beside it")
+    p.add_argument("--split", default="test", help="split --evaluate uses (default test)")
     p.add_argument("--epochs", type=int, help="total epochs (default 10, or the resumed run's)")
     p.add_argument("--width", type=int, default=16, help="network width (default 16)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
@@ -29,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                    help="continue an interrupted run (its checkpoint or .resume.pt)")
+    p.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights (its width is used)")
     p.add_argument("--cache-dir", type=Path,
                    help="spectrogram cache folder (default: .hpc_nst_cache beside the data)")
     p.add_argument("--label-key", default="instrument_family_str",
@@ -37,12 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _command(args: argparse.Namespace, epochs: int) -> str:
+def _command(args: argparse.Namespace, epochs: int, width: int) -> str:
     """The equivalent command line (recorded in the checkpoint)."""
     words = ["hpc-nst", "train", str(args.manifest), "-o", str(args.output),
-             "--epochs", str(epochs), "--width", str(args.width),
+             "--epochs", str(epochs), "--width", str(width),
              "--batch-size", str(args.batch_size), "--lr", str(args.lr),
              "--crop", str(args.crop), "--seed", str(args.seed)]
+    if args.init_from is not None:
+        words += ["--init-from", str(args.init_from)]
     return shlex.join(words)
 
 
@@ -52,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.cli import UserError
     from hpc_nst.config import STFTConfig
     from hpc_nst.engine.device import TransferError, pick_device
+    from hpc_nst.models.checkpoint import CheckpointError, read_checkpoint
     from hpc_nst.train.cache import build_cache
+    from hpc_nst.train.pack import PackError, is_pack, read_pack, write_pack
     from hpc_nst.train.sources import ManifestError, data_hash, load_examples
     from hpc_nst.train.trainer import (
         TrainConfig,
@@ -77,24 +101,79 @@ def run(args: argparse.Namespace) -> int:
     except (TransferError, RuntimeError) as exc:
         raise UserError(str(exc)) from None
     try:
-        examples = load_examples(args.manifest, args.label_key)
-        root = args.manifest if args.manifest.is_dir() else args.manifest.parent
-        cache_dir = args.cache_dir or root / ".hpc_nst_cache"
-        if say:
-            say(f"{len(examples)} examples from {args.manifest}")
-        cache = build_cache(examples, cache_dir, stft, progress=say)
+        if is_pack(args.manifest):
+            if args.export_pack:
+                raise UserError(f"{args.manifest} is already a spectrogram pack")
+            pack = read_pack(args.manifest)
+            labels, splits, cache, stft = pack.labels, pack.splits, pack.cache, pack.stft
+            source, digest = f"{pack.source} (pack {args.manifest})", pack.data_hash
+            if say:
+                say(f"{len(labels)} examples from the pack {args.manifest}")
+        else:
+            examples = load_examples(args.manifest, args.label_key)
+            root = args.manifest if args.manifest.is_dir() else args.manifest.parent
+            cache_dir = args.cache_dir or root / ".hpc_nst_cache"
+            if say:
+                say(f"{len(examples)} examples from {args.manifest}")
+            cache = build_cache(examples, cache_dir, stft, progress=say)
+            labels, splits = [ex.label for ex in examples], [ex.split for ex in examples]
+            source, digest = str(args.manifest), data_hash(examples, root)
+        if args.evaluate:
+            return _evaluate(args, labels, splits, cache, stft, device, say)
+        if args.export_pack:
+            meta = write_pack(cache, labels, splits, stft, digest, args.export_pack,
+                              source=source, workers=min(4, os.cpu_count() or 1), progress=say)
+            if say:
+                say(f"wrote {meta}")
+            return 0
+        width = args.width
+        if args.init_from is not None:
+            width = int(read_checkpoint(args.init_from)["arch"]["width"])
         cfg = TrainConfig(
-            epochs=args.epochs or 10, width=args.width, batch_size=args.batch_size, lr=args.lr,
+            epochs=args.epochs or 10, width=width, batch_size=args.batch_size, lr=args.lr,
             crop_frames=max(8, int(round(args.crop * stft.sample_rate / stft.hop_length))),
             seed=args.seed,
         )
         if args.resume is not None and args.epochs is None:
             cfg.epochs = int(load_state(args.resume)["config"]["epochs"])
         train(
-            [ex.label for ex in examples], [ex.split for ex in examples], cache, args.output,
-            cfg, stft, data_hash(examples, root), device, resume=args.resume, progress=say,
-            extra_meta={"source": str(args.manifest), "command": _command(args, cfg.epochs)},
+            labels, splits, cache, args.output, cfg, stft, digest, device,
+            resume=args.resume, progress=say, init_from=args.init_from,
+            extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
         )
-    except (ManifestError, TrainError) as exc:
+    except (ManifestError, TrainError, PackError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    labels: list[str],
+    splits: list[str],
+    cache: SpecCache,
+    stft: STFTConfig,
+    device: torch.device,
+    say: Callable[[str], None] | None,
+) -> int:
+    """``--evaluate``: the checkpoint's accuracy on one split of this data."""
+    import json
+
+    from hpc_nst.cli import UserError
+    from hpc_nst.fsutil import atomic_write
+    from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint
+    from hpc_nst.train.evaluate import evaluate_checkpoint
+
+    try:
+        model, meta = load_checkpoint(args.evaluate, stft)
+        result = evaluate_checkpoint(model, meta["classes"], labels, splits, cache, device,
+                                     args.split)
+    except (CheckpointError, ValueError) as exc:
+        raise UserError(f"{args.evaluate}: {exc}") from None
+    result = {"checkpoint": str(args.evaluate), "data": str(args.manifest), **result}
+    out = args.evaluate.with_name(args.evaluate.stem + ".eval.json")
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    print(f"{args.evaluate} on {args.manifest} ({args.split}, {result['n']} clips): "
+          f"top-1 {result['top1']:.1%}  top-5 {result['top5']:.1%}  loss {result['loss']:.4f}")
+    if say:
+        say(f"wrote {out}")
     return 0

@@ -73,3 +73,30 @@ def confused_pairs(
                       "a_as_b": int(mat[a, b]), "b_as_a": int(mat[b, a]),
                       "n_a": int(mat[a].sum()), "n_b": int(mat[b].sum())})
     return pairs
+
+
+def evaluate_checkpoint(
+    model: AudioAlexNet,
+    classes: list[str],
+    labels: list[str],
+    splits: list[str],
+    cache: SpecCache,
+    device: torch.device,
+    split: str = "test",
+) -> dict[str, object]:
+    """Top-1/top-5, loss and confused pairs of ``model`` on one split of labelled clips.
+
+    ``classes`` are the model's class names (checkpoint metadata); every label of the split
+    must be one of them.
+    """
+    idx = np.flatnonzero(np.array(splits) == split)
+    if len(idx) == 0:
+        raise ValueError(f"no examples in the {split!r} split")
+    unknown = sorted({labels[i] for i in idx} - set(classes))
+    if unknown:
+        raise ValueError(f"labels the checkpoint does not know: {', '.join(unknown[:5])}")
+    targets = np.array([classes.index(labels[i]) for i in idx], dtype=np.int64)
+    logits = predict_logits(model.to(device), cache, idx, device)
+    result: dict[str, object] = {"split": split, "n": int(len(idx)), **metrics(logits, targets)}
+    result["confused_pairs"] = confused_pairs(confusion(logits, targets, len(classes)), classes)
+    return result

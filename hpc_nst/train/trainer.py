@@ -31,7 +31,7 @@ from hpc_nst import __version__
 from hpc_nst.config import STFTConfig
 from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet
-from hpc_nst.models.checkpoint import save_checkpoint
+from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hpc_nst.train.cache import SpecCache
 from hpc_nst.train.evaluate import confused_pairs, confusion, metrics, predict_logits
 
@@ -145,6 +145,21 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def _start_weights(
+    path: Path, classes: list[str], width: int, stft: STFTConfig
+) -> dict[str, torch.Tensor]:
+    """Weights of a checkpoint to fine-tune, checked against the data's classes and width."""
+    try:
+        net, meta = load_checkpoint(path, stft)
+    except CheckpointError as exc:
+        raise TrainError(str(exc)) from None
+    if meta.get("classes") != classes:
+        raise TrainError(f"{path}: its classes differ from the training data's")
+    if net.width != width:
+        raise TrainError(f"{path}: width {net.width}, but training width {width}")
+    return net.state_dict()
+
+
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
@@ -162,11 +177,14 @@ def train(
     progress: Callable[[str], None] | None = None,
     stop_after: int | None = None,
     extra_meta: dict[str, Any] | None = None,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) and return the final checkpoint metadata.
 
     ``labels``/``splits`` are per cached example. ``stop_after`` ends this call after that
-    many epochs (as an interruption would), leaving a resumable state.
+    many epochs (as an interruption would), leaving a resumable state. ``init_from`` starts
+    from a checkpoint's weights (fine-tuning: same classes and width, fresh optimizer and
+    schedule) instead of a random initialisation.
     """
     say = progress or (lambda msg: None)
     classes = list(dict.fromkeys(labels))
@@ -194,7 +212,10 @@ def train(
     if state is None:
         torch.manual_seed(cfg.seed)
     model = AudioAlexNet(len(classes), cfg.width, stft.n_bins)
-    if state is None:
+    if state is None and init_from is not None:
+        model.load_state_dict(_start_weights(init_from, classes, cfg.width, stft))
+        say(f"starting from the weights of {init_from}")
+    elif state is None:
         init_weights(model)
         mean, std = _input_stats(cache, train_idx, cfg.seed)
         model.input_mean.fill_(mean)

@@ -12,7 +12,7 @@ import torch
 from hpc_nst.cli import main
 from hpc_nst.config import STFTConfig
 from hpc_nst.models.alexnet import AudioAlexNet
-from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint
+from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hpc_nst.train.cache import build_cache
 from hpc_nst.train.evaluate import metrics, predict_logits
 from hpc_nst.train.sources import data_hash, load_examples
@@ -142,3 +142,40 @@ def test_sbatch_script_runs_and_resumes(tiny_gm: Path, tmp_path: Path) -> None:
     assert "resuming from" in second.stdout and "epoch 2/2" in second.stderr
     usage = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_cli_finetune_and_evaluate(trained, tiny_gm: Path, tmp_path: Path, capsys) -> None:
+    """--init-from starts from a checkpoint's weights; --evaluate scores it on the test split."""
+    ckpt, meta = trained[0], trained[1]
+    cache_dir = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["train", str(tiny_gm), "--evaluate", str(ckpt), *cache_dir]) == 0
+    out = capsys.readouterr().out
+    assert "(test, 6 clips): top-1" in out
+    evaluated = json_load(ckpt.with_name(ckpt.stem + ".eval.json"))
+    assert evaluated["n"] == 6 and evaluated["top1"] == pytest.approx(meta["heldout_top1"])
+
+    tuned = tmp_path / "tuned.pt"
+    assert main(["train", str(tiny_gm), "-o", str(tuned), "--init-from", str(ckpt),
+                 "--epochs", "1", "--lr", "1e-4", "--batch-size", "16", *cache_dir]) == 0
+    err = capsys.readouterr().err
+    assert f"starting from the weights of {ckpt}" in err and "width 4" in err
+    tuned_meta = load_checkpoint(tuned)[1]
+    assert "--init-from" in tuned_meta["command"] and tuned_meta["width"] == 4
+    # three Adam steps at lr 1e-4 move a weight by about 3e-4: the start was the checkpoint
+    start, after = load_checkpoint(ckpt)[0], load_checkpoint(tuned)[0]
+    for name, w in start.state_dict().items():
+        assert (after.state_dict()[name] - w).abs().max() < 2e-3, name
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(AudioAlexNet(2, 4, 257), other, STFT, {"classes": ["x", "y"]})
+    assert main(["train", str(tiny_gm), "-o", str(tmp_path / "t2.pt"), "--init-from", str(other),
+                 *cache_dir]) == 2
+    assert "classes differ" in capsys.readouterr().err
+    assert main(["train", str(tiny_gm), "--evaluate", str(other), *cache_dir]) == 2
+    assert "labels the checkpoint does not know" in capsys.readouterr().err
+
+
+def json_load(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
