@@ -1,6 +1,7 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
+        [--device cpu|cuda] [--profile]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
@@ -42,7 +43,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench(batch: int, iterations: int, width: int | None, device: torch.device) -> dict:
+def bench(
+    batch: int, iterations: int, width: int | None, device: torch.device, profile: bool = False
+) -> dict:
     overrides = {"model": "random"} if width else {}
     if width:
         overrides["width"] = str(width)
@@ -73,6 +76,14 @@ def bench(batch: int, iterations: int, width: int | None, device: torch.device) 
         step()
     _sync(device)
     ms = 1000 * (time.perf_counter() - t0) / iterations
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(iterations):
+                step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return {
         "batch": batch,
         "width": model.width,
@@ -91,6 +102,7 @@ def main() -> None:
         "--width", type=int, help="random model of this width (default: the job's default model)"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
     args = parser.parse_args()
     device = pick_device(args.device)
     ref = conv_reference_gflops(device)
@@ -101,7 +113,7 @@ def main() -> None:
         f"{'GFLOP/s':>8} {'of ref':>7}"
     )
     for b in args.batch_sizes:
-        r = bench(b, args.iterations, args.width, device)
+        r = bench(b, args.iterations, args.width, device, args.profile)
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "

@@ -35,9 +35,12 @@ def gram(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     Padded frames must already be zero (the network guarantees it).
     """
     b, c, f, t = features.shape
-    flat = features.reshape(b, c, f * t)
     positions = (lengths.clamp(max=t) * f).clamp_min(1).to(features.dtype)
-    return torch.bmm(flat, flat.transpose(1, 2)) / positions[:, None, None]
+    if features.is_contiguous() or not features.is_contiguous(memory_format=torch.channels_last):
+        flat = features.reshape(b, c, f * t)
+        return torch.bmm(flat, flat.transpose(1, 2)) / positions[:, None, None]
+    rows = features.permute(0, 2, 3, 1).reshape(b, f * t, c)  # a view: no copy
+    return torch.bmm(rows.transpose(1, 2), rows) / positions[:, None, None]
 
 
 def content_loss(

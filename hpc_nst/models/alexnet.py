@@ -84,6 +84,8 @@ class AudioAlexNet(nn.Module):
         deepest = max(CONV_LAYERS.index(name) for name in layers)
         out: dict[str, torch.Tensor] = {}
         h = self._mask((x - self.input_mean) / self.input_std, lengths)
+        # channels-last: 2-10x faster max-pooling and faster small-channel convs on the CPU
+        h = h.contiguous(memory_format=torch.channels_last)
         for name in CONV_LAYERS[: deepest + 1]:
             h = self._mask(F.relu(self.convs[name](h)), lengths)
             if name in layers:

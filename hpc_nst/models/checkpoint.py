@@ -112,4 +112,4 @@ def resolve_model(cfg: JobConfig, device: torch.device | str = "cpu") -> AudioAl
     model = _cached(cfg.model.name, cfg.model.width, cfg.model.seed, cfg.stft)
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.to(device)
+    return model.to(device, memory_format=torch.channels_last)
