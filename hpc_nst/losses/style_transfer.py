@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import FunctionCtx
 
 EPS = 1e-12
 
@@ -29,18 +30,35 @@ def _time_mask(lengths: torch.Tensor, frames: int, dtype: torch.dtype) -> torch.
     return (idx[None, :] < lengths[:, None]).to(dtype)
 
 
+class _Gram(torch.autograd.Function):
+    """``G = R^T R`` for rows ``R`` ``(B, N, C)``, with a one-product backward.
+
+    Autograd's own backward of ``bmm(R^T, R)`` makes two ``(N, C) x (C, C)`` products and adds
+    them; since ``G`` is symmetric, ``dR = R (dG + dG^T)`` is one product (a fifth of the
+    engine's CPU time at width 16 was in these products).
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        return torch.bmm(rows.transpose(1, 2), rows)
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (rows,) = ctx.saved_tensors
+        return torch.bmm(rows, grad + grad.transpose(1, 2))
+
+
 def gram(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Gram matrices ``(B, C, C)`` normalised by each item's valid positions.
 
-    Padded frames must already be zero (the network guarantees it).
+    Padded frames must already be zero (the network guarantees it). Channels-last features
+    (the network's layout) are read as ``(B, F*T, C)`` rows without a copy.
     """
     b, c, f, t = features.shape
     positions = (lengths.clamp(max=t) * f).clamp_min(1).to(features.dtype)
-    if features.is_contiguous() or not features.is_contiguous(memory_format=torch.channels_last):
-        flat = features.reshape(b, c, f * t)
-        return torch.bmm(flat, flat.transpose(1, 2)) / positions[:, None, None]
-    rows = features.permute(0, 2, 3, 1).reshape(b, f * t, c)  # a view: no copy
-    return torch.bmm(rows.transpose(1, 2), rows) / positions[:, None, None]
+    rows = features.permute(0, 2, 3, 1).reshape(b, f * t, c)  # a view when channels-last
+    return _Gram.apply(rows) / positions[:, None, None]
 
 
 def content_loss(

@@ -66,3 +66,15 @@ def test_silent_inputs_give_finite_losses_and_gradients():
     total.sum().backward()
     assert torch.isfinite(total).all() and torch.isfinite(x.grad).all()
     assert all(torch.isfinite(v).all() for v in terms.values())
+
+
+def test_gram_value_and_gradient_in_both_layouts():
+    """The one-product backward is the exact gradient, for NCHW and channels-last features."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([9, 6])
+    base = torch.randn(2, 5, 7, 9, dtype=torch.float64)
+    expected = torch.einsum("bcft,bdft->bcd", base, base) / (lengths * 7)[:, None, None]
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = base.contiguous(memory_format=layout).requires_grad_(True)
+        assert torch.allclose(L.gram(x, lengths), expected)
+        assert torch.autograd.gradcheck(lambda v: L.gram(v, lengths), (x,))
