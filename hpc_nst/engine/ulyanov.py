@@ -46,7 +46,8 @@ def _features(spec: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _gram(feat: torch.Tensor) -> torch.Tensor:
-    return feat @ feat.T / feat.shape[-1]
+    """``feat feat^T / frames`` for ``(filters, frames)`` features (one-product backward)."""
+    return L.gram_rows(feat.T[None])[0] / feat.shape[-1]
 
 
 def _one(

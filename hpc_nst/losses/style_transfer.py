@@ -49,6 +49,11 @@ class _Gram(torch.autograd.Function):
         return torch.bmm(rows, grad + grad.transpose(1, 2))
 
 
+def gram_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Unnormalised ``R^T R`` ``(B, C, C)`` of rows ``(B, N, C)``, with the one-product backward."""
+    return _Gram.apply(rows)
+
+
 def gram(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Gram matrices ``(B, C, C)`` normalised by each item's valid positions.
 
@@ -58,7 +63,7 @@ def gram(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     b, c, f, t = features.shape
     positions = (lengths.clamp(max=t) * f).clamp_min(1).to(features.dtype)
     rows = features.permute(0, 2, 3, 1).reshape(b, f * t, c)  # a view when channels-last
-    return _Gram.apply(rows) / positions[:, None, None]
+    return gram_rows(rows) / positions[:, None, None]
 
 
 def content_loss(
