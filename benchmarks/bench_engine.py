@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -57,7 +58,9 @@ def bench(
     style = torch.rand(batch, 257, frames, generator=gen).to(device) * 3
     lengths = torch.full((batch,), frames, device=device)
     objective = Objective.build(model, cfg.loss, content, lengths, style, lengths)
-    x = torch.randn(batch, 257, frames, generator=gen).to(device).requires_grad_(True)
+    # the engine's start: Gaussian noise of the job's std
+    x = torch.randn(batch, 257, frames, generator=gen) * cfg.optim.noise_std
+    x = x.to(device).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.05)
 
     def step() -> None:
@@ -65,6 +68,17 @@ def bench(
         objective(x)[0].sum().backward()
         opt.step()
 
+    return _timed(step, batch, iterations, model.width, device, profile)
+
+
+def _timed(
+    step: Callable[[], None],
+    batch: int,
+    iterations: int,
+    width: int,
+    device: torch.device,
+    profile: bool,
+) -> dict:
     counter = FlopCounterMode(display=False)
     with counter:
         step()
@@ -86,7 +100,7 @@ def bench(
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return {
         "batch": batch,
-        "width": model.width,
+        "width": width,
         "ms_per_iter": ms,
         "ms_per_pair_iter": ms / batch,
         "gflop_per_iter": flops / 1e9,

@@ -9,6 +9,7 @@ of the pairs that succeeded is then written to the task's own shards, and a
 
 from __future__ import annotations
 
+import ctypes
 import math
 import socket
 import time
@@ -115,12 +116,38 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
     return {p.index: (r.error if r.error else r) for (p, _, _), r in zip(items, results)}
 
 
+_MALLOC_TUNED: bool | None = None
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def tune_malloc() -> bool:
+    """Let glibc keep freed memory for reuse in this worker process; True if it took effect.
+
+    dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes
+    glibc's mmap threshold at 128 KiB: every activation tensor is then mapped and unmapped
+    afresh (page faults and zeroing). Measured: 143.7 ms per iteration at batch 4 against
+    60.7 ms in a plain process. Raising both thresholds (to 32 MiB, glibc's maximum mmap
+    threshold, and 1 GiB) restores the plain speed. Done once per process; harmless elsewhere.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED is None:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            _MALLOC_TUNED = bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)) and bool(
+                libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+            )
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TUNED = False
+    return _MALLOC_TUNED
+
+
 def run_task(spec: TaskSpec) -> list[PairOutcome]:
     """Run every batch of ``spec``, write the successful pairs, return one outcome per pair."""
     import torch
 
     from hpc_nst.audio.io import AudioError, load_audio
 
+    tune_malloc()
     if spec.threads > 0 and torch.get_num_threads() != spec.threads:
         torch.set_num_threads(spec.threads)
     host = socket.gethostname()

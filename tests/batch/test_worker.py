@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import hpc_nst.engine.methods as methods
 from hpc_nst.batch import store as st
@@ -59,3 +60,14 @@ def test_run_task_in_process(tmp_path, audio_dir, tiny):
     assert root["spectrogram"][i, 3].any() and root["audio"][i, :8000].any()
     j = [p.pair_id for p in pairs].index("trunc")
     assert not root["spectrogram"][j].any()  # nothing written for a failed pair
+
+
+def test_tune_malloc_takes_effect_on_glibc() -> None:
+    """dask's MALLOC_TRIM_THRESHOLD_ would otherwise map every activation afresh."""
+    import platform
+
+    from hpc_nst.batch.worker import tune_malloc
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert tune_malloc() is True and tune_malloc() is True
