@@ -1,7 +1,7 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
-        [--device cpu|cuda] [--profile]
+        [--device cpu|cuda] [--profile] [--whole-batch]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hpc_nst.config import load_job
 from hpc_nst.engine.device import pick_device
 from hpc_nst.engine.objective import Objective
+from hpc_nst.engine.transfer import chunk_size
 from hpc_nst.models.checkpoint import resolve_model
 
 
@@ -45,7 +46,12 @@ def _sync(device: torch.device) -> None:
 
 
 def bench(
-    batch: int, iterations: int, width: int | None, device: torch.device, profile: bool = False
+    batch: int,
+    iterations: int,
+    width: int | None,
+    device: torch.device,
+    profile: bool = False,
+    whole_batch: bool = False,
 ) -> dict:
     overrides = {"model": "random"} if width else {}
     if width:
@@ -63,9 +69,14 @@ def bench(
     x = x.to(device).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.05)
 
-    def step() -> None:
+    size = batch if whole_batch else chunk_size(device, batch)
+    parts = [(a, min(a + size, batch)) for a in range(0, batch, size)]
+    subs = [objective.select(a, b) for a, b in parts]
+
+    def step() -> None:  # as the engine: the batch in chunks on a CPU (transfer.CPU_CHUNK)
         opt.zero_grad(set_to_none=True)
-        objective(x)[0].sum().backward()
+        for (a, b), sub in zip(parts, subs):
+            sub(x[a:b])[0].sum().backward()
         opt.step()
 
     return _timed(step, batch, iterations, model.width, device, profile)
@@ -117,6 +128,8 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
+    parser.add_argument("--whole-batch", action="store_true",
+                        help="one pass over the whole batch, also on a CPU (no chunking)")
     args = parser.parse_args()
     device = pick_device(args.device)
     ref = conv_reference_gflops(device)
@@ -127,7 +140,7 @@ def main() -> None:
         f"{'GFLOP/s':>8} {'of ref':>7}"
     )
     for b in args.batch_sizes:
-        r = bench(b, args.iterations, args.width, device, args.profile)
+        r = bench(b, args.iterations, args.width, device, args.profile, args.whole_batch)
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "

@@ -52,6 +52,15 @@ class Objective:
             spectrum = L.frequency_envelope(style, style_lengths)
         return cls(model, loss, content_lengths, cfeat, grams, env, spectrum)
 
+    def select(self, start: int, stop: int) -> Objective:
+        """The objective of items ``start:stop`` only (views of the targets, no copies)."""
+        return Objective(
+            self.model, self.loss, self.lengths[start:stop],
+            {k: v[start:stop] for k, v in self.content_targets.items()},
+            {k: v[start:stop] for k, v in self.style_grams.items()},
+            self.envelope_target[start:stop], self.spectrum_target[start:stop],
+        )
+
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted total ``(B,)`` and the unweighted terms ``{name: (B,)}`` for ``x``."""
         cfg = self.loss
