@@ -56,11 +56,11 @@ class ModelConfig:
 class LossConfig:
     """Weights and layers of L = a*content + b*style + g*envelope + d*timbre (frequency)."""
 
-    content_weight: float = 1.0
-    style_weight: float = 10.0
+    content_weight: float = 5.0
+    style_weight: float = 100.0
     envelope_weight: float = 1.0
     timbre_weight: float = 1.0
-    content_layers: tuple[str, ...] = ("conv4",)
+    content_layers: tuple[str, ...] = ("conv2",)
     style_layers: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4")
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
 

@@ -83,7 +83,7 @@ def test_mixed_lengths_broken_rows_rerun_refuse_export(tmp_path, audio_dir, caps
     # A changed job is refused with the differing key named.
     assert main(["run", str(manifest), "-o", str(store), "--skip-invalid",
                  *[x for s in TINY for x in ("--set", s)], "--set", "style_weight=2"]) == 2
-    assert "loss.style_weight: store has 10.0, this run 2.0" in capsys.readouterr().err
+    assert "loss.style_weight: store has 100.0, this run 2.0" in capsys.readouterr().err
 
     # status and export
     assert main(["status", str(store)]) == 0
