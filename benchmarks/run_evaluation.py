@@ -33,6 +33,8 @@ MANIFESTS = {"triplets": ROOT / "manifests" / "triplets" / "manifest.csv",
 TRIPLET_METRICS = ("lsd_db", "timbre_mfcc", "timbre_dynamics_db", "lsd_dynamics_db",
                    "pitch_jaccard", "style_top1", "style_prob", "bandwidth_ratio", "runtime_s")
 DEMO_METRICS = ("bandwidth_ratio", "centroid_ratio", "style_prob", "loss_total")
+TUNING_PAIRS = tuple(f"s256-{i:03d}" for i in range(8))
+"""The triplets the preset's weights were tuned on (docs/engine.md, "One parameter set")."""
 
 
 def _hpc_nst(*args: str) -> int:
@@ -85,6 +87,22 @@ def triplet_table(report: Path, jobs: list[str]) -> tuple[str, pd.DataFrame]:
         lines.append(f"| {job} | {r['method']} | {int(r['done'])}/{int(r['pairs'])} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", df
+
+
+def heldout_table(report: Path, jobs: list[str]) -> tuple[str, pd.DataFrame]:
+    """Markdown of the headline metrics by job over the triplets not used for tuning."""
+    df = pd.read_csv(report / "pairs.csv", keep_default_na=False, na_values=[""])
+    df = df[(df.status == "done") & ~df.pair_id.isin(TUNING_PAIRS)]
+    metrics = [m for m in TRIPLET_METRICS if m in df.columns and df[m].notna().any()]
+    grouped = df.groupby("job")[metrics]
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
+    summary["done"] = df.groupby("job").size()
+    lines = ["| job | done | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    for job in [j for j in jobs if j in summary.index]:
+        r = summary.loc[job]
+        cells = [_cell(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+        lines.append(f"| {job} | {int(r['done'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", summary
 
 
 def demo_table(report: Path, jobs: list[str]) -> tuple[str, pd.DataFrame]:
@@ -148,6 +166,10 @@ def main() -> None:
     print(dtext)
     print("## Against the bar of issue 5\n")
     print(verdict(summary, demo))
+    htext, held = heldout_table(reports["triplets"], args.jobs)
+    print(f"## The triplets not used for tuning ({', '.join(TUNING_PAIRS)} excluded)\n")
+    print(htext)
+    print(verdict(held, demo.iloc[0:0]))
     print(f"Reports: {', '.join(str(r / 'index.html') for r in reports.values())}")
 
 

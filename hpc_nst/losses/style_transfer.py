@@ -72,8 +72,9 @@ def content_loss(
     """Normalised squared distance between activations at one layer, per item."""
     b, c, f, t = features.shape
     count = (lengths.clamp(max=t) * f * c).clamp_min(1).to(features.dtype)
-    err = (features - target).pow(2).flatten(1).sum(1) / count
-    ref = target.pow(2).flatten(1).sum(1) / count
+    # sum over dims, not flatten(1): flattening channels-last activations would copy them
+    err = (features - target).pow(2).sum(dim=(1, 2, 3)) / count
+    ref = target.pow(2).sum(dim=(1, 2, 3)) / count
     return err / (ref + EPS)
 
 
