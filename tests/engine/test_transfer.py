@@ -22,9 +22,12 @@ def test_batched_equals_each_pair_alone(tiny_job):
         (alone,) = transfer_batch([contents[i]], [styles[i]], tiny_job, seeds=[seeds[i]])
         assert batched[i].output.shape == alone.output.shape
         # same maths; the CPU convolution may pick another blocking for another batch size, so
-        # a few values differ in rounding (after Adam, up to ~1e-3), never systematically
+        # values differ in rounding, and Adam turns a rounding-level gradient of either sign
+        # into a step of +-lr: a handful of values move by up to ~1e-2. Mixing up pairs
+        # (another style) gives a mean difference of 2e-2 and a 99.9th percentile of 0.3.
         diff = np.abs(batched[i].output - alone.output)
-        assert diff.max() < 3e-3 and diff.mean() < 2e-6, (diff.max(), diff.mean())
+        assert diff.mean() < 2e-5 and np.percentile(diff, 99.9) < 1e-3, (diff.mean(), diff.max())
+        assert (diff > 1e-3).mean() < 2e-3
         np.testing.assert_allclose(batched[i].losses["total"], alone.losses["total"], rtol=1e-3)
 
 
