@@ -191,7 +191,7 @@ def main() -> None:
     print(verdict(summary, demo))
     print("## The same, pair for pair (on the pairs both jobs finished)\n")
     print(paired_verdict(reports["triplets"]))
-    htext, held = heldout_table(reports["triplets"], args.jobs)
+    htext, _ = heldout_table(reports["triplets"], args.jobs)
     print(f"## The triplets not used for tuning ({', '.join(TUNING_PAIRS)} excluded)\n")
     print(htext)
     print(paired_verdict(reports["triplets"], TUNING_PAIRS))
