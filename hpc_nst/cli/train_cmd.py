@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "print top-1/top-5 and write <stem>.eval.json beside it")
     p.add_argument("--split", default="test", help="split --evaluate uses (default test)")
     p.add_argument("--epochs", type=int, help="total epochs (default 10, or the resumed run's)")
-    p.add_argument("--width", type=int, default=16, help="network width (default 16)")
+    p.add_argument("--width", type=int,
+                   help="network width (default 16, or the --init-from checkpoint's)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--crop", type=float, default=1.28,
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         if is_pack(args.manifest):
             if args.export_pack:
                 raise UserError(f"{args.manifest} is already a spectrogram pack")
-            pack = read_pack(args.manifest)
+            pack = read_pack(args.manifest, dither=not args.evaluate)  # score what was stored
             labels, splits, cache, stft = pack.labels, pack.splits, pack.cache, pack.stft
             source, digest = f"{pack.source} (pack {args.manifest})", pack.data_hash
             if say:
@@ -126,9 +127,13 @@ def run(args: argparse.Namespace) -> int:
             if say:
                 say(f"wrote {meta}")
             return 0
-        width = args.width
+        width = args.width or 16
         if args.init_from is not None:
+            if args.resume is not None:
+                raise UserError("--init-from starts a new run; --resume continues one: pick one")
             width = int(read_checkpoint(args.init_from)["arch"]["width"])
+            if args.width is not None and args.width != width:
+                raise UserError(f"--width {args.width}, but {args.init_from} has width {width}")
         cfg = TrainConfig(
             epochs=args.epochs or 10, width=width, batch_size=args.batch_size, lr=args.lr,
             crop_frames=max(8, int(round(args.crop * stft.sample_rate / stft.hop_length))),
@@ -165,13 +170,19 @@ def _evaluate(
 
     try:
         model, meta = load_checkpoint(args.evaluate, stft)
-        result = evaluate_checkpoint(model, meta["classes"], labels, splits, cache, device,
-                                     args.split)
+        result = evaluate_checkpoint(model, list(meta.get("classes") or []), labels, splits,
+                                     cache, device, args.split)
     except (CheckpointError, ValueError) as exc:
         raise UserError(f"{args.evaluate}: {exc}") from None
     result = {"checkpoint": str(args.evaluate), "data": str(args.manifest), **result}
     out = args.evaluate.with_name(args.evaluate.stem + ".eval.json")
-    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    try:
+        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    except OSError as exc:  # e.g. the shipped checkpoint in a read-only install
+        out = Path.cwd() / out.name
+        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+        if say:
+            say(f"could not write beside the checkpoint ({exc.strerror})")
     print(f"{args.evaluate} on {args.manifest} ({args.split}, {result['n']} clips): "
           f"top-1 {result['top1']:.1%}  top-5 {result['top5']:.1%}  loss {result['loss']:.4f}")
     if say:

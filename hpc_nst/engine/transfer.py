@@ -190,7 +190,9 @@ def transfer_batch(
     content, c_len = _stack(c_specs)
     style, s_len = _stack(s_specs)
     width = model.width if model is not None else cfg.model.width
-    check_memory(len(contents), stft.n_bins, max(content.shape[-1], style.shape[-1]), width, dev)
+    # activations of one pass are alive at a time: a chunk of the batch on a CPU
+    check_memory(chunk_size(dev, len(contents)), stft.n_bins,
+                 max(content.shape[-1], style.shape[-1]), width, dev)
     net = model.to(dev) if model is not None else resolve_model(cfg, dev)
     content, style, c_len, s_len = content.to(dev), style.to(dev), c_len.to(dev), s_len.to(dev)
     objective = Objective.build(net, cfg.loss, content, c_len, style, s_len)

@@ -153,11 +153,16 @@ def _start_weights(
         net, meta = load_checkpoint(path, stft)
     except CheckpointError as exc:
         raise TrainError(str(exc)) from None
-    if meta.get("classes") != classes:
+    known = list(meta.get("classes") or [])
+    if sorted(known) != sorted(classes):
         raise TrainError(f"{path}: its classes differ from the training data's")
     if net.width != width:
         raise TrainError(f"{path}: width {net.width}, but training width {width}")
-    return net.state_dict()
+    weights = net.state_dict()
+    order = torch.tensor([known.index(c) for c in classes])  # the data's class order
+    weights["fc2.weight"], weights["fc2.bias"] = weights["fc2.weight"][order], weights[
+        "fc2.bias"][order]
+    return weights
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -179,3 +179,21 @@ def json_load(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text())
+
+
+def test_init_from_reorders_the_head_to_the_datas_classes(tmp_path: Path) -> None:
+    from hpc_nst.train.trainer import TrainError, _start_weights
+
+    torch.manual_seed(0)
+    net = AudioAlexNet(3, 4, 257).eval()
+    save_checkpoint(net, tmp_path / "c.pt", STFT, {"classes": ["a", "b", "c"]})
+    weights = _start_weights(tmp_path / "c.pt", ["c", "a", "b"], 4, STFT)
+    other = AudioAlexNet(3, 4, 257).eval()
+    other.load_state_dict(weights)
+    x = torch.rand(2, 1, 257, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), net(x)[:, [2, 0, 1]])
+    with pytest.raises(TrainError, match="classes differ"):
+        _start_weights(tmp_path / "c.pt", ["a", "b", "d"], 4, STFT)
+    with pytest.raises(TrainError, match="width 4, but training width 8"):
+        _start_weights(tmp_path / "c.pt", ["a", "b", "c"], 8, STFT)
