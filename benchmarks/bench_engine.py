@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hpc_nst.config import load_job
 from hpc_nst.engine.device import pick_device
 from hpc_nst.engine.objective import Objective
-from hpc_nst.engine.transfer import chunk_size
+from hpc_nst.engine.transfer import chunks
 from hpc_nst.models.checkpoint import resolve_model
 
 
@@ -69,13 +69,11 @@ def bench(
     x = x.to(device).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.05)
 
-    size = batch if whole_batch else chunk_size(device, batch)
-    parts = [(a, min(a + size, batch)) for a in range(0, batch, size)]
-    subs = [objective.select(a, b) for a, b in parts]
+    passes = [(0, batch, objective)] if whole_batch else chunks(objective, device, batch)
 
-    def step() -> None:  # as the engine: the batch in chunks on a CPU (transfer.CPU_CHUNK)
+    def step() -> None:  # chunked as the engine does on a CPU (transfer.CPU_CHUNK)
         opt.zero_grad(set_to_none=True)
-        for (a, b), sub in zip(parts, subs):
+        for a, b, sub in passes:
             sub(x[a:b])[0].sum().backward()
         opt.step()
 

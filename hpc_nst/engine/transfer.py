@@ -87,6 +87,16 @@ def chunk_size(device: torch.device, batch: int) -> int:
     return batch if device.type != "cpu" else min(batch, CPU_CHUNK)
 
 
+def chunks(objective: Objective, device: torch.device, batch: int
+           ) -> list[tuple[int, int, Objective]]:
+    """``(start, stop, objective of those items)`` for each pass over a batch on ``device``."""
+    size = chunk_size(device, batch)
+    if size >= batch:
+        return [(0, batch, objective)]
+    return [(a, min(a + size, batch), objective.select(a, min(a + size, batch)))
+            for a in range(0, batch, size)]
+
+
 def _optimise(
     x: torch.Tensor,
     objective: Objective,
@@ -99,16 +109,14 @@ def _optimise(
     iterations, every = cfg.optim.iterations, cfg.optim.record_every
     step = 0
 
-    size = chunk_size(x.device, x.shape[0])
-    parts = [(a, min(a + size, x.shape[0])) for a in range(0, x.shape[0], size)]
-    subs = [objective.select(a, b) if len(parts) > 1 else objective for a, b in parts]
+    passes = chunks(objective, x.device, x.shape[0])
 
     def evaluate() -> torch.Tensor:
         """Loss of every item; sets ``x.grad``, computed ``size`` items at a time."""
         nonlocal step
         grad = torch.zeros_like(x)
         totals, all_terms = [], []
-        for (a, b), sub in zip(parts, subs):
+        for a, b, sub in passes:
             xc = x.detach()[a:b].requires_grad_(True)
             total, terms = sub(xc * mask[a:b])
             # Non-finite items must not poison the others: drop them from the objective.

@@ -84,7 +84,7 @@ def evaluate_checkpoint(
     device: torch.device,
     split: str = "test",
 ) -> dict[str, object]:
-    """Top-1/top-5, loss and confused pairs of ``model`` on one split of labelled clips.
+    """Top-1/top-5, loss, confused pairs and per-class top-1 of ``model`` on one split.
 
     ``classes`` are the model's class names (checkpoint metadata); every label of the split
     must be one of them.
@@ -98,5 +98,8 @@ def evaluate_checkpoint(
     targets = np.array([classes.index(labels[i]) for i in idx], dtype=np.int64)
     logits = predict_logits(model.to(device), cache, idx, device)
     result: dict[str, object] = {"split": split, "n": int(len(idx)), **metrics(logits, targets)}
-    result["confused_pairs"] = confused_pairs(confusion(logits, targets, len(classes)), classes)
+    mat = confusion(logits, targets, len(classes))
+    result["confused_pairs"] = confused_pairs(mat, classes)
+    result["per_class_top1"] = {c: float(mat[k, k] / mat[k].sum())
+                                for k, c in enumerate(classes) if mat[k].sum()}
     return result

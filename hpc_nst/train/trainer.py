@@ -33,7 +33,7 @@ from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hpc_nst.train.cache import SpecCache
-from hpc_nst.train.evaluate import confused_pairs, confusion, metrics, predict_logits
+from hpc_nst.train.evaluate import evaluate_checkpoint, metrics, predict_logits
 
 STATE_FORMAT = "hpc_nst.train-state/1"
 
@@ -314,20 +314,17 @@ def train(
 
     final = copy.deepcopy(model)
     final.load_state_dict(best_model)
-    held_idx, held_name = (test_idx, "test") if len(test_idx) else (val_idx, "val")
-    logits = predict_logits(final, cache, held_idx, device)
-    held = metrics(logits, targets[held_idx])
-    mat = confusion(logits, targets[held_idx], len(classes))
-    pairs = confused_pairs(mat, classes)
-    per_class = {c: float(mat[k, k] / mat[k].sum()) for k, c in enumerate(classes)
-                 if mat[k].sum()}
+    held_name = "test" if len(test_idx) else "val"
+    held = evaluate_checkpoint(final, classes, labels, splits, cache, device, held_name)
     extra = {"epochs_trained": cfg.epochs, "heldout_split": held_name,
              "heldout_top1": held["top1"], "heldout_top5": held["top5"],
-             "heldout_loss": held["loss"], "confused_pairs": pairs, "history": history}
+             "heldout_loss": held["loss"], "confused_pairs": held["confused_pairs"],
+             "history": history}
     save_model(best_model, extra)
-    report = {**meta(extra), "per_class_top1": per_class, "package_version": __version__}
+    report = {**meta(extra), "per_class_top1": held["per_class_top1"],
+              "package_version": __version__}
     report_path(output).write_text(json.dumps(report, indent=1))
-    say(f"held-out ({held_name}, {len(held_idx)} clips): top-1 {held['top1']:.1%}  "
+    say(f"held-out ({held_name}, {held['n']} clips): top-1 {held['top1']:.1%}  "
         f"top-5 {held['top5']:.1%}  (best epoch {best['epoch']}); wrote {output}")
     return meta(extra)
 
