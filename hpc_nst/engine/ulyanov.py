@@ -4,7 +4,9 @@ The log-magnitude STFT's bins are the channels of a single random 1-D convolutio
 (4096 filters, width 11, ReLU; weights N(0, sqrt(2) * sqrt(2 / ((bins + filters) * 11)))).
 The loss is ``content_weight * sum((phi(X) - phi(C))^2) + sum((G(X) - G(S))^2)`` with
 ``G = phi phi^T / frames`` (``content_weight`` 1e-2 as in their code, the job's
-``loss.content_weight`` scaled by 1e-2), minimised by L-BFGS from noise, then Griffin-Lim. Each
+``loss.content_weight`` scaled by 1e-2), minimised by L-BFGS from noise, then Griffin-Lim. The
+Gram distance is evaluated in frame space when that is cheaper (``GramTarget``), the same value
+without the 4096 x 4096 matrices. Each
 pair is optimised on its own (L-BFGS line searches are not separable). The recorded curves have
 the four terms of the paper's objective evaluated on the spectrogram (``envelope`` and
 ``timbre`` are only measured, not optimised).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,6 +53,42 @@ def _gram(feat: torch.Tensor) -> torch.Tensor:
     return L.gram_rows(feat.T[None])[0] / feat.shape[-1]
 
 
+@dataclass(frozen=True)
+class GramTarget:
+    """The style side of ``||G(X) - G(S)||^2``, ``G(F) = F F^T / frames``.
+
+    With ``K`` filters and ``T`` frames the filter-space form costs ``O(K^2 T)`` per evaluation;
+    the identities ``||F F^T||^2 = ||F^T F||^2`` and ``<F F^T, S S^T> = ||F^T S||^2`` give the same
+    value from ``T x T`` products, ``O(K T^2)``: 16x fewer operations for a 2.56 s clip. The
+    frame form subtracts large terms, so it runs in float64; it is used while ``2 (T_x + T_s) < K``
+    (it is then the cheaper one, float64 included), else the filter form.
+    """
+
+    frames: int
+    feat: torch.Tensor | None = None  # style features, float64 (frame form)
+    gram: torch.Tensor | None = None  # style Gram (filter form)
+    self_term: float = 0.0  # ||G(S)||^2 (frame form)
+
+    @classmethod
+    def build(cls, style_feat: torch.Tensor, frames: int) -> GramTarget:
+        """Prepare for outputs of ``frames`` frames from ``(filters, style frames)`` features."""
+        filters, s_frames = style_feat.shape
+        if 2 * (frames + s_frames) >= filters:
+            return cls(frames, gram=_gram(style_feat))
+        s = style_feat.double()
+        return cls(frames, feat=s, self_term=float((s.T @ s).pow(2).sum()) / s_frames**2)
+
+    def distance(self, feat: torch.Tensor) -> torch.Tensor:
+        """``||G(feat) - G(S)||^2`` (a float32 scalar, differentiable in ``feat``)."""
+        if self.gram is not None:
+            return (_gram(feat) - self.gram).pow(2).sum()
+        assert self.feat is not None
+        f, frames, s_frames = feat.double(), feat.shape[-1], self.feat.shape[-1]
+        own = (f.T @ f).pow(2).sum() / frames**2
+        cross = (f.T @ self.feat).pow(2).sum() / (frames * s_frames)
+        return (own - 2 * cross + self.self_term).float()
+
+
 def _one(
     content: np.ndarray,
     style: np.ndarray,
@@ -65,7 +104,8 @@ def _one(
     kernel = random_filters(stft.n_bins, cfg.model.seed, device)
     c_dev, s_dev = c_spec.to(device), s_spec.to(device)
     with torch.no_grad():
-        c_feat, s_gram = _features(c_dev, kernel), _gram(_features(s_dev, kernel))
+        c_feat = _features(c_dev, kernel)
+        s_gram = GramTarget.build(_features(s_dev, kernel), c_dev.shape[-1])
         s_env = L.resample_envelope(L.temporal_envelope(s_dev), s_dev.shape[-1], c_dev.shape[-1])
         s_spectrum = L.frequency_envelope(s_dev[None], torch.tensor([s_dev.shape[-1]]))[0]
     init = initial_spectrogram(c_spec, seed, cfg)
@@ -87,7 +127,7 @@ def _one(
     def measure() -> torch.Tensor:
         feat = _features(x, kernel)
         content_term = (feat - c_feat).pow(2).sum()
-        style_term = (_gram(feat) - s_gram).pow(2).sum()
+        style_term = s_gram.distance(feat)
         total = alpha * content_term + style_term
         with torch.no_grad():
             env = float(L.envelope_loss(x[None], s_env[None], length)[0])

@@ -145,3 +145,24 @@ def test_objective_select_gives_each_items_terms(tiny_job):
             torch.testing.assert_close(sub_terms[k], terms[k][a:b], rtol=1e-4, atol=1e-6)
     assert chunk_size(torch.device("cpu"), 16) == CPU_CHUNK
     assert chunk_size(torch.device("cuda"), 16) == 16
+
+
+@pytest.mark.parametrize("frames, s_frames, filters", [(30, 22, 512), (40, 40, 64)])
+def test_ulyanov_gram_distance_forms_agree(frames, s_frames, filters):
+    """The frame-space Gram distance (used when cheaper) equals the filter form, value and grad."""
+    import torch
+
+    from hpc_nst.engine.ulyanov import GramTarget, _gram
+
+    gen = torch.Generator().manual_seed(1)
+    style = torch.rand(filters, s_frames, generator=gen)
+    feat = torch.rand(filters, frames, generator=gen, requires_grad=True)
+    target = GramTarget.build(style, frames)
+    assert (target.feat is not None) == (2 * (frames + s_frames) < filters)
+    got = target.distance(feat)
+    (g_got,) = torch.autograd.grad(got, feat)
+    want = (_gram(feat.double()) - _gram(style.double())).pow(2).sum()
+    (g_want,) = torch.autograd.grad(want, feat)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_got.double(), g_want.double(), rtol=1e-4, atol=1e-6)
