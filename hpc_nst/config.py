@@ -63,6 +63,8 @@ class LossConfig:
     content_layers: tuple[str, ...] = ("conv2",)
     style_layers: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4")
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    timbre_envelope: str = "spectrum"  # "spectrum" (per bin) or "cepstral" (smoothed, in dB)
+    timbre_coefficients: int = 20  # cepstral coefficients 1..N of "cepstral"
 
 
 @dataclass(frozen=True)
@@ -101,14 +103,28 @@ class JobConfig:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A stable hash of every effective parameter."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        """A stable hash of every effective parameter.
+
+        Keys added in later versions (``ADDED_KEYS``) are left out while they hold the value
+        that reproduces the earlier behaviour, so stores made before they existed still resume.
+        """
+        data = self.to_dict()
+        for dotted, legacy in ADDED_KEYS.items():
+            section, key = dotted.split(".")
+            if data[section].get(key) == legacy:
+                del data[section][key]
+        blob = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: Keys added after stores existed, with the value that behaves as before they were added.
+ADDED_KEYS: dict[str, Any] = {"loss.timbre_envelope": "spectrum", "loss.timbre_coefficients": 20}
 
 
 METHODS = ("nst", "content-copy", "style-copy", "eq", "ulyanov")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
+TIMBRE_ENVELOPES = ("spectrum", "cepstral")
 
 #: Short names accepted by ``--set`` and manifest overrides.
 ALIASES: dict[str, str] = {
@@ -207,6 +223,16 @@ def _validate(cfg: JobConfig) -> JobConfig:
         len(cfg.loss.style_layers) == len(cfg.loss.style_layer_weights),
         "loss.style_layer_weights",
         "must have one weight per entry of loss.style_layers",
+    )
+    need(
+        cfg.loss.timbre_envelope in TIMBRE_ENVELOPES,
+        "loss.timbre_envelope",
+        f"must be one of {TIMBRE_ENVELOPES}, got {cfg.loss.timbre_envelope!r}",
+    )
+    need(
+        1 <= cfg.loss.timbre_coefficients < cfg.stft.n_bins,
+        "loss.timbre_coefficients",
+        f"must be in [1, {cfg.stft.n_bins - 1}]",
     )
     for key in ("content_weight", "style_weight", "envelope_weight", "timbre_weight"):
         need(getattr(cfg.loss, key) >= 0, f"loss.{key}", "must be >= 0")

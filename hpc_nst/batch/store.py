@@ -33,7 +33,7 @@ from zarr.storage import LocalStore
 
 from hpc_nst import __version__
 from hpc_nst.batch.manifest import Manifest
-from hpc_nst.config import JobConfig
+from hpc_nst.config import ADDED_KEYS, JobConfig
 
 FORMAT = "hpc_nst.batch/1"
 KINDS = ("content", "style", "init", "output")
@@ -261,6 +261,7 @@ def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
     if root.attrs.get("job_digest") == cfg.digest():
         return
     old, new = _flat(root.attrs["job"]), _flat(cfg.to_dict())
+    old = {**ADDED_KEYS, **old}  # a store older than a key ran with its earlier behaviour
     diffs = [f"{k}: store has {old.get(k)!r}, this run {new.get(k)!r}"
              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     raise StoreError(

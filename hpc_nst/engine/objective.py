@@ -23,7 +23,7 @@ class Objective:
     content_targets: dict[str, torch.Tensor]
     style_grams: dict[str, torch.Tensor]
     envelope_target: torch.Tensor  # (B, T) style envelope resampled to the content length
-    spectrum_target: torch.Tensor  # (B, F)
+    spectrum_target: torch.Tensor  # (B, F) spectrum or (B, K) cepstrum (loss.timbre_envelope)
 
     @classmethod
     def build(
@@ -49,7 +49,9 @@ class Objective:
             pairs = zip(style_lengths.tolist(), content_lengths.tolist())
             for i, (s_len, c_len) in enumerate(pairs):
                 env[i, :c_len] = L.resample_envelope(senv[i], s_len, c_len)
-            spectrum = L.frequency_envelope(style, style_lengths)
+            spectrum = L.timbre_target(
+                style, style_lengths, loss.timbre_envelope, loss.timbre_coefficients
+            )
         return cls(model, loss, content_lengths, cfeat, grams, env, spectrum)
 
     def select(self, start: int, stop: int) -> Objective:
@@ -79,7 +81,9 @@ class Objective:
             / weight_sum
         )
         envelope = L.envelope_loss(x, self.envelope_target, self.lengths)
-        timbre = L.timbre_loss(x, self.spectrum_target, self.lengths)
+        timbre = L.timbre_loss(
+            x, self.spectrum_target, self.lengths, cfg.timbre_envelope, cfg.timbre_coefficients
+        )
         total = (
             cfg.content_weight * content
             + cfg.style_weight * style

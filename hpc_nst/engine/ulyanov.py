@@ -107,7 +107,9 @@ def _one(
         c_feat = _features(c_dev, kernel)
         s_gram = GramTarget.build(_features(s_dev, kernel), c_dev.shape[-1])
         s_env = L.resample_envelope(L.temporal_envelope(s_dev), s_dev.shape[-1], c_dev.shape[-1])
-        s_spectrum = L.frequency_envelope(s_dev[None], torch.tensor([s_dev.shape[-1]]))[0]
+        timbre_args = (cfg.loss.timbre_envelope, cfg.loss.timbre_coefficients)
+        s_len = torch.tensor([s_dev.shape[-1]], device=device)
+        s_spectrum = L.timbre_target(s_dev[None], s_len, *timbre_args)[0]
     init = initial_spectrogram(c_spec, seed, cfg)
     x = init.clone().to(device).requires_grad_(True)
     alpha = CONTENT_SCALE * cfg.loss.content_weight
@@ -131,7 +133,7 @@ def _one(
         total = alpha * content_term + style_term
         with torch.no_grad():
             env = float(L.envelope_loss(x[None], s_env[None], length)[0])
-            timbre = float(L.timbre_loss(x[None], s_spectrum[None], length)[0])
+            timbre = float(L.timbre_loss(x[None], s_spectrum[None], length, *timbre_args)[0])
         for k, v in (
             ("total", float(total.detach())),
             ("content", float(content_term.detach())),

@@ -10,7 +10,11 @@ positions ``F_l * T_l``):
   ``||G_l(X) - G_l(S)||^2 / ||G_l(S)||^2``, weighted over layers;
 - envelope: mean over frames of ``(e_X(t) - e_S(t))^2``, ``e(t)`` the mean log-magnitude of
   frame ``t``; the style's envelope is linearly resampled to the content's frame count;
-- timbre:   mean over bins of ``(f_X - f_S)^2``, ``f`` the time-averaged log-magnitude spectrum.
+- timbre:   with ``loss.timbre_envelope = "spectrum"``: mean over bins of ``(f_X - f_S)^2``, ``f``
+  the time-averaged log-magnitude spectrum; with ``"cepstral"``: the relative squared distance
+  ``||c_X - c_S||^2 / ||c_S||^2`` of the spectral envelopes' cepstra ``c`` (``cepstral_envelope``):
+  the same time-averaged spectrum, but in dB and smoothed across frequency, so it carries the
+  timbre and not the notes.
 
 The relative normalisations make each term scale-free, so one weight set fits every model and
 every input.
@@ -18,11 +22,14 @@ every input.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import FunctionCtx
 
 EPS = 1e-12
+FLOOR_DB = 80.0  # dynamic range of the cepstral timbre envelope below each item's peak
 
 
 def _time_mask(lengths: torch.Tensor, frames: int, dtype: torch.dtype) -> torch.Tensor:
@@ -114,8 +121,54 @@ def envelope_loss(
     return err.sum(-1) / lengths.clamp_min(1).to(log_mag.dtype)
 
 
-def timbre_loss(
-    log_mag: torch.Tensor, target_spectrum: torch.Tensor, lengths: torch.Tensor
+def dct_basis(n: int, coefficients: int) -> torch.Tensor:
+    """Rows 1..``coefficients`` of the orthonormal DCT-II of length ``n`` (float64, ``(K, n)``)."""
+    k = torch.arange(1, coefficients + 1, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None, :]
+    basis = torch.cos(torch.pi / n * (i + 0.5) * k) * math.sqrt(2.0 / n)
+    return basis
+
+
+def cepstral_envelope(
+    log_mag: torch.Tensor, lengths: torch.Tensor, coefficients: int
 ) -> torch.Tensor:
-    """Mean squared deviation of the time-averaged spectrum, per item."""
-    return (frequency_envelope(log_mag, lengths) - target_spectrum).pow(2).mean(-1)
+    """Cepstrum 1..``coefficients`` of the time-averaged dB spectrum: ``(B, F, T)`` -> ``(B, K)``.
+
+    Per item the magnitude ``expm1(X)`` goes to dB, floored ``FLOOR_DB`` below the item's peak
+    (the usual 80 dB range of a dB spectrogram); the valid frames are averaged and the
+    orthonormal DCT over bins is kept from coefficient 1 (0, the level, is the envelope term's)
+    to ``coefficients``, i.e. the envelope smoothed over about ``F / coefficients`` bins: the
+    instrument's spectral shape without the harmonic comb of the notes. The floor follows the
+    signal without a gradient.
+    """
+    mag = torch.expm1(log_mag.clamp_min(0.0))
+    mask = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)
+    peak = (mag * mask[:, None, :]).flatten(1).amax(1).detach().clamp_min(EPS)
+    floor = peak * 10.0 ** (-FLOOR_DB / 20.0)
+    db = 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None]))
+    mean_db = (db * mask[:, None, :]).sum(-1) / lengths.clamp_min(1)[:, None].to(db.dtype)
+    basis = dct_basis(log_mag.shape[-2], coefficients).to(log_mag.device, log_mag.dtype)
+    return mean_db @ basis.T
+
+
+def timbre_target(
+    log_mag: torch.Tensor, lengths: torch.Tensor, envelope: str, coefficients: int
+) -> torch.Tensor:
+    """What the timbre term compares, per item: the spectrum ``(B, F)`` or cepstrum ``(B, K)``."""
+    if envelope == "cepstral":
+        return cepstral_envelope(log_mag, lengths, coefficients)
+    return frequency_envelope(log_mag, lengths)
+
+
+def timbre_loss(
+    log_mag: torch.Tensor,
+    target: torch.Tensor,
+    lengths: torch.Tensor,
+    envelope: str = "spectrum",
+    coefficients: int = 0,
+) -> torch.Tensor:
+    """Timbre term per item against ``target`` from :func:`timbre_target` (module docstring)."""
+    own = timbre_target(log_mag, lengths, envelope, coefficients)
+    if envelope == "cepstral":
+        return (own - target).pow(2).sum(-1) / (target.pow(2).sum(-1) + EPS)
+    return (own - target).pow(2).mean(-1)

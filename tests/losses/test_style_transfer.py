@@ -78,3 +78,54 @@ def test_gram_value_and_gradient_in_both_layouts():
         x = base.contiguous(memory_format=layout).requires_grad_(True)
         assert torch.allclose(L.gram(x, lengths), expected)
         assert torch.autograd.gradcheck(lambda v: L.gram(v, lengths), (x,))
+
+
+def _comb(f0_bins: float, tilt_bins: float, frames: int = 6) -> torch.Tensor:
+    """log1p magnitude of a harmonic comb (partials every ``f0_bins``) under ``exp(-f/tilt)``."""
+    f = torch.arange(257, dtype=torch.float64)
+    dist = torch.remainder(f + f0_bins / 2, f0_bins) - f0_bins / 2
+    mag = 100.0 * torch.exp(-f / tilt_bins) * (torch.exp(-(dist**2) / 2) + 1e-2)
+    return torch.log1p(mag)[None, :, None].expand(1, 257, frames).float().contiguous()
+
+
+def test_dct_basis_is_orthonormal_without_the_level():
+    b = L.dct_basis(257, 20)
+    assert torch.allclose(b @ b.T, torch.eye(20, dtype=b.dtype), atol=1e-10)
+    assert torch.allclose(b @ torch.ones(257, dtype=b.dtype), torch.zeros(20, dtype=b.dtype),
+                          atol=1e-10)  # a flat spectrum has no cepstrum beyond coefficient 0
+
+
+def test_cepstral_envelope_ignores_gain_and_padding():
+    x = _comb(9.0, 40.0)
+    lengths = torch.tensor([6])
+    ref = L.cepstral_envelope(x, lengths, 20)
+    louder = torch.log1p(10.0 * torch.expm1(x))  # +20 dB: only coefficient 0, which is dropped
+    assert torch.allclose(L.cepstral_envelope(louder, lengths, 20), ref, atol=1e-3)
+    padded = torch.cat([x, torch.full((1, 257, 3), 7.0)], dim=-1)
+    assert torch.allclose(L.cepstral_envelope(padded, lengths, 20), ref, atol=1e-4)
+    flat = torch.full((1, 257, 6), 3.0)
+    assert L.cepstral_envelope(flat, lengths, 20).abs().max() < 1e-3
+
+
+def test_cepstral_timbre_separates_envelope_from_pitch():
+    """Two pitches under one spectral envelope are near in the cepstral term and far in the
+    per-bin one; two envelopes at one pitch are far in the cepstral term."""
+    lengths = torch.tensor([6])
+
+    def loss(a: torch.Tensor, b: torch.Tensor, envelope: str) -> float:
+        target = L.timbre_target(b, lengths, envelope, 20)
+        return float(L.timbre_loss(a, target, lengths, envelope, 20)[0])
+
+    low, high, dark = _comb(9.0, 40.0), _comb(13.0, 40.0), _comb(9.0, 12.0)
+    assert loss(low, low, "cepstral") == 0.0
+    assert loss(low, high, "cepstral") < 0.1 * loss(low, dark, "cepstral")
+    assert loss(low, high, "spectrum") > loss(low, dark, "spectrum")  # the comb dominates
+
+
+def test_cepstral_timbre_has_finite_gradients_from_noise():
+    gen = torch.Generator().manual_seed(0)
+    x = (0.1 * torch.randn(2, 257, 20, generator=gen)).requires_grad_(True)
+    lengths = torch.tensor([20, 12])
+    target = L.timbre_target(_comb(9.0, 40.0, 20).expand(2, -1, -1), lengths, "cepstral", 20)
+    L.timbre_loss(x, target, lengths, "cepstral", 20).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
