@@ -63,8 +63,8 @@ class LossConfig:
     content_layers: tuple[str, ...] = ("conv2",)
     style_layers: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4")
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-    timbre_envelope: str = "spectrum"  # "spectrum" (per bin) or "cepstral" (smoothed, in dB)
-    timbre_coefficients: int = 20  # cepstral coefficients 1..N of "cepstral"
+    timbre_envelope: str = "cepstral"  # "cepstral" (smoothed, in dB) or "spectrum" (per bin)
+    timbre_coefficients: int = 12  # cepstral coefficients 1..N of "cepstral"
 
 
 @dataclass(frozen=True)
@@ -103,25 +103,31 @@ class JobConfig:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A stable hash of every effective parameter.
-
-        Keys added in later versions (``ADDED_KEYS``) are left out while they hold the value
-        that reproduces the earlier behaviour, so stores made before they existed still resume.
-        """
-        data = self.to_dict()
-        for dotted, legacy in ADDED_KEYS.items():
-            section, key = dotted.split(".")
-            if data[section].get(key) == legacy:
-                del data[section][key]
-        blob = json.dumps(data, sort_keys=True, default=list)
+        """A stable hash of the parameters that shape results (:func:`effective_parameters`)."""
+        blob = json.dumps(effective_parameters(self.to_dict()), sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-#: Keys added after stores existed, with the value that behaves as before they were added.
-ADDED_KEYS: dict[str, Any] = {"loss.timbre_envelope": "spectrum", "loss.timbre_coefficients": 20}
+def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
+    """A job's ``to_dict()`` (or a store's record of one) without keys that cannot change results.
+
+    The copy and EQ baselines depend on the STFT alone, so a change of the transfer preset
+    leaves their stores valid. Under ``loss.timbre_envelope = "spectrum"`` (the per-bin term,
+    the only one before the key existed) neither timbre key is kept, so stores made before
+    they were added still resume.
+    """
+    if data.get("method") in SIGNAL_METHODS:
+        return {"method": data["method"], "stft": dict(data["stft"])}
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    loss = data.get("loss", {})
+    if loss.get("timbre_envelope", "spectrum") == "spectrum":
+        loss.pop("timbre_envelope", None)
+        loss.pop("timbre_coefficients", None)
+    return data
 
 
 METHODS = ("nst", "content-copy", "style-copy", "eq", "ulyanov")
+SIGNAL_METHODS = ("content-copy", "style-copy", "eq")  # no optimisation: only the STFT matters
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
 TIMBRE_ENVELOPES = ("spectrum", "cepstral")

@@ -72,3 +72,17 @@ def test_config_is_frozen_and_digest_tracks_values():
         cfg.method = "eq"  # type: ignore[misc]
     assert cfg.digest() == load_job().digest()
     assert cfg.digest() != load_job(overrides={"seed": "1"}).digest()
+
+
+def test_digest_leaves_out_what_cannot_change_results():
+    cfg = load_job()
+    cepstral = cfg.digest()
+    assert load_job(overrides={"loss.timbre_coefficients": "20"}).digest() != cepstral
+    spectrum = apply_overrides(cfg, {"loss.timbre_envelope": "spectrum"})
+    # the per-bin term ignores timbre_coefficients: any value gives one digest
+    other = apply_overrides(spectrum, {"loss.timbre_coefficients": "30"})
+    assert spectrum.digest() == other.digest() != cepstral
+    # the copy and EQ baselines depend on the STFT only
+    eq = load_job(overrides={"method": "eq"})
+    assert eq.digest() == apply_overrides(eq, {"style_weight": "1", "iterations": "5"}).digest()
+    assert eq.digest() != apply_overrides(eq, {"stft.hop_length": "128"}).digest()

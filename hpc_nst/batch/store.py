@@ -33,7 +33,7 @@ from zarr.storage import LocalStore
 
 from hpc_nst import __version__
 from hpc_nst.batch.manifest import Manifest
-from hpc_nst.config import ADDED_KEYS, JobConfig
+from hpc_nst.config import JobConfig, effective_parameters
 
 FORMAT = "hpc_nst.batch/1"
 KINDS = ("content", "style", "init", "output")
@@ -260,8 +260,8 @@ def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
     """Refuse a job configuration different from the one the store was created with."""
     if root.attrs.get("job_digest") == cfg.digest():
         return
-    old, new = _flat(root.attrs["job"]), _flat(cfg.to_dict())
-    old = {**ADDED_KEYS, **old}  # a store older than a key ran with its earlier behaviour
+    old = _flat(effective_parameters(dict(root.attrs["job"])))
+    new = _flat(effective_parameters(cfg.to_dict()))
     diffs = [f"{k}: store has {old.get(k)!r}, this run {new.get(k)!r}"
              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     raise StoreError(

@@ -186,3 +186,21 @@ def test_record_capacity(tiny):
     assert st.record_capacity(tiny) == 4  # 3 iterations + the final state
     every = apply_overrides(tiny, {"iterations": "10", "optim.record_every": "4"})
     assert st.record_capacity(every) == len([0, 4, 8, 9]) + 1
+
+
+def test_store_from_before_the_timbre_keys_resumes_with_the_per_bin_term(tmp_path, audio_dir,
+                                                                          tiny):
+    """Stores record every job key; one made before ``loss.timbre_envelope`` existed ran the
+    per-bin term and must resume under it, and be refused (naming the key) under another."""
+    legacy = apply_overrides(tiny, {"loss.timbre_envelope": "spectrum"})
+    path, _, _ = _make(tmp_path, audio_dir, legacy)
+    root = st.open_root(path, mode="r+")
+    job = dict(root.attrs["job"])
+    job["loss"] = {k: v for k, v in job["loss"].items() if not k.startswith("timbre_e")
+                   and k != "timbre_coefficients"}
+    root.attrs["job"] = job
+    st.check_job(path, root, legacy)
+    cepstral = apply_overrides(tiny, {"loss.timbre_envelope": "cepstral"})
+    with pytest.raises(st.StoreError, match=r"loss.timbre_envelope: store has None, this run "
+                                            r"'cepstral'"):
+        st.check_job(path, root, cepstral)
