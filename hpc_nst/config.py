@@ -111,13 +111,9 @@ class JobConfig:
 def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
     """A job's ``to_dict()`` (or a store's record of one) without keys that cannot change results.
 
-    The copy and EQ baselines depend on the STFT alone, so a change of the transfer preset
-    leaves their stores valid. Under ``loss.timbre_envelope = "spectrum"`` (the per-bin term,
-    the only one before the key existed) neither timbre key is kept, so stores made before
-    they were added still resume.
+    Under ``loss.timbre_envelope = "spectrum"`` (the per-bin term, the only one before the key
+    existed) neither timbre key is kept, so stores made before they were added still resume.
     """
-    if data.get("method") in SIGNAL_METHODS:
-        return {"method": data["method"], "stft": dict(data["stft"])}
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     loss = data.get("loss", {})
     if loss.get("timbre_envelope", "spectrum") == "spectrum":
@@ -127,7 +123,6 @@ def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
 
 
 METHODS = ("nst", "content-copy", "style-copy", "eq", "ulyanov")
-SIGNAL_METHODS = ("content-copy", "style-copy", "eq")  # no optimisation: only the STFT matters
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
 TIMBRE_ENVELOPES = ("spectrum", "cepstral")

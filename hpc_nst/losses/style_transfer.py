@@ -22,6 +22,7 @@ every input.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -121,12 +122,16 @@ def envelope_loss(
     return err.sum(-1) / lengths.clamp_min(1).to(log_mag.dtype)
 
 
-def dct_basis(n: int, coefficients: int) -> torch.Tensor:
-    """Rows 1..``coefficients`` of the orthonormal DCT-II of length ``n`` (float64, ``(K, n)``)."""
+@functools.lru_cache(maxsize=16)
+def dct_basis(
+    n: int, coefficients: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Rows 1..``coefficients`` of the orthonormal DCT-II of length ``n``: ``(K, n)`` (cached;
+    float64 on the CPU unless ``device``/``dtype`` are given)."""
     k = torch.arange(1, coefficients + 1, dtype=torch.float64)[:, None]
     i = torch.arange(n, dtype=torch.float64)[None, :]
     basis = torch.cos(torch.pi / n * (i + 0.5) * k) * math.sqrt(2.0 / n)
-    return basis
+    return basis.to(device=device, dtype=dtype or torch.float64)
 
 
 def cepstral_envelope(
@@ -139,15 +144,18 @@ def cepstral_envelope(
     orthonormal DCT over bins is kept from coefficient 1 (0, the level, is the envelope term's)
     to ``coefficients``, i.e. the envelope smoothed over about ``F / coefficients`` bins: the
     instrument's spectral shape without the harmonic comb of the notes. The floor follows the
-    signal without a gradient.
+    signal without a gradient; above it the gradient of a bin's dB value grows like ``1 / X``
+    towards the floor (Adam's step normalisation absorbs that).
     """
-    mag = torch.expm1(log_mag.clamp_min(0.0))
-    mask = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)
-    peak = (mag * mask[:, None, :]).flatten(1).amax(1).detach().clamp_min(EPS)
+    if coefficients < 1:
+        raise ValueError(f"cepstral_envelope needs coefficients >= 1, got {coefficients}")
+    valid = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)[:, None, :] > 0
+    mag = torch.where(valid, torch.expm1(log_mag.clamp_min(0.0)), 0.0)
+    peak = mag.flatten(1).amax(1).detach().clamp_min(EPS)
     floor = peak * 10.0 ** (-FLOOR_DB / 20.0)
-    db = 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None]))
-    mean_db = (db * mask[:, None, :]).sum(-1) / lengths.clamp_min(1)[:, None].to(db.dtype)
-    basis = dct_basis(log_mag.shape[-2], coefficients).to(log_mag.device, log_mag.dtype)
+    db = torch.where(valid, 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None])), 0.0)
+    mean_db = db.sum(-1) / lengths.clamp_min(1)[:, None].to(db.dtype)
+    basis = dct_basis(log_mag.shape[-2], coefficients, log_mag.device, log_mag.dtype)
     return mean_db @ basis.T
 
 
@@ -169,6 +177,7 @@ def timbre_loss(
 ) -> torch.Tensor:
     """Timbre term per item against ``target`` from :func:`timbre_target` (module docstring)."""
     own = timbre_target(log_mag, lengths, envelope, coefficients)
-    if envelope == "cepstral":
-        return (own - target).pow(2).sum(-1) / (target.pow(2).sum(-1) + EPS)
+    if envelope == "cepstral":  # relative, but never below 1 dB^2 per coefficient (a flat style)
+        scale = target.pow(2).sum(-1).clamp_min(float(target.shape[-1]))
+        return (own - target).pow(2).sum(-1) / scale
     return (own - target).pow(2).mean(-1)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from hpc_nst.config import load_job
@@ -129,3 +130,18 @@ def test_cepstral_timbre_has_finite_gradients_from_noise():
     target = L.timbre_target(_comb(9.0, 40.0, 20).expand(2, -1, -1), lengths, "cepstral", 20)
     L.timbre_loss(x, target, lengths, "cepstral", 20).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_cepstral_timbre_is_bounded_for_a_flat_style_and_ignores_huge_padding():
+    lengths = torch.tensor([6])
+    x = _comb(9.0, 40.0)
+    for style in (torch.zeros(1, 257, 6), torch.full((1, 257, 6), 2.0)):  # silent, flat
+        target = L.timbre_target(style, lengths, "cepstral", 12)
+        loss = L.timbre_loss(x, target, lengths, "cepstral", 12)
+        # the scale never drops below 1 dB^2 per coefficient: the loss is the comb's own cepstrum
+        own = L.cepstral_envelope(x, lengths, 12)
+        assert torch.allclose(loss, own.pow(2).sum(-1) / max(12.0, float(target.pow(2).sum())))
+    padded = torch.cat([x, torch.full((1, 257, 4), 200.0)], dim=-1)  # expm1 overflows to inf
+    assert torch.isfinite(L.cepstral_envelope(padded, lengths, 12)).all()
+    with pytest.raises(ValueError, match="coefficients >= 1"):
+        L.cepstral_envelope(x, lengths, 0)
