@@ -150,7 +150,8 @@ def cepstral_envelope(
     if coefficients < 1:
         raise ValueError(f"cepstral_envelope needs coefficients >= 1, got {coefficients}")
     valid = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)[:, None, :] > 0
-    mag = torch.where(valid, torch.expm1(log_mag.clamp_min(0.0)), 0.0)
+    # clamped below expm1's float32 overflow, so no inf (or NaN gradient) from padded frames
+    mag = torch.where(valid, torch.expm1(log_mag.clamp(0.0, 80.0)), 0.0)
     peak = mag.flatten(1).amax(1).detach().clamp_min(EPS)
     floor = peak * 10.0 ** (-FLOOR_DB / 20.0)
     db = torch.where(valid, 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None])), 0.0)

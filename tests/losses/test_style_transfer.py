@@ -141,7 +141,11 @@ def test_cepstral_timbre_is_bounded_for_a_flat_style_and_ignores_huge_padding():
         # the scale never drops below 1 dB^2 per coefficient: the loss is the comb's own cepstrum
         own = L.cepstral_envelope(x, lengths, 12)
         assert torch.allclose(loss, own.pow(2).sum(-1) / max(12.0, float(target.pow(2).sum())))
-    padded = torch.cat([x, torch.full((1, 257, 4), 200.0)], dim=-1)  # expm1 overflows to inf
-    assert torch.isfinite(L.cepstral_envelope(padded, lengths, 12)).all()
+    padded = torch.cat([x, torch.full((1, 257, 4), 200.0)], dim=-1)  # expm1 would overflow
+    padded.requires_grad_(True)
+    env = L.cepstral_envelope(padded, lengths, 12)
+    env.sum().backward()
+    assert torch.isfinite(env).all() and torch.isfinite(padded.grad).all()
+    assert torch.allclose(env, L.cepstral_envelope(x, lengths, 12), atol=1e-4)
     with pytest.raises(ValueError, match="coefficients >= 1"):
         L.cepstral_envelope(x, lengths, 0)
