@@ -23,7 +23,7 @@ class Objective:
     content_targets: dict[str, torch.Tensor]
     style_grams: dict[str, torch.Tensor]
     envelope_target: torch.Tensor  # (B, T) style envelope resampled to the content length
-    spectrum_target: torch.Tensor  # (B, F) spectrum or (B, K) cepstrum (loss.timbre_envelope)
+    timbre_target: torch.Tensor  # (B, F) spectrum or (B, K) cepstrum (loss.timbre_envelope)
 
     @classmethod
     def build(
@@ -49,10 +49,10 @@ class Objective:
             pairs = zip(style_lengths.tolist(), content_lengths.tolist())
             for i, (s_len, c_len) in enumerate(pairs):
                 env[i, :c_len] = L.resample_envelope(senv[i], s_len, c_len)
-            spectrum = L.timbre_target(
+            timbre = L.timbre_target(
                 style, style_lengths, loss.timbre_envelope, loss.timbre_coefficients
             )
-        return cls(model, loss, content_lengths, cfeat, grams, env, spectrum)
+        return cls(model, loss, content_lengths, cfeat, grams, env, timbre)
 
     def select(self, start: int, stop: int) -> Objective:
         """The objective of items ``start:stop`` only (views of the targets, no copies)."""
@@ -60,7 +60,7 @@ class Objective:
             self.model, self.loss, self.lengths[start:stop],
             {k: v[start:stop] for k, v in self.content_targets.items()},
             {k: v[start:stop] for k, v in self.style_grams.items()},
-            self.envelope_target[start:stop], self.spectrum_target[start:stop],
+            self.envelope_target[start:stop], self.timbre_target[start:stop],
         )
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -82,7 +82,7 @@ class Objective:
         )
         envelope = L.envelope_loss(x, self.envelope_target, self.lengths)
         timbre = L.timbre_loss(
-            x, self.spectrum_target, self.lengths, cfg.timbre_envelope, cfg.timbre_coefficients
+            x, self.timbre_target, self.lengths, cfg.timbre_envelope, cfg.timbre_coefficients
         )
         total = (
             cfg.content_weight * content

@@ -110,19 +110,20 @@ def _optimise(
     step = 0
 
     passes = chunks(objective, x.device, x.shape[0])
+    grad = torch.zeros_like(x)  # x.grad, filled in place by every evaluation
 
     def evaluate() -> torch.Tensor:
-        """Loss of every item; sets ``x.grad``, computed ``size`` items at a time."""
+        """Loss of every item; sets ``x.grad``, computed one chunk of items at a time."""
         nonlocal step
-        grad = torch.zeros_like(x)
-        totals, all_terms = [], []
+        totals, kept_totals, all_terms = [], [], []
         for a, b, sub in passes:
             xc = x.detach()[a:b].requires_grad_(True)
             total, terms = sub(xc * mask[a:b])
             # Non-finite items must not poison the others: drop them from the objective.
-            kept = torch.where(torch.isfinite(total), total, torch.zeros_like(total)).sum()
-            (grad[a:b],) = torch.autograd.grad(kept, xc)
+            kept = torch.where(torch.isfinite(total), total, torch.zeros_like(total))
+            (grad[a:b],) = torch.autograd.grad(kept.sum(), xc)
             totals.append(total.detach())
+            kept_totals.append(kept.detach())
             all_terms.append({k: v.detach() for k, v in terms.items()})
         x.grad = grad.nan_to_num_(0.0, 0.0, 0.0)
         total = torch.cat(totals)
@@ -138,7 +139,7 @@ def _optimise(
                 {k: float(v.mean()) for k, v in terms.items()} | {"total": float(total.mean())},
             )
         step += 1
-        return torch.where(torch.isfinite(total), total, torch.zeros_like(total)).sum()
+        return torch.cat(kept_totals).sum()
 
     if cfg.optim.optimizer == "adam":
         opt = torch.optim.Adam([x], lr=cfg.optim.learning_rate)

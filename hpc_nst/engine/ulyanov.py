@@ -64,7 +64,6 @@ class GramTarget:
     (it is then the cheaper one, float64 included), else the filter form.
     """
 
-    frames: int
     feat: torch.Tensor | None = None  # style features, float64 (frame form)
     gram: torch.Tensor | None = None  # style Gram (filter form)
     self_term: float = 0.0  # ||G(S)||^2 (frame form)
@@ -74,9 +73,9 @@ class GramTarget:
         """Prepare for outputs of ``frames`` frames from ``(filters, style frames)`` features."""
         filters, s_frames = style_feat.shape
         if 2 * (frames + s_frames) >= filters:
-            return cls(frames, gram=_gram(style_feat))
+            return cls(gram=_gram(style_feat))
         s = style_feat.double()
-        return cls(frames, feat=s, self_term=float((s.T @ s).pow(2).sum()) / s_frames**2)
+        return cls(feat=s, self_term=float((s.T @ s).pow(2).sum()) / s_frames**2)
 
     def distance(self, feat: torch.Tensor) -> torch.Tensor:
         """``||G(feat) - G(S)||^2`` (a float32 scalar, differentiable in ``feat``)."""
