@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpc_nst.errors import ConfigError  # noqa: F401 (re-exported)
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-
-class ConfigError(ValueError):
-    """A job preset or override is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,10 @@ class LossConfig:
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
     timbre_envelope: str = "cepstral"  # "cepstral" (smoothed, in dB) or "spectrum" (per bin)
     timbre_coefficients: int = 12  # cepstral coefficients 1..N of "cepstral"
+    #: Weights of the registered terms beyond the four above (``name -> weight``; 0 = off).
+    term_weights: dict[str, float] = field(default_factory=dict, hash=False)
+    #: Parameters of registered terms, ``"<term>.<param>" -> value`` (see each term's module).
+    term_params: dict[str, float] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -108,21 +111,41 @@ class JobConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: Keys added after stores existed, with the value that reproduces the results from before the
+#: key: at that value a key is left out of the digest, so older stores still resume. A new key
+#: goes here with its neutral value (and its default should be that value, or the preset
+#: changes results, which a digest must then see).
+NEUTRAL: dict[str, Any] = {
+    "loss.term_weights": {},
+    "loss.term_params": {},
+}
+
+
 def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
     """A job's ``to_dict()`` (or a store's record of one) without keys that cannot change results.
 
-    Under ``loss.timbre_envelope = "spectrum"`` (the per-bin term, the only one before the key
-    existed) neither timbre key is kept, so stores made before they were added still resume.
+    - keys of :data:`NEUTRAL` at their neutral value (e.g. no extra terms);
+    - extra terms of weight 0, and the parameters of terms that are off;
+    - under ``loss.timbre_envelope = "spectrum"`` (the per-bin term, the only one before the key
+      existed) neither timbre key, so stores made before they were added still resume.
     """
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     loss = data.get("loss", {})
+    weights = {k: v for k, v in dict(loss.get("term_weights", {})).items() if v != 0}
+    loss["term_weights"] = weights
+    loss["term_params"] = {k: v for k, v in dict(loss.get("term_params", {})).items()
+                           if k.split(".", 1)[0] in weights}
     if loss.get("timbre_envelope", "spectrum") == "spectrum":
         loss.pop("timbre_envelope", None)
         loss.pop("timbre_coefficients", None)
+    for dotted, neutral in NEUTRAL.items():
+        section, _, key = dotted.rpartition(".")
+        node = data.get(section, {}) if section else data
+        if key in node and node[key] == neutral:
+            del node[key]
     return data
 
 
-METHODS = ("nst", "content-copy", "style-copy", "eq", "ulyanov")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
 TIMBRE_ENVELOPES = ("spectrum", "cepstral")
@@ -148,6 +171,11 @@ ALIASES: dict[str, str] = {
 def _coerce(key: str, value: Any, typ: Any) -> Any:
     """Check (and for strings from the command line, parse) ``value`` against ``typ``."""
     origin = typing.get_origin(typ)
+    if origin is dict:
+        (_, inner) = typing.get_args(typ)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table of name = value, got {value!r}")
+        return {str(k): _coerce(f"{key}.{k}", v, inner) for k, v in sorted(value.items())}
     if origin is tuple:
         (inner, _) = typing.get_args(typ)
         if isinstance(value, str):
@@ -195,7 +223,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if key not in names:
             raise ConfigError(f"{full}: unknown key (known: {', '.join(sorted(names))})")
         typ = hints[key]
-        if dataclasses.is_dataclass(typ):
+        if typing.get_origin(typ) is dict:
+            kwargs[key] = _coerce(full, value, typ)
+        elif dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
                 raise ConfigError(f"{full}: expected a table/section, got {value!r}")
             kwargs[key] = _build(typ, value, prefix=f"{full}.")
@@ -209,7 +239,34 @@ def _validate(cfg: JobConfig) -> JobConfig:
         if not cond:
             raise ConfigError(f"{key}: {msg}")
 
-    need(cfg.method in METHODS, "method", f"must be one of {METHODS}, got {cfg.method!r}")
+    from hpc_nst.models.alexnet import CONV_LAYERS
+    from hpc_nst.registry import METHODS, TERMS
+
+    METHODS.get(cfg.method, "method")
+    need(cfg.stft.sample_rate > 0, "stft.sample_rate", "must be > 0 (Hz)")
+    need(cfg.stft.win_length >= 2, "stft.win_length", "must be >= 2 samples")
+    need(cfg.optim.noise_std >= 0, "optim.noise_std", "must be >= 0")
+    for key in ("content_layers", "style_layers"):
+        layers = getattr(cfg.loss, key)
+        need(len(layers) > 0, f"loss.{key}", f"must name at least one of {CONV_LAYERS}")
+        bad = [n for n in layers if n not in CONV_LAYERS]
+        need(not bad, f"loss.{key}", f"unknown layer(s) {bad}; choose from {CONV_LAYERS}")
+        need(len(set(layers)) == len(layers), f"loss.{key}", "lists a layer twice")
+    need(all(w >= 0 for w in cfg.loss.style_layer_weights), "loss.style_layer_weights",
+         "must be >= 0")
+    for name, weight in cfg.loss.term_weights.items():
+        term = TERMS.get(name, f"loss.term_weights.{name}")
+        need(term.weight_key() == f"loss.term_weights.{name}", f"loss.term_weights.{name}",
+             f"this term's weight is {term.weight_key()}")
+        need(weight >= 0, f"loss.term_weights.{name}", "must be >= 0")
+    for dotted in cfg.loss.term_params:
+        name, _, param = dotted.partition(".")
+        term = TERMS.get(name, f"loss.term_params.{dotted}")
+        need(param in term.params, f"loss.term_params.{dotted}",
+             f"{name!r} has no parameter {param!r} (its parameters: "
+             f"{', '.join(sorted(term.params)) or 'none'})")
+    for name in cfg.loss.term_weights:
+        TERMS.get(name).validate(cfg.loss)
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")
     need(cfg.optim.init in INITS, "optim.init", f"must be one of {INITS}")
     need(cfg.optim.iterations >= 0, "optim.iterations", "must be >= 0")
@@ -240,8 +297,22 @@ def _validate(cfg: JobConfig) -> JobConfig:
     return cfg
 
 
+def _resolve_alias(key: str) -> str:
+    """``ALIASES`` short names, and ``<term>_weight`` for any registered extra loss term."""
+    if key in ALIASES:
+        return ALIASES[key]
+    if key.endswith("_weight") and "." not in key:
+        from hpc_nst.registry import TERMS
+
+        if key[: -len("_weight")] in TERMS:
+            return f"loss.term_weights.{key[: -len('_weight')]}"
+    return key
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
+    if len(parts) > 2 and parts[0] == "loss" and parts[1] == "term_params":
+        parts = [*parts[:2], ".".join(parts[2:])]  # "<term>.<param>" is one key
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
@@ -268,7 +339,7 @@ def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
         return cfg
     tree = cfg.to_dict()
     for key, value in overrides.items():
-        _set_dotted(tree, ALIASES.get(key, key), value)
+        _set_dotted(tree, _resolve_alias(key), value)
     return _validate(_build(JobConfig, tree))
 
 

@@ -7,6 +7,7 @@ plain Griffin-Lim (``momentum=0``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,15 +41,24 @@ def griffin_lim(
     length: int,
     iterations: int = 100,
     momentum: float = 0.99,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
 ) -> GriffinLimResult:
     """Estimate audio of ``length`` samples whose STFT magnitude is ``magnitude`` ``(B, F, T)``.
 
-    The initial phase is uniformly random from ``seed`` (drawn on the CPU, so results do not
-    depend on the device's random generator).
+    The initial phase is uniformly random, drawn on the CPU (so results do not depend on the
+    device's random generator): from ``seed`` for the whole batch, or, with one seed per item,
+    each item's phase from its own seed (so an item's result does not depend on its batch).
     """
-    gen = torch.Generator().manual_seed(seed)
-    phase = torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype) * (2 * torch.pi)
+    if isinstance(seed, int):
+        gen = torch.Generator().manual_seed(seed)
+        phase = torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype)
+    else:
+        if len(seed) != magnitude.shape[0]:
+            raise ValueError(f"griffin_lim: {len(seed)} seeds for {magnitude.shape[0]} items")
+        phase = torch.stack([
+            torch.rand(magnitude.shape[1:], generator=torch.Generator().manual_seed(int(s)),
+                       dtype=magnitude.dtype) for s in seed])
+    phase = phase * (2 * torch.pi)
     angles = torch.polar(torch.ones_like(phase), phase).to(magnitude.device)
     previous = torch.zeros_like(angles)
     alpha = momentum / (1.0 + momentum)

@@ -8,11 +8,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from hpc_nst.errors import AudioError  # noqa: F401 (re-exported)
 from hpc_nst.fsutil import atomic_write
-
-
-class AudioError(ValueError):
-    """An input audio file cannot be used; the message names the file and the problem."""
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000, min_samples: int = 1) -> np.ndarray:

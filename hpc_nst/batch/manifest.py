@@ -23,6 +23,7 @@ from pathlib import Path
 import soundfile as sf
 
 from hpc_nst.config import ConfigError, JobConfig, apply_overrides
+from hpc_nst.errors import ManifestError  # noqa: F401 (re-exported)
 
 REQUIRED_COLUMNS = ("content", "style")
 PATH_COLUMNS = ("content", "style", "target")
@@ -34,15 +35,6 @@ OVERRIDE_COLUMNS = (
 KNOWN_COLUMNS = ("pair_id", *PATH_COLUMNS, *OVERRIDE_COLUMNS)
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$")
 
-
-class ManifestError(ValueError):
-    """The manifest cannot be used; ``problems`` lists every one with its line number."""
-
-    def __init__(self, path: Path, problems: list[str]):
-        self.path, self.problems = path, problems
-        shown = "\n  ".join(problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
 
 
 @dataclass(frozen=True)

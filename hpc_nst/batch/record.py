@@ -12,16 +12,24 @@ import math
 import numpy as np
 import zarr
 
-from hpc_nst.batch.store import DONE, FAILED, RESULT_ARRAYS, TIMINGS, read_column
-from hpc_nst.batch.worker import PairOutcome
+from hpc_nst.batch.results import PairOutcome
+from hpc_nst.batch.store import (
+    DONE,
+    FAILED,
+    OPTIONAL_ARRAYS,
+    RESULT_ARRAYS,
+    TIMINGS,
+    read_column,
+)
 
 
 class Recorder:
     """In-memory copy of the driver-written result arrays of an open store."""
 
     def __init__(self, root: zarr.Group):
-        self.arrays = {name: root[name] for name in RESULT_ARRAYS}
-        self.data = {name: read_column(root, name) for name in RESULT_ARRAYS}
+        names = [n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS or n in root]
+        self.arrays = {name: root[name] for name in names}
+        self.data = {name: read_column(root, name) for name in names}
         self.chunk = self.arrays["status"].chunks[0]
         self.dirty: set[int] = set()
 
@@ -46,6 +54,9 @@ class Recorder:
             d["records"][i] = outcome.records
             d["spectral_convergence"][i] = outcome.spectral_convergence
             d["timings"][i] = [outcome.timings.get(k, math.nan) for k in TIMINGS]
+            if "batch" in d:
+                d["batch"][i] = outcome.batch
+                d["batch_pairs"][i] = outcome.batch_pairs
             d["status"][i] = DONE
         self.dirty.add(i // self.chunk)
 
@@ -61,7 +72,7 @@ class Recorder:
         if not self.dirty:
             return
         chunks = sorted(self.dirty)
-        for name in RESULT_ARRAYS:  # RESULT_ARRAYS ends with "status"
+        for name in self.arrays:  # in RESULT_ARRAYS order, which ends with "status"
             arr, data = self.arrays[name], self.data[name]
             for c in chunks:
                 a, b = c * self.chunk, min((c + 1) * self.chunk, len(data))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -28,6 +29,8 @@ from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.batch.worker import PairSpec, TaskSpec, run_task
 from hpc_nst.config import JobConfig
+
+log = logging.getLogger(__name__)
 
 DASK_RETRIES = 2  # retries of a task that raised (the worker function itself records errors)
 
@@ -321,7 +324,10 @@ class _Dispatch:
         for fut in futures:
             task = self.by_key.pop(fut.key)
             if fut.status == "finished":
-                outcomes = fut.result()
+                result = fut.result()
+                for level, message in result.log:
+                    log.log(level, "shard %d (%s): %s", task.shard, fut.key, message)
+                outcomes = result.outcomes
                 self.finished.append((fut, outcomes))
                 progress.update(sum(o.error is None for o in outcomes),
                                 sum(o.error is not None for o in outcomes))
@@ -334,9 +340,12 @@ class _Dispatch:
                 if lost and self.tries[task.shard] <= self.opts.max_resubmits:
                     print(f"shard {task.shard}: its workers died repeatedly; resubmitting "
                           f"(try {self.tries[task.shard] + 1})", file=self.out)
+                    log.warning("shard %d: workers lost (%s); resubmitting, try %d",
+                                task.shard, type(exc).__name__, self.tries[task.shard] + 1)
                     futures.add(self.submit(task))
                     continue
                 what = "its workers died repeatedly" if lost else f"{type(exc).__name__}: {exc}"
+                log.error("shard %d failed: %s", task.shard, what)
                 for i in task.indices:
                     self.recorder.fail(i, f"task for shard {task.shard} failed: {what}",
                                        attempts=1)

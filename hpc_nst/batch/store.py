@@ -34,10 +34,10 @@ from zarr.storage import LocalStore
 from hpc_nst import __version__
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
+from hpc_nst.errors import StoreError  # noqa: F401 (re-exported)
 
 FORMAT = "hpc_nst.batch/1"
 KINDS = ("content", "style", "init", "output")
-TERMS = ("total", "content", "style", "envelope", "timbre")
 TIMINGS = ("load_s", "features_s", "optimise_s", "griffin_lim_s", "ms_per_iteration",
            "write_s", "started_at", "finished_at")
 PENDING, DONE, FAILED = 0, 1, 2
@@ -48,11 +48,10 @@ META_CHUNK = 8192  # pairs per chunk of the driver-written arrays
 LOCK_NAME = ".hpc_nst.lock"
 #: Driver-written result arrays, in write order (``status`` is always written last).
 RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "records",
-                 "spectral_convergence", "timings", "status")
+                 "spectral_convergence", "timings", "batch", "batch_pairs", "status")
+#: Result arrays that stores made by earlier releases lack (readers and writers skip them).
+OPTIONAL_ARRAYS = ("batch", "batch_pairs")
 
-
-class StoreError(RuntimeError):
-    """The store cannot be used for this run; the message says why and what to do."""
 
 
 def _compressor() -> zarr.codecs.ZstdCodec:
@@ -110,6 +109,18 @@ def capacities(manifest: Manifest, cfg: JobConfig) -> tuple[int, int, int]:
     return 1 + (longest + 1) // hop, content + 1, records
 
 
+def loss_terms(manifest: Manifest, cfg: JobConfig) -> tuple[str, ...]:
+    """The store's ``term`` axis: ``total`` and every curve a pair of the manifest (or the job)
+    records, from the method registry; in first-seen order."""
+    from hpc_nst.engine.methods import get_method
+
+    names: dict[str, None] = {"total": None}
+    configs = {p.digest: p.cfg for p in manifest.valid if p.cfg is not None}
+    for c in [cfg, *configs.values()]:
+        names.update(dict.fromkeys(get_method(c.method).loss_terms(c)))
+    return tuple(names)
+
+
 def create_store(
     path: str | Path,
     cfg: JobConfig,
@@ -162,7 +173,8 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
         arr[...] = np.array(values, dtype=object if dtype is str else dtype)
 
     coord("kind", list(KINDS), str)
-    coord("term", list(TERMS), str)
+    terms = loss_terms(manifest, cfg)
+    coord("term", list(terms), str)
     coord("timing", list(TIMINGS), str,
           description="seconds; started_at/finished_at are Unix times of the pair's batch")
     coord("bin", list(np.arange(bins) * cfg.stft.sample_rate / cfg.stft.n_fft), "float32",
@@ -193,6 +205,10 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     small("records", ["pair"], None, "int32", 0)
     small("spectral_convergence", ["pair"], None, "float32", np.nan)
     small("timings", ["pair", "timing"], None, "float64", np.nan, extra=(len(TIMINGS),))
+    small("batch", ["pair"], None, "int64", -1,
+          description="id of the batch the pair last ran in (its first pair's index)")
+    small("batch_pairs", ["pair"], None, "int32", 0,
+          description="pairs optimised together in that batch")
     small("status", ["pair"], status, "int8", PENDING, flag_values=[PENDING, DONE, FAILED],
           flag_meanings=" ".join(STATUS_NAMES))
     fs = min(_roundup(layout.frames, FRAME_CHUNK), FRAME_SHARD)
@@ -210,7 +226,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
         attributes={"description": "output audio; samples[pair] are valid",
                     "sample_rate": cfg.stft.sample_rate})
     root.create_array(
-        "loss", shape=(n, len(TERMS), layout.records), chunks=(ppt, len(TERMS), layout.records),
+        "loss", shape=(n, len(terms), layout.records), chunks=(ppt, len(terms), layout.records),
         dtype="float32", fill_value=np.nan, compressors=_compressor(),
         dimension_names=["pair", "term", "record"],
         attributes={"description": "loss per recorded iteration (every optim.record_every), "

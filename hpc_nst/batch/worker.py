@@ -10,57 +10,18 @@ of the pairs that succeeded is then written to the task's own shards, and a
 from __future__ import annotations
 
 import ctypes
-import math
+import logging
 import socket
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from hpc_nst.batch.results import PairOutcome, PairResult, PairSpec, TaskResult, TaskSpec
+from hpc_nst.batch.writer import write_task_data
 from hpc_nst.config import JobConfig
 
-
-@dataclass(frozen=True)
-class PairSpec:
-    """One pair as the worker needs it (paths resolved)."""
-
-    index: int
-    pair_id: str
-    content: str
-    style: str
-    seed: int
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task: batches of pairs of the shard ``start:stop`` of the store at ``store``."""
-
-    store: str
-    shard: int
-    start: int
-    stop: int
-    batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...]
-    device: str = "auto"
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
-
-    @property
-    def pairs(self) -> list[PairSpec]:
-        return [p for _, batch in self.batches for p in batch]
-
-
-@dataclass
-class PairOutcome:
-    """What the driver records for one pair."""
-
-    index: int
-    error: str | None
-    frames: tuple[int, int, int, int] = (0, 0, 0, 0)
-    samples: int = 0
-    records: int = 0
-    spectral_convergence: float = math.nan
-    timings: dict[str, float] = field(default_factory=dict)
-    device: str = ""
-    host: str = ""
+__all__ = ["PairOutcome", "PairSpec", "TaskResult", "TaskSpec", "run_task"]
+log = logging.getLogger(__name__)
 
 
 def _describe(exc: BaseException) -> str:
@@ -98,8 +59,8 @@ def _free_memory() -> None:
 
 
 def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarray]],
-               device: str) -> dict[int, object]:
-    """TransferResult or an error message per pair; a failing batch is split into pairs."""
+               device: str, batch: int) -> list[PairResult]:
+    """One :class:`PairResult` per pair; a failing batch is split into pairs and retried."""
     from hpc_nst.engine.methods import run_method
 
     try:
@@ -108,12 +69,28 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
     except Exception as exc:  # OOM, TransferError, anything: isolate the culprit
         _free_memory()
         if len(items) == 1:
-            return {items[0][0].index: _describe(exc)}
-        out: dict[int, object] = {}
+            log.warning("pair %s failed: %s", items[0][0].pair_id, _describe(exc))
+            return [PairResult(items[0][0].index, None, _describe(exc), batch, 1)]
+        log.warning("batch of %d pairs (%s ...) failed (%s); retrying each pair alone",
+                    len(items), items[0][0].pair_id, _describe(exc))
+        out: list[PairResult] = []
         for item in items:
-            out.update(_run_batch(cfg, [item], device))
+            out.extend(_run_batch(cfg, [item], device, batch))
         return out
-    return {p.index: (r.error if r.error else r) for (p, _, _), r in zip(items, results)}
+    n = len(items)
+    return [PairResult(p.index, None if r.error else r, r.error, batch, n)
+            for (p, _, _), r in zip(items, results)]
+
+
+class _Capture(logging.Handler):
+    """Keeps the worker's log records of one task, to send back to the driver."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.levelno, record.getMessage()))
 
 
 _MALLOC_TUNED: bool | None = None
@@ -142,8 +119,23 @@ def tune_malloc() -> bool:
     return _MALLOC_TUNED
 
 
-def run_task(spec: TaskSpec) -> list[PairOutcome]:
-    """Run every batch of ``spec``, write the successful pairs, return one outcome per pair."""
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Run every batch of ``spec``, write the successful pairs, return one outcome per pair
+    (and the log records of the task, which the driver logs)."""
+    root = logging.getLogger("hpc_nst")
+    capture, level = _Capture(), root.level
+    root.addHandler(capture)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        outcomes = _run_task(spec)
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    return TaskResult(outcomes, capture.records)
+
+
+def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     import torch
 
     from hpc_nst.audio.io import AudioError, load_audio
@@ -154,9 +146,10 @@ def run_task(spec: TaskSpec) -> list[PairOutcome]:
     host = socket.gethostname()
     device = _device(spec.device)
     outcomes: dict[int, PairOutcome] = {}
-    done: dict[int, object] = {}
+    done: dict[int, PairResult] = {}
     meta: dict[int, dict[str, float]] = {}
     for cfg, batch in spec.batches:
+        batch_id = batch[0].index  # the batch's first pair: unique within a run
         stft = cfg.stft
         started = time.time()
         items = []
@@ -168,23 +161,24 @@ def run_task(spec: TaskSpec) -> list[PairOutcome]:
                 role = "style"
                 s = load_audio(p.style, stft.sample_rate, min_samples=stft.win_length)
             except AudioError as exc:
+                log.warning("pair %s skipped: %s %s", p.pair_id, role, exc)
                 outcomes[p.index] = PairOutcome(p.index, f"{role} {exc}", host=host)
                 continue
             items.append((p, c, s))
             meta[p.index] = {"load_s": time.perf_counter() - t0, "started_at": started}
         if not items:
             continue
-        for index, res in _run_batch(cfg, items, device).items():
-            if isinstance(res, str):
-                outcomes[index] = PairOutcome(index, res, host=host)
+        for res in _run_batch(cfg, items, device, batch_id):
+            if res.result is None:
+                outcomes[res.index] = PairOutcome(res.index, res.error, host=host,
+                                                  batch=res.batch, batch_pairs=res.batch_pairs)
             else:
-                done[index] = res
-    from hpc_nst.batch.writer import write_task_data
-
+                done[res.index] = res
     t0 = time.perf_counter()
-    too_long, records = write_task_data(spec, done)
+    too_long, records = write_task_data(spec, {i: r.result for i, r in done.items()})
     write_s, finished = time.perf_counter() - t0, time.time()
-    for index, res in done.items():
+    for index, pr in done.items():
+        res = pr.result
         if index in too_long:
             outcomes[index] = PairOutcome(index, too_long[index], host=host)
             continue
@@ -195,5 +189,5 @@ def run_task(spec: TaskSpec) -> list[PairOutcome]:
                     res.output.shape[1]),
             samples=len(res.audio), records=records.get(index, 0),
             spectral_convergence=float(res.spectral_convergence), timings=timings,
-            device=str(res.device), host=host)
+            device=str(res.device), host=host, batch=pr.batch, batch_pairs=pr.batch_pairs)
     return [outcomes[p.index] for p in spec.pairs]

@@ -9,16 +9,19 @@ is replaced atomically by zarr's LocalStore (write, then rename).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from hpc_nst.batch.store import KINDS, TERMS
+from hpc_nst.batch.store import KINDS, read_column
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from hpc_nst.batch.worker import TaskSpec
+    from hpc_nst.batch.results import TaskSpec
     from hpc_nst.engine.transfer import TransferResult
 
 
@@ -26,11 +29,12 @@ def _regions(length: int, shard: int) -> list[tuple[int, int]]:
     return [(a, min(a + shard, length)) for a in range(0, length, shard)]
 
 
-def _loss_row(losses: dict[str, np.ndarray], capacity: int) -> tuple[np.ndarray, int]:
+def _loss_row(losses: dict[str, np.ndarray], terms: tuple[str, ...],
+              capacity: int) -> tuple[np.ndarray, int]:
     """(terms, capacity) NaN-padded curves; a longer curve keeps its start and its final value."""
-    row = np.full((len(TERMS), capacity), np.nan, np.float32)
+    row = np.full((len(terms), capacity), np.nan, np.float32)
     n = 0
-    for k, term in enumerate(TERMS):
+    for k, term in enumerate(terms):
         values = np.asarray(losses.get(term, ()), np.float32)
         if len(values) > capacity:
             values = np.concatenate([values[: capacity - 1], values[-1:]])
@@ -97,10 +101,15 @@ def write_task_data(
 
     # Loss curves.
     capacity = loss_arr.shape[2]
-    block = (np.full((stop - start, len(TERMS), capacity), np.nan, np.float32) if whole
+    terms = tuple(str(t) for t in read_column(zarr.open_group(store, mode="r"), "term"))
+    block = (np.full((stop - start, len(terms), capacity), np.nan, np.float32) if whole
              else np.asarray(loss_arr[start:stop]))
     records = {}
     for i, r in ok.items():
-        block[i - start], records[i] = _loss_row(r.losses, capacity)
+        unknown = set(r.losses) - set(terms)
+        if unknown:
+            log.warning("pair #%d: loss curve(s) %s not in the store's term axis; not kept",
+                        i, sorted(unknown))
+        block[i - start], records[i] = _loss_row(r.losses, terms, capacity)
     loss_arr[start:stop] = block
     return errors, records

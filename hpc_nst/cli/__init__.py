@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from pathlib import Path
 
 from hpc_nst import __version__
+from hpc_nst.errors import HpcNstError, UsageError
+
+log = logging.getLogger("hpc_nst")
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -25,8 +30,33 @@ COMMANDS = (
 )
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
+#: Kept for subcommand modules written before the one error hierarchy (:mod:`hpc_nst.errors`).
+UserError = UsageError
+
+
+def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
+    """Send the ``hpc_nst`` loggers to stderr (warnings; ``-v`` info, ``-vv`` debug) and, with
+    ``log_file``, everything from info up to that file as well."""
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in list(log.handlers):
+        if getattr(h, "_hpc_nst", False):
+            log.removeHandler(h)
+            h.close()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(fmt)
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(log_file, encoding="utf-8")
+        file.setLevel(min(level, logging.INFO))
+        file.setFormatter(fmt)
+        handlers.append(file)
+    for h in handlers:
+        h._hpc_nst = True  # type: ignore[attr-defined]
+        log.addHandler(h)
+    log.setLevel(min(h.level for h in handlers))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer on audio spectrograms, at dataset scale.",
     )
     parser.add_argument("--version", action="version", version=f"hpc-nst {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more to stderr (-v: info, -vv: debug)")
+    parser.add_argument("--log-file", type=Path, metavar="FILE",
+                        help="also write the log (info and up) to FILE")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
@@ -42,13 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpc_nst.audio.io import AudioError
-    from hpc_nst.config import ConfigError
-
+    """Run one subcommand: an :class:`~hpc_nst.errors.HpcNstError` (or a missing file) is
+    printed on one line with exit code 2; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, args.log_file)
     try:
         return int(args.func(args) or 0)
-    except (UserError, AudioError, ConfigError, FileNotFoundError) as exc:
+    except (HpcNstError, FileNotFoundError) as exc:
+        log.debug("%s failed", args.command, exc_info=True)
         print(f"hpc-nst {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

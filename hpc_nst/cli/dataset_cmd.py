@@ -44,9 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed of the plan and split (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=run_render)
-    from hpc_nst.data.triplets import add_parser as add_triplets_parser
-
-    add_triplets_parser(dsub)  # hpc-nst dataset triplets (see hpc_nst/data/triplets.py)
+    add_triplets_parser(dsub)
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -66,6 +64,48 @@ def run_render(args: argparse.Namespace) -> int:
             args.out_dir, programs or DEFAULT_PROGRAMS, args.per_class, args.seed,
             args.soundfont, None if args.quiet else progress,
         )
+    except (ValueError, ImportError) as exc:
+        raise UserError(str(exc)) from None
+    print(manifest)
+    return 0
+
+
+def add_triplets_parser(dsub: argparse._SubParsersAction) -> None:
+    """The ``hpc-nst dataset triplets`` subcommand (registered by ``hpc_nst.cli.dataset_cmd``)."""
+    t = dsub.add_parser(
+        "triplets",
+        help="render content/style/target triplets (a timbre-transfer ground truth)",
+        description="Render Cífka-style triplets from a GM SoundFont: content melody on "
+        "instrument A, style melody on B, target = content melody on B (16 kHz FLAC), and write "
+        "OUT_DIR/manifest.csv (pair_id,content,style,target) and OUT_DIR/labels.csv "
+        "(pair_id,content_label,style_label,...). Deterministic for a seed.",
+    )
+    t.add_argument("out_dir", type=Path, help="output folder")
+    t.add_argument("--count", type=int, nargs="+", default=[24], metavar="N",
+                   help="triplets per length (one per --seconds value; default 24)")
+    t.add_argument("--seconds", type=float, nargs="+", default=[2.56], metavar="S",
+                   help="clip length(s) in seconds (default 2.56); e.g. --count 24 8 "
+                   "--seconds 2.56 8")
+    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.add_argument("--soundfont", type=Path, help="a .sf2 file (default: FluidR3_GM.sf2)")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=run_triplets)
+
+
+def run_triplets(args: argparse.Namespace) -> int:
+    """Entry point of ``hpc-nst dataset triplets``."""
+    import sys
+
+    from hpc_nst.cli import UserError
+    from hpc_nst.data.triplets import render_triplets
+
+    counts = list(args.count)
+    if len(counts) == 1 and len(args.seconds) > 1:
+        counts = counts * len(args.seconds)
+    try:
+        manifest = render_triplets(
+            args.out_dir, counts, args.seconds, args.seed, args.soundfont,
+            None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)))
     except (ValueError, ImportError) as exc:
         raise UserError(str(exc)) from None
     print(manifest)

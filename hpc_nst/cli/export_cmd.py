@@ -20,36 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def export(store: Path, out_dir: Path, fmt: str = "wav",
            overwrite: bool = False) -> dict[str, int]:
     """Write every done pair's audio; returns counts (written, kept, not_done)."""
-    import numpy as np
-
     from hpc_nst.audio.io import write_audio
-    from hpc_nst.batch.store import DONE, open_root, read_column
+    from hpc_nst.batch.reader import iter_pairs, pairs_table, store_info
 
-    root = open_root(store)
-    status, ids = read_column(root, "status"), read_column(root, "pair")
-    samples = read_column(root, "samples")
-    audio = root["audio"]
-    rate = int(root.attrs["sample_rate"])
-    step = int(root.attrs["layout"]["pairs_per_task"])
+    info = store_info(store)
+    table = pairs_table(info)
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"written": 0, "kept": 0, "not_done": int((status != DONE).sum())}
-    for start in range(0, len(ids), step):  # one shard at a time
-        stop = min(start + step, len(ids))
-        todo = []
-        for i in range(start, stop):
-            if status[i] != DONE:
-                continue
-            target = out_dir / f"{ids[i]}.{fmt}"
-            if target.exists() and not overwrite:
-                counts["kept"] += 1
-            else:
-                todo.append((i, target))
-        if not todo:
-            continue
-        longest = max(int(samples[i]) for i, _ in todo)
-        block = np.asarray(audio[start:stop, :longest])
-        for i, target in todo:
-            write_audio(target, block[i - start, : int(samples[i])], rate)
+    counts = {"written": 0, "kept": 0, "not_done": int((table["status"] != "done").sum())}
+    todo = {str(pid) for pid, status in zip(table["pair"], table["status"])
+            if status == "done" and (overwrite or not (out_dir / f"{pid}.{fmt}").exists())}
+    counts["kept"] = int((table["status"] == "done").sum()) - len(todo)
+    if not todo:
+        return counts
+    for pair in iter_pairs(info, with_audio=True):  # bounded memory: a few shards at a time
+        if pair.pair_id in todo and pair.audio is not None:
+            write_audio(out_dir / f"{pair.pair_id}.{fmt}", pair.audio, info.sample_rate)
             counts["written"] += 1
     return counts
 

@@ -21,20 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def collect(path: Path) -> dict[str, Any]:
     """Everything ``status`` reports, as a dict."""
-    from hpc_nst.batch.store import DONE, FAILED, TIMINGS, open_root, read_column
+    from hpc_nst.batch.reader import pairs_table, store_info
 
-    root = open_root(path)
-    status = read_column(root, "status")
-    ids, rows = read_column(root, "pair"), read_column(root, "row")
-    errors, attempts = read_column(root, "error"), read_column(root, "attempts")
-    timings = read_column(root, "timings")
-    devices = read_column(root, "device")
-    done, failed = status == DONE, status == FAILED
+    info = store_info(path)
+    table = pairs_table(info)
+    status = table["status"].to_numpy()
+    ids, rows = table["pair"].to_numpy(), table["row"].to_numpy()
+    errors, attempts = table["error"].to_numpy(), table["attempts"].to_numpy()
+    devices = table["device"].to_numpy()
+    done, failed = status == "done", status == "failed"
     pending = ~(done | failed)
-    t = {k: timings[:, j] for j, k in enumerate(TIMINGS)}
+    t = {k: table[k].to_numpy(dtype=float) for k in
+         ("features_s", "optimise_s", "griffin_lim_s", "finished_at")}
     compute = (t["features_s"] + t["optimise_s"] + t["griffin_lim_s"])[done]
     runs = []
-    for r in root.attrs.get("runs", []):
+    attrs = info.attrs
+    for r in attrs.get("runs", []):
         if "t_end" in r:
             fin = t["finished_at"]
             n = int(np.sum(done & (fin >= r["t_start"]) & (fin <= r["t_end"])))
@@ -42,12 +44,12 @@ def collect(path: Path) -> dict[str, Any]:
             runs.append({"started": r.get("started"), "pairs_done": n, "wall_s": round(wall, 1),
                          "pairs_per_hour": round(n / wall * 3600, 1),
                          "interrupted": r.get("interrupted", False)})
-    layout = root.attrs["layout"]
     return {
-        "store": str(path), "created": root.attrs.get("created"),
-        "job_digest": root.attrs.get("job_digest"),
-        "manifest": root.attrs.get("manifest", {}).get("path"),
-        "pairs": int(len(status)), "pairs_per_task": layout["pairs_per_task"],
+        "store": str(path), "created": attrs.get("created"),
+        "job_digest": attrs.get("job_digest"),
+        "manifest": attrs.get("manifest", {}).get("path"),
+        "pairs": int(len(status)), "pairs_per_task": info.pairs_per_task,
+        "method": info.method, "loss_terms": list(info.terms),
         "done": int(done.sum()), "failed": int(failed.sum()), "pending": int(pending.sum()),
         "started_not_finished": int((pending & (attempts > 0)).sum()),
         "retried": int((attempts > 1).sum()),

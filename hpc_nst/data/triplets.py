@@ -19,7 +19,6 @@ content_program,style_program,seconds``; labels are GM program names, the classi
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -163,44 +162,3 @@ def _write_csv(path: Path, header: Sequence[str], rows: list[list[object]]) -> P
 
     atomic_write(path, write)
     return path
-
-
-def add_parser(dsub: argparse._SubParsersAction) -> None:
-    """The ``hpc-nst dataset triplets`` subcommand (registered by ``hpc_nst.cli.dataset_cmd``)."""
-    t = dsub.add_parser(
-        "triplets",
-        help="render content/style/target triplets (a timbre-transfer ground truth)",
-        description="Render Cífka-style triplets from a GM SoundFont: content melody on "
-        "instrument A, style melody on B, target = content melody on B (16 kHz FLAC), and write "
-        "OUT_DIR/manifest.csv (pair_id,content,style,target) and OUT_DIR/labels.csv "
-        "(pair_id,content_label,style_label,...). Deterministic for a seed.",
-    )
-    t.add_argument("out_dir", type=Path, help="output folder")
-    t.add_argument("--count", type=int, nargs="+", default=[24], metavar="N",
-                   help="triplets per length (one per --seconds value; default 24)")
-    t.add_argument("--seconds", type=float, nargs="+", default=[2.56], metavar="S",
-                   help="clip length(s) in seconds (default 2.56); e.g. --count 24 8 "
-                   "--seconds 2.56 8")
-    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    t.add_argument("--soundfont", type=Path, help="a .sf2 file (default: FluidR3_GM.sf2)")
-    t.add_argument("--quiet", action="store_true", help="no progress output")
-    t.set_defaults(func=run_cli)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Entry point of ``hpc-nst dataset triplets``."""
-    import sys
-
-    from hpc_nst.cli import UserError
-
-    counts = list(args.count)
-    if len(counts) == 1 and len(args.seconds) > 1:
-        counts = counts * len(args.seconds)
-    try:
-        manifest = render_triplets(
-            args.out_dir, counts, args.seconds, args.seed, args.soundfont,
-            None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)))
-    except (ValueError, ImportError) as exc:
-        raise UserError(str(exc)) from None
-    print(manifest)
-    return 0

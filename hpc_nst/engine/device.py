@@ -5,9 +5,7 @@ from __future__ import annotations
 import psutil
 import torch
 
-
-class TransferError(RuntimeError):
-    """The transfer cannot run as asked (e.g. inputs too long for memory)."""
+from hpc_nst.errors import TransferError  # noqa: F401 (re-exported)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

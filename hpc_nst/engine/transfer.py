@@ -1,11 +1,17 @@
 """Batched audio style transfer: B content/style pairs optimised together on one device.
 
-Pipeline per batch: log-magnitude spectrograms of every input; content activations, style Gram
-matrices and style envelopes computed once; X initialised per pair (Gaussian noise from the
-pair's seed, or the content); Adam or L-BFGS on the summed per-pair objective; Griffin-Lim.
-Pairs are independent: each one's loss depends only on its own X and Adam's update is
-element-wise, so (with Adam) a pair's result equals running it alone. L-BFGS shares its line
-search across the batch; with L-BFGS, run batch size 1 when exact independence matters.
+Pipeline per batch: log-magnitude spectrograms of every input; the targets of the job's loss
+terms computed once (:mod:`hpc_nst.engine.objective`); X initialised per pair (Gaussian noise
+from the pair's seed, or the content); Adam or L-BFGS on the summed per-pair objective;
+Griffin-Lim from a random phase drawn from the pair's own seed.
+
+Per-pair reproducibility: every random draw of a pair comes from its own seed. On a CPU each
+pair is optimised and resynthesised on its own (at its own length; one pair at a time is also
+the fastest there), so its audio is bit-identical whatever its batch companions and the batch
+size. On a GPU the batch is optimised together: each pair's loss depends only on its own X and
+Adam's update is element-wise, so a pair's result equals running it alone within float
+rounding; Griffin-Lim runs over the pairs of equal length together. L-BFGS shares its line
+search across a GPU batch; with L-BFGS, run batch size 1 when exact independence matters.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from hpc_nst.audio.griffin_lim import griffin_lim
 from hpc_nst.audio.spectrogram import log_magnitude, magnitude_from_log, num_frames
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.device import TransferError, check_memory, pick_device
-from hpc_nst.engine.objective import TERMS, Objective
+from hpc_nst.engine.objective import Objective
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.models.checkpoint import resolve_model
 
@@ -105,7 +111,7 @@ def _optimise(
     progress: Progress | None,
 ) -> dict[str, list[torch.Tensor]]:
     """Run the optimiser in place on ``x``; return the recorded per-item curves."""
-    history: dict[str, list[torch.Tensor]] = {k: [] for k in ("total", *TERMS)}
+    history: dict[str, list[torch.Tensor]] = {k: [] for k in ("total", *objective.names)}
     iterations, every = cfg.optim.iterations, cfg.optim.record_every
     step = 0
 
@@ -127,7 +133,7 @@ def _optimise(
             all_terms.append({k: v.detach() for k, v in terms.items()})
         x.grad = grad.nan_to_num_(0.0, 0.0, 0.0)
         total = torch.cat(totals)
-        terms = {k: torch.cat([t[k] for t in all_terms]) for k in TERMS}
+        terms = {k: torch.cat([t[k] for t in all_terms]) for k in objective.names}
         if step % every == 0 or step == iterations - 1:
             history["total"].append(total)
             for k, v in terms.items():
@@ -193,16 +199,50 @@ def transfer_batch(
                     f"{stft.win_length})"
                 )
     dev = pick_device(device)
+    width = model.width if model is not None else cfg.model.width
+    longest = max(num_frames(len(a), stft) for a in (*contents, *styles))
+    check_memory(1 if dev.type == "cpu" else len(contents), stft.n_bins, longest, width, dev)
+    net = model.to(dev) if model is not None else resolve_model(cfg, dev)
+    if dev.type == "cpu":  # one pair at a time: bit-identical whatever the batch
+        return [_transfer_group([c], [s], cfg, [seed], dev, net, progress)[0]
+                for c, s, seed in zip(contents, styles, seeds)]
+    return _transfer_group(contents, styles, cfg, seeds, dev, net, progress)
+
+
+def _griffin_lim_per_length(magnitude: torch.Tensor, n_samples: list[int], seeds: list[int],
+                            cfg: JobConfig) -> tuple[list[torch.Tensor], list[float]]:
+    """Griffin-Lim of each item at its own length, the items of one length together, each
+    item's initial phase from its own seed: audio and spectral convergence per item."""
+    audio: list[torch.Tensor] = [torch.empty(0)] * len(n_samples)
+    convergence = [0.0] * len(n_samples)
+    for n in sorted(set(n_samples)):
+        idx = [i for i, m in enumerate(n_samples) if m == n]
+        frames = num_frames(n, cfg.stft)
+        gl = griffin_lim(magnitude[idx][..., :frames], cfg.stft, length=n,
+                         iterations=cfg.griffin_lim.iterations,
+                         momentum=cfg.griffin_lim.momentum, seed=[seeds[i] for i in idx])
+        for k, i in enumerate(idx):
+            audio[i] = gl.audio[k]
+            convergence[i] = float(gl.spectral_convergence[k])
+    return audio, convergence
+
+
+def _transfer_group(
+    contents: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    cfg: JobConfig,
+    seeds: list[int],
+    dev: torch.device,
+    net: AudioAlexNet,
+    progress: Progress | None,
+) -> list[TransferResult]:
+    """Optimise the given pairs together on ``dev`` and resynthesise them."""
+    stft = cfg.stft
     t0 = time.perf_counter()
     c_specs = [log_magnitude(torch.as_tensor(a, dtype=torch.float32), stft) for a in contents]
     s_specs = [log_magnitude(torch.as_tensor(a, dtype=torch.float32), stft) for a in styles]
     content, c_len = _stack(c_specs)
     style, s_len = _stack(s_specs)
-    width = model.width if model is not None else cfg.model.width
-    # activations of one pass are alive at a time: a chunk of the batch on a CPU
-    check_memory(chunk_size(dev, len(contents)), stft.n_bins,
-                 max(content.shape[-1], style.shape[-1]), width, dev)
-    net = model.to(dev) if model is not None else resolve_model(cfg, dev)
     content, style, c_len, s_len = content.to(dev), style.to(dev), c_len.to(dev), s_len.to(dev)
     objective = Objective.build(net, cfg.loss, content, c_len, style, s_len)
     init, _ = _stack([initial_spectrogram(c, s, cfg) for c, s in zip(c_specs, seeds)])
@@ -216,14 +256,8 @@ def transfer_batch(
     t2 = time.perf_counter()
     result = (x.detach() * mask).clamp_min(0.0)
     n_samples = [len(a) for a in contents]
-    gl = griffin_lim(
-        magnitude_from_log(result),
-        stft,
-        length=max(n_samples),
-        iterations=cfg.griffin_lim.iterations,
-        momentum=cfg.griffin_lim.momentum,
-        seed=seeds[0],
-    )
+    gl_audio, convergence = _griffin_lim_per_length(magnitude_from_log(result), n_samples,
+                                                    seeds, cfg)
     t3 = time.perf_counter()
     curves = {k: torch.stack(v, dim=1).cpu().numpy() for k, v in history.items()}
     n_iter = max(cfg.optim.iterations, 1)
@@ -238,7 +272,7 @@ def transfer_batch(
         frames = num_frames(n, stft)
         pair_curves = {k: v[i].astype(np.float32) for k, v in curves.items()}
         bad = not np.isfinite(pair_curves["total"]).all()
-        audio = limit_peak(gl.audio[i, :n].cpu().numpy().astype(np.float32))
+        audio = limit_peak(gl_audio[i][:n].cpu().numpy().astype(np.float32))
         results.append(
             TransferResult(
                 audio=audio,
@@ -247,7 +281,7 @@ def transfer_batch(
                 content=c_specs[i].numpy(),
                 style=s_specs[i].numpy(),
                 losses=pair_curves,
-                spectral_convergence=float(gl.spectral_convergence[i]),
+                spectral_convergence=convergence[i],
                 seed=int(seeds[i]),
                 device=str(dev),
                 timings=dict(timings),

@@ -36,6 +36,9 @@ from hpc_nst.losses import style_transfer as L
 
 FILTERS, WIDTH, CONTENT_SCALE = 4096, 11, 1e-2
 
+#: The loss curves a pair records (the same four terms as the paper's objective).
+RECORDED = ("total", "content", "style", "envelope", "timbre")
+
 
 def random_filters(bins: int, seed: int, device: torch.device) -> torch.Tensor:
     """The random 1-D convolution kernel ``(4096, bins, 11)`` of their code."""
@@ -112,9 +115,7 @@ def _one(
     init = initial_spectrogram(c_spec, seed, cfg)
     x = init.clone().to(device).requires_grad_(True)
     alpha = CONTENT_SCALE * cfg.loss.content_weight
-    history: dict[str, list[float]] = {
-        k: [] for k in ("total", "content", "style", "envelope", "timbre")
-    }
+    history: dict[str, list[float]] = {k: [] for k in RECORDED}
     length = torch.tensor([x.shape[-1]], device=device)
     opt = torch.optim.LBFGS(
         [x],

@@ -18,15 +18,13 @@ import torch
 
 from hpc_nst import __version__
 from hpc_nst.config import JobConfig, STFTConfig
+from hpc_nst.errors import CheckpointError  # noqa: F401 (re-exported)
 from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet, random_model
 
 #: The trained instrument classifier shipped inside the package.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "classifier.pt"
 
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt or incompatible with the job."""
 
 
 def save_checkpoint(

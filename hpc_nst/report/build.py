@@ -1,6 +1,6 @@
 """``hpc-nst report``: stores in, tables and an offline HTML report out.
 
-Stores are read one after the other, pair by pair (:func:`hpc_nst.report.reader.iter_pairs`);
+Stores are read one after the other, pair by pair (:func:`hpc_nst.batch.reader.iter_pairs`);
 each row goes straight to the table files and the running group statistics, so memory does not
 grow with the number of pairs. Only ``details`` pairs get figures and audio in the HTML page (the
 first done ones met, each shown with every store where it is done), and the first ``failures``
@@ -20,23 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpc_nst.config import STFTConfig
-from hpc_nst.report import html as H
-from hpc_nst.report.evaluate import (
-    COLUMNS,
-    GROUPS,
-    INT_COLUMNS,
-    METRIC_COLUMNS,
-    Evaluator,
-)
-from hpc_nst.report.reader import (
+from hpc_nst.batch.reader import (
     PairData,
     StoreInfo,
     iter_pairs,
-    loss_terms,
     read_labels,
     read_spectrograms,
     store_info,
+)
+from hpc_nst.config import STFTConfig
+from hpc_nst.report import html as H
+from hpc_nst.report.evaluate import (
+    GROUPS,
+    INT_COLUMNS,
+    Evaluator,
+    columns,
+    metric_columns,
+    report_terms,
 )
 from hpc_nst.report.tables import GROUPINGS, HEADLINE, GroupStats, RowWriter, write_summaries
 
@@ -160,19 +160,21 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
     say = opts.progress or (lambda msg: None)
     notes: list[str] = []
-    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes))
-    stats = {name: GroupStats(keys, METRIC_COLUMNS) for name, keys in GROUPINGS.items()}
+    terms = report_terms(*(info.terms for info in infos))
+    metrics = metric_columns(terms)
+    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes), terms=terms)
+    stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
     assets = _Assets(out)
     details: dict[str, H.PairDetail] = {}
     summaries: list[H.StoreSummary] = []
     rows = 0
-    with RowWriter(out, "pairs", COLUMNS, METRIC_COLUMNS, INT_COLUMNS) as writer, \
+    with RowWriter(out, "pairs", columns(terms), metrics, INT_COLUMNS) as writer, \
             open(out / "failures.csv", "w", newline="", encoding="utf-8") as fail_fh:
         failures = csv.writer(fail_fh, lineterminator="\n")
         failures.writerow(["job", "pair_id", "error"])
         for info in infos:
             evaluator.labels = read_labels(info.manifest, opts.labels)
-            terms = loss_terms(info)
+            store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             for pair in iter_pairs(info, opts.inputs_dir):
                 with warnings.catch_warnings():
@@ -186,7 +188,7 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
                 if pair.status == "done":
                     summary.done += 1
                     if pair.pair_id in details or len(details) < opts.details:
-                        _add_detail(details, assets, info, pair, row, terms)
+                        _add_detail(details, assets, info, pair, row, store_terms)
                 elif pair.status == "failed":
                     summary.failed += 1
                     failures.writerow([info.label, pair.pair_id, pair.error])

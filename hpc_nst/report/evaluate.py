@@ -12,29 +12,49 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hpc_nst.batch.reader import PairData, StoreInfo
 from hpc_nst.metrics import run as runm
 from hpc_nst.metrics.spectral import spectral_shape
-from hpc_nst.report.reader import PairData, StoreInfo
 
 GROUPS = ("run", "spectral", "style", "target", "pitch")
 ID_COLUMNS = ("job", "method", "pair_id", "status", "error", "content", "style", "target",
               "content_label", "style_label", "seed", "device", "attempts")
+#: The loss columns every report has (the paper's objective); stores add their own terms.
 LOSS_TERMS = ("total", "content", "style", "envelope", "timbre")
-METRIC_COLUMNS = (
-    *(f"loss_{t}" for t in LOSS_TERMS), "spectral_convergence", "runtime_s", "ms_per_iteration",
+OTHER_METRICS = (
+    "spectral_convergence", "runtime_s", "ms_per_iteration",
     "centroid_content_hz", "centroid_style_hz", "centroid_output_hz", "centroid_ratio",
     "bandwidth_content_hz", "bandwidth_style_hz", "bandwidth_output_hz", "bandwidth_ratio",
     "style_top1", "style_prob",
     "lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db", "pitch_jaccard",
 )
 TEXT_COLUMNS = ("style_class", "style_class_source", "output_class", "notes")
-COLUMNS = (*ID_COLUMNS, *METRIC_COLUMNS, *TEXT_COLUMNS)
+
+
+def report_terms(*stores_terms: Sequence[str]) -> tuple[str, ...]:
+    """The loss terms of a report: :data:`LOSS_TERMS`, then any other term of the stores."""
+    names = dict.fromkeys(LOSS_TERMS)
+    for terms in stores_terms:
+        names.update(dict.fromkeys(terms))
+    return tuple(names)
+
+
+def metric_columns(terms: Sequence[str] = LOSS_TERMS) -> tuple[str, ...]:
+    return (*(f"loss_{t}" for t in terms), *OTHER_METRICS)
+
+
+def columns(terms: Sequence[str] = LOSS_TERMS) -> tuple[str, ...]:
+    return (*ID_COLUMNS, *metric_columns(terms), *TEXT_COLUMNS)
+
+
+METRIC_COLUMNS = metric_columns()
+COLUMNS = columns()
 INT_COLUMNS = ("seed", "attempts")
 CACHE_SIZE = 512
 #: Methods without an optimised spectrogram: no loss curves, spectral convergence not applicable.
@@ -62,7 +82,9 @@ class Evaluator:
     """Computes a row per pair; holds the classifier and the input-feature caches."""
 
     def __init__(self, groups: tuple[str, ...] = GROUPS, classifier: Any = None,
-                 labels: dict[str, dict[str, str]] | None = None):
+                 labels: dict[str, dict[str, str]] | None = None,
+                 terms: Sequence[str] = LOSS_TERMS):
+        self.terms = tuple(terms)
         unknown = set(groups) - set(GROUPS)
         if unknown:
             raise ValueError(f"unknown metric group(s) {sorted(unknown)}; known: {GROUPS}")
@@ -105,14 +127,14 @@ class Evaluator:
             "style_label": labels.get("style_label", ""), "seed": pair.seed,
             "device": pair.device, "attempts": pair.attempts,
         }
-        row.update({c: math.nan for c in METRIC_COLUMNS})
+        row.update({c: math.nan for c in metric_columns(self.terms)})
         row.update({c: "" for c in TEXT_COLUMNS})
         if pair.status != "done":
             return row
         notes: list[str] = []
         sr = info.sample_rate
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("run", lambda: self._run(pair, info.method in PASSTHROUGH)),
+            ("run", lambda: self._run(pair, info.method in PASSTHROUGH, info.terms)),
             ("spectral", lambda: self._spectral(pair, sr, row)),
             ("style", lambda: self._style(pair, row["style_label"], sr)),
             ("target", lambda: self._target(pair, sr)),
@@ -130,10 +152,10 @@ class Evaluator:
         row["notes"] = "; ".join(notes)
         return row
 
-    def _run(self, pair: PairData, passthrough: bool) -> dict[str, Any]:
+    def _run(self, pair: PairData, passthrough: bool, terms: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if pair.losses is not None and pair.records > 0:
-            out.update(runm.final_losses(pair.losses, pair.records, LOSS_TERMS))
+            out.update(runm.final_losses(pair.losses, pair.records, terms or LOSS_TERMS))
         if not passthrough:
             out["spectral_convergence"] = pair.spectral_convergence
         out["runtime_s"] = runm.runtime(pair.timings, pair.batch_pairs)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc_nst.config import STFTConfig
+from hpc_nst.errors import PackError  # noqa: F401 (re-exported)
 from hpc_nst.fsutil import atomic_write
 from hpc_nst.train.cache import SpecCache
 
@@ -39,9 +40,6 @@ PACK_FORMAT = "hpc_nst.spectrogram-pack/1"
 PACK_META = "pack.json"
 DEFAULT_STEP = 1.0 / 16.0
 
-
-class PackError(ValueError):
-    """A pack cannot be written or read; the message names the file."""
 
 
 @dataclass

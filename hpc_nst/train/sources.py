@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_nst.data.gm_dataset import pitch_split
+from hpc_nst.errors import ManifestError  # noqa: F401 (re-exported)
 
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
@@ -32,9 +33,6 @@ SPLIT_ALIASES = {
 NSYNTH_LABEL_KEY = "instrument_family_str"
 MAX_REPORTED = 10
 
-
-class ManifestError(ValueError):
-    """A manifest row or audio file cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from hpc_nst import __version__
 from hpc_nst.config import STFTConfig
+from hpc_nst.errors import TrainError  # noqa: F401 (re-exported)
 from hpc_nst.fsutil import atomic_write
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -37,9 +38,6 @@ from hpc_nst.train.evaluate import evaluate_checkpoint, metrics, predict_logits
 
 STATE_FORMAT = "hpc_nst.train-state/1"
 
-
-class TrainError(ValueError):
-    """Training cannot start or resume as asked."""
 
 
 @dataclass

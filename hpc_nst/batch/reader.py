@@ -1,4 +1,7 @@
-"""Reading a batch store pair by pair, in bounded memory (one block of pairs at a time).
+"""The one API for reading a batch store: :func:`store_info` (open and describe),
+:func:`pairs_table` (the small per-pair columns as a DataFrame), :func:`iter_pairs` (every pair
+with its audio and loss curves, in bounded memory), :func:`read_spectrograms` (one pair's
+spectrograms) and :func:`loss_terms`. ``status``, ``export`` and ``report`` all read through it.
 
 Built on :func:`hpc_nst.batch.store.open_root` / :func:`~hpc_nst.batch.store.read_column` and the
 documented layout: small per-pair arrays are read one metadata block (8192 pairs, rounded to
@@ -13,11 +16,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpc_nst.batch import store as st
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABEL_COLUMNS = ("content_label", "style_label")
 READ_BYTES = 64 * 2**20  # audio read per bulk read, at most (plus one shard)
@@ -36,6 +42,8 @@ class StoreInfo:
     sample_rate: int
     hop_length: int
     manifest: Path | None  # the manifest the store was created from (absolute)
+    terms: tuple[str, ...] = ()  # the loss curves' names (the ``term`` coordinate)
+    attrs: dict[str, Any] = field(default_factory=dict)  # the root attributes
 
 
 @dataclass
@@ -87,7 +95,43 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
         pairs_per_task=int(attrs.get("layout", {}).get("pairs_per_task", 1)),
         sample_rate=int(attrs.get("sample_rate", 16000)),
         hop_length=int(attrs.get("hop_length", 160)),
-        manifest=Path(manifest) if manifest else None)
+        manifest=Path(manifest) if manifest else None,
+        terms=tuple(str(t) for t in st.read_column(root, "term")), attrs=attrs)
+
+
+#: Small per-pair arrays in :func:`pairs_table` (2-D ones are expanded by their coordinate).
+TABLE_COLUMNS = ("pair", "row", "status", "error", "attempts", "content_path", "style_path",
+                 "target_path", "seed", "device", "host", "samples", "records",
+                 "spectral_convergence", "batch", "batch_pairs", "timings")
+
+
+def pairs_table(info: StoreInfo) -> pd.DataFrame:
+    """One row per pair (store order): ids, paths, status (as names), errors, attempts,
+    device, host, batch id and size, and one ``<timing>`` column per timing."""
+    import pandas as pd
+
+    root = st.open_root(info.path)
+    cols: dict[str, Any] = {}
+    for name in TABLE_COLUMNS:
+        if name not in root:  # stores of earlier releases: no explicit batches
+            continue
+        data = st.read_column(root, name)
+        if name == "timings":
+            for j, t in enumerate(str(t) for t in st.read_column(root, "timing")):
+                cols[t] = data[:, j]
+        else:
+            cols[name] = data
+    status = cols["status"]
+    cols["status"] = np.array([st.STATUS_NAMES[c] if 0 <= c < len(st.STATUS_NAMES) else "?"
+                               for c in status.tolist()], dtype=object)
+    if "batch_pairs" not in cols:
+        started = cols.get("started_at", np.full(len(status), np.nan))
+        started = np.where(status == st.DONE, started, np.nan)
+        ppt = max(info.pairs_per_task, 1)
+        cols["batch_pairs"] = np.concatenate(
+            [_batch_sizes(started[a:a + ppt]) for a in range(0, len(status), ppt)] or
+            [np.zeros(0, np.int64)])
+    return pd.DataFrame(cols)
 
 
 def read_labels(manifest: Path | None,
@@ -124,7 +168,8 @@ def _resolve(base: Path | None, rel: str) -> Path | None:
 
 
 def _batch_sizes(started: np.ndarray) -> np.ndarray:
-    """Pairs per batch within one shard (pairs of a batch share their ``started_at``)."""
+    """Pairs per batch within one shard, for stores without a ``batch_pairs`` array (made
+    before it existed): pairs of a batch share their ``started_at``."""
     out = np.ones(len(started), np.int64)
     finite = np.isfinite(started)
     values, counts = np.unique(started[finite], return_counts=True)
@@ -157,6 +202,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
     for b0 in range(0, info.n_pairs, block):
         b1 = min(b0 + block, info.n_pairs)
         meta = {n: root[n][b0:b1] for n in names}
+        explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
         for w0 in range(b0, b1, window):
             w1 = min(w0 + window, b1)
             status = meta["status"][w0 - b0:w1 - b0]
@@ -171,8 +217,11 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
             started = timings[:, t_started] if t_started is not None else \
                 np.full(w1 - w0, np.nan)
             started = np.where(done, started, np.nan)
-            batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
-                                    for s0 in range(w0, w1, ppt)])
+            if explicit is not None:
+                batch = np.maximum(explicit[w0 - b0:w1 - b0], 1)
+            else:
+                batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
+                                        for s0 in range(w0, w1, ppt)])
             for k in range(w1 - w0):
                 i = w0 + k
                 j = i - b0

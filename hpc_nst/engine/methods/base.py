@@ -1,0 +1,78 @@
+"""What a method is, and the one call that runs any of them.
+
+A method turns a batch of (content, style) audio pairs into one
+:class:`~hpc_nst.engine.transfer.TransferResult` per pair. Each lives in its own module of this
+package and registers a :class:`Method` with :func:`register_method`; ``run_method`` looks the
+job's method up in the registry (an unknown name is an error listing the valid ones).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hpc_nst.audio.spectrogram import log_magnitude
+from hpc_nst.config import JobConfig
+from hpc_nst.engine.transfer import Progress, TransferResult
+from hpc_nst.registry import METHODS
+
+#: ``run(contents, styles, cfg, seeds=..., device=..., progress=...) -> results``
+MethodFn = Callable[..., list[TransferResult]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: its name, what it does in one line, how to run it, and the loss
+    curves it records for a job (the store's ``term`` axis)."""
+
+    name: str
+    summary: str
+    run: MethodFn
+    loss_terms: Callable[[JobConfig], tuple[str, ...]] = lambda cfg: ()
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to the registry under ``method.name``."""
+    return METHODS.register(method.name, method, replace=replace)
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name`` (a ConfigError listing the choices if unknown)."""
+    return METHODS.get(name, "method")
+
+
+def passthrough_result(audio: np.ndarray, cfg: JobConfig, seed: int, content: np.ndarray,
+                       style: np.ndarray, started: float) -> TransferResult:
+    """A result whose output is ``audio`` as it is (baselines that do not optimise)."""
+    spec = log_magnitude(torch.as_tensor(audio), cfg.stft).numpy()
+    return TransferResult(
+        audio=np.asarray(audio, dtype=np.float32),
+        output=spec,
+        init=spec,
+        content=log_magnitude(torch.as_tensor(content), cfg.stft).numpy(),
+        style=log_magnitude(torch.as_tensor(style), cfg.stft).numpy(),
+        losses={},
+        spectral_convergence=0.0,
+        seed=seed,
+        device="cpu",
+        timings={"total_s": time.perf_counter() - started},
+    )
+
+
+def run_method(
+    contents: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    cfg: JobConfig,
+    *,
+    seeds: Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+) -> list[TransferResult]:
+    """Run ``cfg.method`` on each pair; returns one result per pair."""
+    seeds = list(seeds) if seeds is not None else [cfg.optim.seed] * len(contents)
+    return get_method(cfg.method).run(contents, styles, cfg, seeds=seeds, device=device,
+                                      progress=progress)

@@ -1,0 +1,115 @@
+"""Named registries of pluggable parts (methods, loss terms), filled by the modules themselves.
+
+A :class:`Registry` knows the package that holds the built-in entries; the first lookup imports
+every module of that package (each registers itself on import) and then the plugins named in the
+``HPC_NST_PLUGINS`` environment variable (comma-separated module names; dask workers inherit
+it, so a plugin registered this way also exists on every worker) and the ``hpc_nst.plugins``
+entry-point group. Adding a method or a loss term is therefore one new module.
+
+The registries live here, at the bottom of the package, so that :mod:`hpc_nst.config` can
+validate names without importing the engine: the package is imported by name, on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Generic, TypeVar
+
+from hpc_nst.errors import RegistryError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PLUGINS_ENV = "HPC_NST_PLUGINS"
+_plugins_loaded = False
+
+
+def load_plugins() -> list[str]:
+    """Import the plugin modules (``HPC_NST_PLUGINS`` and entry points) once; return their
+    names. A plugin that fails to import is an error naming it."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return []
+    _plugins_loaded = True
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    try:
+        eps = list(metadata.entry_points(group="hpc_nst.plugins"))
+    except Exception:  # pragma: no cover - broken metadata of some other distribution
+        eps = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            _plugins_loaded = False
+            raise RegistryError(f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); "
+                                "check the name and that it is on PYTHONPATH") from None
+        log.debug("loaded plugin %s", name)
+    for ep in eps:
+        ep.load()
+        names.append(ep.value)
+    return names
+
+
+class Registry(Generic[T]):
+    """``name -> entry`` for one kind of part (``kind`` is used in messages)."""
+
+    def __init__(self, kind: str, package: str) -> None:
+        self.kind, self.package = kind, package
+        self._entries: dict[str, T] = {}
+        self._discovered = False
+
+    def register(self, name: str, entry: T, *, replace: bool = False) -> T:
+        """Add ``entry`` under ``name``; a second entry of the same name is refused unless
+        ``replace`` (tests and plugins overriding a built-in say so explicitly)."""
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise RegistryError(f"{self.kind} name {name!r}: use letters, digits, '-' and '_'")
+        if name in self._entries and not replace and self._entries[name] is not entry:
+            raise RegistryError(f"{self.kind} {name!r} is registered twice "
+                                f"({self._entries[name]!r} and {entry!r})")
+        self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{info.name}")
+        load_plugins()
+
+    def names(self) -> tuple[str, ...]:
+        self._discover()
+        return tuple(sorted(self._entries))
+
+    def get(self, name: str, key: str | None = None) -> T:
+        """The entry called ``name``; unknown names are a :class:`RegistryError` naming
+        ``key`` (the config key that holds the name) and every valid choice."""
+        self._discover()
+        try:
+            return self._entries[name]
+        except KeyError:
+            where = f"{key}: " if key else ""
+            raise RegistryError(f"{where}unknown {self.kind} {name!r} (choose from: "
+                                f"{', '.join(sorted(self._entries))})") from None
+
+    def __contains__(self, name: object) -> bool:
+        self._discover()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+#: Methods (``method = ...`` of a job): :class:`hpc_nst.engine.methods.base.Method` entries.
+METHODS: Registry = Registry("method", "hpc_nst.engine.methods")
+#: Loss terms of the ``nst`` objective: :class:`hpc_nst.engine.terms.base.Term` entries.
+TERMS: Registry = Registry("loss term", "hpc_nst.engine.terms")
