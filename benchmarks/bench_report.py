@@ -75,7 +75,7 @@ def make_store(path: Path, n: int) -> float:
         timings[:, st.TIMINGS.index("started_at")] = now + np.arange(m) // 4
         root["timings"][b0:b1] = timings
         curve = np.exp(-np.arange(records) / 5.0)[None, None, :] * rng.uniform(
-            0.5, 2.0, (m, len(st.TERMS), 1))
+            0.5, 2.0, (m, len(root["term"][:]), 1))
         root["loss"][b0:b1] = curve.astype(np.float32)
         for a0 in range(b0, b1, 1024):
             a1 = min(a0 + 1024, b1)

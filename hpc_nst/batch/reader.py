@@ -124,13 +124,13 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
     status = cols["status"]
     cols["status"] = np.array([st.STATUS_NAMES[c] if 0 <= c < len(st.STATUS_NAMES) else "?"
                                for c in status.tolist()], dtype=object)
-    if "batch_pairs" not in cols:
-        started = cols.get("started_at", np.full(len(status), np.nan))
-        started = np.where(status == st.DONE, started, np.nan)
-        ppt = max(info.pairs_per_task, 1)
-        cols["batch_pairs"] = np.concatenate(
-            [_batch_sizes(started[a:a + ppt]) for a in range(0, len(status), ppt)] or
-            [np.zeros(0, np.int64)])
+    started = cols.get("started_at", np.full(len(status), np.nan))
+    started = np.where(status == st.DONE, started, np.nan)
+    ppt = max(info.pairs_per_task, 1)
+    inferred = np.concatenate([_batch_sizes(started[a:a + ppt])
+                               for a in range(0, len(status), ppt)] or [np.zeros(0, np.int64)])
+    recorded = cols.get("batch_pairs", np.zeros(len(status), np.int64))
+    cols["batch_pairs"] = np.where(recorded > 0, recorded, inferred)
     return pd.DataFrame(cols)
 
 
@@ -217,11 +217,11 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
             started = timings[:, t_started] if t_started is not None else \
                 np.full(w1 - w0, np.nan)
             started = np.where(done, started, np.nan)
-            if explicit is not None:
-                batch = np.maximum(explicit[w0 - b0:w1 - b0], 1)
-            else:
-                batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
-                                        for s0 in range(w0, w1, ppt)])
+            batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
+                                    for s0 in range(w0, w1, ppt)])
+            if explicit is not None:  # recorded by the worker (0: a pair written before)
+                recorded = explicit[w0 - b0:w1 - b0]
+                batch = np.where(recorded > 0, recorded, batch)
             for k in range(w1 - w0):
                 i = w0 + k
                 j = i - b0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from hpc_nst.batch.worker import PairSpec, TaskSpec, _run_batch, run_task
 from .conftest import write_csv
 
 
-def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch):
+def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch, caplog):
     calls = []
     real = methods.run_method
 
@@ -30,11 +32,15 @@ def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch):
     audio = np.sin(np.arange(4000) * 0.05).astype(np.float32)
     items = [(PairSpec(i, f"p{i}", "c", "s", seed), audio, audio) for i, seed in
              enumerate([1, 2, 3])]
-    out = _run_batch(tiny, items, "cpu")
+    with caplog.at_level(logging.WARNING, logger="hpc_nst"):
+        out = _run_batch(tiny, items, "cpu", batch=7)
     assert calls == [[1, 2, 3], [1], [2], [3]]
-    assert out[1].startswith("out of memory")
-    assert not isinstance(out[0], str) and not isinstance(out[2], str)
-    assert out[0].output.shape == (257, 1 + 4000 // 160)
+    assert out[1].error.startswith("out of memory") and out[1].result is None
+    assert out[0].error is None and out[2].error is None
+    assert out[0].result.output.shape == (257, 1 + 4000 // 160)
+    assert [(r.batch, r.batch_pairs) for r in out] == [(7, 1)] * 3
+    # the fallback is logged, not silent
+    assert any("retrying each pair alone" in r.getMessage() for r in caplog.records)
 
 
 def test_run_task_in_process(tmp_path, audio_dir, tiny):
@@ -47,10 +53,14 @@ def test_run_task_in_process(tmp_path, audio_dir, tiny):
     st.create_store(path, tiny, man, order, st.Layout(3, 3, 3, frames, samples, records))
     pairs = tuple(PairSpec(i, man.pairs[k].pair_id, str(man.pairs[k].content_path),
                            str(man.pairs[k].style_path), 0) for i, k in enumerate(order))
-    outcomes = run_task(TaskSpec(str(path), 0, 0, 3, ((tiny, pairs),), "cpu", 1))
+    result = run_task(TaskSpec(str(path), 0, 0, 3, ((tiny, pairs),), "cpu", 1))
+    outcomes = result.outcomes
+    # the worker's log records travel back with the result (the driver logs them)
+    assert any("truncated.flac" in msg for _, msg in result.log)
     by_id = {p.pair_id: o for p, o in zip(pairs, outcomes)}
     assert by_id["ok"].error is None and by_id["ok"].samples == 8000
     assert by_id["ok"].records == 4 and by_id["ok"].device == "cpu"
+    assert by_id["ok"].batch_pairs == 1 and by_id["ok"].batch >= 0
     assert {"load_s", "optimise_s", "write_s", "started_at", "finished_at"} <= \
         set(by_id["ok"].timings)
     assert by_id["trunc"].error.startswith("content ") and "truncated.flac" in by_id["trunc"].error

@@ -9,7 +9,7 @@ from hpc_nst.batch import store as st
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.config import load_job
-from hpc_nst.report import reader
+from hpc_nst.batch import reader
 
 SR = 16000
 
@@ -40,7 +40,7 @@ def _fake_store(tmp_path, n: int = 30, ppt: int = 4):
     for i in range(n):
         audio[i, : 100 + k[i]] = k[i] / 1000.0
     root["audio"][:] = audio
-    loss = np.full((n, len(st.TERMS), root["loss"].shape[2]), np.nan, np.float32)
+    loss = np.full((n, len(root["term"][:]), root["loss"].shape[2]), np.nan, np.float32)
     loss[:, :, :2] = k[:, None, None]
     root["loss"][:] = loss
     root["status"][:] = np.where(failed, st.FAILED, st.DONE).astype(np.int8)
