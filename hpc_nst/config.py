@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpc_nst.errors import ConfigError  # noqa: F401 (re-exported)
+from hpc_nst.errors import ConfigError, RegistryError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -246,6 +246,9 @@ def _validate(cfg: JobConfig) -> JobConfig:
     need(cfg.stft.sample_rate > 0, "stft.sample_rate", "must be > 0 (Hz)")
     need(cfg.stft.win_length >= 2, "stft.win_length", "must be >= 2 samples")
     need(cfg.optim.noise_std >= 0, "optim.noise_std", "must be >= 0")
+    need(cfg.model.name in ("random", "classifier", "default") or Path(cfg.model.name).is_file(),
+         "model.name", f"{cfg.model.name!r} is neither 'random', 'classifier' nor an existing "
+         "checkpoint file; give a path that exists on this machine (and on the workers)")
     for key in ("content_layers", "style_layers"):
         layers = getattr(cfg.loss, key)
         need(len(layers) > 0, f"loss.{key}", f"must name at least one of {CONV_LAYERS}")
@@ -262,9 +265,10 @@ def _validate(cfg: JobConfig) -> JobConfig:
     for dotted in cfg.loss.term_params:
         name, _, param = dotted.partition(".")
         term = TERMS.get(name, f"loss.term_params.{dotted}")
-        need(param in term.params, f"loss.term_params.{dotted}",
-             f"{name!r} has no parameter {param!r} (its parameters: "
-             f"{', '.join(sorted(term.params)) or 'none'})")
+        if param not in term.params:
+            raise RegistryError(f"loss.term_params.{dotted}: {name!r} has no parameter "
+                                f"{param!r} (its parameters: "
+                                f"{', '.join(sorted(term.params)) or 'none'})")
     for name in cfg.loss.term_weights:
         TERMS.get(name).validate(cfg.loss)
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")

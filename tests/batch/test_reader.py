@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
+from hpc_nst.batch import reader
 from hpc_nst.batch import store as st
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.config import load_job
-from hpc_nst.batch import reader
 
 SR = 16000
 

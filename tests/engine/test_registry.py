@@ -1,0 +1,126 @@
+"""Registries of methods and loss terms: lookups, errors before work, plugins end to end."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpc_nst.config import ConfigError, load_job
+from hpc_nst.engine.methods import get_method, run_method
+from hpc_nst.engine.terms import recorded_terms
+from hpc_nst.errors import HpcNstError, RegistryError
+from hpc_nst.registry import METHODS, TERMS
+from tests.conftest import harmonic_tone
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+
+@pytest.fixture
+def toy_term(monkeypatch):
+    """The toy term registered here and, through the environment, on every dask worker."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("HPC_NST_PLUGINS", "toy_term")
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
+    sys.modules.pop("toy_term", None)
+    importlib.import_module("toy_term")
+    yield TERMS.get("toy")
+    TERMS.unregister("toy")
+    sys.modules.pop("toy_term", None)
+
+
+def test_builtin_names():
+    assert set(METHODS.names()) == {"nst", "content-copy", "style-copy", "eq", "ulyanov"}
+    assert {"content", "style", "envelope", "timbre"} <= set(TERMS.names())
+    assert recorded_terms(load_job().loss) == ("total", "content", "style", "envelope", "timbre")
+
+
+@pytest.mark.parametrize("override, key, name", [
+    ({"method": "nts"}, "method", "'nts'"),
+    ({"loss.term_weights.texturee": "1"}, "loss.term_weights.texturee", "'texturee'"),
+    ({"loss.term_params.style.lags": "2"}, "loss.term_params.style.lags", "'lags'"),
+])
+def test_unknown_names_are_refused_with_the_choices(override, key, name):
+    with pytest.raises(RegistryError) as info:
+        load_job(overrides=override)
+    msg = str(info.value)
+    assert msg.startswith(key) and name in msg
+    assert isinstance(info.value, HpcNstError) and isinstance(info.value, ConfigError)
+    if key == "method":
+        assert "content-copy, eq, nst, style-copy, ulyanov" in msg
+
+
+def test_unregistered_method_is_never_run_as_something_else():
+    cfg = load_job()
+    object.__setattr__(cfg, "method", "gone")  # a name that slipped past validation
+    with pytest.raises(RegistryError, match="unknown method 'gone'"):
+        run_method([harmonic_tone(220, 0.3)], [harmonic_tone(330, 0.3)], cfg)
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"stft.sample_rate": "0"}, "stft.sample_rate"),
+    ({"optim.noise_std": "-1"}, "optim.noise_std"),
+    ({"loss.content_layers": ""}, "loss.content_layers"),
+    ({"loss.style_layers": "conv1,conv9"}, "loss.style_layers"),
+    ({"model": "/no/such/checkpoint.pt"}, "model.name"),
+    ({"loss.term_weights": "3"}, "loss.term_weights"),
+])
+def test_validation_gaps_name_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        load_job(overrides=override)
+    assert str(info.value).startswith(key), str(info.value)
+
+
+def test_digest_ignores_neutral_keys_and_zero_weight_terms(toy_term):
+    base = load_job()
+    old = base.to_dict()
+    del old["loss"]["term_weights"], old["loss"]["term_params"]  # a store from before the keys
+    from hpc_nst.config import effective_parameters
+
+    assert effective_parameters(old) == effective_parameters(base.to_dict())
+    off = load_job(overrides={"toy_weight": "0", "loss.term_params.toy.offset": "3"})
+    assert off.digest() == base.digest()
+    on = load_job(overrides={"toy_weight": "2"})
+    assert on.loss.term_weights == {"toy": 2.0} and on.digest() != base.digest()
+    assert recorded_terms(on.loss)[-1] == "toy"
+
+
+def test_toy_term_changes_the_optimum(toy_term):
+    c, s = harmonic_tone(220, 0.4), 0.2 * harmonic_tone(440, 0.4)
+    cfg = load_job(overrides={"iterations": "20", "width": "4", "griffin_lim_iterations": "2",
+                              "toy_weight": "50"})
+    (r,) = run_method([c], [s], cfg, seeds=[0])
+    assert set(r.losses) == {"total", "content", "style", "envelope", "timbre", "toy"}
+    assert r.losses["toy"][-1] < r.losses["toy"][0]
+    assert get_method("nst").loss_terms(cfg)[-1] == "toy"
+
+
+@pytest.mark.slow
+def test_toy_term_through_run_store_and_report(toy_term, tmp_path):
+    """A term from a plugin module: validated by the driver, run on dask workers (which load
+    it from HPC_NST_PLUGINS), recorded on the store's term axis, a column of the report."""
+    import soundfile as sf
+    import xarray as xr
+
+    from hpc_nst.cli import main
+
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(tmp_path / f"{name}.wav", harmonic_tone(f0, 0.4), 16000)
+    (tmp_path / "m.csv").write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,a.wav\n")
+    store = tmp_path / "toy.zarr"
+    sets = ["iterations=4", "griffin_lim_iterations=2", "width=4", "toy_weight=1"]
+    argv = ["run", str(tmp_path / "m.csv"), "-o", str(store), "--workers", "1",
+            "--progress-interval", "0", *[x for s in sets for x in ("--set", s)]]
+    assert main(argv) == 0
+    ds = xr.open_zarr(store)
+    assert list(ds.term.values) == ["total", "content", "style", "envelope", "timbre", "toy"]
+    toy = ds.loss.sel(term="toy").values
+    assert np.isfinite(toy[:, 0]).all() and (toy[:, 0] > 0).all()
+    assert main(["report", str(store), "-o", str(tmp_path / "rep"), "--metrics", "run"]) == 0
+    with open(tmp_path / "rep" / "pairs.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(float(r["loss_toy"]) >= 0 for r in rows)
