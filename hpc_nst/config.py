@@ -146,6 +146,8 @@ def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: The feature network's convolutional layers (:mod:`hpc_nst.models.alexnet`).
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
 TIMBRE_ENVELOPES = ("spectrum", "cepstral")
@@ -239,7 +241,6 @@ def _validate(cfg: JobConfig) -> JobConfig:
         if not cond:
             raise ConfigError(f"{key}: {msg}")
 
-    from hpc_nst.models.alexnet import CONV_LAYERS
     from hpc_nst.registry import METHODS, TERMS
 
     METHODS.get(cfg.method, "method")

@@ -97,6 +97,8 @@ def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOpt
             raise st.StoreError(f"{path} was created by another run meanwhile") from exc
         raise
     n_tasks = -(-len(order) // ppt)
+    log.info("created %s: %d pairs in %d shard(s) of %d, job %s", path, len(order), n_tasks, ppt,
+             cfg.digest())
     if not opts.quiet:
         print(f"created {path}: {len(order)} pairs in {n_tasks} shard(s) of {ppt} "
               f"({time.perf_counter() - t0:.1f} s)", file=out)
@@ -188,6 +190,8 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
              "host": os.uname().nodename, "pairs": len(todo), "tasks": len(tasks),
              "argv": sys.argv[1:]}
     st.update_runs(path, root, entry)
+    log.info("run %s on %s: %d pair(s) to run in %d task(s), %d already done", run_id, path,
+             len(todo), len(tasks), skipped)
     interrupted = False
     own = None
     try:
@@ -198,6 +202,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
                         run_id)
     except KeyboardInterrupt:
         interrupted = True
+        log.warning("run %s interrupted; finished pairs are saved", run_id)
         print("\ninterrupted: finished pairs are saved; rerun the same command to resume",
               file=out)
     finally:

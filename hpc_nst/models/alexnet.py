@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
+from hpc_nst.config import CONV_LAYERS
+
 LAYERS = (*CONV_LAYERS, "fc1", "fc2")
 _POOL_AFTER = {"conv1", "conv2", "conv4"}
 

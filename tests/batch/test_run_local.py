@@ -138,3 +138,24 @@ def test_store_moved_aside_is_not_overwritten(tmp_path, audio_dir, local_client)
     shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
     b = run_batch(manifest, tmp_path / "b.zarr", cfg, opts, client=local_client)
     assert a.done == b.done == 1 and b.ran == 0
+
+
+def test_log_file_gets_worker_and_driver_records(tmp_path, audio_dir):
+    """-v/--log-file: the worker's records (a skipped pair) reach the driver's log."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                         ["ok,a.wav,b.wav", "truncated,truncated.flac,b.wav"])
+    log = tmp_path / "logs" / "run.log"
+    argv = ["-v", "--log-file", str(log), "run", str(manifest), "-o", str(tmp_path / "l.zarr"),
+            *[x for s in TINY for x in ("--set", s)], "--workers", "1",
+            "--progress-interval", "0"]
+    assert main(argv) == 1
+    text = log.read_text()
+    assert "pair truncated skipped: content" in text and "truncated.flac" in text
+    assert "WARNING hpc_nst.batch.runner: shard 0" in text
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "none.csv"), "-o", str(tmp_path / "x.zarr"),
+                 "--set", "method=nts"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hpc-nst run: error: method: unknown method 'nts'")
