@@ -54,14 +54,20 @@ class Term:
     params: ClassVar[Mapping[str, float]] = {}
     #: Computed and recorded even at weight 0 (the paper's four terms, as stores always had).
     always_recorded: ClassVar[bool] = False
+    #: A field of the job's ``loss`` section holding the weight (the paper's four terms);
+    #: ``None``: the weight is ``loss.term_weights.<name>``.
+    weight_field: ClassVar[str | None] = None
 
     def weight(self, loss: LossConfig) -> float:
         """The term's weight in a job: ``loss.term_weights.<name>`` (0, i.e. off, if unset)."""
+        if self.weight_field:
+            return float(getattr(loss, self.weight_field))
         return float(loss.term_weights.get(self.name, 0.0))
 
     def weight_key(self) -> str:
         """The config key of the weight, for messages and ``--set``."""
-        return f"loss.term_weights.{self.name}"
+        return f"loss.{self.weight_field}" if self.weight_field else \
+            f"loss.term_weights.{self.name}"
 
     def param(self, loss: LossConfig, key: str) -> float:
         """A parameter's value in a job (its default unless ``loss.term_params`` sets it)."""

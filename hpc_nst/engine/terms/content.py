@@ -16,12 +16,7 @@ from hpc_nst.models.alexnet import frames_at
 class ContentTerm(Term):
     name = "content"
     always_recorded = True
-
-    def weight(self, loss: LossConfig) -> float:
-        return loss.content_weight
-
-    def weight_key(self) -> str:
-        return "loss.content_weight"
+    weight_field = "content_weight"
 
     def layers(self, loss: LossConfig) -> tuple[set[str], set[str], set[str]]:
         return set(loss.content_layers), set(loss.content_layers), set()

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import torch
 
-from hpc_nst.config import LossConfig
 from hpc_nst.engine.terms.base import Current, TargetInputs, Term, register_term
 from hpc_nst.losses import style_transfer as L
 
@@ -16,12 +15,7 @@ from hpc_nst.losses import style_transfer as L
 class EnvelopeTerm(Term):
     name = "envelope"
     always_recorded = True
-
-    def weight(self, loss: LossConfig) -> float:
-        return loss.envelope_weight
-
-    def weight_key(self) -> str:
-        return "loss.envelope_weight"
+    weight_field = "envelope_weight"
 
     def targets(self, inputs: TargetInputs) -> dict[str, torch.Tensor]:
         content, style = inputs.content, inputs.style

@@ -16,12 +16,7 @@ from hpc_nst.models.alexnet import frames_at
 class StyleTerm(Term):
     name = "style"
     always_recorded = True
-
-    def weight(self, loss: LossConfig) -> float:
-        return loss.style_weight
-
-    def weight_key(self) -> str:
-        return "loss.style_weight"
+    weight_field = "style_weight"
 
     def layers(self, loss: LossConfig) -> tuple[set[str], set[str], set[str]]:
         return set(loss.style_layers), set(), set(loss.style_layers)

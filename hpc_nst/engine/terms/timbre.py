@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import torch
 
-from hpc_nst.config import LossConfig
 from hpc_nst.engine.terms.base import Current, TargetInputs, Term, register_term
 from hpc_nst.losses import style_transfer as L
 
@@ -16,12 +15,7 @@ from hpc_nst.losses import style_transfer as L
 class TimbreTerm(Term):
     name = "timbre"
     always_recorded = True
-
-    def weight(self, loss: LossConfig) -> float:
-        return loss.timbre_weight
-
-    def weight_key(self) -> str:
-        return "loss.timbre_weight"
+    weight_field = "timbre_weight"
 
     def targets(self, inputs: TargetInputs) -> dict[str, torch.Tensor]:
         loss = inputs.loss
