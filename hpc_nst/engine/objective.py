@@ -26,6 +26,14 @@ class Objective:
     targets: dict[str, dict[str, torch.Tensor]]  # term name -> batch-first target tensors
 
     @property
+    def x_layers(self) -> set[str]:
+        """Layers of X the terms need (computed once per objective, not per evaluation)."""
+        if "_x_layers" not in self.__dict__:
+            self.__dict__["_x_layers"] = set().union(*(t.layers(self.loss)[0]
+                                                       for t in self.terms))
+        return self.__dict__["_x_layers"]
+
+    @property
     def names(self) -> tuple[str, ...]:
         """The recorded terms, in order."""
         return tuple(t.name for t in self.terms)
@@ -65,9 +73,7 @@ class Objective:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted total ``(B,)`` and the unweighted terms ``{name: (B,)}`` for ``x``."""
-        layers: set[str] = set()
-        for t in self.terms:
-            layers |= t.layers(self.loss)[0]
+        layers = self.x_layers
         feats = self.model.features(x[:, None], layers, self.lengths) if layers else {}
         current = Current(x, self.lengths, feats, self.loss)
         values = {t.name: t.value(current, self.targets[t.name]) for t in self.terms}

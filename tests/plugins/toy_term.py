@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from hpc_nst.engine.terms import Term, register_term
 from hpc_nst.losses.style_transfer import temporal_envelope
 
@@ -22,7 +20,3 @@ class LoudnessTerm(Term):
     def value(self, current, targets):  # noqa: ANN001, ANN201
         level = temporal_envelope(current.x).sum(-1) / current.lengths
         return (level - targets["level"]).pow(2)
-
-
-def _unused() -> torch.Tensor:  # keeps the torch import honest for type checkers
-    return torch.zeros(())

@@ -44,10 +44,16 @@ def mel_bands(n_bins: int, bands: int) -> torch.Tensor:
     return rows
 
 
+@functools.lru_cache(maxsize=64)
 def _octave_pool(n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """``(n_fft // 2 + 1, M)``: sums rfft bins into octave bands from LOWEST_HZ up (the top
-    one includes the Nyquist frequency)."""
+    one includes the Nyquist frequency); cached per length, device and dtype."""
     return _octave_pool_cpu(n_fft).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_rows(n_bins: int, bands: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return mel_bands(n_bins, bands).to(device=device, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -72,7 +78,7 @@ def modulation_stats(log_mag: torch.Tensor, lengths: torch.Tensor, bands: int,
     peak = mag.flatten(1).amax(1).detach().clamp_min(1e-12)
     floor = peak * 10.0 ** (-floor_db / 20.0)
     db = 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None]))
-    rows = mel_bands(log_mag.shape[-2], bands).to(device=log_mag.device, dtype=log_mag.dtype)
+    rows = _mel_rows(log_mag.shape[-2], bands, log_mag.device, log_mag.dtype)
     env = torch.einsum("kf,bft->bkt", rows, db)
     n = lengths.clamp_min(1).to(log_mag.dtype)
     mean = (env * valid[:, None, :]).sum(-1, keepdim=True) / n[:, None, None]
