@@ -26,6 +26,7 @@ COMMANDS = (
     "hpc_nst.cli.dataset_cmd",
     "hpc_nst.cli.train_cmd",
     "hpc_nst.cli.classify_cmd",
+    "hpc_nst.cli.judge_cmd",
     "hpc_nst.cli.report_cmd",
 )
 

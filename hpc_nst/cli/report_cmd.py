@@ -31,10 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                    help="report folder (created; files in it are replaced)")
     p.add_argument("--metrics", type=_groups, default="all", metavar="GROUPS",
-                   help="comma-separated metric groups: run, spectral, style, target, pitch "
+                   help="comma-separated metric groups: run, spectral, style, judge, target, "
+                   "pitch "
                    "(default: all)")
     p.add_argument("--classifier", type=Path, metavar="CKPT",
                    help="instrument classifier for the style metrics (default: the shipped one)")
+    p.add_argument("--judge", type=Path, metavar="NPZ",
+                   help="EQ-proof style judge (default: the shipped one; train one with "
+                   "hpc-nst train-judge)")
     p.add_argument("--labels", type=Path, action="append", default=[], metavar="CSV",
                    help="CSV with pair_id,content_label,style_label (repeatable; default: "
                    "label columns of the manifest, or labels.csv beside it)")
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if not s.exists():
             raise UserError(f"{s}: store not found")
     opts = ReportOptions(
-        groups=groups, classifier=args.classifier, details=args.details,
+        groups=groups, classifier=args.classifier, judge=args.judge, details=args.details,
         failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
         title=args.title, progress=None if args.quiet else stderr_progress)
     try:

@@ -47,6 +47,7 @@ class ReportOptions:
 
     groups: tuple[str, ...] = GROUPS
     classifier: Path | None = None  # None: the shipped classifier, when there is one
+    judge: Path | None = None  # None: the shipped EQ-proof judge, when there is one
     details: int = 100  # pairs shown with figures and audio (each with every store that has it)
     failures: int = 200  # failed pairs per store listed in the HTML page
     labels: list[Path] = field(default_factory=list)
@@ -92,6 +93,22 @@ def _classifier(opts: ReportOptions, notes: list[str]) -> Any:
         return load_classifier(opts.classifier)
     except CheckpointError as exc:
         notes.append(f"Classifier-judged style not computed: {exc}")
+        return None
+
+
+def _judge(opts: ReportOptions, notes: list[str]) -> Any:
+    if "judge" not in opts.groups:
+        return None
+    from hpc_nst.errors import CheckpointError
+    from hpc_nst.metrics.judge import DEFAULT_JUDGE, load_judge
+
+    if opts.judge is None and not DEFAULT_JUDGE.is_file():
+        notes.append("EQ-proof judge not computed: none is shipped in this build (pass --judge).")
+        return None
+    try:
+        return load_judge(opts.judge)
+    except CheckpointError as exc:
+        notes.append(f"EQ-proof judge not computed: {exc}")
         return None
 
 
@@ -162,7 +179,8 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     notes: list[str] = []
     terms = report_terms(*(info.terms for info in infos))
     metrics = metric_columns(terms)
-    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes), terms=terms)
+    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes), terms=terms,
+                          judge=_judge(opts, notes))
     stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
     assets = _Assets(out)
     details: dict[str, H.PairDetail] = {}

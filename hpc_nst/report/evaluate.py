@@ -2,7 +2,8 @@
 
 Metric groups (``--metrics``): ``run`` (final loss terms, spectral convergence, runtime),
 ``spectral`` (centroid and bandwidth of content, style and output, output/content ratios),
-``style`` (classifier-judged style), ``target`` (LSD, timbre and dynamics distances to the
+``style`` (classifier-judged style), ``judge`` (the EQ-proof judge of
+:mod:`hpc_nst.metrics.judge`: style from dynamics only), ``target`` (LSD, timbre and dynamics distances to the
 target) and ``pitch`` (Jaccard pitch distance to the target). Features of input files are
 cached per path (a bounded LRU), so a content, style or target shared by many pairs or stores
 is analysed once.
@@ -22,7 +23,7 @@ from hpc_nst.batch.reader import PairData, StoreInfo
 from hpc_nst.metrics import run as runm
 from hpc_nst.metrics.spectral import spectral_shape
 
-GROUPS = ("run", "spectral", "style", "target", "pitch")
+GROUPS = ("run", "spectral", "style", "judge", "target", "pitch")
 ID_COLUMNS = ("job", "method", "pair_id", "status", "error", "content", "style", "target",
               "content_label", "style_label", "seed", "device", "attempts")
 #: The loss columns every report has (the paper's objective); stores add their own terms.
@@ -31,10 +32,10 @@ OTHER_METRICS = (
     "spectral_convergence", "runtime_s", "ms_per_iteration",
     "centroid_content_hz", "centroid_style_hz", "centroid_output_hz", "centroid_ratio",
     "bandwidth_content_hz", "bandwidth_style_hz", "bandwidth_output_hz", "bandwidth_ratio",
-    "style_top1", "style_prob",
+    "style_top1", "style_prob", "judge_top1", "judge_prob",
     "lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db", "pitch_jaccard",
 )
-TEXT_COLUMNS = ("style_class", "style_class_source", "output_class", "notes")
+TEXT_COLUMNS = ("style_class", "style_class_source", "output_class", "judge_class", "notes")
 
 
 def report_terms(*stores_terms: Sequence[str]) -> tuple[str, ...]:
@@ -83,7 +84,7 @@ class Evaluator:
 
     def __init__(self, groups: tuple[str, ...] = GROUPS, classifier: Any = None,
                  labels: dict[str, dict[str, str]] | None = None,
-                 terms: Sequence[str] = LOSS_TERMS):
+                 terms: Sequence[str] = LOSS_TERMS, judge: Any = None):
         self.terms = tuple(terms)
         unknown = set(groups) - set(GROUPS)
         if unknown:
@@ -92,6 +93,9 @@ class Evaluator:
         if classifier is None:
             self.groups.discard("style")
         self.classifier = classifier
+        if judge is None:
+            self.groups.discard("judge")
+        self.judge = judge
         self.labels = labels or {}
         self._audio = _LRU(CACHE_SIZE)
         self._derived = _LRU(CACHE_SIZE)
@@ -136,7 +140,8 @@ class Evaluator:
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("run", lambda: self._run(pair, info.method in PASSTHROUGH, info.terms)),
             ("spectral", lambda: self._spectral(pair, sr, row)),
-            ("style", lambda: self._style(pair, row["style_label"], sr)),
+            ("style", lambda: self._style(pair, row["style_label"], sr, info, notes)),
+            ("judge", lambda: self._judge(pair, row["style_label"], sr)),
             ("target", lambda: self._target(pair, sr)),
             ("pitch", lambda: self._pitch(pair, sr)),
         ]
@@ -183,12 +188,16 @@ class Evaluator:
             raise FileNotFoundError("; ".join(missing))
         return out
 
-    def _style(self, pair: PairData, label: str, sr: int) -> dict[str, Any]:
+    def _style(self, pair: PairData, label: str, sr: int, info: StoreInfo,
+               notes: list[str]) -> dict[str, Any]:
         from hpc_nst.metrics.style_class import judge_style, style_class
 
         clf = self.classifier
         if pair.audio is None or sr != clf.stft.sample_rate:
             raise _Skip
+        if str(info.job.get("model", {}).get("name", "random")) != "random":
+            notes.append("style_top1: the job optimised a trained network's features (it may "
+                         "share the classifier's weights); judge_top1 shares none")
         idx: int | None = None
         source = "none"
         if label:
@@ -201,6 +210,19 @@ class Evaluator:
         out = judge_style(clf.probabilities(pair.audio), idx, clf.classes)
         out.update(style_class=clf.classes[idx], style_class_source=source)
         return out
+
+    def _judge(self, pair: PairData, label: str, sr: int) -> dict[str, Any]:
+        from hpc_nst.metrics.judge import judge_style
+
+        judge = self.judge
+        if pair.audio is None:
+            raise _Skip
+        if not label or judge.index(label) is None:
+            if pair.style is None:
+                raise _Skip
+            probs = self._derive("judge", pair.style, sr, lambda a: judge.probabilities(a, sr))
+            label = judge.classes[int(np.argmax(probs))]
+        return judge_style(judge, pair.audio, label, sr)
 
     def _target(self, pair: PairData, sr: int) -> dict[str, Any]:
         from hpc_nst.metrics import reference
