@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("paper", "classifier-features", "content-copy", "style-copy", "eq", "ulyanov")
+JOBS = ("paper", "classifier-features", "content-copy", "style-copy", "eq", "ulyanov",
+        "envelope-eq", "notes")
 MANIFESTS = {"triplets": ROOT / "manifests" / "triplets" / "manifest.csv",
              "demo": ROOT / "manifests" / "demo.csv"}
 TRIPLET_METRICS = ("lsd_db", "timbre_mfcc", "timbre_dynamics_db", "lsd_dynamics_db",
@@ -179,7 +180,12 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--run-args", default="", help="extra hpc-nst run options, one string")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the reports")
+    ap.add_argument("--triplets", type=Path, metavar="DIR",
+                    help="another triplet set (e.g. rendered from a second SoundFont with "
+                    "`hpc-nst dataset triplets --soundfont`); default manifests/triplets")
     args = ap.parse_args()
+    if args.triplets is not None:
+        MANIFESTS["triplets"] = args.triplets / "manifest.csv"
     reports = run_all(args.out, args.jobs, args.sets, shlex.split(args.run_args),
                       args.report_only)
     text, summary = triplet_table(reports["triplets"], args.jobs)

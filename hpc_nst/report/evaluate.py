@@ -59,7 +59,7 @@ COLUMNS = columns()
 INT_COLUMNS = ("seed", "attempts")
 CACHE_SIZE = 512
 #: Methods without an optimised spectrogram: no loss curves, spectral convergence not applicable.
-PASSTHROUGH = ("content-copy", "style-copy", "eq")
+PASSTHROUGH = ("content-copy", "style-copy", "eq", "notes", "envelope-eq")
 
 
 class _LRU(OrderedDict):

@@ -49,6 +49,9 @@ def test_metrics_of_done_pairs(real_report, real_stores):
     assert df.loc[("eq", "s256-000"), "style_class"] == "Soprano Sax"
     assert df.loc[("eq", "s256-001"), "style_class_source"] == "classifier"  # Recorder unknown
     assert set(done.style_top1) <= {0.0, 1.0} and done.style_prob.between(0, 1).all()
+    # The EQ-proof judge (shipped): a verdict and a class for every done pair.
+    assert set(done.judge_top1) <= {0.0, 1.0} and done.judge_prob.between(0, 1).all()
+    assert (done.judge_class != "").all()
     # The table's LSD is the metric applied to the stored output and the target file.
     import zarr
 
