@@ -3,10 +3,10 @@
 Metric groups (``--metrics``): ``run`` (final loss terms, spectral convergence, runtime),
 ``spectral`` (centroid and bandwidth of content, style and output, output/content ratios),
 ``style`` (classifier-judged style), ``judge`` (the EQ-proof judge of
-:mod:`hpc_nst.metrics.judge`: style from dynamics only), ``target`` (LSD, timbre and dynamics distances to the
-target) and ``pitch`` (Jaccard pitch distance to the target). Features of input files are
-cached per path (a bounded LRU), so a content, style or target shared by many pairs or stores
-is analysed once.
+:mod:`hpc_nst.metrics.judge`: style from dynamics only), ``target`` (LSD, timbre and
+dynamics distances to the target) and ``pitch`` (Jaccard pitch distance to the target).
+Features of input files are cached per path (a bounded LRU), so a content, style or target
+shared by many pairs or stores is analysed once.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ audio{width:260px;display:block}
 .small{font-size:12px;color:#555}
 """
 KEY_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
-               "pitch_jaccard", "style_top1", "style_prob", "judge_top1", "centroid_ratio", "bandwidth_ratio",
+               "pitch_jaccard", "style_top1", "style_prob", "judge_top1",
+               "centroid_ratio", "bandwidth_ratio",
                "loss_total", "spectral_convergence", "runtime_s")
 
 

@@ -19,8 +19,8 @@ from typing import Any
 PARQUET_BATCH = 4096
 #: The metrics of the headline table (summary.md, the HTML summaries, the README).
 HEADLINE = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db", "pitch_jaccard",
-            "style_top1", "style_prob", "judge_top1", "judge_prob", "centroid_ratio", "bandwidth_ratio",
-            "spectral_convergence", "runtime_s")
+            "style_top1", "style_prob", "judge_top1", "judge_prob", "centroid_ratio",
+            "bandwidth_ratio", "spectral_convergence", "runtime_s")
 #: Groupings of the summaries: name -> key columns.
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "job": ("job", "method"),

@@ -61,7 +61,7 @@ def render_set(programs: Sequence[int], renders: int, seed: int, soundfont: str 
             rng = np.random.default_rng([seed, 9000 + program, k])
             notes = melody(rng, max(lo, 36), min(hi, 96), RENDER_SECONDS)
             audio = render_notes(notes, program, SAMPLE_RATE, soundfont, duration=RENDER_SECONDS)
-            for j, w in enumerate(_windows(audio)):
+            for w in _windows(audio):
                 if rng.random() < gl_fraction:
                     w = _griffin_lim(w, seed=int(rng.integers(2**31)))
                 feats.append(judge_features(w))

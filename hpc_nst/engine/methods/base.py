@@ -63,6 +63,22 @@ def passthrough_result(audio: np.ndarray, cfg: JobConfig, seed: int, content: np
     )
 
 
+def per_pair_method(name: str, summary: str,
+                    transform: Callable[[np.ndarray, np.ndarray, JobConfig], np.ndarray]
+                    ) -> Method:
+    """Register a method without optimisation: ``transform(content, style, cfg) -> audio``
+    applied to each pair alone (timed per pair, no loss curves)."""
+
+    def run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
+        out = []
+        for c, s, seed in zip(contents, styles, seeds):
+            started = time.perf_counter()
+            out.append(passthrough_result(transform(c, s, cfg), cfg, seed, c, s, started))
+        return out
+
+    return register_method(Method(name, summary, run))
+
+
 def run_method(
     contents: Sequence[np.ndarray],
     styles: Sequence[np.ndarray],

@@ -4,14 +4,12 @@ alone pulls towards)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from hpc_nst.audio.spectrogram import complex_stft, inverse_stft
 from hpc_nst.config import JobConfig
-from hpc_nst.engine.methods.base import Method, passthrough_result, register_method
+from hpc_nst.engine.methods.base import per_pair_method
 from hpc_nst.engine.transfer import limit_peak
 
 
@@ -27,12 +25,4 @@ def static_eq(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndar
     return limit_peak(out, 0.9)
 
 
-def _run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
-    out = []
-    for c, s, seed in zip(contents, styles, seeds):
-        started = time.perf_counter()
-        out.append(passthrough_result(static_eq(c, s, cfg), cfg, seed, c, s, started))
-    return out
-
-
-register_method(Method("eq", "baseline: static equaliser of the content towards the style", _run))
+per_pair_method("eq", "baseline: static equaliser of the content towards the style", static_eq)

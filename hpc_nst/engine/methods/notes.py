@@ -4,14 +4,12 @@ See :mod:`hpc_nst.engine.note_envelope`."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from hpc_nst.audio.spectrogram import complex_stft, inverse_stft
 from hpc_nst.config import JobConfig
-from hpc_nst.engine.methods.base import Method, passthrough_result, register_method
+from hpc_nst.engine.methods.base import per_pair_method
 from hpc_nst.engine.note_envelope import envelope_eq_gains, reenvelope_gains
 from hpc_nst.engine.transfer import limit_peak
 
@@ -30,18 +28,6 @@ def note_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.
     return limit_peak(out.astype(np.float32), 0.9)
 
 
-def _run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
-    out = []
-    for c, s, seed in zip(contents, styles, seeds):
-        started = time.perf_counter()
-        out.append(passthrough_result(note_transfer(c, s, cfg), cfg, seed, c, s, started))
-    return out
-
-
-register_method(Method("notes", "the style's note envelopes at the content's onsets + static EQ",
-                       _run))
-
-
 def envelope_eq(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
     """Content audio given the style's smooth spectral envelope (8 mel bands), content phase."""
     c = complex_stft(torch.as_tensor(content, dtype=torch.float32), cfg.stft).to(torch.complex128)
@@ -52,14 +38,7 @@ def envelope_eq(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.nd
     return limit_peak(out.astype(np.float32), 0.9)
 
 
-def _run_envelope_eq(contents, styles, cfg, *, seeds, device=None,  # noqa: ANN001, ANN202
-                     progress=None):
-    out = []
-    for c, s, seed in zip(contents, styles, seeds):
-        started = time.perf_counter()
-        out.append(passthrough_result(envelope_eq(c, s, cfg), cfg, seed, c, s, started))
-    return out
-
-
-register_method(Method("envelope-eq", "baseline: the style's smooth spectral envelope (8 mel "
-                       "bands) on the content, content phase", _run_envelope_eq))
+per_pair_method("notes", "the style's note envelopes at the content's onsets + smooth EQ",
+                note_transfer)
+per_pair_method("envelope-eq", "baseline: the style's smooth spectral envelope (8 mel bands) "
+                "on the content, content phase", envelope_eq)
