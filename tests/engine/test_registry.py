@@ -34,7 +34,8 @@ def toy_term(monkeypatch):
 
 
 def test_builtin_names():
-    assert set(METHODS.names()) == {"nst", "content-copy", "style-copy", "eq", "ulyanov"}
+    assert set(METHODS.names()) == {"nst", "content-copy", "style-copy", "eq", "ulyanov", "notes",
+                                    "envelope-eq"}
     assert {"content", "style", "envelope", "timbre"} <= set(TERMS.names())
     assert recorded_terms(load_job().loss) == ("total", "content", "style", "envelope", "timbre")
 
