@@ -32,7 +32,8 @@ JOBS = ("paper", "classifier-features", "content-copy", "style-copy", "eq", "uly
 MANIFESTS = {"triplets": ROOT / "manifests" / "triplets" / "manifest.csv",
              "demo": ROOT / "manifests" / "demo.csv"}
 TRIPLET_METRICS = ("lsd_db", "timbre_mfcc", "timbre_dynamics_db", "lsd_dynamics_db",
-                   "pitch_jaccard", "style_top1", "style_prob", "bandwidth_ratio", "runtime_s")
+                   "pitch_jaccard", "style_top1", "judge_top1", "style_prob", "bandwidth_ratio",
+                   "runtime_s")
 DEMO_METRICS = ("bandwidth_ratio", "centroid_ratio", "style_prob", "loss_total")
 TUNING_PAIRS = tuple(f"s256-{i:03d}" for i in range(8))
 """The triplets the preset's weights were tuned on (docs/engine.md, "One parameter set")."""

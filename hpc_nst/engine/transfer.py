@@ -62,6 +62,7 @@ class TransferResult:
     device: str
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    group_pairs: int = 1  # pairs optimised together (whose shared ``timings`` these are)
 
 
 def _stack(specs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,6 +287,7 @@ def _transfer_group(
                 device=str(dev),
                 timings=dict(timings),
                 error="optimisation diverged: loss became NaN/Inf" if bad else None,
+                group_pairs=len(n_samples),
             )
         )
     return results

@@ -33,7 +33,11 @@ def test_audio_bit_identical_across_batch_sizes(tmp_path, local_client):
                             client=local_client)
         assert summary.done == 8
         pairs = list(iter_pairs(store_info(store)))
-        assert max(p.batch_pairs for p in pairs) == size
+        sizes = {}
+        for p in pairs:
+            sizes[p.batch] = sizes.get(p.batch, 0) + 1
+        assert max(sizes.values()) == size  # the tasks held `size` pairs...
+        assert {p.batch_pairs for p in pairs} == {1}  # ...each optimised (and timed) alone
         audio[size] = {p.pair_id: p.audio for p in pairs}
     for pid, ref in audio[1].items():
         for size in (3, 8):
