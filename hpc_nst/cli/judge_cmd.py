@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.errors import UsageError
-    from hpc_nst.train.judge import train_judge
+    from hpc_nst.metrics.judge_train import train_judge
 
     if args.renders < 2 or not 0.0 <= args.gl_fraction <= 1.0:
         raise UsageError("--renders must be >= 2 and --gl-fraction within [0, 1]")

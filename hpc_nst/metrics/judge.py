@@ -15,7 +15,7 @@ how the band moves:
 
 then the same statistics averaged over the active bands (so a melody's register matters less).
 The features are standardised and fed to a multinomial logistic regression trained on
-SoundFont renders of random melodies (:mod:`hpc_nst.train.judge`; the shipped weights:
+SoundFont renders of random melodies (:mod:`hpc_nst.metrics.judge_train`; the shipped weights:
 ``hpc_nst/assets/judge.npz``, see its model card). It shares no weights with any network a
 transfer job optimises, and a static EQ of the content keeps the content's features exactly,
 so the EQ baseline is judged as the content instrument: near chance for the style.

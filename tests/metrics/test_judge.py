@@ -64,7 +64,7 @@ def test_shipped_judge_hears_the_style_and_not_an_eq_of_the_content(tiny_job):
 
 @pytest.mark.slow
 def test_train_judge_small(soundfont, tmp_path):
-    from hpc_nst.train.judge import train_judge
+    from hpc_nst.metrics.judge_train import train_judge
 
     judge, metrics = train_judge(programs=(0, 40, 73), renders=2, seed=3, soundfont=soundfont,
                                  gl_fraction=0.5)
