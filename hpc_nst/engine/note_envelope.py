@@ -20,6 +20,8 @@ Used by the ``notes`` method (:mod:`hpc_nst.engine.methods.notes`) and by the ``
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 BANDS = 24
@@ -77,12 +79,9 @@ def note_template(levels: np.ndarray, onsets: np.ndarray, length: int) -> np.nda
     for k, (a, b) in enumerate(_segments(onsets, frames)):
         seg = levels[:, a:min(b, a + length)]
         stack[k, :, :seg.shape[1]] = seg - seg.max(axis=1, keepdims=True)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            template = np.nanmedian(stack, axis=0)
+    with warnings.catch_warnings():  # an all-NaN column (no note that long) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        template = np.nanmedian(stack, axis=0)
     covered = np.where(~np.isnan(template[0]))[0]
     last = int(covered[-1]) if covered.size else -1
     if last < 0:
