@@ -77,9 +77,8 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
         for item in items:
             out.extend(_run_batch(cfg, [item], device, batch))
         return out
-    n = len(items)
     # batch_pairs: the pairs whose timings are shared (on the CPU each pair runs alone)
-    return [PairResult(p.index, None if r.error else r, r.error, batch, min(n, r.group_pairs))
+    return [PairResult(p.index, None if r.error else r, r.error, batch, r.group_pairs)
             for (p, _, _), r in zip(items, results)]
 
 

@@ -31,8 +31,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 N_MELS = 64
-N_FFT = 1024
 HOP = 256  # 16 ms frames: modulation rates up to 31 Hz
+MEL = {"n_fft": 1024, "hop_length": HOP, "n_mels": N_MELS}
 FLOOR_DB = 60.0
 SLOW_LAG = 4
 RATE_BANDS_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 31.25))
@@ -43,17 +43,15 @@ _PER_BAND = 9
 
 def band_dynamics(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """The band-normalised log-mel spectrogram ``(N_MELS, frames)``: floored, time-mean removed."""
-    import librosa
+    from hpc_nst.metrics.reference import band_db
 
     a = np.asarray(audio, dtype=np.float32)
     if sr != SAMPLE_RATE:
+        import librosa
+
         a = librosa.resample(a, orig_sr=sr, target_sr=SAMPLE_RATE)
-    a = a / (np.sqrt(np.mean(a.astype(np.float64) ** 2)) + 1e-8)
-    spec = librosa.feature.melspectrogram(y=a, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
-                                          n_mels=N_MELS, fmax=SAMPLE_RATE / 2)
-    db = 10.0 * np.log10(np.maximum(spec, 1e-10))
-    db = np.maximum(db, db.max(axis=1, keepdims=True) - FLOOR_DB)
-    return (db - db.mean(axis=1, keepdims=True)).astype(np.float64)
+    db = band_db(a, SAMPLE_RATE, MEL, FLOOR_DB).astype(np.float64)
+    return db - db.mean(axis=1, keepdims=True)
 
 
 def _modulation_power(d: np.ndarray) -> np.ndarray:

@@ -50,17 +50,19 @@ def mel_db(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return librosa.power_to_db(spec, **DB)
 
 
-def band_db(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+def band_db(audio: np.ndarray, sr: int = SAMPLE_RATE, mel: dict | None = None,
+            floor_db: float = DB["top_db"]) -> np.ndarray:
     """Log-mel in dB as :func:`mel_db`, but floored per band at the band's own max - 80 dB.
 
     A static EQ or gain shifts a band's values and its floor alike, so after removing each
-    band's time-mean the result does not depend on them.
+    band's time-mean the result does not depend on them. ``mel`` (librosa melspectrogram
+    settings, default :data:`MEL`) and ``floor_db`` serve the EQ-proof judge.
     """
     import librosa
 
-    spec = librosa.feature.melspectrogram(y=normalize_power(audio), sr=sr, **MEL)
+    spec = librosa.feature.melspectrogram(y=normalize_power(audio), sr=sr, **(mel or MEL))
     db = 10.0 * np.log10(np.maximum(spec, DB["amin"]))
-    return np.maximum(db, db.max(axis=1, keepdims=True) - DB["top_db"])
+    return np.maximum(db, db.max(axis=1, keepdims=True) - floor_db)
 
 
 def mfcc_mean(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:

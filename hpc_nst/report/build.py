@@ -80,35 +80,35 @@ def _labels(paths: Sequence[Path]) -> list[str]:
 
 
 def _classifier(opts: ReportOptions, notes: list[str]) -> Any:
-    if "style" not in opts.groups:
-        return None
     from hpc_nst.metrics.style_class import load_classifier
-    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
+    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT
 
-    if opts.classifier is None and not DEFAULT_CHECKPOINT.is_file():
-        notes.append("Classifier-judged style not computed: no trained classifier is shipped "
-                     "in this build (pass --classifier).")
-        return None
-    try:
-        return load_classifier(opts.classifier)
-    except CheckpointError as exc:
-        notes.append(f"Classifier-judged style not computed: {exc}")
-        return None
+    return _optional_model(opts, notes, "style", opts.classifier, DEFAULT_CHECKPOINT,
+                           load_classifier, "Classifier-judged style", "--classifier")
 
 
 def _judge(opts: ReportOptions, notes: list[str]) -> Any:
-    if "judge" not in opts.groups:
-        return None
-    from hpc_nst.errors import CheckpointError
     from hpc_nst.metrics.judge import DEFAULT_JUDGE, load_judge
 
-    if opts.judge is None and not DEFAULT_JUDGE.is_file():
-        notes.append("EQ-proof judge not computed: none is shipped in this build (pass --judge).")
+    return _optional_model(opts, notes, "judge", opts.judge, DEFAULT_JUDGE, load_judge,
+                           "EQ-proof judge", "--judge")
+
+
+def _optional_model(opts: ReportOptions, notes: list[str], group: str, path: Path | None,
+                    default: Path, load: Callable[[Path | None], Any], what: str,
+                    flag: str) -> Any:
+    """The model a metric group needs, or None with a note saying why it was not computed."""
+    if group not in opts.groups:
+        return None
+    from hpc_nst.errors import CheckpointError
+
+    if path is None and not default.is_file():
+        notes.append(f"{what} not computed: none is shipped in this build (pass {flag}).")
         return None
     try:
-        return load_judge(opts.judge)
+        return load(path)
     except CheckpointError as exc:
-        notes.append(f"EQ-proof judge not computed: {exc}")
+        notes.append(f"{what} not computed: {exc}")
         return None
 
 

@@ -58,8 +58,6 @@ METRIC_COLUMNS = metric_columns()
 COLUMNS = columns()
 INT_COLUMNS = ("seed", "attempts")
 CACHE_SIZE = 512
-#: Methods without an optimised spectrogram: no loss curves, spectral convergence not applicable.
-PASSTHROUGH = ("content-copy", "style-copy", "eq", "notes", "envelope-eq")
 
 
 class _LRU(OrderedDict):
@@ -138,7 +136,7 @@ class Evaluator:
         notes: list[str] = []
         sr = info.sample_rate
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("run", lambda: self._run(pair, info.method in PASSTHROUGH, info.terms)),
+            ("run", lambda: self._run(pair, info.terms)),
             ("spectral", lambda: self._spectral(pair, sr, row)),
             ("style", lambda: self._style(pair, row["style_label"], sr, info, notes)),
             ("judge", lambda: self._judge(pair, row["style_label"], sr)),
@@ -157,11 +155,13 @@ class Evaluator:
         row["notes"] = "; ".join(notes)
         return row
 
-    def _run(self, pair: PairData, passthrough: bool, terms: Sequence[str]) -> dict[str, Any]:
+    def _run(self, pair: PairData, terms: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if pair.losses is not None and pair.records > 0:
             out.update(runm.final_losses(pair.losses, pair.records, terms or LOSS_TERMS))
-        if not passthrough:
+        # Only an optimised spectrogram went through Griffin-Lim; methods that pass audio
+        # through record no losses and have no convergence to report.
+        if pair.records > 0:
             out["spectral_convergence"] = pair.spectral_convergence
         out["runtime_s"] = runm.runtime(pair.timings, pair.batch_pairs)
         out["ms_per_iteration"] = pair.timings.get("ms_per_iteration", math.nan)
