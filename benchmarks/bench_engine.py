@@ -1,11 +1,13 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
-        [--device cpu|cuda] [--profile] [--whole-batch]
+        [--device cpu|cuda] [--profile]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
 plain 3x3 convolution (128 -> 256 channels at 64x64, forward), the best case for the CPU.
+A batch is one forward/backward pass (the GPU's path; on a CPU the engine runs each pair alone,
+i.e. batch 1).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from hpc_nst.config import load_job
 from hpc_nst.engine.device import pick_device
 from hpc_nst.engine.objective import Objective
-from hpc_nst.engine.transfer import chunks
 from hpc_nst.models.checkpoint import resolve_model
 
 
@@ -51,7 +52,6 @@ def bench(
     width: int | None,
     device: torch.device,
     profile: bool = False,
-    whole_batch: bool = False,
 ) -> dict:
     overrides = {"model": "random"} if width else {}
     if width:
@@ -69,12 +69,9 @@ def bench(
     x = x.to(device).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=0.05)
 
-    passes = [(0, batch, objective)] if whole_batch else chunks(objective, device, batch)
-
-    def step() -> None:  # chunked as the engine does on a CPU (transfer.CPU_CHUNK)
+    def step() -> None:  # one pass over the batch (a GPU's path; a CPU runs each pair alone)
         opt.zero_grad(set_to_none=True)
-        for a, b, sub in passes:
-            sub(x[a:b])[0].sum().backward()
+        objective(x)[0].sum().backward()
         opt.step()
 
     return _timed(step, batch, iterations, model.width, device, profile)
@@ -126,8 +123,6 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
-    parser.add_argument("--whole-batch", action="store_true",
-                        help="one pass over the whole batch, also on a CPU (no chunking)")
     args = parser.parse_args()
     device = pick_device(args.device)
     ref = conv_reference_gflops(device)
@@ -138,7 +133,7 @@ def main() -> None:
         f"{'GFLOP/s':>8} {'of ref':>7}"
     )
     for b in args.batch_sizes:
-        r = bench(b, args.iterations, args.width, device, args.profile, args.whole_batch)
+        r = bench(b, args.iterations, args.width, device, args.profile)
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "

@@ -64,13 +64,6 @@ class Objective:
             targets = {t.name: t.targets(inputs) for t in terms}
         return cls(model, loss, content_lengths, terms, targets)
 
-    def select(self, start: int, stop: int) -> Objective:
-        """The objective of items ``start:stop`` only (views of the targets, no copies)."""
-        return Objective(
-            self.model, self.loss, self.lengths[start:stop], self.terms,
-            {name: {k: v[start:stop] for k, v in tg.items()} for name, tg in self.targets.items()},
-        )
-
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted total ``(B,)`` and the unweighted terms ``{name: (B,)}`` for ``x``."""
         layers = self.x_layers

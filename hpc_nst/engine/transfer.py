@@ -82,28 +82,6 @@ def initial_spectrogram(content: torch.Tensor, seed: int, cfg: JobConfig) -> tor
     return torch.randn(content.shape, generator=gen) * cfg.optim.noise_std
 
 
-CPU_CHUNK = 2
-"""Items per forward/backward pass on a CPU. Per pair, batches of 1-2 are the fastest there
-(their activations stay in cache: 15 ms per pair and iteration at 1-2 against 27 ms at 16,
-width 16), so a larger batch is evaluated two items at a time; the result is the same, since
-every item's loss depends on that item alone. GPUs take the whole batch in one pass."""
-
-
-def chunk_size(device: torch.device, batch: int) -> int:
-    """How many items of a batch one forward/backward pass takes on ``device``."""
-    return batch if device.type != "cpu" else min(batch, CPU_CHUNK)
-
-
-def chunks(objective: Objective, device: torch.device, batch: int
-           ) -> list[tuple[int, int, Objective]]:
-    """``(start, stop, objective of those items)`` for each pass over a batch on ``device``."""
-    size = chunk_size(device, batch)
-    if size >= batch:
-        return [(0, batch, objective)]
-    return [(a, min(a + size, batch), objective.select(a, min(a + size, batch)))
-            for a in range(0, batch, size)]
-
-
 def _optimise(
     x: torch.Tensor,
     objective: Objective,
@@ -116,25 +94,16 @@ def _optimise(
     iterations, every = cfg.optim.iterations, cfg.optim.record_every
     step = 0
 
-    passes = chunks(objective, x.device, x.shape[0])
-    grad = torch.zeros_like(x)  # x.grad, filled in place by every evaluation
-
     def evaluate() -> torch.Tensor:
-        """Loss of every item; sets ``x.grad``, computed one chunk of items at a time."""
+        """Loss of every item; sets ``x.grad``."""
         nonlocal step
-        totals, kept_totals, all_terms = [], [], []
-        for a, b, sub in passes:
-            xc = x.detach()[a:b].requires_grad_(True)
-            total, terms = sub(xc * mask[a:b])
-            # Non-finite items must not poison the others: drop them from the objective.
-            kept = torch.where(torch.isfinite(total), total, torch.zeros_like(total))
-            (grad[a:b],) = torch.autograd.grad(kept.sum(), xc)
-            totals.append(total.detach())
-            kept_totals.append(kept.detach())
-            all_terms.append({k: v.detach() for k, v in terms.items()})
+        xc = x.detach().requires_grad_(True)
+        total, terms = objective(xc * mask)
+        # Non-finite items must not poison the others: drop them from the objective.
+        kept = torch.where(torch.isfinite(total), total, torch.zeros_like(total))
+        (grad,) = torch.autograd.grad(kept.sum(), xc)
         x.grad = grad.nan_to_num_(0.0, 0.0, 0.0)
-        total = torch.cat(totals)
-        terms = {k: torch.cat([t[k] for t in all_terms]) for k in objective.names}
+        total, terms = total.detach(), {k: v.detach() for k, v in terms.items()}
         if step % every == 0 or step == iterations - 1:
             history["total"].append(total)
             for k, v in terms.items():
@@ -146,7 +115,7 @@ def _optimise(
                 {k: float(v.mean()) for k, v in terms.items()} | {"total": float(total.mean())},
             )
         step += 1
-        return torch.cat(kept_totals).sum()
+        return kept.detach().sum()
 
     if cfg.optim.optimizer == "adam":
         opt = torch.optim.Adam([x], lr=cfg.optim.learning_rate)

@@ -122,29 +122,28 @@ def test_ulyanov_baseline_reduces_its_loss(tiny_job):
     assert set(r.losses) == {"total", "content", "style", "envelope", "timbre"}
 
 
-def test_objective_select_gives_each_items_terms(tiny_job):
-    """The CPU path evaluates a batch in chunks (transfer.CPU_CHUNK): a chunk's terms must be
-    the same items' terms of the whole batch."""
+def test_objective_of_a_batch_is_each_items_alone(tiny_job):
+    """Every item's loss depends on that item alone (what per-pair results across batch sizes
+    rest on): the objective of a padded batch gives each item the terms it has by itself."""
     import torch
 
     from hpc_nst.engine.objective import Objective
-    from hpc_nst.engine.transfer import CPU_CHUNK, chunk_size
     from hpc_nst.models.checkpoint import resolve_model
 
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(5, 257, 40, generator=gen), torch.rand(5, 257, 30, generator=gen)
     lengths, s_lengths = torch.tensor([40, 33, 40, 20, 38]), torch.tensor([30, 30, 12, 25, 30])
-    objective = Objective.build(resolve_model(tiny_job), tiny_job.loss, content, lengths,
-                                style, s_lengths)
+    model = resolve_model(tiny_job)
+    objective = Objective.build(model, tiny_job.loss, content, lengths, style, s_lengths)
     x = torch.rand(5, 257, 40, generator=gen)
     total, terms = objective(x)
-    for a, b in ((0, 2), (2, 4), (4, 5)):
-        sub_total, sub_terms = objective.select(a, b)(x[a:b])
-        torch.testing.assert_close(sub_total, total[a:b], rtol=1e-4, atol=1e-6)
+    for i in range(5):
+        one = Objective.build(model, tiny_job.loss, content[i:i + 1], lengths[i:i + 1],
+                              style[i:i + 1], s_lengths[i:i + 1])
+        one_total, one_terms = one(x[i:i + 1])
+        torch.testing.assert_close(one_total, total[i:i + 1], rtol=1e-4, atol=1e-6)
         for k in terms:
-            torch.testing.assert_close(sub_terms[k], terms[k][a:b], rtol=1e-4, atol=1e-6)
-    assert chunk_size(torch.device("cpu"), 16) == CPU_CHUNK
-    assert chunk_size(torch.device("cuda"), 16) == 16
+            torch.testing.assert_close(one_terms[k], terms[k][i:i + 1], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("frames, s_frames, filters", [(30, 22, 512), (40, 40, 64)])
