@@ -1,7 +1,8 @@
 """The one API for reading a batch store: :func:`store_info` (open and describe),
 :func:`pairs_table` (the small per-pair columns as a DataFrame), :func:`iter_pairs` (every pair
-with its audio and loss curves, in bounded memory), :func:`read_spectrograms` (one pair's
-spectrograms) and :func:`loss_terms`. ``status``, ``export`` and ``report`` all read through it.
+with its audio and loss curves, in bounded memory) and :func:`read_spectrograms` (one pair's
+spectrograms); :attr:`StoreInfo.terms` names the loss curves. ``status``, ``export`` and
+``report`` all read through it.
 
 Built on :func:`hpc_nst.batch.store.open_root` / :func:`~hpc_nst.batch.store.read_column` and the
 documented layout: small per-pair arrays are read one metadata block (8192 pairs, rounded to
@@ -255,7 +256,3 @@ def read_spectrograms(info: StoreInfo, index: int) -> dict[str, np.ndarray]:
     block = np.asarray(root["spectrogram"][index, :, :, :longest])
     return {k: block[j, :, : int(frames[j])] for j, k in enumerate(kinds)}
 
-
-def loss_terms(info: StoreInfo) -> list[str]:
-    """Names of the loss curves (the ``term`` coordinate)."""
-    return [str(t) for t in st.read_column(st.open_root(info.path), "term")]

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.audio.io import AudioError, load_audio
     from hpc_nst.cli import UserError
     from hpc_nst.config import STFTConfig
-    from hpc_nst.engine.device import TransferError, pick_device
-    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint
+    from hpc_nst.engine.device import pick_device
+    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
     from hpc_nst.train.classify import classify_audio, top_k
 
     if args.top < 1:
@@ -41,11 +41,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.model or DEFAULT_CHECKPOINT
     if args.model is None and not DEFAULT_CHECKPOINT.is_file():
         raise UserError("no trained classifier is shipped in this build; pass --model")
-    try:
-        model, meta = load_checkpoint(path, stft)
-        device = pick_device(args.device)
-    except (CheckpointError, TransferError) as exc:
-        raise UserError(str(exc)) from None
+    model, meta = load_checkpoint(path, stft)
+    device = pick_device(args.device)
     classes = meta.get("classes")
     if not isinstance(classes, list) or len(classes) != model.n_classes:
         raise UserError(f"{path}: checkpoint has no class names (not a trained classifier)")

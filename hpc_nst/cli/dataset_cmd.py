@@ -94,10 +94,8 @@ def add_triplets_parser(dsub: argparse._SubParsersAction) -> None:
 
 def run_triplets(args: argparse.Namespace) -> int:
     """Entry point of ``hpc-nst dataset triplets``."""
-    import sys
-
-    from hpc_nst.cli import UserError
     from hpc_nst.data.triplets import render_triplets
+    from hpc_nst.errors import UsageError
 
     counts = list(args.count)
     if len(counts) == 1 and len(args.seconds) > 1:
@@ -107,6 +105,6 @@ def run_triplets(args: argparse.Namespace) -> int:
             args.out_dir, counts, args.seconds, args.seed, args.soundfont,
             None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)))
     except (ValueError, ImportError) as exc:
-        raise UserError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     print(manifest)
     return 0

@@ -40,13 +40,8 @@ def export(store: Path, out_dir: Path, fmt: str = "wav",
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.batch.store import StoreError
-    from hpc_nst.cli import UserError
 
-    try:
-        counts = export(args.store, args.output, args.format, args.overwrite)
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
+    counts = export(args.store, args.output, args.format, args.overwrite)
     print(f"wrote {counts['written']} file(s) to {args.output}"
           + (f"; kept {counts['kept']} existing (use --overwrite to replace)"
              if counts["kept"] else "")

@@ -56,7 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.batch.store import StoreError
     from hpc_nst.cli import UserError
     from hpc_nst.report.build import ReportOptions, build_report, stderr_progress
 
@@ -70,10 +69,7 @@ def run(args: argparse.Namespace) -> int:
         groups=groups, classifier=args.classifier, judge=args.judge, details=args.details,
         failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
         title=args.title, progress=None if args.quiet else stderr_progress)
-    try:
-        result = build_report(args.stores, args.output, opts)
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
+    result = build_report(args.stores, args.output, opts)
     for note in result.notes:
         print(f"note: {note}")
     done = sum(s.done for s in result.stores)

@@ -87,9 +87,7 @@ def _sigterm(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.cluster import ClusterOptions
-    from hpc_nst.batch.manifest import ManifestError
     from hpc_nst.batch.runner import RunOptions, run_batch
-    from hpc_nst.batch.store import StoreError
     from hpc_nst.cli import UserError
 
     if args.batch_size < 1 or (args.batches_per_task is not None and args.batches_per_task < 1):
@@ -106,13 +104,10 @@ def run(args: argparse.Namespace) -> int:
         job_extra=args.job_extra, scheduler_file=args.scheduler_file)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        if args.cluster == "slurm-runner":
-            summary = _in_allocation(args, cfg, opts, copts)
-        else:
-            summary = run_batch(args.manifest, args.output, cfg, opts, copts)
-    except (ManifestError, StoreError) as exc:
-        raise UserError(str(exc)) from None
+    if args.cluster == "slurm-runner":
+        summary = _in_allocation(args, cfg, opts, copts)
+    else:
+        summary = run_batch(args.manifest, args.output, cfg, opts, copts)
     print_summary(summary)
     return summary.exit_code
 

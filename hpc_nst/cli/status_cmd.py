@@ -63,13 +63,8 @@ def collect(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.batch.store import StoreError
-    from hpc_nst.cli import UserError
 
-    try:
-        info = collect(args.store)
-    except StoreError as exc:
-        raise UserError(str(exc)) from None
+    info = collect(args.store)
     if args.json:
         print(json.dumps(info, indent=1))
         return 0

@@ -75,13 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.cli import UserError
     from hpc_nst.config import STFTConfig
     from hpc_nst.engine.device import TransferError, pick_device
-    from hpc_nst.models.checkpoint import CheckpointError, read_checkpoint
+    from hpc_nst.models.checkpoint import read_checkpoint
     from hpc_nst.train.cache import build_cache
-    from hpc_nst.train.pack import PackError, is_pack, read_pack, write_pack
-    from hpc_nst.train.sources import ManifestError, data_hash, load_examples
+    from hpc_nst.train.pack import is_pack, read_pack, write_pack
+    from hpc_nst.train.sources import data_hash, load_examples
     from hpc_nst.train.trainer import (
         TrainConfig,
-        TrainError,
         load_state,
         print_progress,
         train,
@@ -101,53 +100,50 @@ def run(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
     except (TransferError, RuntimeError) as exc:
         raise UserError(str(exc)) from None
-    try:
-        if is_pack(args.manifest):
-            if args.export_pack:
-                raise UserError(f"{args.manifest} is already a spectrogram pack")
-            pack = read_pack(args.manifest, dither=not args.evaluate)  # score what was stored
-            labels, splits, cache, stft = pack.labels, pack.splits, pack.cache, pack.stft
-            source, digest = f"{pack.source} (pack {args.manifest})", pack.data_hash
-            if say:
-                say(f"{len(labels)} examples from the pack {args.manifest}")
-        else:
-            examples = load_examples(args.manifest, args.label_key)
-            root = args.manifest if args.manifest.is_dir() else args.manifest.parent
-            cache_dir = args.cache_dir or root / ".hpc_nst_cache"
-            if say:
-                say(f"{len(examples)} examples from {args.manifest}")
-            cache = build_cache(examples, cache_dir, stft, progress=say)
-            labels, splits = [ex.label for ex in examples], [ex.split for ex in examples]
-            source, digest = str(args.manifest), data_hash(examples, root)
-        if args.evaluate:
-            return _evaluate(args, labels, splits, cache, stft, device, say)
+    if is_pack(args.manifest):
         if args.export_pack:
-            meta = write_pack(cache, labels, splits, stft, digest, args.export_pack,
-                              source=source, workers=min(4, os.cpu_count() or 1), progress=say)
-            if say:
-                say(f"wrote {meta}")
-            return 0
-        width = args.width or 16
-        if args.init_from is not None:
-            if args.resume is not None:
-                raise UserError("--init-from starts a new run; --resume continues one: pick one")
-            width = int(read_checkpoint(args.init_from)["arch"]["width"])
-            if args.width is not None and args.width != width:
-                raise UserError(f"--width {args.width}, but {args.init_from} has width {width}")
-        cfg = TrainConfig(
-            epochs=args.epochs or 10, width=width, batch_size=args.batch_size, lr=args.lr,
-            crop_frames=max(8, int(round(args.crop * stft.sample_rate / stft.hop_length))),
-            seed=args.seed,
-        )
-        if args.resume is not None and args.epochs is None:
-            cfg.epochs = int(load_state(args.resume)["config"]["epochs"])
-        train(
-            labels, splits, cache, args.output, cfg, stft, digest, device,
-            resume=args.resume, progress=say, init_from=args.init_from,
-            extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
-        )
-    except (ManifestError, TrainError, PackError, CheckpointError) as exc:
-        raise UserError(str(exc)) from None
+            raise UserError(f"{args.manifest} is already a spectrogram pack")
+        pack = read_pack(args.manifest, dither=not args.evaluate)  # score what was stored
+        labels, splits, cache, stft = pack.labels, pack.splits, pack.cache, pack.stft
+        source, digest = f"{pack.source} (pack {args.manifest})", pack.data_hash
+        if say:
+            say(f"{len(labels)} examples from the pack {args.manifest}")
+    else:
+        examples = load_examples(args.manifest, args.label_key)
+        root = args.manifest if args.manifest.is_dir() else args.manifest.parent
+        cache_dir = args.cache_dir or root / ".hpc_nst_cache"
+        if say:
+            say(f"{len(examples)} examples from {args.manifest}")
+        cache = build_cache(examples, cache_dir, stft, progress=say)
+        labels, splits = [ex.label for ex in examples], [ex.split for ex in examples]
+        source, digest = str(args.manifest), data_hash(examples, root)
+    if args.evaluate:
+        return _evaluate(args, labels, splits, cache, stft, device, say)
+    if args.export_pack:
+        meta = write_pack(cache, labels, splits, stft, digest, args.export_pack,
+                          source=source, workers=min(4, os.cpu_count() or 1), progress=say)
+        if say:
+            say(f"wrote {meta}")
+        return 0
+    width = args.width or 16
+    if args.init_from is not None:
+        if args.resume is not None:
+            raise UserError("--init-from starts a new run; --resume continues one: pick one")
+        width = int(read_checkpoint(args.init_from)["arch"]["width"])
+        if args.width is not None and args.width != width:
+            raise UserError(f"--width {args.width}, but {args.init_from} has width {width}")
+    cfg = TrainConfig(
+        epochs=args.epochs or 10, width=width, batch_size=args.batch_size, lr=args.lr,
+        crop_frames=max(8, int(round(args.crop * stft.sample_rate / stft.hop_length))),
+        seed=args.seed,
+    )
+    if args.resume is not None and args.epochs is None:
+        cfg.epochs = int(load_state(args.resume)["config"]["epochs"])
+    train(
+        labels, splits, cache, args.output, cfg, stft, digest, device,
+        resume=args.resume, progress=say, init_from=args.init_from,
+        extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
+    )
     return 0
 
 

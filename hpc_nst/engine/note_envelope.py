@@ -14,8 +14,7 @@ module measures that movement and applies it:
    the harmonics - the notes - stay where they are). Bands where the content is silent are
    never raised.
 
-Used by the ``notes`` method (:mod:`hpc_nst.engine.methods.notes`) and by the ``nst`` method's
-``optim.content_source = "notes"`` (the content target re-enveloped before the optimisation).
+Used by the ``notes`` method (:mod:`hpc_nst.engine.methods.notes`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from hpc_nst.audio.griffin_lim import griffin_lim
 from hpc_nst.audio.spectrogram import log_magnitude, magnitude_from_log
 from hpc_nst.config import JobConfig
+from hpc_nst.engine.terms.base import PAPER_TERMS
 from hpc_nst.engine.transfer import (
     Progress,
     TransferResult,
@@ -37,7 +38,7 @@ from hpc_nst.losses import style_transfer as L
 FILTERS, WIDTH, CONTENT_SCALE = 4096, 11, 1e-2
 
 #: The loss curves a pair records (the same four terms as the paper's objective).
-RECORDED = ("total", "content", "style", "envelope", "timbre")
+RECORDED = ("total", *PAPER_TERMS)
 
 
 def random_filters(bins: int, seed: int, device: torch.device) -> torch.Tensor:
