@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,9 +180,11 @@ def _batch_sizes(started: np.ndarray) -> np.ndarray:
     return out
 
 
-def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
-               with_audio: bool = True) -> Iterator[PairData]:
-    """Every pair of the store in store order, reading one block at a time.
+def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool = True,
+               only: Sequence[int] | None = None, with_losses: bool = True
+               ) -> Iterator[PairData]:
+    """Every pair of the store in store order (or those at the indices ``only``), reading one
+    block at a time; blocks without a wanted pair are not read at all.
 
     Relative input paths resolve against ``inputs_dir`` (default: the manifest's folder).
     """
@@ -200,18 +202,27 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
     chunk = int(audio_arr.chunks[1])  # zarr decodes whole inner chunks
     per_pair = 4 * chunk * -(-int(audio_arr.shape[1]) // chunk) if with_audio else 1
     window = max(ppt, min(block, (READ_BYTES // per_pair) // ppt * ppt))
+    wanted = np.ones(info.n_pairs, bool)
+    if only is not None:
+        wanted = np.zeros(info.n_pairs, bool)
+        wanted[np.asarray(only, dtype=np.int64)] = True
     for b0 in range(0, info.n_pairs, block):
         b1 = min(b0 + block, info.n_pairs)
+        if not wanted[b0:b1].any():
+            continue
         meta = {n: root[n][b0:b1] for n in names}
         explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
         for w0 in range(b0, b1, window):
             w1 = min(w0 + window, b1)
+            if not wanted[w0:w1].any():
+                continue
             status = meta["status"][w0 - b0:w1 - b0]
             done = status == st.DONE
             samples = meta["samples"][w0 - b0:w1 - b0]
             audio = loss = None
-            if done.any():
-                loss = np.asarray(loss_arr[w0:w1])
+            if (done & wanted[w0:w1]).any():
+                if with_losses:
+                    loss = np.asarray(loss_arr[w0:w1])
                 if with_audio:
                     audio = np.asarray(audio_arr[w0:w1, : int(samples[done].max())])
             timings = meta["timings"][w0 - b0:w1 - b0]
@@ -225,6 +236,8 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None,
                 batch = np.where(recorded > 0, recorded, batch)
             for k in range(w1 - w0):
                 i = w0 + k
+                if not wanted[i]:
+                    continue
                 j = i - b0
                 code = int(status[k])
                 paths = tuple(str(meta[f"{r}_path"][j]) for r in ("content", "style", "target"))

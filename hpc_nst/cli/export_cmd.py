@@ -20,20 +20,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def export(store: Path, out_dir: Path, fmt: str = "wav",
            overwrite: bool = False) -> dict[str, int]:
     """Write every done pair's audio; returns counts (written, kept, not_done)."""
+    import numpy as np
+
     from hpc_nst.audio.io import write_audio
-    from hpc_nst.batch.reader import iter_pairs, pairs_table, store_info
+    from hpc_nst.batch import store as st
+    from hpc_nst.batch.reader import iter_pairs, store_info
 
     info = store_info(store)
-    table = pairs_table(info)
+    root = st.open_root(info.path)
+    ids, done = st.read_column(root, "pair"), root["status"][:] == st.DONE
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"written": 0, "kept": 0, "not_done": int((table["status"] != "done").sum())}
-    todo = {str(pid) for pid, status in zip(table["pair"], table["status"])
-            if status == "done" and (overwrite or not (out_dir / f"{pid}.{fmt}").exists())}
-    counts["kept"] = int((table["status"] == "done").sum()) - len(todo)
-    if not todo:
-        return counts
-    for pair in iter_pairs(info, with_audio=True):  # bounded memory: a few shards at a time
-        if pair.pair_id in todo and pair.audio is not None:
+    todo = [i for i in np.flatnonzero(done)
+            if overwrite or not (out_dir / f"{ids[i]}.{fmt}").exists()]
+    counts = {"written": 0, "kept": int(done.sum()) - len(todo),
+              "not_done": int((~done).sum())}
+    # Only the shards holding pairs to write are read (bounded memory: a few at a time).
+    for pair in iter_pairs(info, with_audio=True, only=todo, with_losses=False):
+        if pair.audio is not None:
             write_audio(out_dir / f"{pair.pair_id}.{fmt}", pair.audio, info.sample_rate)
             counts["written"] += 1
     return counts

@@ -71,6 +71,42 @@ def test_iter_pairs_streams_every_pair_with_its_data(tmp_path, monkeypatch):
         assert p.batch_pairs == len(partner)
 
 
+def test_iter_pairs_reads_only_the_pairs_asked_for(tmp_path, monkeypatch):
+    path, k = _fake_store(tmp_path)
+    info = reader.store_info(path)
+    monkeypatch.setattr(reader, "READ_BYTES", 1)  # one shard per bulk read
+    monkeypatch.setattr(st, "META_CHUNK", 8)
+    reads = []
+    real = reader.st.open_root
+
+    def counting_root(*a, **kw):
+        root = real(*a, **kw)
+        audio = root["audio"]
+
+        class Audio:
+            chunks, shape = audio.chunks, audio.shape
+
+            def __getitem__(self, key):
+                reads.append(key[0])
+                return audio[key]
+
+        class Root:
+            def __getitem__(self, name):
+                return Audio() if name == "audio" else root[name]
+
+            def __contains__(self, name):
+                return name in root
+
+        return Root()
+
+    monkeypatch.setattr(reader.st, "open_root", counting_root)
+    pairs = list(reader.iter_pairs(info, only=[1, 2, 25], with_losses=False))
+    assert [p.index for p in pairs] == [1, 2, 25]
+    assert all(p.audio is not None and p.losses is None for p in pairs)
+    assert np.allclose(pairs[2].audio, k[25] / 1000.0)
+    assert [(s.start, s.stop) for s in reads] == [(0, 4), (24, 28)]  # two windows of 30 pairs
+
+
 def test_labels_from_manifest_columns_and_sidecars(tmp_path):
     m = tmp_path / "bench.csv"
     m.write_text("pair_id,content,style,style_label\na,x,y,Violin\nb,x,y,Cello\n")
