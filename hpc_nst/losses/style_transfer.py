@@ -134,6 +134,17 @@ def dct_basis(
     return basis.to(device=device, dtype=dtype or torch.float64)
 
 
+def floored_db(log_mag: torch.Tensor, lengths: torch.Tensor, floor_db: float) -> torch.Tensor:
+    """Magnitude ``expm1(X)`` in dB, floored ``floor_db`` below each item's peak; 0 in padded
+    frames. ``(B, F, T)`` -> ``(B, F, T)``. The floor follows the signal without a gradient."""
+    valid = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)[:, None, :] > 0
+    # clamped below expm1's float32 overflow, so no inf (or NaN gradient) from padded frames
+    mag = torch.where(valid, torch.expm1(log_mag.clamp(0.0, 80.0)), 0.0)
+    peak = mag.flatten(1).amax(1).detach().clamp_min(EPS)
+    floor = peak * 10.0 ** (-floor_db / 20.0)
+    return torch.where(valid, 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None])), 0.0)
+
+
 def cepstral_envelope(
     log_mag: torch.Tensor, lengths: torch.Tensor, coefficients: int
 ) -> torch.Tensor:
@@ -149,12 +160,7 @@ def cepstral_envelope(
     """
     if coefficients < 1:
         raise ValueError(f"cepstral_envelope needs coefficients >= 1, got {coefficients}")
-    valid = _time_mask(lengths, log_mag.shape[-1], log_mag.dtype)[:, None, :] > 0
-    # clamped below expm1's float32 overflow, so no inf (or NaN gradient) from padded frames
-    mag = torch.where(valid, torch.expm1(log_mag.clamp(0.0, 80.0)), 0.0)
-    peak = mag.flatten(1).amax(1).detach().clamp_min(EPS)
-    floor = peak * 10.0 ** (-FLOOR_DB / 20.0)
-    db = torch.where(valid, 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None])), 0.0)
+    db = floored_db(log_mag, lengths, FLOOR_DB)
     mean_db = db.sum(-1) / lengths.clamp_min(1)[:, None].to(db.dtype)
     basis = dct_basis(log_mag.shape[-2], coefficients, log_mag.device, log_mag.dtype)
     return mean_db @ basis.T

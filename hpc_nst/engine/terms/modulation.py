@@ -10,7 +10,8 @@ difference of ``log(power + 1)`` between the output and the style, per item (0 f
 dynamics, whatever the lengths: power is normalised by the number of valid frames).
 
 Parameters (``loss.term_params."modulation.<name>"``): ``bands`` (default 16) and ``floor_db``
-(default 80). Weight: ``loss.term_weights.modulation`` (off by default).
+(default 80). Weight: ``loss.term_weights.modulation`` (off by default). The band edges assume
+the paper's STFT (16 kHz, 10 ms hop): a term sees the loss settings only, not the STFT's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import torch
 from hpc_nst.config import LossConfig
 from hpc_nst.engine.terms.base import Current, TargetInputs, Term, register_term
 from hpc_nst.errors import ConfigError
+from hpc_nst.losses import style_transfer as L
 
 FRAME_RATE = 100.0  # frames per second at the paper's 10 ms hop (only sets the octave edges)
 LOWEST_HZ = 0.5
+OCTAVES = max(1, int(math.floor(math.log2((FRAME_RATE / 2) / LOWEST_HZ))))
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,11 +62,10 @@ def _mel_rows(n_bins: int, bands: int, device: torch.device, dtype: torch.dtype)
 @functools.lru_cache(maxsize=64)
 def _octave_pool_cpu(n_fft: int) -> torch.Tensor:
     freqs = torch.fft.rfftfreq(n_fft, d=1.0 / FRAME_RATE).to(torch.float64)
-    n_oct = max(1, int(math.floor(math.log2((FRAME_RATE / 2) / LOWEST_HZ))))
-    edges = LOWEST_HZ * 2.0 ** torch.arange(n_oct + 1, dtype=torch.float64)
-    pool = torch.zeros(len(freqs), n_oct, dtype=torch.float64)
+    edges = LOWEST_HZ * 2.0 ** torch.arange(OCTAVES + 1, dtype=torch.float64)
+    pool = torch.zeros(len(freqs), OCTAVES, dtype=torch.float64)
     edges[-1] += 1e-9
-    for m in range(n_oct):
+    for m in range(OCTAVES):
         pool[(freqs >= edges[m]) & (freqs < edges[m + 1]), m] = 1.0
     return pool
 
@@ -71,25 +73,19 @@ def _octave_pool_cpu(n_fft: int) -> torch.Tensor:
 def modulation_stats(log_mag: torch.Tensor, lengths: torch.Tensor, bands: int,
                      floor_db: float) -> torch.Tensor:
     """``log(1 + modulation power)`` per (band, octave): ``(B, F, T)`` -> ``(B, bands, M)``."""
-    frames = log_mag.shape[-1]
-    valid = (torch.arange(frames, device=log_mag.device)[None, :] < lengths[:, None])
-    valid = valid.to(log_mag.dtype)
-    mag = torch.expm1(log_mag.clamp(0.0, 80.0)) * valid[:, None, :]
-    peak = mag.flatten(1).amax(1).detach().clamp_min(1e-12)
-    floor = peak * 10.0 ** (-floor_db / 20.0)
-    db = 20.0 * torch.log10(torch.maximum(mag, floor[:, None, None]))
+    db = L.floored_db(log_mag, lengths, floor_db)
     rows = _mel_rows(log_mag.shape[-2], bands, log_mag.device, log_mag.dtype)
-    env = torch.einsum("kf,bft->bkt", rows, db)
-    n = lengths.clamp_min(1).to(log_mag.dtype)
-    mean = (env * valid[:, None, :]).sum(-1, keepdim=True) / n[:, None, None]
-    env = env - mean
+    env = torch.einsum("kf,bft->bkt", rows, db)  # 0 in padded frames
+    n = lengths.clamp_min(1)
+    env = env - env.sum(-1, keepdim=True) / n[:, None, None].to(env.dtype)
     # Each item at its own length (not the batch's padded one), so its statistics do not
-    # depend on its companions; Parseval: /(n * n) makes the summed power the mean square.
-    power = []
-    for i, n_i in enumerate(lengths.clamp_min(1).tolist()):
-        spectrum = torch.fft.rfft(env[i, :, :n_i], dim=-1).abs().pow(2) / float(n_i * n_i)
-        power.append(spectrum @ _octave_pool(int(n_i), log_mag.device, log_mag.dtype))
-    power = torch.stack(power)
+    # depend on its companions; items of one length share one FFT. Parseval: /(n * n) makes
+    # the summed power the mean square.
+    power = env.new_empty(env.shape[0], bands, OCTAVES)
+    for n_i in torch.unique(n).tolist():
+        idx = torch.nonzero(n == n_i).flatten()
+        spectrum = torch.fft.rfft(env[idx, :, :n_i], dim=-1).abs().pow(2) / float(n_i * n_i)
+        power[idx] = spectrum @ _octave_pool(int(n_i), log_mag.device, log_mag.dtype)
     return torch.log1p(power)
 
 
