@@ -123,15 +123,10 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
         else:
             cols[name] = data
     status = cols["status"]
-    cols["status"] = np.array([st.STATUS_NAMES[c] if 0 <= c < len(st.STATUS_NAMES) else "?"
-                               for c in status.tolist()], dtype=object)
-    started = cols.get("started_at", np.full(len(status), np.nan))
-    started = np.where(status == st.DONE, started, np.nan)
-    ppt = max(info.pairs_per_task, 1)
-    inferred = np.concatenate([_batch_sizes(started[a:a + ppt])
-                               for a in range(0, len(status), ppt)] or [np.zeros(0, np.int64)])
-    recorded = cols.get("batch_pairs", np.zeros(len(status), np.int64))
-    cols["batch_pairs"] = np.where(recorded > 0, recorded, inferred)
+    cols["status"] = _status_names(status)
+    started = np.where(status == st.DONE, cols.get("started_at", np.nan), np.nan)
+    cols["batch_pairs"] = _batch_pairs(started, cols.get("batch_pairs"), 0,
+                                       max(info.pairs_per_task, 1))
     return pd.DataFrame(cols)
 
 
@@ -168,16 +163,25 @@ def _resolve(base: Path | None, rel: str) -> Path | None:
     return p if p.is_absolute() or base is None else base / p
 
 
-def _batch_sizes(started: np.ndarray) -> np.ndarray:
-    """Pairs per batch within one shard, for stores without a ``batch_pairs`` array (made
-    before it existed): pairs of a batch share their ``started_at``."""
+def _status_names(codes: np.ndarray) -> np.ndarray:
+    """Status codes as names (``"?"`` for a code this version does not know)."""
+    names = np.asarray((*st.STATUS_NAMES, "?"), dtype=object)
+    codes = np.asarray(codes, dtype=np.int64)
+    return names[np.where((codes >= 0) & (codes < len(st.STATUS_NAMES)), codes, -1)]
+
+
+def _batch_pairs(started: np.ndarray, recorded: np.ndarray | None, first: int,
+                 ppt: int) -> np.ndarray:
+    """Pairs per batch of pairs ``first, first + 1, ...``: as recorded by the worker, or (0:
+    a store made before it was recorded) the pairs of the same shard sharing ``started_at``."""
+    started = np.asarray(started, dtype=np.float64)
     out = np.ones(len(started), np.int64)
-    finite = np.isfinite(started)
-    values, counts = np.unique(started[finite], return_counts=True)
-    lookup = dict(zip(values.tolist(), counts.tolist()))
-    for k in np.flatnonzero(finite):
-        out[k] = lookup[float(started[k])]
-    return out
+    finite = np.flatnonzero(np.isfinite(started))
+    if finite.size:
+        keys = np.stack([((first + finite) // ppt).astype(np.float64), started[finite]], axis=1)
+        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        out[finite] = counts[inverse.ravel()]
+    return out if recorded is None else np.where(recorded > 0, recorded, out)
 
 
 def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool = True,
@@ -217,6 +221,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
             if not wanted[w0:w1].any():
                 continue
             status = meta["status"][w0 - b0:w1 - b0]
+            status_names = _status_names(status)
             done = status == st.DONE
             samples = meta["samples"][w0 - b0:w1 - b0]
             audio = loss = None
@@ -229,21 +234,17 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
             started = timings[:, t_started] if t_started is not None else \
                 np.full(w1 - w0, np.nan)
             started = np.where(done, started, np.nan)
-            batch = np.concatenate([_batch_sizes(started[s0 - w0:min(s0 + ppt, w1) - w0])
-                                    for s0 in range(w0, w1, ppt)])
-            if explicit is not None:  # recorded by the worker (0: a pair written before)
-                recorded = explicit[w0 - b0:w1 - b0]
-                batch = np.where(recorded > 0, recorded, batch)
+            batch = _batch_pairs(started, None if explicit is None else
+                                 explicit[w0 - b0:w1 - b0], w0, ppt)
             for k in range(w1 - w0):
                 i = w0 + k
                 if not wanted[i]:
                     continue
                 j = i - b0
-                code = int(status[k])
                 paths = tuple(str(meta[f"{r}_path"][j]) for r in ("content", "style", "target"))
                 pair = PairData(
                     index=i, pair_id=str(meta["pair"][j]),
-                    status=st.STATUS_NAMES[code] if 0 <= code < len(st.STATUS_NAMES) else "?",
+                    status=status_names[k],
                     error=str(meta["error"][j]),
                     content=_resolve(base, paths[0]), style=_resolve(base, paths[1]),
                     target=_resolve(base, paths[2]), paths=paths,  # type: ignore[arg-type]

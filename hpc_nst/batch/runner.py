@@ -202,7 +202,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
                         run_id)
     except KeyboardInterrupt:
         interrupted = True
-        log.warning("run %s interrupted; finished pairs are saved", run_id)
+        log.info("run %s interrupted; finished pairs are saved", run_id)  # the print says so
         print("\ninterrupted: finished pairs are saved; rerun the same command to resume",
               file=out)
     finally:
@@ -345,7 +345,7 @@ class _Dispatch:
                 if lost and self.tries[task.shard] <= self.opts.max_resubmits:
                     print(f"shard {task.shard}: its workers died repeatedly; resubmitting "
                           f"(try {self.tries[task.shard] + 1})", file=self.out)
-                    log.warning("shard %d: workers lost (%s); resubmitting, try %d",
+                    log.info("shard %d: workers lost (%s); resubmitting, try %d",
                                 task.shard, type(exc).__name__, self.tries[task.shard] + 1)
                     futures.add(self.submit(task))
                     continue

@@ -6,7 +6,7 @@ is the term registry's business (:mod:`hpc_nst.engine.terms`), not this module's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,14 +24,13 @@ class Objective:
     lengths: torch.Tensor  # content frames per item
     terms: list[Term]
     targets: dict[str, dict[str, torch.Tensor]]  # term name -> batch-first target tensors
+    #: Layers of X the terms need and each weighted term, fixed once per objective.
+    x_layers: set[str] = field(init=False)
+    weighted: list[tuple[str, float]] = field(init=False)
 
-    @property
-    def x_layers(self) -> set[str]:
-        """Layers of X the terms need (computed once per objective, not per evaluation)."""
-        if "_x_layers" not in self.__dict__:
-            self.__dict__["_x_layers"] = set().union(*(t.layers(self.loss)[0]
-                                                       for t in self.terms))
-        return self.__dict__["_x_layers"]
+    def __post_init__(self) -> None:
+        self.x_layers = set().union(*(t.layers(self.loss)[0] for t in self.terms))
+        self.weighted = [(t.name, t.weight(self.loss)) for t in self.terms if t.weight(self.loss)]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,8 +70,6 @@ class Objective:
         current = Current(x, self.lengths, feats, self.loss)
         values = {t.name: t.value(current, self.targets[t.name]) for t in self.terms}
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for t in self.terms:
-            w = t.weight(self.loss)
-            if w:
-                total = total + w * values[t.name]
+        for name, w in self.weighted:
+            total = total + w * values[name]
         return total, values
