@@ -225,9 +225,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if key not in names:
             raise ConfigError(f"{full}: unknown key (known: {', '.join(sorted(names))})")
         typ = hints[key]
-        if typing.get_origin(typ) is dict:
-            kwargs[key] = _coerce(full, value, typ)
-        elif dataclasses.is_dataclass(typ):
+        if dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
                 raise ConfigError(f"{full}: expected a table/section, got {value!r}")
             kwargs[key] = _build(typ, value, prefix=f"{full}.")
