@@ -66,8 +66,8 @@ class LossConfig:
     timbre_coefficients: int = 12  # cepstral coefficients 1..N of "cepstral"
     #: Weights of the registered terms beyond the four above (``name -> weight``; 0 = off).
     term_weights: dict[str, float] = field(default_factory=dict, hash=False)
-    #: Parameters of registered terms, ``"<term>.<param>" -> value`` (see each term's module).
-    term_params: dict[str, float] = field(default_factory=dict, hash=False)
+    #: Parameters of registered terms, ``term -> {param: value}`` (see each term's module).
+    term_params: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
     weights = {k: v for k, v in dict(loss.get("term_weights", {})).items() if v != 0}
     loss["term_weights"] = weights
     loss["term_params"] = {k: v for k, v in dict(loss.get("term_params", {})).items()
-                           if k.split(".", 1)[0] in weights}
+                           if k in weights}
     if loss.get("timbre_envelope", "spectrum") == "spectrum":
         loss.pop("timbre_envelope", None)
         loss.pop("timbre_coefficients", None)
@@ -261,13 +261,13 @@ def _validate(cfg: JobConfig) -> JobConfig:
         need(term.weight_key() == f"loss.term_weights.{name}", f"loss.term_weights.{name}",
              f"this term's weight is {term.weight_key()}")
         need(weight >= 0, f"loss.term_weights.{name}", "must be >= 0")
-    for dotted in cfg.loss.term_params:
-        name, _, param = dotted.partition(".")
-        term = TERMS.get(name, f"loss.term_params.{dotted}")
-        if param not in term.params:
-            raise RegistryError(f"loss.term_params.{dotted}: {name!r} has no parameter "
-                                f"{param!r} (its parameters: "
-                                f"{', '.join(sorted(term.params)) or 'none'})")
+    for name, params in cfg.loss.term_params.items():
+        term = TERMS.get(name, f"loss.term_params.{name}")
+        for param in params:
+            if param not in term.params:
+                raise RegistryError(f"loss.term_params.{name}.{param}: {name!r} has no "
+                                    f"parameter {param!r} (its parameters: "
+                                    f"{', '.join(sorted(term.params)) or 'none'})")
     for name in cfg.loss.term_weights:
         TERMS.get(name).validate(cfg.loss)
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")
@@ -314,8 +314,6 @@ def _resolve_alias(key: str) -> str:
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
-    if len(parts) > 2 and parts[0] == "loss" and parts[1] == "term_params":
-        parts = [*parts[:2], ".".join(parts[2:])]  # "<term>.<param>" is one key
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})

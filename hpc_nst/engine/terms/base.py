@@ -50,7 +50,7 @@ class Term:
 
     #: The term's name: the store's ``term`` coordinate and the report's ``loss_<name>`` column.
     name: ClassVar[str] = ""
-    #: Parameters and their defaults, set per job as ``loss.term_params."<name>.<param>"``.
+    #: Parameters and their defaults, set per job as ``loss.term_params.<name>.<param>``.
     params: ClassVar[Mapping[str, float]] = {}
     #: Computed and recorded even at weight 0 (the paper's four terms, as stores always had).
     always_recorded: ClassVar[bool] = False
@@ -71,7 +71,7 @@ class Term:
 
     def param(self, loss: LossConfig, key: str) -> float:
         """A parameter's value in a job (its default unless ``loss.term_params`` sets it)."""
-        return float(loss.term_params.get(f"{self.name}.{key}", self.params[key]))
+        return float(loss.term_params.get(self.name, {}).get(key, self.params[key]))
 
     def layers(self, loss: LossConfig) -> tuple[set[str], set[str], set[str]]:
         """Layers needed of ``(X, content, style)``; none by default."""

@@ -9,9 +9,10 @@ octave-wide modulation bands from 0.5 Hz up to half the frame rate. The term is 
 difference of ``log(power + 1)`` between the output and the style, per item (0 for equal
 dynamics, whatever the lengths: power is normalised by the number of valid frames).
 
-Parameters (``loss.term_params."modulation.<name>"``): ``bands`` (default 16) and ``floor_db``
-(default 80). Weight: ``loss.term_weights.modulation`` (off by default). The band edges assume
-the paper's STFT (16 kHz, 10 ms hop): a term sees the loss settings only, not the STFT's.
+Parameters (``loss.term_params.modulation.<name>``; in TOML a table
+``[loss.term_params.modulation]``): ``bands`` (default 16) and ``floor_db`` (default 80).
+Weight: ``loss.term_weights.modulation`` (off by default). The band edges assume the paper's
+STFT (16 kHz, 10 ms hop): a term sees the loss settings only, not the STFT's.
 """
 
 from __future__ import annotations
