@@ -1,8 +1,11 @@
 """Reading and validating a CSV manifest of content/style pairs.
 
-Columns: ``content`` and ``style`` (required), ``pair_id`` and ``target`` (optional), and
+Columns: ``content`` and ``style`` (required), ``pair_id`` and ``target`` (optional),
 per-row overrides of the job keys in :data:`OVERRIDE_COLUMNS` (an empty cell keeps the job's
-value). Relative paths resolve against the manifest's folder. Every problem is collected, with
+value), and any other column as *metadata* (labels, splits, sources...): kept as text, carried
+into the store and out through ``export``, never used by the computation. A column name one typo
+away from a known one (``stlye``, ``seeds``) is refused with the suggestion, not taken as
+metadata. Relative paths resolve against the manifest's folder. Every problem is collected, with
 its CSV line number, before anything runs: file-level problems (unknown or missing columns, not
 UTF-8, no rows) are always fatal; a row with problems is invalid, and the run refuses to start
 unless ``--skip-invalid`` records such rows as failed.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import hashlib
 import io
 import math
@@ -34,7 +38,8 @@ OVERRIDE_COLUMNS = (
 )
 KNOWN_COLUMNS = ("pair_id", *PATH_COLUMNS, *OVERRIDE_COLUMNS)
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$")
-
+#: Metadata column names: printable, no leading/trailing space, at most 100 characters.
+_META_RE = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]{0,98}[^\s\x00-\x1f])?$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Pair:
     content_samples: int  # at the job's sample rate, from the file header; -1 unknown
     style_samples: int
     error: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # (column, value) of the metadata columns
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Manifest:
     sha256: str
     pairs: list[Pair]
     problems: list[str] = field(default_factory=list)  # "line N: ..." for every invalid row
+    metadata_columns: tuple[str, ...] = ()  # the manifest's extra columns, in CSV order
 
     @property
     def valid(self) -> list[Pair]:
@@ -125,11 +132,17 @@ def _header(path: Path, header: list[str] | None) -> list[str]:
     cols = [h.strip() for h in header]
     problems = []
     for i, name in enumerate(cols):
-        if name not in KNOWN_COLUMNS:
-            problems.append(f"line 1: unknown column {name!r} (column {i + 1}; allowed: "
-                            f"{', '.join(KNOWN_COLUMNS)})")
-        elif cols.index(name) != i:
+        if cols.index(name) != i:
             problems.append(f"line 1: column {name!r} appears twice")
+        elif name not in KNOWN_COLUMNS:
+            near = difflib.get_close_matches(name.lower(), KNOWN_COLUMNS, n=1, cutoff=0.8)
+            if near:
+                problems.append(f"line 1: unknown column {name!r} (column {i + 1}): did you "
+                                f"mean {near[0]!r}? Rename it (other columns are kept as "
+                                "metadata, but this one looks like a misspelt known column)")
+            elif not _META_RE.match(name):
+                problems.append(f"line 1: column {i + 1} has no usable name ({name!r}): give "
+                                "every column a name of 1-100 printable characters")
     for name in REQUIRED_COLUMNS:
         if name not in cols:
             problems.append(f"line 1: missing required column {name!r}")
@@ -154,6 +167,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         cols = _header(path, next(reader, None))
     except csv.Error as exc:
         raise ManifestError(path, [f"line 1: malformed CSV ({exc})"]) from None
+    meta_cols = tuple(c for c in cols if c not in KNOWN_COLUMNS)
     base = os.path.dirname(os.path.abspath(path))
     stft = job.stft
     probe = _AudioInfo(stft.sample_rate, stft.win_length)
@@ -182,6 +196,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             if not row[name]:
                 errs.append(f"empty {name!r}")
         overrides = tuple((k, row[k]) for k in OVERRIDE_COLUMNS if row.get(k))
+        metadata = tuple((c, row[c]) for c in meta_cols)
         cfg = configs.get(overrides)
         if cfg is None:
             try:
@@ -234,12 +249,12 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             target=row.get("target", ""), content_path=resolved["content"] or Path(base),
             style_path=resolved["style"] or Path(base), target_path=resolved["target"],
             overrides=overrides, cfg=cfg, digest=digest, content_samples=samples["content"],
-            style_samples=samples["style"], error=error,
+            style_samples=samples["style"], error=error, metadata=metadata,
         ))
     if not pairs and not problems:
         raise ManifestError(path, [f"line {line}: no rows after the header"])
     return Manifest(path=path, sha256=hashlib.sha256(raw).hexdigest(), pairs=pairs,
-                    problems=problems)
+                    problems=problems, metadata_columns=meta_cols)
 
 
 def group_key(cfg: JobConfig) -> str:

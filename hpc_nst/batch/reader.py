@@ -45,6 +45,7 @@ class StoreInfo:
     manifest: Path | None  # the manifest the store was created from (absolute)
     terms: tuple[str, ...] = ()  # the loss curves' names (the ``term`` coordinate)
     attrs: dict[str, Any] = field(default_factory=dict)  # the root attributes
+    metadata_columns: tuple[str, ...] = ()  # the manifest's extra columns (``metadata``)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class PairData:
     records: int = 0
     losses: np.ndarray | None = None  # (terms, records)
     audio: np.ndarray | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # the manifest's extra columns
 
 
 def method_name(job: dict[str, Any]) -> str:
@@ -97,7 +99,16 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
         sample_rate=int(attrs.get("sample_rate", 16000)),
         hop_length=int(attrs.get("hop_length", 160)),
         manifest=Path(manifest) if manifest else None,
-        terms=tuple(str(t) for t in st.read_column(root, "term")), attrs=attrs)
+        terms=tuple(str(t) for t in st.read_column(root, "term")), attrs=attrs,
+        metadata_columns=tuple(str(c) for c in st.read_column(root, "metadata_column"))
+        if "metadata_column" in root else ())
+
+
+def metadata_names(info: StoreInfo) -> dict[str, str]:
+    """Metadata column -> its name in tables: itself, or ``meta_<name>`` where it would clash
+    with one of the store's own columns."""
+    own = {*TABLE_COLUMNS, "timing", *(str(t) for t in st.TIMINGS), "pair_id"}
+    return {c: f"meta_{c}" if c in own else c for c in info.metadata_columns}
 
 
 #: Small per-pair arrays in :func:`pairs_table` (2-D ones are expanded by their coordinate).
@@ -108,7 +119,8 @@ TABLE_COLUMNS = ("pair", "row", "status", "error", "attempts", "content_path", "
 
 def pairs_table(info: StoreInfo) -> pd.DataFrame:
     """One row per pair (store order): ids, paths, status (as names), errors, attempts,
-    device, host, batch id and size, and one ``<timing>`` column per timing."""
+    device, host, batch id and size, one ``<timing>`` column per timing, and the manifest's
+    metadata columns (named by :func:`metadata_names`)."""
     import pandas as pd
 
     root = st.open_root(info.path)
@@ -122,6 +134,10 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
                 cols[t] = data[:, j]
         else:
             cols[name] = data
+    if info.metadata_columns:
+        meta = st.read_column(root, "metadata")
+        for j, name in enumerate(metadata_names(info).values()):
+            cols[name] = meta[:, j]
     status = cols["status"]
     cols["status"] = _status_names(status)
     started = np.where(status == st.DONE, cols.get("started_at", np.nan), np.nan)
@@ -215,6 +231,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
         if not wanted[b0:b1].any():
             continue
         meta = {n: root[n][b0:b1] for n in names}
+        extra = root["metadata"][b0:b1] if info.metadata_columns else None
         explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
         for w0 in range(b0, b1, window):
             w1 = min(w0 + window, b1)
@@ -251,7 +268,9 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                     seed=int(meta["seed"][j]), device=str(meta["device"][j]),
                     attempts=int(meta["attempts"][j]),
                     timings={n: float(v) for n, v in zip(timing_names, timings[k])},
-                    batch_pairs=int(batch[k]))
+                    batch_pairs=int(batch[k]),
+                    metadata={} if extra is None else
+                    dict(zip(info.metadata_columns, (str(v) for v in extra[j]))))
                 if done[k]:
                     pair.records = int(meta["records"][j])
                     pair.spectral_convergence = float(meta["spectral_convergence"][j])

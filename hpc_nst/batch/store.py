@@ -186,6 +186,14 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     for col in ("content", "style", "target"):
         small(f"{col}_path", ["pair"], strings([getattr(p, col) for p in pairs]), str, "",
               description="as written in the manifest (relative to its folder)")
+    if manifest.metadata_columns:  # the manifest's extra columns, as text
+        coord("metadata_column", list(manifest.metadata_columns), str,
+              description="the manifest's metadata columns")
+        small("metadata", ["pair", "metadata_column"],
+              strings([[v for _, v in p.metadata] for p in pairs]).reshape(
+                  len(pairs), len(manifest.metadata_columns)),
+              str, "", extra=(len(manifest.metadata_columns),),
+              description="the manifest's metadata cells, as written")
     small("seed", ["pair"], np.array([p.cfg.optim.seed if p.cfg else -1 for p in pairs],
                                      np.int64), "int64", -1)
     params = {}

@@ -20,6 +20,7 @@ log = logging.getLogger("hpc_nst")
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
     "hpc_nst.cli.transfer_cmd",
+    "hpc_nst.cli.manifest_cmd",
     "hpc_nst.cli.run_cmd",
     "hpc_nst.cli.status_cmd",
     "hpc_nst.cli.export_cmd",
