@@ -10,8 +10,8 @@ give the same manifest. They are paired in one of three modes:
   balanced over styles (over style labels when there are labels, else over style files): every
   style gets ``n // styles`` or one more, each without repeating a content file where it can.
 
-Each row gets a deterministic ``pair_id`` (readable stems plus a hash of the two relative
-paths), paths relative to the manifest's folder (so the folder tree can move as a whole),
+Each row gets a deterministic ``pair_id`` (readable stems plus a hash of the two paths under
+their roots, so the ids do not change when the library moves), paths relative to the manifest's folder (so the folder tree can move as a whole),
 ``content_label``/``style_label`` from the first sub-folder under the root (``--labels-from-
 dirs``) and any columns of side CSVs keyed by file (``--labels``: a ``path`` column, relative to
 that CSV's folder, plus columns that become ``content_<col>``/``style_<col>``), and constant
@@ -46,6 +46,13 @@ class AudioFile:
     path: Path  # absolute
     root: Path  # the folder it was found under (for labels)
     label: str  # first sub-folder under ``root`` ('' for a file directly in it)
+
+    @property
+    def name(self) -> str:
+        """The path under its root (what the pair id hashes: independent of where the
+        manifest is written or the library is mounted)."""
+        return (self.path.relative_to(self.root) if self.path.is_relative_to(self.root)
+                else Path(self.path.name)).as_posix()
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,7 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
     header += [k for k, _ in opts.overrides] + [k for k, _ in opts.extra_columns]
     rows = []
     for c, s in _pairs(contents, styles, opts):
-        row = {"pair_id": pair_id(rel(c.path), rel(s.path)), "content": rel(c.path),
+        row = {"pair_id": pair_id(c.name, s.name), "content": rel(c.path),
                "style": rel(s.path)}
         if opts.labels_from_dirs:
             row.update(content_label=c.label, style_label=s.label)

@@ -70,7 +70,9 @@ def test_every_row_problem_is_reported_with_its_line(audio_dir, tiny):
 
 
 @pytest.mark.parametrize(("header", "message"), [
-    ("pair_id,content,style,colour", "unknown column 'colour'"),
+    ("pair_id,content,stlye", r"unknown column 'stlye' \(column 3\): did you mean 'style'\?"),
+    ("content,style,iteratons", r"did you mean 'iterations'\?"),
+    ("content,style,  ", "column 3 has no usable name"),
     ("pair_id,content", "missing required column 'style'"),
     ("content,style,style", "appears twice"),
     ("", "no header row"),
@@ -120,3 +122,16 @@ def test_unchecked_files_for_benchmarks(tmp_path, tiny):
     man = read_manifest(m, tiny, check_files=False)
     assert man.problems == [] and man.pairs[0].content_samples == -1
     assert os.path.isabs(man.pairs[0].content_path)
+
+
+def test_extra_columns_are_metadata(audio_dir, tiny):
+    m = write_csv(audio_dir / "meta.csv", "content,style_label,style,split,seed",
+                  ["a.wav,harp,b.wav,train,4", "b.wav,violin,c.wav,,"])
+    man = read_manifest(m, tiny)
+    assert not man.problems and man.metadata_columns == ("style_label", "split")
+    assert man.pairs[0].metadata == (("style_label", "harp"), ("split", "train"))
+    assert man.pairs[1].metadata == (("style_label", "violin"), ("split", ""))
+    assert man.pairs[0].cfg.optim.seed == 4  # known columns keep their meaning
+    # metadata does not enter the pair's identity: same ids as without the columns
+    plain = write_csv(audio_dir / "plain.csv", "content,style,seed", ["a.wav,b.wav,4"])
+    assert read_manifest(plain, tiny).pairs[0].pair_id == man.pairs[0].pair_id

@@ -1,0 +1,228 @@
+"""Export formats: plain files, Hugging Face ``audiofolder``, Parquet and WebDataset shards.
+
+Every format writes ``export.json`` beside the data (store, job, versions, counts, columns)
+and writes each file atomically (temporary name, then rename), so an interrupted export leaves
+complete files only; rerunning it gives the same bytes. Container formats are rewritten as a
+whole on each run (a store with more pairs done gives a bigger export); plain files already
+there are kept unless ``overwrite``. An output folder holding another store's export is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import re
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpc_nst.batch.reader import StoreInfo, store_info
+from hpc_nst.errors import UsageError
+from hpc_nst.export.items import CODECS, ExportItem, iter_items, to_json
+from hpc_nst.fsutil import atomic_path, atomic_write
+
+log = logging.getLogger(__name__)
+MANIFEST_NAME = "export.json"
+_KEY_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    codec: str = "wav"
+    overwrite: bool = False
+    shard_size: int = 1000  # items per WebDataset tar / Parquet row group
+    report: Path | None = None
+
+
+Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
+
+
+def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
+    written = kept = 0
+    for item in items:
+        path = out / f"{item.pair_id}.{opts.codec}"
+        if path.exists() and not opts.overwrite:
+            kept += 1
+            continue
+        data = item.encode(opts.codec)
+        atomic_write(path, lambda tmp, d=data: Path(tmp).write_bytes(d))
+        written += 1
+    return {"written": written, "kept": kept, "files": ["<pair_id>." + opts.codec]}
+
+
+def _write_audiofolder(items: Iterator[ExportItem], out: Path,
+                       opts: ExportOptions) -> dict[str, Any]:
+    """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl`` (``file_name`` first): what
+    ``datasets.load_dataset("audiofolder", data_dir=out)`` reads, metadata as columns."""
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    lines, written, kept = [], 0, 0
+    for item in items:
+        rel = f"audio/{item.pair_id}.{opts.codec}"
+        if (out / rel).exists() and not opts.overwrite:
+            kept += 1
+        else:
+            data = item.encode(opts.codec)
+            atomic_write(out / rel, lambda tmp, d=data: Path(tmp).write_bytes(d))
+            written += 1
+        lines.append(to_json({"file_name": rel, **item.fields}))
+    text = "".join(line + "\n" for line in lines)
+    atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    return {"written": written, "kept": kept, "items": len(lines),
+            "files": ["metadata.jsonl", f"audio/<pair_id>.{opts.codec}"]}
+
+
+def _arrow_type(values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int}:
+        return pa.int64() if kinds else pa.float64()
+    if kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
+
+
+def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
+    """``data.parquet``: one row per item, ``audio`` as ``{bytes, path}`` (the Hugging Face
+    ``Audio`` feature, declared in the schema's metadata) and one column per field."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = out / "data.parquet"
+    writer = None
+    rows = 0
+    batch: list[ExportItem] = []
+
+    def flush() -> None:
+        nonlocal writer, rows
+        if not batch:
+            return
+        keys = list(batch[0].fields)
+        cols: dict[str, Any] = {
+            "audio": pa.array([{"bytes": i.encode(opts.codec),
+                                "path": f"{i.pair_id}.{opts.codec}"} for i in batch],
+                              pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}
+        for k in keys:
+            values = [i.fields.get(k) for i in batch]
+            cols[k] = pa.array(values, type=writer.schema.field(k).type if writer else
+                               _arrow_type(values))
+        table = pa.table(cols)
+        if writer is None:
+            features = {"audio": {"_type": "Audio"}}
+            for f in table.schema:
+                if f.name != "audio":
+                    features[f.name] = {"_type": "Value", "dtype": str(f.type).replace(
+                        "double", "float64").replace("large_string", "string")}
+            meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+            writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta),
+                                      compression="zstd")
+        writer.write_table(table.cast(writer.schema))
+        rows += len(batch)
+        batch.clear()
+
+    with atomic_path(path) as tmp:
+        try:
+            for item in items:
+                batch.append(item)
+                if len(batch) >= opts.shard_size:
+                    flush()
+            flush()
+        finally:
+            if writer is not None:
+                writer.close()
+    return {"written": rows, "kept": 0, "items": rows, "files": ["data.parquet"]}
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _write_webdataset(items: Iterator[ExportItem], out: Path,
+                      opts: ExportOptions) -> dict[str, Any]:
+    """``shard-000000.tar``...: per item ``<key>.<codec>`` and ``<key>.json`` (the fields;
+    ``key`` is the pair id with characters other than letters, digits, ``_`` and ``-`` as
+    ``_``, since WebDataset splits keys at the first dot)."""
+    shards: list[str] = []
+    count = 0
+    seen: set[str] = set()
+    while chunk := list(itertools.islice(items, opts.shard_size)):
+        shards.append(f"shard-{len(shards):06d}.tar")
+        with atomic_path(out / shards[-1]) as tmp, \
+                tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for item in chunk:
+                key = _KEY_RE.sub("_", item.pair_id)
+                while key in seen:
+                    key += "_"
+                seen.add(key)
+                _tar_add(tar, f"{key}.{opts.codec}", item.encode(opts.codec))
+                _tar_add(tar, f"{key}.json", to_json(item.fields).encode())
+                count += 1
+    for stale in out.glob("shard-*.tar"):  # shards of an earlier, bigger export
+        if stale.name not in shards:
+            stale.unlink()
+    return {"written": count, "kept": 0, "items": count, "files": shards}
+
+
+#: Format name -> writer. ``wav``/``flac`` are plain files (``--codec`` is implied).
+FORMATS: dict[str, Writer] = {
+    "wav": _write_files, "flac": _write_files, "audiofolder": _write_audiofolder,
+    "parquet": _write_parquet, "webdataset": _write_webdataset,
+}
+
+
+def _check_target(out: Path, info: StoreInfo, fmt: str, overwrite: bool) -> None:
+    marker = out / MANIFEST_NAME
+    if not marker.is_file():
+        return
+    try:
+        old = json.loads(marker.read_text("utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    same = (old.get("store"), old.get("format")) == (str(info.path.resolve()), fmt)
+    if not same and not overwrite:
+        raise UsageError(f"{out} holds an export of {old.get('store')!r} as "
+                         f"{old.get('format')!r}; export to another folder, or pass "
+                         "--overwrite to replace it")
+
+
+def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
+                 opts: ExportOptions | None = None) -> dict[str, Any]:
+    """Export every done pair of ``store`` to ``out`` as ``fmt``; returns counts."""
+    from hpc_nst.batch import store as st
+
+    opts = opts or ExportOptions()
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: must be one of {', '.join(FORMATS)}")
+    if fmt in CODECS:
+        opts = ExportOptions(fmt, opts.overwrite, opts.shard_size, opts.report)
+    if opts.codec not in CODECS:
+        raise UsageError(f"--codec {opts.codec!r}: must be one of {', '.join(CODECS)}")
+    if opts.shard_size < 1:
+        raise UsageError(f"--shard-size {opts.shard_size}: must be at least 1")
+    info = store_info(store)
+    out = Path(out)
+    _check_target(out, info, fmt, opts.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    status = st.read_column(st.open_root(info.path), "status")
+    done = [int(i) for i in (status == st.DONE).nonzero()[0]]
+    if not done and fmt not in CODECS:
+        raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
+                         "status)")
+    result = FORMATS[fmt](iter_items(info, only=done, report=opts.report), out, opts)
+    result.update(not_done=int(len(status) - len(done)))
+    card = {"store": str(info.path.resolve()), "format": fmt, "codec": opts.codec,
+            "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
+            "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
+            "sample_rate": info.sample_rate, "metadata_columns": list(info.metadata_columns),
+            "report": str(opts.report) if opts.report else None, **result}
+    text = json.dumps(card, indent=1, sort_keys=True, default=str)
+    atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    log.info("exported %s pair(s) of %s to %s as %s", result.get("items", result["written"]),
+             info.path, out, fmt)
+    return result

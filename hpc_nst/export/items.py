@@ -1,0 +1,114 @@
+"""Each done pair of a store as an :class:`ExportItem`: audio plus flat, typed metadata."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc_nst.batch.reader import StoreInfo, iter_pairs, metadata_names
+
+#: Report columns carried into an export (when ``--report`` is given): the quality metrics.
+REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
+                  "pitch_jaccard", "style_top1", "style_prob", "judge_top1", "judge_prob",
+                  "judge_class", "output_class", "centroid_ratio", "bandwidth_ratio")
+CODECS = ("wav", "flac")
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One output: ``fields`` are JSON-able scalars (str, int, float or None), the same keys
+    for every item of a store (in a stable order)."""
+
+    pair_id: str
+    audio: np.ndarray
+    sample_rate: int
+    fields: dict[str, Any]
+
+    def encode(self, codec: str) -> bytes:
+        """The audio as a ``wav`` (32-bit float, as stored) or ``flac`` (24-bit) file."""
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        if codec == "flac":
+            sf.write(buf, np.clip(self.audio, -1.0, 1.0), self.sample_rate, format="FLAC",
+                     subtype="PCM_24")
+        else:
+            sf.write(buf, self.audio, self.sample_rate, format="WAV", subtype="FLOAT")
+        return buf.getvalue()
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]:
+    """``pair_id -> {metric: value}`` from a report folder's ``pairs.parquet`` (or
+    ``pairs.csv``), the rows of job ``label`` only."""
+    if report is None:
+        return {}
+    import pandas as pd
+
+    from hpc_nst.errors import UsageError
+
+    if (report / "pairs.parquet").is_file():
+        table = pd.read_parquet(report / "pairs.parquet")
+    elif (report / "pairs.csv").is_file():
+        table = pd.read_csv(report / "pairs.csv")
+    else:
+        raise UsageError(f"--report {report}: no pairs.parquet or pairs.csv there (the "
+                         "folder written by hpc-nst report)")
+    if "job" in table:
+        table = table[table["job"].astype(str) == label]
+    if table.empty:
+        raise UsageError(f"--report {report}: no rows of job {label!r} (report this store "
+                         "with hpc-nst report first, or export without --report)")
+    cols = [c for c in REPORT_METRICS if c in table]
+    return {str(r["pair_id"]): {c: _scalar(r[c]) if not isinstance(r[c], str) else r[c]
+                                for c in cols} for _, r in table.iterrows()}
+
+
+def iter_items(info: StoreInfo, only: list[int] | None = None,
+               report: Path | None = None) -> Iterator[ExportItem]:
+    """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`."""
+    metrics = report_metrics(report, info.label)
+    meta_names = metadata_names(info)
+    job = {"job": info.label, "method": info.method,
+           "job_digest": str(info.attrs.get("job_digest", ""))}
+    metric_keys = sorted({k for m in metrics.values() for k in m},
+                         key=lambda k: REPORT_METRICS.index(k))
+    for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
+        if pair.status != "done" or pair.audio is None:
+            continue
+        fields: dict[str, Any] = {
+            "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],
+            "target": pair.paths[2],
+            **{meta_names[k]: v for k, v in pair.metadata.items()},
+            "seed": pair.seed, **job,
+            "duration_s": round(len(pair.audio) / info.sample_rate, 6),
+            "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,
+            "spectral_convergence": _scalar(pair.spectral_convergence),
+        }
+        for t, term in enumerate(info.terms):
+            final = math.nan
+            if pair.losses is not None and pair.records > 0:
+                final = float(pair.losses[t, pair.records - 1])
+            fields[f"loss_{term}"] = _scalar(final)
+        got = metrics.get(pair.pair_id, {})
+        fields.update({k: got.get(k) for k in metric_keys})
+        yield ExportItem(pair.pair_id, np.asarray(pair.audio, np.float32), info.sample_rate,
+                         fields)
+
+
+def to_json(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, ensure_ascii=False, allow_nan=False)

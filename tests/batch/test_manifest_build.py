@@ -1,0 +1,156 @@
+"""``hpc-nst manifest``: folders/globs -> a manifest that ``hpc-nst run`` accepts as is."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.manifest_build import pair_id
+from hpc_nst.cli import main
+
+from .conftest import SR, tone
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """content/{piano,voice}/..., style/{harp,violin}/... plus a non-audio file."""
+    lib = tmp_path / "lib"
+    files = {"content/piano/p1.wav": 220, "content/piano/p2.flac": 262,
+             "content/voice/v1.wav": 300, "content/voice/v 2 é.wav": 310,
+             "style/harp/h1.wav": 440, "style/harp/h2.wav": 450,
+             "style/violin/vl1.wav": 500, "style/violin/deep/vl2.ogg": 520}
+    for rel, f0 in files.items():
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(lib / rel, tone(f0, 0.3), SR)
+    (lib / "style/violin/README.txt").write_text("not audio")
+    return lib
+
+
+def _build(*args: str) -> int:
+    return main(["manifest", *args])
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cross_with_labels_runs_through_the_reader(library, tmp_path, tiny, capsys):
+    (library / "style" / "families.csv").write_text(
+        "path,family,licence\nharp/h1.wav,plucked,cc0\nharp/h2.wav,plucked,cc0\n"
+        "violin/vl1.wav,bowed,cc-by\nviolin/deep/vl2.ogg,bowed,cc-by\n")
+    out = tmp_path / "manifests" / "all.csv"
+    assert _build("--content", str(library / "content"), "--style", str(library / "style"),
+                  "-r", "--labels-from-dirs", "--labels", str(library / "style/families.csv"),
+                  "--override", "seed=3", "--column", "split=train", "-o", str(out)) == 0
+    assert "16 pairs (cross) of 4 content x 4 style files" in capsys.readouterr().out
+    rows = _rows(out)
+    assert list(rows[0]) == ["pair_id", "content", "style", "content_label", "style_label",
+                             "style_family", "style_licence", "seed", "split"]
+    assert len({r["pair_id"] for r in rows}) == 16
+    assert Counter(r["style_label"] for r in rows) == {"harp": 8, "violin": 8}
+    assert Counter(r["content_label"] for r in rows) == {"piano": 8, "voice": 8}
+    vl2 = [r for r in rows if r["style"].endswith("vl2.ogg")]
+    assert {r["style_label"] for r in vl2} == {"violin"} and vl2[0]["style_family"] == "bowed"
+    assert all(r["seed"] == "3" and r["split"] == "train" for r in rows)
+    assert all(not Path(r["content"]).is_absolute() for r in rows)  # relative to the CSV
+    # hpc-nst run's reader takes it as is: paths resolve, extras are metadata, seed applies.
+    man = read_manifest(out, tiny)
+    assert not man.problems and len(man.valid) == 16
+    assert man.metadata_columns == ("content_label", "style_label", "style_family",
+                                    "style_licence", "split")
+    assert all(p.cfg.optim.seed == 3 for p in man.valid)
+    assert dict(man.pairs[0].metadata)["style_licence"] in ("cc0", "cc-by")
+    assert any("v 2 é" in p.content for p in man.pairs)
+    # Deterministic: the same folders give the same bytes; ids depend on the paths only.
+    again = tmp_path / "again.csv"
+    _build("--content", str(library / "content"), "--style", str(library / "style"), "-r",
+           "--labels-from-dirs", "--labels", str(library / "style/families.csv"),
+           "--override", "seed=3", "--column", "split=train", "-o", str(again))
+    assert [r["pair_id"] for r in _rows(again)] == [r["pair_id"] for r in rows]
+    assert pair_id("a/x.wav", "b/y.wav") == pair_id("a/x.wav", "b/y.wav") != \
+        pair_id("a/x.wav", "c/y.wav")
+
+
+def test_sample_is_seeded_distinct_and_balanced_over_styles(library, tmp_path):
+    made: list[Path] = []
+
+    def sample(seed: int, n: int) -> list[dict[str, str]]:
+        out = tmp_path / f"s{len(made)}.csv"
+        made.append(out)
+        assert _build("--content", str(library / "content"), "--style",
+                      str(library / "style"), "-r", "--labels-from-dirs", "--mode", "sample",
+                      "--pairs", str(n), "--seed", str(seed), "-o", str(out)) == 0
+        return _rows(out)
+
+    a, b, c = sample(1, 6), sample(1, 6), sample(2, 6)
+    assert a == b and a != c
+    for rows in (a, c):
+        assert len({(r["content"], r["style"]) for r in rows}) == 6  # no pair twice
+        assert Counter(r["style_label"] for r in rows) == {"harp": 3, "violin": 3}
+        uses = Counter(r["content"] for r in rows)
+        assert len(uses) == 4 and max(uses.values()) - min(uses.values()) <= 1
+    odd = sample(3, 5)
+    assert sorted(Counter(r["style_label"] for r in odd).values()) == [2, 3]
+
+
+def test_zip_globs_extensions_and_flat_folders(library, tmp_path):
+    out = tmp_path / "zip.csv"
+    assert _build("--content", str(library / "content/piano/*"), "--style",
+                  str(library / "style/harp"), "--mode", "zip", "-o", str(out)) == 0
+    rows = _rows(out)
+    assert [(Path(r["content"]).name, Path(r["style"]).name) for r in rows] == \
+        [("p1.wav", "h1.wav"), ("p2.flac", "h2.wav")]
+    only_wav = tmp_path / "wav.csv"
+    assert _build("--content", str(library / "content"), "--style", str(library / "style"),
+                  "-r", "--ext", "wav", "-o", str(only_wav)) == 0
+    assert not any(r["content"].endswith(".flac") or r["style"].endswith(".ogg")
+                   for r in _rows(only_wav))
+    glob_out = tmp_path / "glob.csv"
+    assert _build("--content", str(library / "content/**/*.wav"), "--style",
+                  str(library / "style/violin"), "-r", "-o", str(glob_out)) == 0
+    assert len(_rows(glob_out)) == 3 * 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--content", "{lib}/nowhere", "--style", "{lib}/style"],
+     "nowhere: 1 problem(s):\n  no such folder, file or glob pattern"),
+    (["--content", "{lib}/content", "--style", "{lib}/style"],
+     "no audio files (.wav, .flac, .ogg, .mp3, .aiff, .aif, .opus) found; sub-folders not "
+     "searched (add --recursive)"),
+    (["--content", "{lib}/content", "--style", "{lib}/style/harp", "-r", "--mode", "zip"],
+     "4 content files but 2 style files; zip pairs them one to one"),
+    (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--mode", "sample",
+      "--pairs", "17"], "--pairs 17: must be 1..16"),
+    (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--mode", "sample"],
+     "--mode sample needs --pairs N"),
+    (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--override",
+      "iteratons=5"], "'iteratons' is not a per-row key; allowed: seed,"),
+    (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--labels",
+      "{lib}/none.csv"], "none.csv: 1 problem(s):\n  labels file not found"),
+])
+def test_bad_requests_name_the_problem(library, tmp_path, capsys, args, message):
+    out = tmp_path / "m.csv"
+    argv = [a.replace("{lib}", str(library)) for a in args]
+    code = _build(*argv, "-o", str(out))
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not out.exists()
+
+
+def test_an_existing_manifest_is_not_overwritten(library, tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    out.write_text("precious\n")
+    args = ["--content", str(library / "content"), "--style", str(library / "style"), "-r"]
+    assert _build(*args, "-o", str(out)) == 2
+    assert "already exists; use --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "precious\n"
+    assert _build(*args, "-o", str(out), "--overwrite") == 0
+    assert len(_rows(out)) == 16
+    assert np.all([r["pair_id"] for r in _rows(out)])

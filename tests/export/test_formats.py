@@ -1,0 +1,144 @@
+"""``hpc-nst export``: each format read back with the library its users load it with."""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hpc_nst.batch.reader import iter_pairs, store_info
+from hpc_nst.cli import main
+from tests.batch.conftest import SR, TINY, tone
+
+pytestmark = pytest.mark.slow
+META = ("style_label", "split", "status")  # "status" clashes with a store column
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A store of 3 done pairs (one id with a dot) and one failed pair, with metadata."""
+    d = tmp_path_factory.mktemp("export")
+    for name, f0, sec in (("a", 220, 0.4), ("b", 330, 0.6), ("c", 440, 0.3)):
+        sf.write(d / f"{name}.wav", tone(f0, sec), SR)
+    (d / "m.csv").write_text(
+        "pair_id,content,style,style_label,split,status\n"
+        "ab,a.wav,b.wav,harp,train,x\n"
+        "v1.2,b.wav,c.wav,violin,test,y\n"
+        "ca,c.wav,a.wav,harp,train,z\n"
+        "lost,gone.wav,a.wav,harp,train,w\n")
+    out = d / "s.zarr"
+    code = main(["run", str(d / "m.csv"), "-o", str(out), "--skip-invalid", "--workers", "1",
+                 "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]])
+    assert code == 1  # one failed pair
+    return out
+
+
+def _stored(store: Path) -> dict[str, np.ndarray]:
+    return {p.pair_id: p.audio for p in iter_pairs(store_info(store)) if p.audio is not None}
+
+
+def _export(store: Path, out: Path, fmt: str, *extra: str) -> int:
+    return main(["export", str(store), "-o", str(out), "--format", fmt, *extra])
+
+
+def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
+    import datasets
+    out = tmp_path / "af"
+    assert _export(store, out, "audiofolder") == 0
+    assert "wrote 3 item(s) as audiofolder" in capsys.readouterr().out
+    ds = datasets.load_dataset("audiofolder", data_dir=str(out), split="train")
+    assert ds.num_rows == 3
+    assert {"pair_id", "content", "style", "style_label", "split", "meta_status", "seed",
+            "job", "method", "job_digest", "loss_total", "loss_style"} <= set(ds.column_names)
+    stored = _stored(store)
+    for row in ds:
+        samples = row["audio"].get_all_samples()
+        assert samples.sample_rate == SR
+        np.testing.assert_array_equal(samples.data.numpy()[0], stored[row["pair_id"]])
+    by_id = {r["pair_id"]: r for r in ds.remove_columns("audio")}
+    assert by_id["v1.2"]["style_label"] == "violin" and by_id["v1.2"]["meta_status"] == "y"
+    assert by_id["ab"]["split"] == "train" and by_id["ab"]["loss_total"] > 0
+    assert "lost" not in by_id
+    card = json.loads((out / "export.json").read_text())
+    assert card["format"] == "audiofolder" and card["not_done"] == 1
+    assert card["metadata_columns"] == list(META) and card["job"]["method"] == "nst"
+    # Rerun: same bytes; another store's export there is refused.
+    before = (out / "metadata.jsonl").read_bytes()
+    assert _export(store, out, "audiofolder") == 0
+    assert (out / "metadata.jsonl").read_bytes() == before
+    assert _export(store, out, "parquet") == 2
+    assert "holds an export of" in capsys.readouterr().err
+
+
+def test_parquet_reads_with_pyarrow_and_datasets(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "pq"
+    assert _export(store, out, "parquet", "--shard-size", "2") == 0
+    table = pq.read_table(out / "data.parquet")
+    assert table.num_rows == 3 and pq.ParquetFile(out / "data.parquet").num_row_groups == 2
+    assert table.schema.field("seed").type == "int64"
+    assert table.schema.field("loss_total").type == "double"
+    stored = _stored(store)
+    for row in table.to_pylist():
+        audio, rate = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
+        assert rate == SR
+        np.testing.assert_array_equal(audio, stored[row["pair_id"]])
+        assert row["split"] in ("train", "test")
+    import datasets
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data.parquet"), split="train")
+    assert isinstance(ds.features["audio"], datasets.Audio)
+    assert ds[0]["audio"].get_all_samples().sample_rate == SR
+
+
+def test_webdataset_shards_read_back(store, tmp_path):
+    import webdataset as wds
+    out = tmp_path / "wds"
+    assert _export(store, out, "webdataset", "--shard-size", "2", "--codec", "flac") == 0
+    shards = sorted(glob.glob(str(out / "shard-*.tar")))
+    assert [Path(s).name for s in shards] == ["shard-000000.tar", "shard-000001.tar"]
+    items = list(wds.WebDataset(shards, shardshuffle=False).decode())
+    assert len(items) == 3
+    stored = _stored(store)
+    for item in items:
+        meta = item["json"]
+        assert item["__key__"] == meta["pair_id"].replace(".", "_")
+        audio, rate = sf.read(io.BytesIO(item["flac"]), dtype="float32")
+        assert rate == SR
+        np.testing.assert_allclose(audio, stored[meta["pair_id"]], atol=2.0**-22)
+        assert meta["style_label"] in ("harp", "violin") and meta["job"] == "s"
+    first = [Path(s).read_bytes() for s in shards]
+    assert _export(store, out, "webdataset", "--shard-size", "2", "--codec", "flac") == 0
+    assert [Path(s).read_bytes() for s in shards] == first  # reruns: the same bits
+    assert _export(store, out, "webdataset", "--shard-size", "5", "--codec", "flac") == 0
+    assert sorted(p.name for p in out.glob("shard-*.tar")) == ["shard-000000.tar"]
+
+
+def test_report_metrics_travel_with_the_items(store, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["report", str(store), "-o", str(report), "--metrics", "spectral",
+                 "--quiet"]) == 0
+    out = tmp_path / "af"
+    assert _export(store, out, "audiofolder", "--report", str(report)) == 0
+    rows = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    assert all("bandwidth_ratio" in r and r["bandwidth_ratio"] > 0 for r in rows)
+    assert _export(store, tmp_path / "x", "parquet", "--report", str(tmp_path)) == 2
+    assert "no pairs.parquet or pairs.csv there" in capsys.readouterr().err
+
+
+def test_plain_files_keep_what_exists(store, tmp_path, capsys):
+    out = tmp_path / "wav"
+    assert _export(store, out, "wav") == 0
+    assert "wrote 3 file(s)" in (msg := capsys.readouterr().out)
+    assert "1 pair(s) not done" in msg
+    assert sorted(p.name for p in out.glob("*.wav")) == ["ab.wav", "ca.wav", "v1.2.wav"]
+    (out / "ab.wav").write_bytes(b"mine")
+    assert _export(store, out, "wav") == 0
+    assert "kept 3 existing" in capsys.readouterr().out and \
+        (out / "ab.wav").read_bytes() == b"mine"
