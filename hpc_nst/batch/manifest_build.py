@@ -10,12 +10,13 @@ give the same manifest. They are paired in one of three modes:
   balanced over styles (over style labels when there are labels, else over style files): every
   style gets ``n // styles`` or one more, each without repeating a content file where it can.
 
-Each row gets a deterministic ``pair_id`` (readable stems plus a hash of the two paths under
-their roots, so the ids do not change when the library moves), paths relative to the manifest's folder (so the folder tree can move as a whole),
-``content_label``/``style_label`` from the first sub-folder under the root (``--labels-from-
-dirs``) and any columns of side CSVs keyed by file (``--labels``: a ``path`` column, relative to
-that CSV's folder, plus columns that become ``content_<col>``/``style_<col>``), and constant
-job overrides (``--override seed=3``) for every row.
+Each row gets a deterministic ``pair_id`` (readable stems plus a hash of the two paths
+under their roots, so the ids do not change when the library moves), paths relative to the
+manifest's folder (so the folder tree can move as a whole), ``content_label``/``style_label``
+from the first sub-folder under the root (``--labels-from-dirs``) and any columns of side CSVs
+keyed by file (``--labels``: a ``path`` column, relative to that CSV's folder, plus columns that
+become ``content_<col>``/``style_<col>``), and constant job overrides (``--override seed=3``)
+for every row.
 """
 
 from __future__ import annotations
