@@ -7,8 +7,10 @@
   is a documented example). One job = one worker process = one GPU: a GPU request per job
   (added unless the configuration already has one), ``--resources GPU=1``, ``--lifetime`` and
   ``--lifetime-stagger`` under the walltime (unless configured), adaptive scaling between
-  ``min_workers`` and ``workers``. ``SLURM_*``/``SBATCH_*`` variables of a driver running inside
-  an sbatch job are scrubbed first, so they do not leak into the worker jobs.
+  ``min_workers`` and ``workers``; ``HPC_NST_PYTHON`` / ``HPC_NST_SETUP`` become the worker
+  jobs' ``python`` command and job-script prologue unless configured. ``SLURM_*``/``SBATCH_*``
+  variables of a driver running inside an sbatch job are scrubbed first, so they do not leak
+  into the worker jobs.
 - ``slurm-runner``: everything inside one allocation (dask-jobqueue's ``SLURMRunner`` under
   ``srun``): rank 0 is the scheduler, rank 1 the driver, the other ranks are workers.
 """
@@ -154,6 +156,14 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     if "--lifetime" not in args:
         args += lifetime_args(kwargs.get("walltime", get("walltime")), name)
     kwargs["worker_extra_args"] = args
+    # The driver's launcher reaches the worker jobs: HPC_NST_PYTHON (may be several words,
+    # e.g. a container: "apptainer exec --nv img.sif python"; dask-jobqueue writes it into
+    # the job script unquoted) and HPC_NST_SETUP (shell code run first).
+    if get("python") is None and os.environ.get("HPC_NST_PYTHON", "").strip():
+        kwargs["python"] = os.environ["HPC_NST_PYTHON"].strip()
+    setup = os.environ.get("HPC_NST_SETUP", "").strip()
+    if setup and get("job-script-prologue") is None:
+        kwargs["job_script_prologue"] = [setup]
     return kwargs
 
 

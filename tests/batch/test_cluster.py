@@ -100,3 +100,25 @@ def test_generated_slurm_job_script():
     assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -t 01:00:00" in script
     assert "--resources GPU=1" in script and "--lifetime 3060s" in script
     assert "--lifetime-stagger 180s" in script and "--nthreads 2" in script
+
+
+def test_container_launcher_reaches_the_worker_job_script(monkeypatch):
+    """HPC_NST_PYTHON of several words (a container) and HPC_NST_SETUP go into the worker job
+    script as written; a configured jobqueue.slurm.python wins."""
+    from hpc_nst.batch.cluster import _import_jobqueue
+
+    SLURMCluster = _import_jobqueue().SLURMCluster
+    monkeypatch.setenv("HPC_NST_PYTHON", "apptainer exec --nv /images/hpc-nst.sif python")
+    monkeypatch.setenv("HPC_NST_SETUP", "module load apptainer")
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": [],
+                          "jobqueue.slurm.worker-extra-args": [],
+                          "jobqueue.slurm.python": None,
+                          "jobqueue.slurm.job-script-prologue": None}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", interface="lo"))
+        with SLURMCluster(**kw) as cluster:
+            script = cluster.job_script()
+    assert "\napptainer exec --nv /images/hpc-nst.sif python -m distributed.cli.dask_worker" \
+        in script
+    assert "\nmodule load apptainer\n" in script
+    with dask.config.set({"jobqueue.slurm.python": "/opt/py/bin/python"}):
+        assert "python" not in _jobqueue_kwargs(ClusterOptions(kind="slurm"))

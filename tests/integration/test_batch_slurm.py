@@ -142,7 +142,9 @@ def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
         "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
         "--time=5", f"--output={tmp_path}/driver-%j.out",
         f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
-        f"HPC_NST_PYTHON={sys.executable}",
+        # a launcher of several words (as "apptainer exec --nv img.sif python" would be),
+        # used by the driver job and, through dask-jobqueue, by its worker jobs
+        f"HPC_NST_PYTHON={sys.executable} -X utf8",
         str(REPO / "slurm" / "run.sbatch"), str(DEMO), str(store),
         str(REPO / "jobs" / "paper.toml"),
         "--workers", "1", "--batch-size", "1", *DEV, *_sets(TINY),
@@ -150,6 +152,7 @@ def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
     _wait_job(job, 110)
     log = (tmp_path / f"driver-{job}.out").read_text()
     assert "exit code 0" in log, log
+    assert f"+ {sys.executable} -X utf8 -m hpc_nst run" in log
     assert "scrubbed" in log and "SLURM_*/SBATCH_*" in log  # nothing leaked into worker jobs
     assert _jobs(name), "the driver job submitted no worker job"
     ds = xr.open_zarr(store)
