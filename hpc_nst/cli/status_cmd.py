@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--failures", default="20", metavar="N|all",
                    help="failed pairs to list (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", nargs="?", type=float, const=10.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 10) until the batch ends: no pair "
+                        "pending, or the driver gone (waits for the store to appear)")
     p.set_defaults(func=run)
 
 
@@ -62,13 +65,78 @@ def collect(path: Path) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def driver_running(path: Path, info: dict[str, Any]) -> bool:
+    """True while a driver holds the store's lock, or its last run has not ended."""
+    from hpc_nst.batch.store import LOCK_NAME
 
+    runs = info.get("runs_raw") or []
+    return (path / LOCK_NAME).exists() or bool(runs and "t_end" not in runs[-1])
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Redraw the status every ``args.watch`` seconds until the batch ends."""
+    import io
+    import sys
+    import time
+
+    from hpc_nst.batch.store import open_root
+
+    tty = sys.stdout.isatty()
+    started, first_done = time.monotonic(), None
+    while not (args.store / "zarr.json").is_file():
+        print(f"waiting for {args.store} to be created (Ctrl-C to stop)", flush=True)
+        time.sleep(args.watch)
+    try:
+        while True:
+            info = collect(args.store)
+            info["runs_raw"] = list(open_root(args.store).attrs.get("runs", []))
+            running = driver_running(args.store, info)
+            first_done = info["done"] if first_done is None else first_done
+            buf = io.StringIO()
+            show(info, args.failures, buf)
+            elapsed = time.monotonic() - started
+            rate = (info["done"] - first_done) / elapsed * 3600 if elapsed > 0 else 0.0
+            left = info["pending"]
+            eta = f"{left / rate * 3600:.0f} s" if rate > 0 and left else "?"
+            state = "driver running" if running else "no driver"
+            buf.write(f"[{time.strftime('%H:%M:%S')}] {info['done']}/{info['pairs']} done, "
+                      f"{left} pending, {info['failed']} failed | {rate:.0f} pairs/h while "
+                      f"watching | ETA {eta} | {state}\n")
+            print(("\x1b[H\x1b[2J" if tty else "") + buf.getvalue(), end="", flush=True)
+            if left == 0 or not running:
+                print("batch finished" if left == 0 else
+                      "the driver is gone with pairs pending: rerun hpc-nst run to resume")
+                return 0 if left == 0 and info["failed"] == 0 else 1
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.errors import UsageError
+
+    if args.failures != "all" and not args.failures.isdigit():
+        raise UsageError(f"--failures {args.failures!r}: a number or 'all'")
+    if args.watch is not None:
+        if args.watch <= 0 or args.json:
+            raise UsageError("--watch takes a positive number of seconds, without --json")
+        return watch(args)
     info = collect(args.store)
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    limit = len(info["failures"]) if args.failures == "all" else int(args.failures)
+    show(info, args.failures)
+    return 0
+
+
+def show(info: dict[str, Any], failures: str, out: Any = None) -> None:
+    """The human-readable status table."""
+    import builtins
+    import functools
+    import sys
+
+    print = functools.partial(builtins.print, file=out or sys.stdout)  # noqa: A001
+    limit = len(info["failures"]) if failures == "all" else int(failures)
     print(f"{info['store']}: {info['pairs']} pairs in shards of {info['pairs_per_task']} "
           f"(created {info['created']}, job {info['job_digest']})")
     print(f"  done {info['done']}, failed {info['failed']}, pending {info['pending']}"
@@ -91,4 +159,3 @@ def run(args: argparse.Namespace) -> int:
                   f"{f['error']}")
         if len(info["failures"]) > limit:
             print(f"  ... and {len(info['failures']) - limit} more (--failures all)")
-    return 0
