@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LABEL_COLUMNS = ("content_label", "style_label")
+#: Per-pair accounting arrays (absent from stores of earlier releases).
+ACCOUNTING = ("scheduler_job", "device_name", "peak_memory_mb", "device_s", "wall_s")
 READ_BYTES = 64 * 2**20  # audio read per bulk read, at most (plus one shard)
 
 
@@ -70,6 +72,7 @@ class PairData:
     losses: np.ndarray | None = None  # (terms, records)
     audio: np.ndarray | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # the manifest's extra columns
+    accounting: dict[str, Any] = field(default_factory=dict)  # :data:`ACCOUNTING` values
 
 
 def method_name(job: dict[str, Any]) -> str:
@@ -88,7 +91,7 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
     """Open ``path`` (a batch store) and describe it."""
     path = Path(path)
     root = st.open_root(path)
-    attrs = root.attrs.asdict() if hasattr(root.attrs, "asdict") else dict(root.attrs)
+    attrs = st.root_attrs(root)
     job = attrs.get("job", {})
     manifest = attrs.get("manifest", {}).get("path")
     name = label or (path.name[:-5] if path.name.endswith(".zarr") else path.name)
@@ -114,7 +117,7 @@ def metadata_names(info: StoreInfo) -> dict[str, str]:
 #: Small per-pair arrays in :func:`pairs_table` (2-D ones are expanded by their coordinate).
 TABLE_COLUMNS = ("pair", "row", "status", "error", "attempts", "content_path", "style_path",
                  "target_path", "seed", "device", "host", "samples", "records",
-                 "spectral_convergence", "batch", "batch_pairs", "timings")
+                 "spectral_convergence", "batch", "batch_pairs", "timings", *ACCOUNTING)
 
 
 def pairs_table(info: StoreInfo) -> pd.DataFrame:
@@ -231,6 +234,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
         if not wanted[b0:b1].any():
             continue
         meta = {n: root[n][b0:b1] for n in names}
+        acct = {n: root[n][b0:b1] for n in ACCOUNTING if n in root}
         extra = root["metadata"][b0:b1] if info.metadata_columns else None
         explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
         for w0 in range(b0, b1, window):
@@ -270,7 +274,9 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                     timings={n: float(v) for n, v in zip(timing_names, timings[k])},
                     batch_pairs=int(batch[k]),
                     metadata={} if extra is None else
-                    dict(zip(info.metadata_columns, (str(v) for v in extra[j]))))
+                    dict(zip(info.metadata_columns, (str(v) for v in extra[j]))),
+                    accounting={n: (v[j].item() if hasattr(v[j], "item") else str(v[j]))
+                                for n, v in acct.items()})
                 if done[k]:
                     pair.records = int(meta["records"][j])
                     pair.spectral_convergence = float(meta["spectral_convergence"][j])

@@ -22,6 +22,9 @@ from hpc_nst.batch.store import (
     read_column,
 )
 
+#: Timings that occupy the device (charged to the pairs of a batch in equal shares).
+COMPUTE_TIMINGS = ("features_s", "optimise_s", "griffin_lim_s")
+
 
 class Recorder:
     """In-memory copy of the driver-written result arrays of an open store."""
@@ -43,6 +46,8 @@ class Recorder:
         d = self.data
         d["attempts"][i] += attempts
         d["host"][i] = outcome.host
+        if "scheduler_job" in d:
+            d["scheduler_job"][i] = outcome.scheduler_job
         if outcome.error:
             d["error"][i] = outcome.error
             d["status"][i] = FAILED
@@ -54,6 +59,17 @@ class Recorder:
             d["records"][i] = outcome.records
             d["spectral_convergence"][i] = outcome.spectral_convergence
             d["timings"][i] = [outcome.timings.get(k, math.nan) for k in TIMINGS]
+            t = outcome.timings
+            for k in ("started_at", "finished_at"):
+                if k in d:
+                    d[k][i] = t.get(k, math.nan)
+            if "device_s" in d:
+                compute = [t.get(k, math.nan) for k in COMPUTE_TIMINGS]
+                d["device_s"][i] = sum(x for x in compute if math.isfinite(x)) / \
+                    max(outcome.batch_pairs, 1)
+                d["wall_s"][i] = t.get("finished_at", math.nan) - t.get("started_at", math.nan)
+                d["device_name"][i] = outcome.device_name
+                d["peak_memory_mb"][i] = outcome.peak_memory_mb
             if "batch" in d:
                 d["batch"][i] = outcome.batch
                 d["batch_pairs"][i] = outcome.batch_pairs

@@ -60,6 +60,9 @@ class PairOutcome:
     host: str = ""
     batch: int = -1  # id of the batch the pair ran in (unique within a run's tasks)
     batch_pairs: int = 0  # pairs optimised together with this one (itself included)
+    scheduler_job: str = ""  # the batch job the worker ran in (SLURM_JOB_ID...), or "local"
+    device_name: str = ""  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+    peak_memory_mb: float = math.nan  # peak device memory of the pair's batch (CPU: worker RSS)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
         frames, samples, records = _needed(manifest, [manifest.pairs[where[i]] for i in todo],
                                            cfg)
         st.ensure_capacity(path, root, frames, samples, records)
-    ppt = int(root.attrs["layout"]["pairs_per_task"])
+    ppt = int(st.root_attrs(root)["layout"]["pairs_per_task"])
     cfgs = [manifest.pairs[k].cfg for k in where]
     tasks = make_tasks(todo, cfgs, len(where), ppt, min(opts.batch_size, ppt))
     entry = {"id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "t_start": t_start,

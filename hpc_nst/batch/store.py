@@ -48,9 +48,16 @@ META_CHUNK = 8192  # pairs per chunk of the driver-written arrays
 LOCK_NAME = ".hpc_nst.lock"
 #: Driver-written result arrays, in write order (``status`` is always written last).
 RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "records",
-                 "spectral_convergence", "timings", "batch", "batch_pairs", "status")
+                 "spectral_convergence", "timings", "started_at", "finished_at", "batch",
+                 "batch_pairs", "scheduler_job", "device_name", "peak_memory_mb", "device_s",
+                 "wall_s", "status")
 #: Result arrays that stores made by earlier releases lack (readers and writers skip them).
-OPTIONAL_ARRAYS = ("batch", "batch_pairs")
+OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "scheduler_job",
+                   "device_name", "peak_memory_mb", "device_s", "wall_s")
+#: Root attributes holding structures: stored as JSON text (netCDF and xarray take flat
+#: attributes only); stores of earlier releases hold them as nested JSON (both are read).
+JSON_ATTRS = ("job", "manifest", "versions", "layout", "status_codes", "runs")
+EPOCH_UNITS = "seconds since 1970-01-01T00:00:00Z"  # CF time units: xarray decodes datetimes
 
 
 
@@ -155,12 +162,16 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
                    "frame_chunk": FRAME_CHUNK, "sample_chunk": SAMPLE_CHUNK},
         "sample_rate": cfg.stft.sample_rate, "hop_length": cfg.stft.hop_length,
         "status_codes": dict(enumerate(STATUS_NAMES)), "runs": [],
+        "title": "hpc-nst batch store", "Conventions": "CF-1.10",
     }
+    attrs = {k: json.dumps(v, sort_keys=True, default=list) if k in JSON_ATTRS else v
+             for k, v in attrs.items()}
     root = zarr.open_group(LocalStore(path), mode="w", zarr_format=3, attributes=attrs)
     meta = min(META_CHUNK, max(n, 1))
 
     def small(name: str, dims: list[str], data: np.ndarray | None, dtype: Any,
               fill: Any, extra: tuple[int, ...] = (), **attrs: Any) -> None:
+        attrs.setdefault("long_name", LONG_NAMES.get(name, name.replace("_", " ")))
         arr = root.create_array(
             name, shape=(n, *extra), chunks=(meta, *extra), dtype=dtype, fill_value=fill,
             dimension_names=dims, compressors=_compressor(), attributes=attrs)
@@ -168,9 +179,14 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
             arr[...] = data
 
     def coord(name: str, values: list[Any], dtype: Any, **attrs: Any) -> None:
+        attrs.setdefault("long_name", LONG_NAMES.get(name, name))
         arr = root.create_array(name, shape=(len(values),), dtype=dtype, dimension_names=[name],
                                 fill_value="" if dtype is str else 0, attributes=attrs)
         arr[...] = np.array(values, dtype=object if dtype is str else dtype)
+
+    for axis, size in (("frame", layout.frames), ("sample", layout.samples),
+                       ("record", layout.records)):
+        index_coord(root, axis, size)
 
     coord("kind", list(KINDS), str)
     terms = loss_terms(manifest, cfg)
@@ -178,7 +194,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     coord("timing", list(TIMINGS), str,
           description="seconds; started_at/finished_at are Unix times of the pair's batch")
     coord("bin", list(np.arange(bins) * cfg.stft.sample_rate / cfg.stft.n_fft), "float32",
-          units="Hz")
+          units="Hz", long_name="STFT bin centre frequency")
     strings = lambda values: np.array(values, dtype=object)  # noqa: E731
     small("pair", ["pair"], strings([p.pair_id for p in pairs]), str, "")
     small("row", ["pair"], np.array([p.line for p in pairs], np.int32), "int32", 0,
@@ -211,8 +227,25 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     small("frames", ["pair", "kind"], None, "int32", 0, extra=(len(KINDS),))
     small("samples", ["pair"], None, "int32", 0)
     small("records", ["pair"], None, "int32", 0)
-    small("spectral_convergence", ["pair"], None, "float32", np.nan)
-    small("timings", ["pair", "timing"], None, "float64", np.nan, extra=(len(TIMINGS),))
+    small("spectral_convergence", ["pair"], None, "float32", np.nan, units="1")
+    small("timings", ["pair", "timing"], None, "float64", np.nan, extra=(len(TIMINGS),),
+          description="durations in s (ms_per_iteration in ms); started_at/finished_at as "
+                      "Unix times, also as datetimes in the started_at/finished_at variables")
+    for name in ("started_at", "finished_at"):
+        small(name, ["pair"], None, "float64", np.nan, units=EPOCH_UNITS,
+              calendar="proleptic_gregorian")
+    # accounting
+    small("scheduler_job", ["pair"], None, str, "",
+          description="batch job the pair ran in (SLURM_JOB_ID, ...), 'local' outside one")
+    small("device_name", ["pair"], None, str, "")
+    small("peak_memory_mb", ["pair"], None, "float32", np.nan, units="MiB",
+          description="peak device memory of the pair's batch (CUDA allocated; CPU: the "
+                      "worker process's peak resident set)")
+    small("device_s", ["pair"], None, "float64", np.nan, units="s",
+          description="device time charged to the pair: its batch's features + optimisation "
+                      "+ Griffin-Lim seconds divided by the batch's pairs")
+    small("wall_s", ["pair"], None, "float64", np.nan, units="s",
+          description="wall time of the pair's batch, loading to written")
     small("batch", ["pair"], None, "int64", -1,
           description="id of the batch the pair last ran in (its first pair's index)")
     small("batch_pairs", ["pair"], None, "int32", 0,
@@ -225,21 +258,68 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
         shards=(ppt, len(KINDS), bins, fs), chunks=(1, 1, bins, FRAME_CHUNK),
         dtype="float32", fill_value=0.0, compressors=_compressor(),
         dimension_names=["pair", "kind", "bin", "frame"],
-        attributes={"description": "log(1 + |STFT|); frames[pair, kind] are valid"})
+        attributes={"description": "log(1 + |STFT|); frames[pair, kind] are valid",
+                    "long_name": "log-magnitude spectrogram", "units": "1"})
     ss = min(_roundup(layout.samples, SAMPLE_CHUNK), SAMPLE_SHARD)
     root.create_array(
         "audio", shape=(n, layout.samples), shards=(ppt, ss), chunks=(1, SAMPLE_CHUNK),
         dtype="float32", fill_value=0.0, compressors=_compressor(),
         dimension_names=["pair", "sample"],
         attributes={"description": "output audio; samples[pair] are valid",
-                    "sample_rate": cfg.stft.sample_rate})
+                    "sample_rate": cfg.stft.sample_rate, "long_name": "output audio",
+                    "units": "1"})
     root.create_array(
         "loss", shape=(n, len(terms), layout.records), chunks=(ppt, len(terms), layout.records),
         dtype="float32", fill_value=np.nan, compressors=_compressor(),
         dimension_names=["pair", "term", "record"],
         attributes={"description": "loss per recorded iteration (every optim.record_every), "
-                                   "final state last; records[pair] are valid"})
+                                   "final state last; records[pair] are valid",
+                    "long_name": "loss", "units": "1"})
     consolidate(path)
+
+
+#: ``long_name`` of the small arrays and coordinates (others: the name, underscores as spaces).
+LONG_NAMES = {
+    "pair": "pair id", "kind": "spectrogram kind", "term": "loss term", "timing": "timing",
+    "row": "manifest line", "seed": "optimisation seed", "params": "effective job (JSON)",
+    "attempts": "attempts", "status": "pair status", "frames": "valid frames",
+    "samples": "valid samples", "records": "valid loss records",
+    "started_at": "start of the pair's batch", "finished_at": "end of the pair's batch",
+}
+INDEX_LONG_NAMES = {"frame": "STFT frame index (hop_length samples apart)",
+                    "sample": "audio sample index (at sample_rate)",
+                    "record": "loss record index (every optim.record_every iterations)"}
+
+
+def index_coord(root: zarr.Group, axis: str, size: int) -> None:
+    """Create, or grow to ``size``, the integer index coordinate of ``axis``."""
+    if axis in root:
+        arr = root[axis]
+        old = int(arr.shape[0])
+        if size > old:
+            arr.resize((size,))
+            arr[old:] = np.arange(old, size, dtype=np.int64)
+        return
+    arr = root.create_array(axis, shape=(size,), chunks=(min(max(size, 1), 1 << 20),),
+                            dtype="int64", fill_value=0, dimension_names=[axis],
+                            compressors=_compressor(),
+                            attributes={"long_name": INDEX_LONG_NAMES[axis], "units": "1"})
+    arr[...] = np.arange(size, dtype=np.int64)
+
+
+def root_attrs(root: zarr.Group) -> dict[str, Any]:
+    """The root attributes with the structured ones (:data:`JSON_ATTRS`) decoded."""
+    attrs = root.attrs.asdict() if hasattr(root.attrs, "asdict") else dict(root.attrs)
+    for key in JSON_ATTRS:
+        if isinstance(attrs.get(key), str):
+            attrs[key] = json.loads(attrs[key])
+    return attrs
+
+
+def set_attrs(root: zarr.Group, **values: Any) -> None:
+    """Update root attributes, the structured ones as JSON text."""
+    root.attrs.update({k: json.dumps(v, sort_keys=True, default=list) if k in JSON_ATTRS
+                       else v for k, v in values.items()})
 
 
 def consolidate(path: str | Path) -> None:
@@ -284,7 +364,7 @@ def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
     """Refuse a job configuration different from the one the store was created with."""
     if root.attrs.get("job_digest") == cfg.digest():
         return
-    old = _flat(effective_parameters(dict(root.attrs["job"])))
+    old = _flat(effective_parameters(dict(root_attrs(root)["job"])))
     new = _flat(effective_parameters(cfg.to_dict()))
     diffs = [f"{k}: store has {old.get(k)!r}, this run {new.get(k)!r}"
              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -333,6 +413,7 @@ def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
     grown = False
     for name, axis, need in (("spectrogram", 3, frames), ("audio", 1, samples),
                              ("loss", 2, records)):
+        coord = {"spectrogram": "frame", "audio": "sample", "loss": "record"}[name]
         arr = root[name]
         if need > arr.shape[axis]:
             if name == "loss":
@@ -341,6 +422,8 @@ def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
             shape = list(arr.shape)
             shape[axis] = need
             arr.resize(tuple(shape))
+            if coord in root:  # stores of earlier releases have no index coordinates
+                index_coord(root, coord, need)
             grown = True
     if grown:
         consolidate(path)
@@ -349,8 +432,8 @@ def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
 
 def update_runs(path: Path, root: zarr.Group, entry: dict[str, Any]) -> None:
     """Append or update (same ``id``) an entry of the root ``runs`` attribute."""
-    runs = [r for r in root.attrs.get("runs", []) if r.get("id") != entry.get("id")]
-    root.attrs.update({"runs": [*runs, entry]})
+    runs = [r for r in root_attrs(root).get("runs", []) if r.get("id") != entry.get("id")]
+    set_attrs(root, runs=[*runs, entry])
     consolidate(path)
 
 

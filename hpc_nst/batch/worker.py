@@ -10,7 +10,10 @@ of the pairs that succeeded is then written to the task's own shards, and a
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
+import math
+import os
 import socket
 import time
 
@@ -82,6 +85,59 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
             for (p, _, _), r in zip(items, results)]
 
 
+#: Environment variables naming the batch job a worker runs in, by scheduler.
+JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
+
+
+def scheduler_job() -> str:
+    """The batch job this process runs in (``SLURM_JOB_ID``, ...), or ``local``."""
+    for var in JOB_ID_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    return "local"
+
+
+@functools.lru_cache(maxsize=8)
+def device_name(device: str) -> str:
+    """A GPU's product name, or the CPU's model name."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return "CPU: " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return "CPU: " + (platform.processor() or platform.machine())
+
+
+def _peak_reset(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def _peak_mb(device: str) -> float:
+    """Peak memory since :func:`_peak_reset`: allocated CUDA memory, or (CPU) the worker
+    process's peak resident set size so far."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except (ImportError, OSError):  # pragma: no cover
+        return math.nan
+
+
 class _Capture(logging.Handler):
     """Keeps the worker's log records of one task, to send back to the driver."""
 
@@ -143,7 +199,7 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     tune_malloc()
     if spec.threads > 0 and torch.get_num_threads() != spec.threads:
         torch.set_num_threads(spec.threads)
-    host = socket.gethostname()
+    host, job = socket.gethostname(), scheduler_job()
     device = _device(spec.device)
     outcomes: dict[int, PairOutcome] = {}
     done: dict[int, PairResult] = {}
@@ -168,26 +224,34 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
             meta[p.index] = {"load_s": time.perf_counter() - t0, "started_at": started}
         if not items:
             continue
+        _peak_reset(device)
         for res in _run_batch(cfg, items, device, batch_id):
             if res.result is None:
                 outcomes[res.index] = PairOutcome(res.index, res.error, host=host,
-                                                  batch=res.batch, batch_pairs=res.batch_pairs)
+                                                  batch=res.batch, batch_pairs=res.batch_pairs,
+                                                  scheduler_job=job)
             else:
                 done[res.index] = res
+        peak = _peak_mb(device)
+        for p, _, _ in items:
+            meta[p.index]["peak_memory_mb"] = peak
     t0 = time.perf_counter()
     too_long, records = write_task_data(spec, {i: r.result for i, r in done.items()})
     write_s, finished = time.perf_counter() - t0, time.time()
     for index, pr in done.items():
         res = pr.result
         if index in too_long:
-            outcomes[index] = PairOutcome(index, too_long[index], host=host)
+            outcomes[index] = PairOutcome(index, too_long[index], host=host, scheduler_job=job)
             continue
-        timings = dict(res.timings) | meta[index] | {"write_s": write_s, "finished_at": finished}
+        extra = meta[index]
+        peak = extra.pop("peak_memory_mb", math.nan)
+        timings = dict(res.timings) | extra | {"write_s": write_s, "finished_at": finished}
         outcomes[index] = PairOutcome(
             index, None,
             frames=(res.content.shape[1], res.style.shape[1], res.init.shape[1],
                     res.output.shape[1]),
             samples=len(res.audio), records=records.get(index, 0),
             spectral_convergence=float(res.spectral_convergence), timings=timings,
-            device=str(res.device), host=host, batch=pr.batch, batch_pairs=pr.batch_pairs)
+            device=str(res.device), host=host, batch=pr.batch, batch_pairs=pr.batch_pairs,
+            scheduler_job=job, device_name=device_name(str(res.device)), peak_memory_mb=peak)
     return [outcomes[p.index] for p in spec.pairs]

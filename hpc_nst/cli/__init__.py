@@ -23,6 +23,7 @@ COMMANDS = (
     "hpc_nst.cli.manifest_cmd",
     "hpc_nst.cli.run_cmd",
     "hpc_nst.cli.status_cmd",
+    "hpc_nst.cli.calibrate_cmd",
     "hpc_nst.cli.export_cmd",
     "hpc_nst.cli.dataset_cmd",
     "hpc_nst.cli.train_cmd",

@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
     p.add_argument("--quiet", action="store_true", help="only errors and the summary")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate everything, print the plan, the worker job script and a "
+                        "cost estimate, then exit without creating or submitting anything")
+    p.add_argument("--calibration", type=Path, metavar="FILE|STORE.zarr",
+                   help="cost model for --dry-run: a file written by hpc-nst calibrate "
+                        "(default ~/.cache/hpc_nst/calibration.json) or an earlier store of "
+                        "this job")
     p.set_defaults(func=run)
 
 
@@ -102,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
         cores=args.cores, interface=args.interface, local_directory=args.local_directory,
         job_extra=args.job_extra, scheduler_file=args.scheduler_file)
+    if args.dry_run:
+        return _dry_run(args, cfg, copts)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
     if args.cluster == "slurm-runner":
@@ -110,6 +119,19 @@ def run(args: argparse.Namespace) -> int:
         summary = run_batch(args.manifest, args.output, cfg, opts, copts)
     print_summary(summary)
     return summary.exit_code
+
+
+def _dry_run(args, cfg, copts) -> int:  # noqa: ANN001
+    from hpc_nst.batch.dryrun import make_plan, print_plan
+
+    plan, problems = make_plan(args.manifest, args.output, cfg, args.batch_size,
+                               args.batches_per_task, copts, args.calibration, args.device)
+    print_plan(plan, problems, cfg, copts, sys.stdout, args.output)
+    if problems and not args.skip_invalid:
+        print(f"{len(problems)} invalid row(s): a run would refuse to start (fix them, or "
+              "add --skip-invalid)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202

@@ -47,8 +47,23 @@ def collect(path: Path) -> dict[str, Any]:
             runs.append({"started": r.get("started"), "pairs_done": n, "wall_s": round(wall, 1),
                          "pairs_per_hour": round(n / wall * 3600, 1),
                          "interrupted": r.get("interrupted", False)})
+    accounting: dict[str, Any] = {}
+    if "device_s" in table:
+        kinds = np.array([str(d).split(":")[0] for d in devices])
+        secs = table["device_s"].to_numpy(dtype=float)
+        accounting["device_hours"] = {
+            str(k): round(float(np.nansum(secs[done & (kinds == k)])) / 3600, 6)
+            for k in sorted(set(kinds[done].tolist()))}
+        jobs = sorted({str(j) for j in table["scheduler_job"].to_numpy()[done] if str(j)})
+        accounting["scheduler_jobs"] = jobs
+        peak = table["peak_memory_mb"].to_numpy(dtype=float)[done]
+        accounting["peak_memory_mb_max"] = (float(np.nanmax(peak)) if np.isfinite(peak).any()
+                                            else None)
+        names = sorted({str(n) for n in table["device_name"].to_numpy()[done] if str(n)})
+        accounting["device_names"] = names
     return {
         "store": str(path), "created": attrs.get("created"),
+        "accounting": accounting,
         "job_digest": attrs.get("job_digest"),
         "manifest": attrs.get("manifest", {}).get("path"),
         "pairs": int(len(status)), "pairs_per_task": info.pairs_per_task,
@@ -79,7 +94,7 @@ def watch(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from hpc_nst.batch.store import open_root
+    from hpc_nst.batch.store import open_root, root_attrs
 
     tty = sys.stdout.isatty()
     started, first_done = time.monotonic(), None
@@ -89,7 +104,7 @@ def watch(args: argparse.Namespace) -> int:
     try:
         while True:
             info = collect(args.store)
-            info["runs_raw"] = list(open_root(args.store).attrs.get("runs", []))
+            info["runs_raw"] = list(root_attrs(open_root(args.store)).get("runs", []))
             running = driver_running(args.store, info)
             first_done = info["done"] if first_done is None else first_done
             buf = io.StringIO()
@@ -146,6 +161,16 @@ def show(info: dict[str, Any], failures: str, out: Any = None) -> None:
         print(f"  {info['retried']} pair(s) needed more than one attempt")
     if info["devices"]:
         print("  devices: " + ", ".join(f"{d} {n}" for d, n in info["devices"].items()))
+    acct = info.get("accounting") or {}
+    if acct.get("device_hours"):
+        hours = ", ".join(f"{h:.4g} {'GPU' if k == 'cuda' else k.upper()}-hours"
+                          for k, h in acct["device_hours"].items())
+        jobs = acct["scheduler_jobs"]
+        print(f"  device time: {hours}; on {', '.join(acct['device_names'])}; "
+              f"{len(jobs)} scheduler job(s): {', '.join(jobs[:8])}"
+              + (" ..." if len(jobs) > 8 else "")
+              + (f"; peak memory {acct['peak_memory_mb_max']:.0f} MiB"
+                 if acct.get("peak_memory_mb_max") is not None else ""))
     if info["compute_s_per_batch_median"] is not None:
         print(f"  compute per batch (features + optimisation + Griffin-Lim), median: "
               f"{info['compute_s_per_batch_median']:.2f} s")

@@ -29,7 +29,8 @@ ID_COLUMNS = ("job", "method", "pair_id", "status", "error", "content", "style",
 #: The loss columns every report has (the paper's objective); stores add their own terms.
 LOSS_TERMS = ("total", "content", "style", "envelope", "timbre")
 OTHER_METRICS = (
-    "spectral_convergence", "runtime_s", "ms_per_iteration",
+    "spectral_convergence", "runtime_s", "ms_per_iteration", "device_s", "wall_s",
+    "peak_memory_mb",
     "centroid_content_hz", "centroid_style_hz", "centroid_output_hz", "centroid_ratio",
     "bandwidth_content_hz", "bandwidth_style_hz", "bandwidth_output_hz", "bandwidth_ratio",
     "style_top1", "style_prob", "judge_top1", "judge_prob",
@@ -165,6 +166,9 @@ class Evaluator:
             out["spectral_convergence"] = pair.spectral_convergence
         out["runtime_s"] = runm.runtime(pair.timings, pair.batch_pairs)
         out["ms_per_iteration"] = pair.timings.get("ms_per_iteration", math.nan)
+        for key in ("device_s", "wall_s", "peak_memory_mb"):
+            value = pair.accounting.get(key)
+            out[key] = float(value) if isinstance(value, (int, float)) else math.nan
         return out
 
     def _spectral(self, pair: PairData, sr: int, out: dict[str, Any]) -> dict[str, Any]:

@@ -202,6 +202,8 @@ def write_summaries(out_dir: Path, stats: dict[str, GroupStats]) -> dict[str, li
         gs = stats["job"]
         parts.append("\n## Headline (by job)\n\n"
                      + compact_markdown(gs, [m for m in HEADLINE if m in gs.present()]))
+    if "job" in stats and "device_s" in stats["job"].present():
+        parts.append("\n## Accounting (by job)\n\n" + accounting_markdown(stats["job"]))
     for name, gs in stats.items():
         metrics = gs.present()
         cols = gs.columns(metrics)
@@ -215,6 +217,27 @@ def write_summaries(out_dir: Path, stats: dict[str, GroupStats]) -> dict[str, li
         parts.append(f"\n## By {name}\n\n" + compact_markdown(gs, metrics))
     (out_dir / "summary.md").write_text("".join(parts), encoding="utf-8")
     return written
+
+
+def device_hours(gs: GroupStats) -> list[dict[str, Any]]:
+    """Per group: done pairs, device-hours (sum of ``device_s``) and the largest
+    ``peak_memory_mb``... as the mean times the count, and the mean."""
+    out = []
+    for r in gs.rows(["device_s", "peak_memory_mb"]):
+        key = tuple(str(r[k]) for k in gs.keys)
+        acc = gs.groups[key]["stats"]["device_s"]
+        out.append({**{k: r[k] for k in gs.keys}, "done": r["done"],
+                    "device_hours": acc.mean * acc.n / 3600 if acc.n else math.nan,
+                    "device_s_per_pair": r["device_s_mean"],
+                    "peak_memory_mb_mean": r["peak_memory_mb_mean"]})
+    return out
+
+
+def accounting_markdown(gs: GroupStats) -> str:
+    """Device-hours per group (GPU-hours for a GPU job) and the mean peak memory."""
+    rows = device_hours(gs)
+    header = [*gs.keys, "done", "device_hours", "device_s_per_pair", "peak_memory_mb_mean"]
+    return markdown_table(header, [[r[h] for h in header] for r in rows])
 
 
 def compact_markdown(gs: GroupStats, metrics: Sequence[str]) -> str:

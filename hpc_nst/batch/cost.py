@@ -1,0 +1,166 @@
+"""The cost model behind ``hpc-nst run --dry-run``, and ``hpc-nst calibrate`` that feeds it.
+
+A batch of B pairs whose longest content has F frames costs, on one device,
+
+    features_s(B) * F/F0 + iterations * ms_per_iteration(B) / 1000 * F/F0
+        + griffin_lim_iterations * gl_ms_per_iteration(B) / 1000 * F/F0
+
+with the per-batch figures measured at F0 frames for each batch size B (the optimisation and
+Griffin-Lim are linear in the frames and the iterations; a batch is padded to its longest
+pair). The figures come from a calibration file (``hpc-nst calibrate`` measures them with short
+runs of the job on synthetic pairs) or from the timings of an earlier store of the same job.
+Entries are keyed by device name and by the job's *cost key*: its digest with the seeds and
+iteration counts zeroed, so one calibration serves any iteration count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpc_nst.config import JobConfig, effective_parameters
+from hpc_nst.errors import UsageError
+
+DEFAULT_FILE = Path(os.environ.get("HPC_NST_CALIBRATION",
+                                   Path.home() / ".cache" / "hpc_nst" / "calibration.json"))
+
+
+def cost_key(job: JobConfig | dict[str, Any]) -> str:
+    """The job's digest without the seeds and the iteration counts (which the model scales);
+    from a config or a store's ``job`` attribute."""
+    import copy
+    import hashlib
+
+    data = copy.deepcopy(job.to_dict() if isinstance(job, JobConfig) else dict(job))
+    data = effective_parameters(data)
+    for section, key in (("optim", "seed"), ("optim", "iterations"),
+                         ("optim", "record_every"), ("griffin_lim", "iterations")):
+        data.get(section, {}).pop(key, None)
+    text = json.dumps(data, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """Measured cost of one batch of ``batch`` pairs of ``frames`` frames."""
+
+    batch: int
+    frames: int
+    features_s: float
+    ms_per_iteration: float
+    gl_ms_per_iteration: float
+
+
+@dataclass(frozen=True)
+class CostModel:
+    device: str  # device name, e.g. "NVIDIA H100 80GB HBM3" or "CPU: AMD EPYC"
+    source: str  # where the figures come from
+    batches: dict[int, BatchCost]
+
+    def batch_seconds(self, cfg: JobConfig, batch: int, frames: int) -> float:
+        """Device seconds of one batch of ``batch`` pairs, the longest ``frames`` long."""
+        sizes = sorted(self.batches)
+        b = min(sizes, key=lambda s: (abs(math.log(s / batch)), s))
+        c = self.batches[b]
+        per_pair = batch / b  # another batch size: scale linearly from the nearest measured
+        scale = frames / c.frames * per_pair
+        return scale * (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000
+                        + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000)
+
+
+def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float = 2.56,
+            iterations: int = 20) -> dict[int, BatchCost]:
+    """Run the job on synthetic pairs for each batch size (short runs) and time it."""
+    from hpc_nst.engine.methods import run_method
+
+    rng = np.random.default_rng(0)
+    sr = cfg.stft.sample_rate
+    n = int(seconds * sr)
+    short = dataclasses.replace(
+        cfg, optim=dataclasses.replace(cfg.optim, iterations=iterations),
+        griffin_lim=dataclasses.replace(cfg.griffin_lim, iterations=max(
+            2, min(cfg.griffin_lim.iterations, iterations))))
+    out: dict[int, BatchCost] = {}
+    for b in batch_sizes:
+        audio = [(0.1 * rng.standard_normal(n)).astype(np.float32) for _ in range(2 * b)]
+        run_method(audio[:1], audio[1:2], short, seeds=[0], device=device)  # warm-up
+        res = run_method(audio[:b], audio[b:], short, seeds=list(range(b)), device=device)[0]
+        t = res.timings
+        frames = 1 + n // cfg.stft.hop_length
+        gl = t.get("griffin_lim_s", 0.0) / short.griffin_lim.iterations * 1000
+        out[b] = BatchCost(b, frames, t.get("features_s", 0.0),
+                           t.get("ms_per_iteration", 0.0), gl)
+    return out
+
+
+def save(path: Path, device: str, cfg: JobConfig, costs: dict[int, BatchCost]) -> None:
+    """Add (or replace) the entries of ``device`` and this job in the calibration file."""
+    data = load_file(path)
+    entry = data.setdefault(device, {}).setdefault(cost_key(cfg), {})
+    entry.update({str(b): dataclasses.asdict(c) | {"measured": time.strftime("%Y-%m-%d")}
+                  for b, c in costs.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a calibration file ({exc}); delete it and rerun "
+                         "hpc-nst calibrate") from None
+
+
+def from_file(path: Path, cfg: JobConfig, device: str | None = None) -> CostModel | None:
+    """The model for this job (and ``device``: a name, or ``cuda``/``cpu`` for any such)."""
+    data = load_file(path)
+    key = cost_key(cfg)
+    for name in sorted(data):
+        if key not in data[name]:
+            continue
+        if device and device not in ("auto", name) and not (
+                device.startswith("cuda") != name.startswith("CPU")):
+            continue
+        batches = {int(b): BatchCost(**{k: v for k, v in c.items() if k != "measured"})
+                   for b, c in data[name][key].items()}
+        return CostModel(name, f"{path} ({name})", batches)
+    return None
+
+
+def from_store(path: Path, cfg: JobConfig) -> CostModel | None:
+    """The model from the timings of the done pairs of an earlier store of this job."""
+    from hpc_nst.batch.reader import pairs_table, store_info
+
+    info = store_info(path)
+    if cost_key(info.job) != cost_key(cfg):
+        raise UsageError(f"--calibration {path}: that store ran another job (other method, "
+                         "model, weights or STFT); calibrate this job with hpc-nst calibrate")
+    table = pairs_table(info)
+    done = table[table.status == "done"]
+    if done.empty or "ms_per_iteration" not in done:
+        return None
+    from hpc_nst.batch import store as st
+
+    frames = st.open_root(path)["frames"][:, 0][done.index.to_numpy()]
+    gl_iters = max(int(info.job.get("griffin_lim", {}).get("iterations", 1)), 1)
+    batches = {}
+    for b, grp in done.assign(content_frames=frames).groupby("batch_pairs"):
+        f = float(np.median(grp.content_frames))
+        batches[int(b)] = BatchCost(
+            int(b), int(f), float(np.median(grp.features_s)),
+            float(np.median(grp.ms_per_iteration)),
+            float(np.median(grp.griffin_lim_s)) / gl_iters * 1000)
+    device = str(done.device_name.iloc[0]) if "device_name" in done else str(done.device.iloc[0])
+    return CostModel(device, f"timings of {len(done)} done pair(s) in {path}", batches)

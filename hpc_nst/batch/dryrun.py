@@ -1,0 +1,138 @@
+"""``hpc-nst run --dry-run``: validate everything, show the plan and its cost, submit nothing.
+
+Checks the manifest (every row, audio headers), the job, the store (a different job or
+manifest is refused exactly as a real run would) and the cluster configuration (for a batch
+scheduler, dask-jobqueue renders the worker job script, which is printed); then prints the
+pairs, batches and tasks a run would submit and, from a calibrated cost model
+(:mod:`hpc_nst.batch.cost`), the device-hours and the wall time on the requested workers.
+Nothing is created, locked or submitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from hpc_nst.batch import cost as costs
+from hpc_nst.batch import store as st
+from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions
+from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.tasks import make_tasks, store_order
+from hpc_nst.config import JobConfig
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do; ``device_s``/``wall_s`` are NaN without a cost model."""
+
+    pairs: int
+    invalid: int
+    already_done: int
+    to_run: int
+    batches: int
+    tasks: int
+    pairs_per_task: int
+    device_s: float
+    wall_s: float
+    workers: int
+    model: str
+    job_script: str
+
+
+def _job_script(copts: ClusterOptions) -> str:
+    """The worker job script dask-jobqueue would submit (rendered, not submitted)."""
+    from hpc_nst.batch.cluster import _import_jobqueue, _jobqueue_kwargs
+
+    cls = getattr(_import_jobqueue(), JOBQUEUE[copts.kind])
+    with cls(**_jobqueue_kwargs(copts)) as cluster:
+        return str(cluster.job_script())
+
+
+def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
+              batches_per_task: int | None, copts: ClusterOptions,
+              calibration: Path | None = None, device: str = "auto") -> tuple[Plan, list[str]]:
+    """The plan and the manifest's problems (empty when every row is valid)."""
+    from hpc_nst.batch.runner import pairs_per_task
+
+    manifest = read_manifest(manifest_path, cfg)
+    if store_path.exists():
+        root = st.open_root(store_path)
+        st.check_job(store_path, root, cfg)
+        where = st.match_manifest(store_path, root, manifest)
+        status = st.read_column(root, "status")
+        ppt = int(st.root_attrs(root)["layout"]["pairs_per_task"])
+    else:
+        where = store_order(manifest.pairs)
+        status = [st.PENDING] * len(where)
+        ppt = pairs_per_task(len(manifest.valid), batch_size, batches_per_task)
+    pairs = [manifest.pairs[k] for k in where]
+    todo = [i for i, p in enumerate(pairs) if p.error is None and status[i] != st.DONE]
+    tasks = make_tasks(todo, [p.cfg for p in pairs], len(pairs), ppt, min(batch_size, ppt))
+    batches = [b for t in tasks for b in t.batches]
+    model = None
+    if calibration is not None and calibration.suffix == ".zarr":
+        model = costs.from_store(calibration, cfg)
+    else:
+        model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg,
+                                "cuda" if copts.kind != "local" and copts.gpus != 0
+                                else device)
+    device_s = math.nan
+    if model is not None:
+        hop = cfg.stft.hop_length
+        device_s = sum(model.batch_seconds(b.cfg, len(b.indices), max(
+            1 + max(pairs[i].content_samples, 1) // hop for i in b.indices)) for b in batches)
+    workers = max(1, copts.workers or 1)
+    # Tasks are the unit of work: the wall time is at least the longest task.
+    per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
+    wall_s = max(device_s / min(workers, max(len(tasks), 1)), max(per_task))
+    script = _job_script(copts) if copts.kind in JOBQUEUE else ""
+    plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),
+                len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
+                model.source if model else "", script)
+    return plan, manifest.problems
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else \
+        f"{s // 60}m{s % 60:02d}s"
+
+
+def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOptions,
+               out: TextIO, store: Path) -> None:
+    w = lambda text="": print(text, file=out)  # noqa: E731
+    what = f"resume {store}" if store.exists() else f"new store {store}"
+    w(f"dry run: nothing is created or submitted ({what})")
+    w(f"job: method {cfg.method}, {cfg.optim.iterations} iterations, Griffin-Lim "
+      f"{cfg.griffin_lim.iterations}, digest {cfg.digest()}")
+    w(f"pairs: {plan.pairs} ({plan.invalid} invalid, {plan.already_done} already done, "
+      f"{plan.to_run} to run) in {plan.batches} batch(es), {plan.tasks} task(s) of up to "
+      f"{plan.pairs_per_task} pairs")
+    for line in problems[:20]:
+        w(f"  invalid: {line}")
+    if len(problems) > 20:
+        w(f"  ... and {len(problems) - 20} more invalid rows")
+    unit = "GPU" if copts.kind != "local" and copts.gpus != 0 else "device"
+    if plan.model:
+        w(f"estimate: {plan.device_s / 3600:.3g} {unit}-hours of compute; wall time about "
+          f"{_hms(plan.wall_s)} on {plan.workers} worker(s) (cost model: {plan.model})")
+    else:
+        w("estimate: no cost model for this job and device: run `hpc-nst calibrate` with "
+          "the same --job/--set on the target device (or pass --calibration STORE.zarr of "
+          "an earlier run of this job)")
+    if plan.job_script:
+        w(f"worker job script ({copts.kind}):")
+        w(plan.job_script.rstrip())
+    elif copts.kind == "local":
+        w(f"cluster: local ({copts.workers or 'auto'} worker process(es))")
+
+
+def summary(plan: Plan) -> dict[str, Any]:
+    """The plan as a dict (``--json``)."""
+    from dataclasses import asdict
+
+    return asdict(plan)

@@ -1,0 +1,54 @@
+"""``hpc-nst calibrate``: measure a job's cost on this device for ``run --dry-run``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hpc_nst.cli.transfer_cmd import add_job_arguments
+from hpc_nst.config import load_job, parse_overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hpc_nst.batch.cost import DEFAULT_FILE
+
+    p = sub.add_parser(
+        "calibrate", help="measure a job's cost per batch on this device (for run --dry-run)",
+        description="Time short runs of the job (--iterations) on synthetic pairs of --seconds "
+                    "for each batch size, and store ms per iteration, features and Griffin-Lim "
+                    "time per batch in the calibration file, keyed by device name and job "
+                    "(iteration counts and seeds aside). Run it once per device type and job.")
+    add_job_arguments(p)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], metavar="B")
+    p.add_argument("--seconds", type=float, default=2.56, help="pair length (default 2.56)")
+    p.add_argument("--iterations", type=int, default=20,
+                   help="optimisation iterations timed per batch (default 20)")
+    p.add_argument("-o", "--output", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                   help=f"calibration file to update (default {DEFAULT_FILE})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.cost import measure, save
+    from hpc_nst.batch.worker import device_name
+    from hpc_nst.engine.device import pick_device
+    from hpc_nst.errors import UsageError
+
+    if args.iterations < 1 or args.seconds <= 0 or min(args.batch_sizes) < 1:
+        raise UsageError("--iterations, --seconds and --batch-sizes must be positive")
+    cfg = load_job(args.job, parse_overrides(args.overrides))
+    dev = str(pick_device(args.device))
+    name = device_name(dev)
+    results = measure(cfg, dev, args.batch_sizes, args.seconds, args.iterations)
+    save(args.output, name, cfg, results)
+    print(f"{name} ({dev}), job {cfg.method} ({cfg.optim.iterations} iterations):")
+    for b, c in results.items():
+        pair_s = (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000
+                  + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000) / b
+        print(f"  batch {b}: {c.ms_per_iteration:.2f} ms per iteration, features "
+              f"{c.features_s:.3f} s, Griffin-Lim {c.gl_ms_per_iteration:.2f} ms per "
+              f"iteration -> {pair_s:.2f} s per {args.seconds} s pair "
+              f"({3600 / pair_s:.0f} pairs/h)")
+    print(f"saved to {args.output}")
+    return 0

@@ -1,0 +1,79 @@
+"""``hpc-nst run --dry-run`` and ``hpc-nst calibrate``: validate, plan, estimate, submit nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hpc_nst.batch import cost
+from hpc_nst.batch.cluster import ClusterOptions
+from hpc_nst.batch.dryrun import make_plan
+from hpc_nst.cli import main
+from hpc_nst.config import load_job
+
+from .conftest import TINY, write_csv
+
+SETS = [x for s in TINY for x in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cal") / "cal.json"
+    assert main(["calibrate", *SETS, "--batch-sizes", "1", "2", "--iterations", "3",
+                 "--seconds", "0.5", "-o", str(path)]) == 0
+    return path
+
+
+def test_calibrate_writes_a_model_per_device_and_job(calibration):
+    data = json.loads(calibration.read_text())
+    (device, jobs), = data.items()
+    assert device.startswith("CPU")
+    key = cost.cost_key(load_job(overrides=dict(s.split("=") for s in TINY)))
+    assert set(jobs) == {key} and set(jobs[key]) == {"1", "2"}
+    assert all(v["ms_per_iteration"] > 0 and v["frames"] == 51 for v in jobs[key].values())
+    # the iteration counts and the seed are not part of the key: one calibration serves all
+    assert cost.cost_key(load_job(overrides={**dict(s.split("=") for s in TINY),
+                                             "iterations": "500", "seed": "9"})) == key
+
+
+def test_dry_run_plans_and_estimates_without_creating_anything(tmp_path, audio_dir,
+                                                              calibration, capsys):
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,b.wav,c.wav", "p3,d.wav,a.wav",
+                          "p4,c.wav,d.wav", "p5,a.wav,d.wav"])
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(manifest), "-o", str(store), *SETS, "--batch-size", "2",
+                 "--dry-run", "--calibration", str(calibration)]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: nothing is created or submitted (new store" in out
+    assert "pairs: 5 (0 invalid, 0 already done, 5 to run) in 3 batch(es), 3 task(s)" in out
+    assert "device-hours of compute; wall time about" in out and "cal.json" in out
+    assert not store.exists()
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    job = ClusterOptions()
+    short, _ = make_plan(manifest, store, cfg, 2, None, job, calibration)
+    longer, _ = make_plan(manifest, store, load_job(overrides={
+        **dict(s.split("=") for s in TINY), "iterations": "300"}), 2, None, job, calibration)
+    assert 0 < short.device_s < longer.device_s and math.isfinite(longer.wall_s)
+    # without a model: the plan, and how to get an estimate
+    assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
+                 "--calibration", str(tmp_path / "none.json")]) == 0
+    assert "run `hpc-nst calibrate`" in capsys.readouterr().out
+
+
+def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, audio_dir,
+                                                                     capsys):
+    manifest = write_csv(audio_dir / "bad.csv", "content,style",
+                         ["a.wav,b.wav", "nope.wav,b.wav"])
+    store = tmp_path / "s.zarr"
+    code = main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run", "--cluster",
+                 "slurm", "--walltime", "01:00:00", "--queue", "gpu", "--memory", "8GB"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "a run would refuse to start" in err
+    assert "invalid: line 3: pair" in out and "nope.wav: file not found" in out
+    assert "#SBATCH --gres=gpu:1" in out and "#SBATCH -p gpu" in out
+    assert "-m distributed.cli.dask_worker" in out and not store.exists()
+    assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
+                 "--skip-invalid"]) == 0
