@@ -7,8 +7,11 @@
   is a documented example). One job = one worker process = one GPU: a GPU request per job
   (added unless the configuration already has one), ``--resources GPU=1``, ``--lifetime`` and
   ``--lifetime-stagger`` under the walltime (unless configured), adaptive scaling between
-  ``min_workers`` and ``workers``; ``HPC_NST_PYTHON`` / ``HPC_NST_SETUP`` become the worker
-  jobs' ``python`` command and job-script prologue unless configured. ``SLURM_*``/``SBATCH_*``
+  ``min_workers`` and ``workers``; Slurm worker jobs get ``--requeue`` and
+  ``--signal=B:USR1@<lead>`` and run the worker as the batch shell (``exec``, no nanny) so it
+  can drain on the signal (:mod:`hpc_nst.batch.preempt`); ``HPC_NST_PYTHON`` /
+  ``HPC_NST_SETUP`` become the worker jobs' ``python`` command and job-script prologue unless
+  configured. ``SLURM_*``/``SBATCH_*``
   variables of a driver running inside an sbatch job are scrubbed first, so they do not leak
   into the worker jobs.
 - ``slurm-runner``: everything inside one allocation (dask-jobqueue's ``SLURMRunner`` under
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,8 +163,23 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     # The driver's launcher reaches the worker jobs: HPC_NST_PYTHON (may be several words,
     # e.g. a container: "apptainer exec --nv img.sif python"; dask-jobqueue writes it into
     # the job script unquoted) and HPC_NST_SETUP (shell code run first).
-    if get("python") is None and os.environ.get("HPC_NST_PYTHON", "").strip():
-        kwargs["python"] = os.environ["HPC_NST_PYTHON"].strip()
+    python = get("python") or os.environ.get("HPC_NST_PYTHON", "").strip() or sys.executable
+    if name == "slurm":
+        # Preemption and walltime: the job comes back when preempted (--requeue) and gets
+        # SIGUSR1 before its limit, which the worker (the batch shell itself: exec, no nanny)
+        # turns into "finish the task in hand, then leave" (hpc_nst.batch.preempt).
+        secs = walltime_seconds(kwargs.get("walltime", get("walltime")), name)
+        if not any(d.startswith(("--requeue", "--no-requeue")) for d in directives):
+            directives.append("--requeue")
+        if not any(d.startswith("--signal") for d in directives):
+            lead = min(300, max(60, int(0.1 * secs))) if secs else 120
+            directives.append(f"--signal=B:USR1@{lead}")
+        if get("nanny") is None:
+            kwargs["nanny"] = False
+        if not python.startswith("exec "):
+            python = f"exec {python}"
+    if python != (get("python") or sys.executable):
+        kwargs["python"] = python
     setup = os.environ.get("HPC_NST_SETUP", "").strip()
     if setup and get("job-script-prologue") is None:
         kwargs["job_script_prologue"] = [setup]

@@ -229,7 +229,15 @@ def _start_cluster(opts: ClusterOptions, path: Path) -> tuple[tuple[Any, Any], A
 
     handle = make_cluster(opts)
     client = Client(handle.cluster)
+    register_drain(client)
     return (client, handle.cluster), client, handle
+
+
+def register_drain(client: Any) -> None:
+    """Every worker (present and future) drains on SIGUSR1 (:mod:`hpc_nst.batch.preempt`)."""
+    from hpc_nst.batch.preempt import DrainOnSignal
+
+    client.register_plugin(DrainOnSignal())
 
 
 def _stop_cluster(client: Any, cluster: Any) -> None:

@@ -147,4 +147,7 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
                                f"SLURMRunner: {runner.n_workers} worker rank(s) in job "
                                f"{runner.job_id}")
         client.wait_for_workers(1)
+        from hpc_nst.batch.runner import register_drain
+
+        register_drain(client)
         return run_batch(args.manifest, args.output, cfg, opts, client=client, handle=handle)

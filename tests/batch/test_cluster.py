@@ -45,7 +45,10 @@ def test_bare_config_gets_one_gpu_one_process_and_a_lifetime():
                                              "worker-extra-args": []}}):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", queue="gpu"))
     assert kw["queue"] == "gpu" and kw["processes"] == 1
-    assert kw["job_extra_directives"] == ["--gres=gpu:1"]
+    # one GPU; requeued when preempted, SIGUSR1 to the batch shell 10 % (<= 300 s) before
+    # the limit, which the worker itself (exec, no nanny) gets and drains on
+    assert kw["job_extra_directives"] == ["--gres=gpu:1", "--requeue", "--signal=B:USR1@300"]
+    assert kw["nanny"] is False and kw["python"].startswith("exec ")
     args = kw["worker_extra_args"]
     assert args[:2] == ["--resources", "GPU=1"] and "--lifetime" in args
 
@@ -57,7 +60,7 @@ def test_configured_values_are_kept_not_duplicated():
     with dask.config.set({"jobqueue.slurm": conf}):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm"))
         assert "cores" not in kw and "processes" not in kw and "memory" not in kw
-        assert kw["job_extra_directives"] == ["--gpus=1"]
+        assert kw["job_extra_directives"] == ["--gpus=1", "--requeue", "--signal=B:USR1@300"]
         assert kw["worker_extra_args"] == ["--resources", "GPU=1", "--lifetime", "50m"]
         # a walltime given on the command line replaces the configured lifetime
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", walltime="00:20:00"))
@@ -82,7 +85,12 @@ def test_cpu_only_workers():
     with dask.config.set({"jobqueue.slurm": {"job-extra-directives": [],
                                              "worker-extra-args": []}}):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
-    assert kw["job_extra_directives"] == [] and "--resources" not in kw["worker_extra_args"]
+    assert kw["job_extra_directives"] == ["--requeue", "--signal=B:USR1@120"]
+    assert "--resources" not in kw["worker_extra_args"]
+    with dask.config.set({"jobqueue.slurm": {"job-extra-directives": ["--no-requeue",
+                                                                     "--signal=USR2@60"]}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
+    assert kw["job_extra_directives"] == ["--no-requeue", "--signal=USR2@60"]  # configured
 
 
 def test_generated_slurm_job_script():
@@ -117,8 +125,9 @@ def test_container_launcher_reaches_the_worker_job_script(monkeypatch):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", interface="lo"))
         with SLURMCluster(**kw) as cluster:
             script = cluster.job_script()
-    assert "\napptainer exec --nv /images/hpc-nst.sif python -m distributed.cli.dask_worker" \
-        in script
+    assert "\nexec apptainer exec --nv /images/hpc-nst.sif python -m distributed.cli." \
+        "dask_worker" in script
     assert "\nmodule load apptainer\n" in script
     with dask.config.set({"jobqueue.slurm.python": "/opt/py/bin/python"}):
-        assert "python" not in _jobqueue_kwargs(ClusterOptions(kind="slurm"))
+        assert _jobqueue_kwargs(ClusterOptions(kind="slurm"))["python"] == \
+            "exec /opt/py/bin/python"

@@ -143,7 +143,7 @@ def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
     store = tmp_path / "sb.zarr"
     job = _slurm(
         "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
-        "--time=5", f"--output={tmp_path}/driver-%j.out",
+        "--time=10", f"--output={tmp_path}/driver-%j.out",
         f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
         # a launcher of several words (as "apptainer exec --nv img.sif python" would be),
         # used by the driver job and, through dask-jobqueue, by its worker jobs
@@ -176,3 +176,100 @@ def test_everything_in_one_allocation(slurm_cluster, tmp_path):
     assert "SLURMRunner: 1 worker rank(s)" in log and "2 done" in log, log
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all()
+
+
+def _pairs_manifest(tmp_path: Path, n: int = 8) -> Path:
+    demo = DEMO.parent / "demo"
+    files = ["harp.flac", "tuning_fork.flac", "voice.flac", "violin.flac"]
+    rows = [f"p{i},{demo / c},{demo / s}" for i, (c, s) in
+            enumerate((c, s) for c in files for s in files if c != s)][:n]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("pair_id,content,style\n" + "\n".join(rows) + "\n")
+    return manifest
+
+
+PREEMPT_SETS = ["iterations=40", "griffin_lim_iterations=2", "model=random", "width=4"]
+
+
+def test_worker_requeued_and_signalled_lose_nothing(slurm_cluster, tmp_path):
+    """`scontrol requeue` one worker job and SIGUSR1 (the walltime warning) another mid-run:
+    every pair ends done, bit-identical to an undisturbed local run; the signalled worker
+    finished its task before leaving."""
+    manifest = _pairs_manifest(tmp_path)
+    name = f"hpcnst-p-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "p.zarr"
+    args = [str(manifest), "-o", str(store), "--cluster", "slurm", "--workers", "2",
+            "--min-workers", "2", "--batch-size", "1", *DEV, *_sets(PREEMPT_SETS)]
+    proc = _run(args, tmp_path, _env(name))
+    deadline = time.time() + 100
+    requeued = signalled = None
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        if not (store / "zarr.json").exists():
+            continue
+        status = xr.open_zarr(store).status.values
+        running = _jobs(name, "R")
+        if (status == 1).sum() >= 1 and (status == 0).sum() >= 4 and len(running) >= 2:
+            requeued, signalled = running[:2]
+            _slurm("scancel", "--batch", "--signal=USR1", signalled)
+            _slurm("scontrol", "requeue", requeued)
+            break
+    assert requeued, "never saw two running worker jobs with work left"
+    out, _ = proc.communicate(timeout=150)
+    assert proc.returncode == 0, out
+    assert "8 done" in out and "0 failed" in out
+    # worker job logs: log-directory of slurm/jobqueue.yaml, <job name>-<job id>.err
+    worker_log = next((tmp_path / "logs").rglob(f"*-{signalled}.err")).read_text()
+    assert "got SIGUSR1: finishing" in worker_log and "leaves after SIGUSR1" in worker_log
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all()
+    # The same pairs undisturbed, on a local cluster with one torch thread per worker like the
+    # worker jobs (--cores 1): the same bits.
+    ref = tmp_path / "ref.zarr"
+    local = _run([str(manifest), "-o", str(ref), "--workers", "2", "--batch-size", "1",
+                  "--progress-interval", "1", *_sets(PREEMPT_SETS)], tmp_path, _env(name))
+    out, _ = local.communicate(timeout=150)
+    assert local.returncode == 0, out
+    want = xr.open_zarr(ref)
+    for pid in ds.pair.values:
+        np.testing.assert_array_equal(ds.audio.sel(pair=pid).values,
+                                      want.audio.sel(pair=pid).values)
+
+
+def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, tmp_path):
+    manifest = _pairs_manifest(tmp_path)
+    name = f"hpcnst-d-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "d.zarr"
+    job = _slurm(
+        "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
+        "--time=10", f"--output={tmp_path}/driver-%j.out",
+        f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
+        f"HPC_NST_PYTHON={sys.executable}",
+        str(REPO / "slurm" / "run.sbatch"), str(manifest), str(store),
+        "--workers", "1", "--batch-size", "1", *DEV, *_sets(PREEMPT_SETS),
+    ).strip().split(";")[0]
+    deadline = time.time() + 90
+    sent = False
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if (store / "zarr.json").exists() and (xr.open_zarr(store).status.values == 1).sum():
+            _slurm("scancel", "--batch", "--signal=USR1", job)
+            sent = True
+            break
+    assert sent, "the driver never got a pair done"
+    log = tmp_path / f"driver-{job}.out"
+    deadline = time.time() + 150
+    released = False
+    while time.time() < deadline and log.read_text().count("exit code") < 2:
+        if not released and f"requeued job {job}" in log.read_text():
+            time.sleep(1)  # Slurm holds a requeued job a while (BeginTime): start it now
+            _slurm("scontrol", "update", f"jobid={job}", "StartTime=now")
+            released = True
+        time.sleep(1)
+    text = log.read_text()
+    assert "SIGUSR1 (time limit near): saving and requeueing" in text, text
+    assert f"requeued job {job}" in text
+    assert "exit code 130" in text and "exit code 0" in text, text
+    _wait_job(job, 60)
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all() and ds.sizes["pair"] == 8
