@@ -81,6 +81,8 @@ class OptimConfig:
     noise_std: float = 0.1
     seed: int = 0
     record_every: int = 1
+    window_s: float = 0.0  # > 0: content longer than this is optimised in overlapping windows
+    window_overlap_s: float = 1.0  # cross-fade between windows (hpc_nst/engine/windows.py)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class JobConfig:
 NEUTRAL: dict[str, Any] = {
     "loss.term_weights": {},
     "loss.term_params": {},
+    "optim.window_s": 0.0,
+    "optim.window_overlap_s": 1.0,
 }
 
 
@@ -158,6 +162,7 @@ ALIASES: dict[str, str] = {
     "optimizer": "optim.optimizer",
     "init": "optim.init",
     "seed": "optim.seed",
+    "window_s": "optim.window_s",
     "learning_rate": "optim.learning_rate",
     "model": "model.name",
     "width": "model.width",
@@ -275,6 +280,11 @@ def _validate(cfg: JobConfig) -> JobConfig:
     need(cfg.optim.iterations >= 0, "optim.iterations", "must be >= 0")
     need(cfg.optim.learning_rate > 0, "optim.learning_rate", "must be > 0")
     need(cfg.optim.record_every >= 1, "optim.record_every", "must be >= 1")
+    need(cfg.optim.window_s == 0 or cfg.optim.window_s >= 1.0, "optim.window_s",
+         "must be 0 (whole inputs) or at least 1 second")
+    need(0 <= cfg.optim.window_overlap_s and (cfg.optim.window_s == 0 or
+                                              2 * cfg.optim.window_overlap_s < cfg.optim.window_s),
+         "optim.window_overlap_s", "must be >= 0 and under half of optim.window_s")
     need(cfg.griffin_lim.iterations >= 1, "griffin_lim.iterations", "must be >= 1")
     need(0 <= cfg.griffin_lim.momentum < 1, "griffin_lim.momentum", "must be in [0, 1)")
     need(cfg.model.width >= 1, "model.width", "must be >= 1")

@@ -43,5 +43,6 @@ def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.d
         raise TransferError(
             f"inputs too long for memory: {batch} item(s) of up to {seconds:.0f} s need about "
             f"{need / 2**30:.1f} GiB on {device}, {have / 2**30:.1f} GiB available; "
-            "split the audio into shorter clips or use a smaller batch"
+            "process long content in windows (--set window_s=30), split the audio into "
+            "shorter clips, or use a smaller batch"
         )

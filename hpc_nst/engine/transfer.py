@@ -26,6 +26,7 @@ import torch
 from hpc_nst.audio.griffin_lim import griffin_lim
 from hpc_nst.audio.spectrogram import log_magnitude, magnitude_from_log, num_frames
 from hpc_nst.config import JobConfig
+from hpc_nst.engine import windows as win
 from hpc_nst.engine.device import TransferError, check_memory, pick_device
 from hpc_nst.engine.objective import Objective
 from hpc_nst.models.alexnet import AudioAlexNet
@@ -170,13 +171,83 @@ def transfer_batch(
                 )
     dev = pick_device(device)
     width = model.width if model is not None else cfg.model.width
-    longest = max(num_frames(len(a), stft) for a in (*contents, *styles))
-    check_memory(1 if dev.type == "cpu" else len(contents), stft.n_bins, longest, width, dev)
+    window = _window_frames(cfg)
+    long = [window is not None and num_frames(len(c), stft) > window for c in contents]
+    longest = max([min(num_frames(len(c), stft), window or 10**9) for c in contents]
+                  + [num_frames(len(s), stft) for s in styles])
+    n_short = sum(not x for x in long)
+    check_memory(1 if dev.type == "cpu" or not n_short else n_short, stft.n_bins, longest,
+                 width, dev)
     net = model.to(dev) if model is not None else resolve_model(cfg, dev)
+    results: list[TransferResult | None] = [None] * len(contents)
+    for i in (i for i, x in enumerate(long) if x):  # long content: window by window, alone
+        results[i] = _transfer_windowed(contents[i], styles[i], cfg, seeds[i], dev, net,
+                                        progress)
+    short = [i for i, x in enumerate(long) if not x]
     if dev.type == "cpu":  # one pair at a time: bit-identical whatever the batch
-        return [_transfer_group([c], [s], cfg, [seed], dev, net, progress)[0]
-                for c, s, seed in zip(contents, styles, seeds)]
-    return _transfer_group(contents, styles, cfg, seeds, dev, net, progress)
+        for i in short:
+            results[i] = _transfer_group([contents[i]], [styles[i]], cfg, [seeds[i]], dev,
+                                         net, progress)[0]
+    elif short:
+        group = _transfer_group([contents[i] for i in short], [styles[i] for i in short], cfg,
+                                [seeds[i] for i in short], dev, net, progress)
+        for i, r in zip(short, group):
+            results[i] = r
+    return results  # type: ignore[return-value]
+
+
+def _window_frames(cfg: JobConfig) -> int | None:
+    """Frames per window (None: whole inputs)."""
+    if cfg.optim.window_s <= 0:
+        return None
+    return int(round(cfg.optim.window_s * cfg.stft.sample_rate / cfg.stft.hop_length))
+
+
+def _transfer_windowed(content: np.ndarray, style: np.ndarray, cfg: JobConfig, seed: int,
+                       dev: torch.device, net: AudioAlexNet, progress: Progress | None
+                       ) -> TransferResult:
+    """One long pair: each window of the content optimised alone (window k from seed + k)
+    against the whole style, the windows joined by cross-faded overlap-add, then one
+    Griffin-Lim over the whole (:mod:`hpc_nst.engine.windows`)."""
+    stft = cfg.stft
+    t0 = time.perf_counter()
+    c_spec = log_magnitude(torch.as_tensor(content, dtype=torch.float32), stft)
+    s_spec = log_magnitude(torch.as_tensor(style, dtype=torch.float32), stft)
+    n = c_spec.shape[-1]
+    overlap = int(round(cfg.optim.window_overlap_s * stft.sample_rate / stft.hop_length))
+    spans = win.spans(n, _window_frames(cfg) or n, overlap)
+    style_t, s_len = s_spec[None].to(dev), torch.tensor([s_spec.shape[-1]], device=dev)
+    outs, inits, curves = [], [], []
+    for k, (a, b) in enumerate(spans):
+        part = c_spec[:, a:b].contiguous()
+        objective = Objective.build(net, cfg.loss, part[None].to(dev),
+                                    torch.tensor([b - a], device=dev), style_t, s_len)
+        init = initial_spectrogram(part, seed + k, cfg)
+        x = init[None].to(dev).clone().requires_grad_(True)
+        mask = torch.ones(1, 1, b - a, device=dev)
+        history = _optimise(x, objective, cfg, mask, progress)
+        outs.append(x.detach()[0].clamp_min(0.0).cpu())
+        inits.append(init)
+        curves.append({k2: torch.stack(v, dim=1)[0].cpu().numpy() for k2, v in history.items()})
+    t2 = time.perf_counter()
+    output = win.join(outs, spans, n)
+    gl_audio, convergence = _griffin_lim_per_length(magnitude_from_log(output[None]),
+                                                    [len(content)], [seed], cfg)
+    t3 = time.perf_counter()
+    # Loss curves: the frame-weighted mean of the windows' curves.
+    sizes = np.array([b - a for a, b in spans], dtype=np.float64)
+    losses = {k: (sum(c[k] * w for c, w in zip(curves, sizes)) / sizes.sum()).astype(
+        np.float32) for k in curves[0]}
+    iters = max(cfg.optim.iterations, 1) * len(spans)
+    timings = {"features_s": 0.0, "optimise_s": t2 - t0, "griffin_lim_s": t3 - t2,
+               "ms_per_iteration": 1000 * (t2 - t0) / iters, "windows": float(len(spans))}
+    bad = not np.isfinite(losses["total"]).all()
+    return TransferResult(
+        audio=limit_peak(gl_audio[0][: len(content)].cpu().numpy().astype(np.float32)),
+        output=output.numpy(), init=win.join(inits, spans, n).numpy(),
+        content=c_spec.numpy(), style=s_spec.numpy(), losses=losses,
+        spectral_convergence=convergence[0], seed=int(seed), device=str(dev),
+        timings=timings, error="optimisation diverged: loss became NaN/Inf" if bad else None)
 
 
 def _griffin_lim_per_length(magnitude: torch.Tensor, n_samples: list[int], seeds: list[int],
