@@ -73,6 +73,7 @@ class PairData:
     audio: np.ndarray | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # the manifest's extra columns
     accounting: dict[str, Any] = field(default_factory=dict)  # :data:`ACCOUNTING` values
+    checksum: str = ""  # recorded with the data ("" in stores of earlier releases)
 
 
 def method_name(job: dict[str, Any]) -> str:
@@ -235,6 +236,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
             continue
         meta = {n: root[n][b0:b1] for n in names}
         acct = {n: root[n][b0:b1] for n in ACCOUNTING if n in root}
+        sums = root["checksum"][b0:b1] if "checksum" in root else None
         extra = root["metadata"][b0:b1] if info.metadata_columns else None
         explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
         for w0 in range(b0, b1, window):
@@ -276,7 +278,8 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                     metadata={} if extra is None else
                     dict(zip(info.metadata_columns, (str(v) for v in extra[j]))),
                     accounting={n: (v[j].item() if hasattr(v[j], "item") else str(v[j]))
-                                for n, v in acct.items()})
+                                for n, v in acct.items()},
+                    checksum="" if sums is None else str(sums[j]))
                 if done[k]:
                     pair.records = int(meta["records"][j])
                     pair.spectral_convergence = float(meta["spectral_convergence"][j])

@@ -63,6 +63,8 @@ class Recorder:
             for k in ("started_at", "finished_at"):
                 if k in d:
                     d[k][i] = t.get(k, math.nan)
+            if "checksum" in d:
+                d["checksum"][i] = outcome.checksum
             if "device_s" in d:
                 compute = [t.get(k, math.nan) for k in COMPUTE_TIMINGS]
                 d["device_s"][i] = sum(x for x in compute if math.isfinite(x)) / \

@@ -63,6 +63,7 @@ class PairOutcome:
     scheduler_job: str = ""  # the batch job the worker ran in (SLURM_JOB_ID...), or "local"
     device_name: str = ""  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
     peak_memory_mb: float = math.nan  # peak device memory of the pair's batch (CPU: worker RSS)
+    checksum: str = ""  # of the bulk data as written (hpc_nst.batch.writer.pair_checksum)
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,10 @@ LOCK_NAME = ".hpc_nst.lock"
 RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "records",
                  "spectral_convergence", "timings", "started_at", "finished_at", "batch",
                  "batch_pairs", "scheduler_job", "device_name", "peak_memory_mb", "device_s",
-                 "wall_s", "status")
+                 "wall_s", "checksum", "status")
 #: Result arrays that stores made by earlier releases lack (readers and writers skip them).
 OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "scheduler_job",
-                   "device_name", "peak_memory_mb", "device_s", "wall_s")
+                   "device_name", "peak_memory_mb", "device_s", "wall_s", "checksum")
 #: Root attributes holding structures: stored as JSON text (netCDF and xarray take flat
 #: attributes only); stores of earlier releases hold them as nested JSON (both are read).
 JSON_ATTRS = ("job", "manifest", "versions", "layout", "status_codes", "runs")
@@ -246,6 +246,9 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
                       "+ Griffin-Lim seconds divided by the batch's pairs")
     small("wall_s", ["pair"], None, "float64", np.nan, units="s",
           description="wall time of the pair's batch, loading to written")
+    small("checksum", ["pair"], None, str, "",
+          description="BLAKE2b of the pair's audio, spectrograms and loss as written "
+                      "(hpc-nst verify recomputes it)")
     small("batch", ["pair"], None, "int64", -1,
           description="id of the batch the pair last ran in (its first pair's index)")
     small("batch_pairs", ["pair"], None, "int32", 0,

@@ -236,7 +236,7 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
         for p, _, _ in items:
             meta[p.index]["peak_memory_mb"] = peak
     t0 = time.perf_counter()
-    too_long, records = write_task_data(spec, {i: r.result for i, r in done.items()})
+    too_long, records, sums = write_task_data(spec, {i: r.result for i, r in done.items()})
     write_s, finished = time.perf_counter() - t0, time.time()
     for index, pr in done.items():
         res = pr.result
@@ -253,5 +253,6 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
             samples=len(res.audio), records=records.get(index, 0),
             spectral_convergence=float(res.spectral_convergence), timings=timings,
             device=str(res.device), host=host, batch=pr.batch, batch_pairs=pr.batch_pairs,
-            scheduler_job=job, device_name=device_name(str(res.device)), peak_memory_mb=peak)
+            scheduler_job=job, device_name=device_name(str(res.device)), peak_memory_mb=peak,
+            checksum=sums.get(index, ""))
     return [outcomes[p.index] for p in spec.pairs]

@@ -9,6 +9,7 @@ is replaced atomically by zarr's LocalStore (write, then rename).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -43,13 +44,29 @@ def _loss_row(losses: dict[str, np.ndarray], terms: tuple[str, ...],
     return row, n
 
 
+def digest(*arrays: np.ndarray) -> str:
+    """16 hex digits of BLAKE2b over the float32 bytes of ``arrays`` (C order)."""
+    h = hashlib.blake2b(digest_size=8)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def pair_checksum(audio: np.ndarray, spectrograms: list[np.ndarray], loss: np.ndarray) -> str:
+    """``audio:<hex> spectrogram:<hex> loss:<hex>`` of a pair's valid data as stored (audio
+    ``[:samples]``, each kind's ``[:, :frames]``, loss ``[:, :records]``)."""
+    return (f"audio:{digest(audio)} spectrogram:{digest(*spectrograms)} "
+            f"loss:{digest(loss)}")
+
+
 def write_task_data(
     spec: TaskSpec, results: dict[int, TransferResult]
-) -> tuple[dict[int, str], dict[int, int]]:
+) -> tuple[dict[int, str], dict[int, int], dict[int, str]]:
     """Write ``results`` (store index -> result) into the task's shards.
 
     Returns an error message for each pair that does not fit the store (it is not written),
-    and the number of loss records kept for each pair written.
+    the number of loss records kept for each pair written, and each written pair's checksum
+    (:func:`pair_checksum`, recorded by the driver; ``hpc-nst verify`` recomputes it).
     """
     store = LocalStore(spec.store)
     spec_arr = zarr.open_array(store, path="spectrogram", mode="r+")
@@ -67,7 +84,7 @@ def write_task_data(
         else:
             ok[i] = r
     if not ok:
-        return errors, {}
+        return errors, {}, {}
     start, stop = spec.start, spec.stop
     whole = len(spec.pairs) == stop - start
 
@@ -104,12 +121,14 @@ def write_task_data(
     terms = tuple(str(t) for t in read_column(zarr.open_group(store, mode="r"), "term"))
     block = (np.full((stop - start, len(terms), capacity), np.nan, np.float32) if whole
              else np.asarray(loss_arr[start:stop]))
-    records = {}
+    records, sums = {}, {}
     for i, r in ok.items():
         unknown = set(r.losses) - set(terms)
         if unknown:
             log.warning("pair #%d: loss curve(s) %s not in the store's term axis; not kept",
                         i, sorted(unknown))
         block[i - start], records[i] = _loss_row(r.losses, terms, capacity)
+        sums[i] = pair_checksum(r.audio, [r.content, r.style, r.init, r.output],
+                                block[i - start, :, : records[i]])
     loss_arr[start:stop] = block
-    return errors, records
+    return errors, records, sums

@@ -24,6 +24,7 @@ COMMANDS = (
     "hpc_nst.cli.run_cmd",
     "hpc_nst.cli.status_cmd",
     "hpc_nst.cli.calibrate_cmd",
+    "hpc_nst.cli.verify_cmd",
     "hpc_nst.cli.export_cmd",
     "hpc_nst.cli.dataset_cmd",
     "hpc_nst.cli.train_cmd",

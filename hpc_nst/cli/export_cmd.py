@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="items per WebDataset shard / Parquet row group (default: 1000)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="a folder written by hpc-nst report: add its per-pair metrics")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out pairs whose audio fails its checksum (default: refuse to "
+                        "export; see hpc-nst verify)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing audio files / another store's export in DIR")
     p.set_defaults(func=run)
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.export.formats import ExportOptions, export_store
 
     opts = ExportOptions(codec=args.codec, overwrite=args.overwrite,
-                         shard_size=args.shard_size, report=args.report)
+                         shard_size=args.shard_size, report=args.report,
+                         skip_bad=args.skip_bad)
     res = export_store(args.store, args.output, args.format, opts)
     what = (f"{res['written']} file(s)" if args.format in ("wav", "flac") else
             f"{res['items']} item(s) as {args.format} ({', '.join(res['files'][:3])}"

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="failed pairs per store listed in the HTML page (default 200)")
     p.add_argument("--title", default="hpc-nst evaluation report", help="page title")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="report pairs whose audio fails its checksum as failed (default: "
+                        "refuse; see hpc-nst verify)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if not s.exists():
             raise UserError(f"{s}: store not found")
     opts = ReportOptions(
+        skip_bad=args.skip_bad,
         groups=groups, classifier=args.classifier, judge=args.judge, details=args.details,
         failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
         title=args.title, progress=None if args.quiet else stderr_progress)

@@ -36,6 +36,7 @@ class ExportOptions:
     overwrite: bool = False
     shard_size: int = 1000  # items per WebDataset tar / Parquet row group
     report: Path | None = None
+    skip_bad: bool = False  # leave out pairs failing their checksum (default: refuse)
 
 
 Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
@@ -200,7 +201,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: must be one of {', '.join(FORMATS)}")
     if fmt in CODECS:
-        opts = ExportOptions(fmt, opts.overwrite, opts.shard_size, opts.report)
+        opts = ExportOptions(fmt, opts.overwrite, opts.shard_size, opts.report, opts.skip_bad)
     if opts.codec not in CODECS:
         raise UsageError(f"--codec {opts.codec!r}: must be one of {', '.join(CODECS)}")
     if opts.shard_size < 1:
@@ -214,7 +215,8 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if not done and fmt not in CODECS:
         raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
                          "status)")
-    result = FORMATS[fmt](iter_items(info, only=done, report=opts.report), out, opts)
+    result = FORMATS[fmt](iter_items(info, only=done, report=opts.report,
+                                     skip_bad=opts.skip_bad), out, opts)
     result.update(not_done=int(len(status) - len(done)))
     card = {"store": str(info.path.resolve()), "format": fmt, "codec": opts.codec,
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),

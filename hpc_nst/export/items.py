@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hpc_nst.batch.reader import StoreInfo, iter_pairs, metadata_names
+from hpc_nst.batch.verify import check_audio
 
 #: Report columns carried into an export (when ``--report`` is given): the quality metrics.
 REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
@@ -79,8 +80,9 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
 
 
 def iter_items(info: StoreInfo, only: list[int] | None = None,
-               report: Path | None = None) -> Iterator[ExportItem]:
-    """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`."""
+               report: Path | None = None, skip_bad: bool = False) -> Iterator[ExportItem]:
+    """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`;
+    a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out)."""
     metrics = report_metrics(report, info.label)
     meta_names = metadata_names(info)
     job = {"job": info.label, "method": info.method,
@@ -88,7 +90,7 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     metric_keys = sorted({k for m in metrics.values() for k in m},
                          key=lambda k: REPORT_METRICS.index(k))
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
-        if pair.status != "done" or pair.audio is None:
+        if pair.status != "done" or pair.audio is None or not check_audio(info, pair, skip_bad):
             continue
         fields: dict[str, Any] = {
             "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],

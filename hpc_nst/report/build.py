@@ -28,6 +28,7 @@ from hpc_nst.batch.reader import (
     read_spectrograms,
     store_info,
 )
+from hpc_nst.batch.verify import check_audio
 from hpc_nst.config import STFTConfig
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
@@ -55,6 +56,7 @@ class ReportOptions:
     title: str = "hpc-nst evaluation report"
     progress: Callable[[str], None] | None = None
     progress_every: int = 1000
+    skip_bad: bool = False  # report pairs failing their audio checksum as failed (else refuse)
 
 
 @dataclass
@@ -195,6 +197,9 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             for pair in iter_pairs(info, opts.inputs_dir):
+                if pair.status == "done" and not check_audio(info, pair, opts.skip_bad):
+                    pair.status, pair.audio = "failed", None
+                    pair.error = "fails verification (hpc-nst verify): audio checksum mismatch"
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     row = evaluator.row(info, pair)

@@ -153,7 +153,7 @@ def test_writer_whole_and_partial_shards(tmp_path, audio_dir, tiny):
     path, _, _ = _make(tmp_path, audio_dir, tiny)
     spec = lambda idx: TaskSpec(str(path), 0, 0, 2, ((tiny, tuple(  # noqa: E731
         PairSpec(i, f"p{i}", "c", "s", 0) for i in idx)),))
-    errors, records = write_task_data(spec([0, 1]), {0: _result(30, 20, 4000, 1.0),
+    errors, records, _ = write_task_data(spec([0, 1]), {0: _result(30, 20, 4000, 1.0),
                                                      1: _result(12, 40, 1500, 2.0)})
     assert errors == {} and records == {0: 4, 1: 4}
     root = st.open_root(path)
@@ -163,14 +163,14 @@ def test_writer_whole_and_partial_shards(tmp_path, audio_dir, tiny):
     assert np.isnan(root["loss"][0, list(st.read_column(root, "term")).index("content"), 0])
     assert list(root["loss"][0, 0]) == [0, 1, 2, 3]
     # a later attempt at pair 1 alone keeps pair 0 untouched (read-modify-write of the shard)
-    errors, _ = write_task_data(spec([1]), {1: _result(8, 8, 1000, 3.0)})
+    errors, _, _ = write_task_data(spec([1]), {1: _result(8, 8, 1000, 3.0)})
     assert sp[0, 0, 0, 29] == 1.0 and root["audio"][0, 3999] == 1.0
     assert sp[1, 0, 0, 7] == 3.0 and sp[1, 0, 0, 11] == 0.0  # the old tail is cleared
     # exactly one shard file per bulk array for that task
     for name in ("spectrogram", "audio", "loss"):
         files = [f for f in (path / name / "c").rglob("*") if f.is_file()]
         assert len(files) == 1, (name, files)
-    errors, _ = write_task_data(spec([0]), {0: _result(10_000, 8, 1000, 3.0)})
+    errors, _, _ = write_task_data(spec([0]), {0: _result(10_000, 8, 1000, 3.0)})
     assert "longer than the store's capacity" in errors[0]
 
 

@@ -1,0 +1,159 @@
+"""``hpc-nst verify``: check every done pair of a store against what was written.
+
+For each done pair: its bulk data is read back (audio ``[:samples]``, each spectrogram kind
+``[:, :frames]``, loss ``[:, :records]``) and hashed as the worker hashed it when writing
+(:func:`hpc_nst.batch.writer.pair_checksum`); a chunk that cannot be decoded (truncated,
+corrupted), an array or chunk that is missing (read back as fill values), lengths beyond the
+store's capacity and a pair marked done without data or checksum are all reported, per pair,
+with the reason. ``repair`` resets those pairs to pending (under the store's lock) so that the
+next ``hpc-nst run`` redoes them. Pairs of stores written before checksums existed are
+checked for readability and lengths only, and said to be so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.writer import pair_checksum
+
+if TYPE_CHECKING:
+    from hpc_nst.batch.reader import StoreInfo
+
+log = logging.getLogger(__name__)
+BULK = ("audio", "spectrogram", "loss")
+
+
+@dataclass
+class VerifyResult:
+    store: Path
+    done: int = 0
+    checked: int = 0
+    unchecked: int = 0  # done pairs without a recorded checksum (earlier releases)
+    bad: dict[int, str] = field(default_factory=dict)  # store index -> problem
+    store_problems: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.store_problems
+
+
+def _read(root: Any, i: int, samples: int, frames: np.ndarray, records: int
+          ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    audio = np.asarray(root["audio"][i, :samples])
+    longest = int(frames.max()) if len(frames) else 0
+    block = np.asarray(root["spectrogram"][i, :, :, :longest])
+    specs = [block[k, :, : int(frames[k])] for k in range(len(frames))]
+    loss = np.asarray(root["loss"][i, :, :records])
+    return audio, specs, loss
+
+
+def verify_store(path: str | Path) -> VerifyResult:
+    """Check every done pair of the store at ``path``."""
+    path = Path(path)
+    res = VerifyResult(path)
+    try:
+        root = st.open_root(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+        res.store_problems.append(f"cannot open the store: {exc}")
+        return res
+    for name in (*BULK, "status", "pair", "samples", "frames", "records"):
+        if name not in root:
+            res.store_problems.append(f"array {name!r} is missing")
+    if res.store_problems:
+        return res
+    try:
+        status = st.read_column(root, "status")
+        res.ids = [str(x) for x in st.read_column(root, "pair")]
+        samples = st.read_column(root, "samples")
+        frames = st.read_column(root, "frames")
+        records = st.read_column(root, "records")
+        sums = st.read_column(root, "checksum") if "checksum" in root else None
+    except Exception as exc:  # noqa: BLE001
+        res.store_problems.append(f"per-pair metadata unreadable: {exc}")
+        return res
+    cap_s, cap_f, cap_r = (int(root["audio"].shape[1]), int(root["spectrogram"].shape[3]),
+                           int(root["loss"].shape[2]))
+    unknown = np.flatnonzero((status < 0) | (status > st.FAILED))
+    for i in unknown:
+        res.bad[int(i)] = f"unknown status code {int(status[i])}"
+    for i in np.flatnonzero(status == st.DONE):
+        i = int(i)
+        res.done += 1
+        n, f, r = int(samples[i]), frames[i], int(records[i])
+        if n <= 0:
+            res.bad[i] = "marked done but holds no audio (samples = 0)"
+            continue
+        if n > cap_s or int(f.max()) > cap_f or r > cap_r:
+            res.bad[i] = (f"lengths beyond the store's capacity (samples {n}/{cap_s}, frames "
+                          f"{int(f.max())}/{cap_f}, records {r}/{cap_r})")
+            continue
+        try:
+            audio, specs, loss = _read(root, i, n, f, r)
+        except Exception as exc:  # noqa: BLE001 - a chunk that does not decode
+            res.bad[i] = f"unreadable data ({type(exc).__name__}: {exc})"
+            continue
+        want = str(sums[i]) if sums is not None else ""
+        if not want:
+            res.unchecked += 1
+            if not np.abs(audio).any():
+                res.bad[i] = "marked done but its audio is all zeros (data missing)"
+            continue
+        got = pair_checksum(audio, specs, loss)
+        if got != want:
+            parts = [p.split(":")[0] for p, q in zip(got.split(), want.split()) if p != q]
+            res.bad[i] = (f"checksum mismatch in {', '.join(parts)}: the data on disk is not "
+                          "what was written (corrupted or missing chunk)")
+            continue
+        res.checked += 1
+    return res
+
+
+def repair(res: VerifyResult) -> int:
+    """Reset the bad pairs of ``res`` to pending (under the store's lock); returns how many."""
+    if not res.bad:
+        return 0
+    with st.StoreLock(res.store):
+        root = st.open_root(res.store, mode="r+")
+        status = root["status"][:]
+        error = st.read_column(root, "error")
+        for i, problem in res.bad.items():
+            status[i] = st.PENDING
+            error[i] = f"reset by hpc-nst verify --repair: {problem}"
+        root["error"][:] = error
+        root["status"][:] = status  # status last, as the driver writes
+    log.info("%s: %d pair(s) reset to pending", res.store, len(res.bad))
+    return len(res.bad)
+
+
+def audio_matches(checksum: str, audio: np.ndarray) -> bool | None:
+    """Whether ``audio`` matches the ``audio:`` part of a recorded checksum (None: none
+    recorded); cheap, for export and report, which read the audio anyway."""
+    from hpc_nst.batch.writer import digest
+
+    for part in checksum.split():
+        if part.startswith("audio:"):
+            return part[6:] == digest(audio)
+    return None
+
+
+def check_audio(info: StoreInfo, pair: Any, skip_bad: bool) -> bool:
+    """False (with a warning) for a pair whose audio fails its checksum when ``skip_bad``;
+    without it such a pair stops the export or report (it would publish corrupted data)."""
+    from hpc_nst.errors import StoreError
+
+    if pair.audio is None or audio_matches(pair.checksum, pair.audio) is not False:
+        return True
+    message = (f"{info.path}: pair {pair.pair_id}: its audio does not match the checksum "
+               "written with it (corrupted or missing chunk)")
+    if not skip_bad:
+        raise StoreError(f"{message}; run hpc-nst verify {info.path} --repair and rerun the "
+                         "batch, or pass --skip-bad to leave such pairs out")
+    log.warning("%s; left out (--skip-bad)", message)
+    return False

@@ -1,0 +1,51 @@
+"""``hpc-nst verify STORE [--repair]``: every done pair's data checked against its checksum."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify", help="check a store's done pairs against their checksums (after a crash)",
+        description="Read every done pair's audio, spectrograms and loss curves and compare "
+                    "them with the checksums written with them; report truncated, corrupted or "
+                    "missing chunks, missing arrays, inconsistent lengths and pairs marked done "
+                    "without data. Exit code 0 when everything verifies, 1 otherwise.")
+    p.add_argument("store", type=Path)
+    p.add_argument("--repair", action="store_true",
+                   help="reset the pairs that fail to pending: the next hpc-nst run redoes them")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.verify import repair, verify_store
+
+    res = verify_store(args.store)
+    if args.json:
+        print(json.dumps({"store": str(res.store), "ok": res.ok, "done": res.done,
+                          "checked": res.checked, "unchecked": res.unchecked,
+                          "store_problems": res.store_problems,
+                          "bad": {res.ids[i]: p for i, p in res.bad.items()}}, indent=1))
+    else:
+        print(f"{res.store}: {res.done} done pair(s): {res.checked} verified by checksum"
+              + (f", {res.unchecked} without a checksum (written by an earlier release; "
+                 "readable and non-empty)" if res.unchecked else "")
+              + f", {len(res.bad)} bad")
+        for problem in res.store_problems:
+            print(f"  store: {problem}")
+        for i, problem in sorted(res.bad.items()):
+            print(f"  {res.ids[i] if i < len(res.ids) else i}: {problem}")
+    if res.store_problems:
+        return 1
+    if res.bad and args.repair:
+        n = repair(res)
+        print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them")
+        return 0
+    if res.bad:
+        print("rerun with --repair to reset them to pending")
+        return 1
+    return 0

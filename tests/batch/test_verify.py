@@ -1,0 +1,133 @@
+"""``hpc-nst verify``: corrupted, truncated and deleted chunks, edited metadata; --repair and a
+rerun restore the same bits; export and report refuse unverified pairs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from hpc_nst.batch import store as st
+from hpc_nst.cli import main
+
+from .conftest import TINY, write_csv
+
+pytestmark = pytest.mark.slow
+ROWS = ["p1,a.wav,b.wav", "p2,b.wav,c.wav", "p3,d.wav,a.wav", "p4,c.wav,d.wav"]
+
+
+def _run(manifest, store) -> int:
+    return main(["run", str(manifest), "-o", str(store), "--workers", "1", "--batch-size", "2",
+                 "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]])
+
+
+def _verify(store, capsys, *extra: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["verify", str(store), "--json", *extra])
+    text = capsys.readouterr().out
+    return code, json.loads(text[: text.rindex("}") + 1])
+
+
+def _audio(store) -> dict[str, np.ndarray]:
+    root = zarr.open_group(str(store), mode="r")
+    ids, n = root["pair"][:], root["samples"][:]
+    return {str(p): np.asarray(root["audio"][i, : n[i]]) for i, p in enumerate(ids)}
+
+
+def test_verify_finds_every_fault_and_repair_restores_the_bits(tmp_path, audio_dir, capsys):
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    code, res = _verify(store, capsys)
+    assert code == 0 and res["ok"] and res["checked"] == 4 and not res["bad"]
+    before = _audio(store)
+    root = st.open_root(store)
+    ids = [str(p) for p in root["pair"][:]]
+    shard_of = {p: i // 2 for i, p in enumerate(ids)}  # 2 pairs per shard
+
+    # 1. flip bytes inside the audio shard of shard 0
+    f = store / "audio" / "c" / "0" / "0"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 16] = bytes(16)
+    f.write_bytes(bytes(raw))
+    # 2. delete the loss chunk of shard 1 (reads back as NaN fill)
+    (store / "loss" / "c" / "1" / "0" / "0").unlink()
+    code, res = _verify(store, capsys)
+    # (the flipped bytes hit one pair's inner chunk of shard 0; the lost loss chunk both of 1)
+    shard1 = {p for p in ids if shard_of[p] == 1}
+    assert code == 1 and shard1 < set(res["bad"]) and len(res["bad"]) >= 3
+    for pid, problem in res["bad"].items():
+        if shard_of[pid] == 0:
+            assert "unreadable data" in problem or "checksum mismatch in audio" in problem
+        else:
+            assert problem.startswith("checksum mismatch in loss")
+    # export and report refuse such pairs unless told to skip them
+    assert main(["export", str(store), "-o", str(tmp_path / "x"), "--format", "parquet"]) == 2
+    assert "does not match the checksum" in capsys.readouterr().err
+
+    # 3. repair, rerun: everything redone, verified, and the same bits as before
+    bad = set(res["bad"])
+    assert main(["verify", str(store), "--repair"]) == 0
+    assert f"reset {len(bad)} pair(s) to pending" in capsys.readouterr().out
+    status = st.open_root(store)["status"][:]
+    assert {ids[i] for i in np.flatnonzero(status == st.PENDING)} == bad
+    assert _run(manifest, store) == 0
+    code, res = _verify(store, capsys)
+    assert code == 0 and res["checked"] == 4
+    after = _audio(store)
+    for pid in ids:
+        np.testing.assert_array_equal(after[pid], before[pid])
+
+
+def test_truncated_chunk_edited_metadata_and_missing_array(tmp_path, audio_dir, capsys):
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    root = st.open_root(store, mode="r+")
+    ids = [str(p) for p in root["pair"][:]]
+    spec = store / "spectrogram" / "c" / "1" / "0" / "0" / "0"
+    spec.write_bytes(spec.read_bytes()[: spec.stat().st_size // 2])  # truncated shard
+    samples = root["samples"][:]
+    samples[0] = root["audio"].shape[1] + 5  # beyond the capacity
+    root["samples"][:] = samples
+    status = root["status"][:]
+    status[1] = 7  # a code no release writes
+    root["status"][:] = status
+    code, res = _verify(store, capsys)
+    assert code == 1
+    assert "lengths beyond the store's capacity" in res["bad"][ids[0]]
+    assert res["bad"][ids[1]] == "unknown status code 7"
+    for pid in ids[2:]:
+        assert "unreadable data" in res["bad"][pid] or "checksum mismatch" in res["bad"][pid]
+    # export of the good-audio pairs with --skip-bad: the corrupted-audio pairs are left out
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(store, broken)
+    shutil.rmtree(broken / "loss")
+    code, res = _verify(broken, capsys)
+    assert code == 1 and res["store_problems"] == ["array 'loss' is missing"]
+
+
+def test_export_and_report_skip_bad_pairs_on_request(tmp_path, audio_dir, capsys):
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    root = st.open_root(store, mode="r+")
+    ids = [str(p) for p in root["pair"][:]]
+    audio = np.asarray(root["audio"][0])
+    audio[100] += 0.5  # a silently changed sample: decodes fine, fails the checksum
+    root["audio"][0] = audio
+    out = tmp_path / "af"
+    assert main(["export", str(store), "-o", str(out), "--format", "audiofolder",
+                 "--skip-bad"]) == 0
+    lines = (out / "metadata.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and ids[0] not in "".join(lines)
+    assert main(["report", str(store), "-o", str(tmp_path / "r"), "--metrics", "run",
+                 "--quiet"]) == 2
+    assert f"pair {ids[0]}: its audio does not match" in capsys.readouterr().err
+    assert main(["report", str(store), "-o", str(tmp_path / "r"), "--metrics", "run",
+                 "--quiet", "--skip-bad"]) == 0
+    failures = (tmp_path / "r" / "failures.csv").read_text()
+    assert ids[0] in failures and "fails verification" in failures
