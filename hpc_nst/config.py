@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpc_nst.errors import ConfigError, RegistryError
+from hpc_nst.errors import ConfigError, RegistryError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,7 +228,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"{full}: unknown key (known: {', '.join(sorted(names))})")
+            hint = did_you_mean(key, names)
+            if not prefix and not hint:  # a short name (--set iteratons=5)
+                hint = did_you_mean(key, ALIASES)
+            raise ConfigError(f"{full}: unknown key{hint} (known: {', '.join(sorted(names))})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
@@ -280,6 +283,8 @@ def _validate(cfg: JobConfig) -> JobConfig:
     need(cfg.optim.iterations >= 0, "optim.iterations", "must be >= 0")
     need(cfg.optim.learning_rate > 0, "optim.learning_rate", "must be > 0")
     need(cfg.optim.record_every >= 1, "optim.record_every", "must be >= 1")
+    need(cfg.optim.seed >= 0, "optim.seed", "must be >= 0")
+    need(cfg.model.seed >= 0, "model.seed", "must be >= 0")
     need(cfg.optim.window_s == 0 or cfg.optim.window_s >= 1.0, "optim.window_s",
          "must be 0 (whole inputs) or at least 1 second")
     need(0 <= cfg.optim.window_overlap_s and (cfg.optim.window_s == 0 or

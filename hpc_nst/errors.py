@@ -64,3 +64,12 @@ class TrainError(HpcNstError, ValueError):
 
 class PackError(HpcNstError, ValueError):
     """A packed training cache cannot be written or read."""
+
+
+def did_you_mean(name: str, choices: object) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a misspelt ``name``, or ''."""
+    import difflib
+
+    names = [str(c) for c in choices]  # type: ignore[attr-defined]
+    near = difflib.get_close_matches(str(name), names, n=1, cutoff=0.7)
+    return f" (did you mean {near[0]!r}?)" if near else ""

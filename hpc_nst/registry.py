@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
 
-from hpc_nst.errors import RegistryError
+from hpc_nst.errors import RegistryError, did_you_mean
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,7 +98,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             where = f"{key}: " if key else ""
-            raise RegistryError(f"{where}unknown {self.kind} {name!r} (choose from: "
+            raise RegistryError(f"{where}unknown {self.kind} {name!r}"
+                                f"{did_you_mean(name, self._entries)} (choose from: "
                                 f"{', '.join(sorted(self._entries))})") from None
 
     def __contains__(self, name: object) -> bool:

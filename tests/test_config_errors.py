@@ -1,0 +1,56 @@
+"""Every key of every shipped preset: a wrong value or a misspelt key is refused before any
+work, with the key named and, for a near miss, the key meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpc_nst.cli import main
+from hpc_nst.config import apply_overrides, load_job
+from hpc_nst.errors import ConfigError
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "jobs").glob("*.toml"))
+NESTED = ("term_params", "term_weights")  # tables of their own (tested in test_config.py)
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in NESTED:
+            yield from _flat(v, f"{prefix}{k}.")
+        elif k not in NESTED:
+            yield f"{prefix}{k}", v
+
+
+def _swap(key: str) -> str:
+    """The key with its last two letters swapped (a typical typo)."""
+    return key[:-2] + key[-1] + key[-2]
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_every_key_refuses_bad_values_and_near_misses(preset):
+    cfg = load_job(preset)
+    keys = list(_flat(cfg.to_dict()))
+    assert len(keys) > 25
+    for key, _ in keys:
+        name = key.rsplit(".", 1)[-1]
+        for bad in ("zz-not-valid", "-5"):
+            if bad == "-5" and name in ("content_layers", "style_layers", "timbre_envelope",
+                                        "method", "optimizer", "init", "name"):
+                continue  # text keys: "zz-not-valid" covers them
+            with pytest.raises(ConfigError) as info:
+                apply_overrides(cfg, {key: bad})
+            assert name in str(info.value), (key, bad, str(info.value))
+        with pytest.raises(ConfigError, match=rf"did you mean '{name}'\?"):
+            apply_overrides(cfg, {_swap(key): "1"})
+
+
+def test_misspelt_short_name_on_the_command_line(capsys):
+    assert main(["run", "m.csv", "-o", "x.zarr", "--set", "optim.iteratons=5"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.iteratons: unknown key (did you mean 'iterations'?)" in err
+    assert main(["run", "m.csv", "-o", "x.zarr", "--set", "iteratons=5"]) == 2
+    assert "did you mean 'iterations'?" in capsys.readouterr().err
+    assert main(["run", "m.csv", "-o", "x.zarr", "--set", "method=nts"]) == 2
+    assert "unknown method 'nts' (did you mean 'notes'?)" in capsys.readouterr().err
