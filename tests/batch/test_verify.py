@@ -24,6 +24,14 @@ def _run(manifest, store) -> int:
                  "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]])
 
 
+def _done_store(tmp_path, audio_dir):
+    """A store of the 4 pairs, all done; its root (writable) and its pair ids."""
+    store = tmp_path / "s.zarr"
+    assert _run(write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS), store) == 0
+    root = st.open_root(store, mode="r+")
+    return store, root, [str(p) for p in root["pair"][:]]
+
+
 def _verify(store, capsys, *extra: str) -> tuple[int, dict]:
     capsys.readouterr()
     code = main(["verify", str(store), "--json", *extra])
@@ -83,11 +91,7 @@ def test_verify_finds_every_fault_and_repair_restores_the_bits(tmp_path, audio_d
 
 
 def test_truncated_chunk_edited_metadata_and_missing_array(tmp_path, audio_dir, capsys):
-    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
-    store = tmp_path / "s.zarr"
-    assert _run(manifest, store) == 0
-    root = st.open_root(store, mode="r+")
-    ids = [str(p) for p in root["pair"][:]]
+    store, root, ids = _done_store(tmp_path, audio_dir)
     spec = store / "spectrogram" / "c" / "1" / "0" / "0" / "0"
     spec.write_bytes(spec.read_bytes()[: spec.stat().st_size // 2])  # truncated shard
     samples = root["samples"][:]
@@ -111,11 +115,7 @@ def test_truncated_chunk_edited_metadata_and_missing_array(tmp_path, audio_dir, 
 
 
 def test_export_and_report_skip_bad_pairs_on_request(tmp_path, audio_dir, capsys):
-    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
-    store = tmp_path / "s.zarr"
-    assert _run(manifest, store) == 0
-    root = st.open_root(store, mode="r+")
-    ids = [str(p) for p in root["pair"][:]]
+    store, root, ids = _done_store(tmp_path, audio_dir)
     audio = np.asarray(root["audio"][0])
     audio[100] += 0.5  # a silently changed sample: decodes fine, fails the checksum
     root["audio"][0] = audio

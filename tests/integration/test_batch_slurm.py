@@ -138,20 +138,26 @@ def test_cancelled_worker_job_loses_nothing(slurm_cluster, tmp_path):
     assert state in ("CANCELLED", ""), state
 
 
-def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
-    name = f"hpcnst-s-{uuid.uuid4().hex[:6]}"
-    store = tmp_path / "sb.zarr"
-    job = _slurm(
+def _sbatch_driver(tmp_path: Path, name: str, python: str, *args: str) -> str:
+    """Submit slurm/run.sbatch with ``args``; returns the job id."""
+    return _slurm(
         "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
         "--time=10", f"--output={tmp_path}/driver-%j.out",
         f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
-        # a launcher of several words (as "apptainer exec --nv img.sif python" would be),
-        # used by the driver job and, through dask-jobqueue, by its worker jobs
-        f"HPC_NST_PYTHON={sys.executable} -X utf8",
-        str(REPO / "slurm" / "run.sbatch"), str(DEMO), str(store),
+        f"HPC_NST_PYTHON={python}", str(REPO / "slurm" / "run.sbatch"), *args,
+    ).strip().split(";")[0]
+
+
+def test_sbatch_driver_end_to_end(slurm_cluster, tmp_path):
+    name = f"hpcnst-s-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "sb.zarr"
+    # a launcher of several words (as "apptainer exec --nv img.sif python" would be), used by
+    # the driver job and, through dask-jobqueue, by its worker jobs
+    job = _sbatch_driver(
+        tmp_path, name, f"{sys.executable} -X utf8", str(DEMO), str(store),
         str(REPO / "jobs" / "paper.toml"),
         "--workers", "1", "--batch-size", "1", *DEV, *_sets(TINY),
-    ).strip().split(";")[0]
+    )
     _wait_job(job, 110)
     log = (tmp_path / f"driver-{job}.out").read_text()
     assert "exit code 0" in log, log
@@ -240,14 +246,8 @@ def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, t
     manifest = _pairs_manifest(tmp_path)
     name = f"hpcnst-d-{uuid.uuid4().hex[:6]}"
     store = tmp_path / "d.zarr"
-    job = _slurm(
-        "sbatch", "--parsable", f"--chdir={tmp_path}", "--cpus-per-task=1", "--mem=1G",
-        "--time=10", f"--output={tmp_path}/driver-%j.out",
-        f"--export=ALL,DASK_CONFIG={REPO}/slurm,DASK_JOBQUEUE__SLURM__NAME={name},"
-        f"HPC_NST_PYTHON={sys.executable}",
-        str(REPO / "slurm" / "run.sbatch"), str(manifest), str(store),
-        "--workers", "1", "--batch-size", "1", *DEV, *_sets(PREEMPT_SETS),
-    ).strip().split(";")[0]
+    job = _sbatch_driver(tmp_path, name, sys.executable, str(manifest), str(store),
+                         "--workers", "1", "--batch-size", "1", *DEV, *_sets(PREEMPT_SETS))
     deadline = time.time() + 90
     sent = False
     while time.time() < deadline:
