@@ -228,6 +228,18 @@ def _import_jobqueue() -> Any:
     return dask_jobqueue
 
 
+def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
+    """Cores this process may use: Slurm's grant (``SLURM_CPUS_PER_TASK``) inside a job, else
+    the CPU affinity mask (cgroups, taskset), else every core of the node."""
+    granted = environ.get("SLURM_CPUS_PER_TASK", "")
+    if granted.isdigit() and int(granted) > 0:
+        return int(granted)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _local(opts: ClusterOptions) -> ClusterHandle:
     from distributed import LocalCluster
 
@@ -239,7 +251,7 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
         n_gpu = 0
     gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
     workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory

@@ -131,3 +131,13 @@ def test_container_launcher_reaches_the_worker_job_script(monkeypatch):
     with dask.config.set({"jobqueue.slurm.python": "/opt/py/bin/python"}):
         assert _jobqueue_kwargs(ClusterOptions(kind="slurm"))["python"] == \
             "exec /opt/py/bin/python"
+
+
+def test_local_threads_follow_the_cores_slurm_grants():
+    from hpc_nst.batch.cluster import available_cores
+
+    assert available_cores({"SLURM_CPUS_PER_TASK": "3"}) == 3
+    import os
+
+    assert available_cores({}) == len(os.sched_getaffinity(0))
+    assert available_cores({"SLURM_CPUS_PER_TASK": ""}) == len(os.sched_getaffinity(0))
