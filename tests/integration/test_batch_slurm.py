@@ -84,7 +84,7 @@ def test_demo_manifest_on_gpu_worker_jobs_then_rerun_skips(slurm_cluster, tmp_pa
     assert sorted(ds.pair.values) == ["harp_fork", "voice_violin"]
     assert (ds.status.values == 1).all() and (ds.attempts.values == 1).all()
     # accounting: each pair names the worker job it ran in
-    assert set(ds.scheduler_job.values.astype(str)) <= set(jobs), ds.scheduler_job.values
+    assert {str(j) for j in ds.scheduler_job.values} <= set(jobs), ds.scheduler_job.values
     assert (ds.device_s.values > 0).all() and (ds.peak_memory_mb.values > 0).all()
     for pid, content in (("harp_fork", "harp.flac"), ("voice_violin", "voice.flac")):
         n = sf.info(str(DEMO.parent / "demo" / content)).frames
