@@ -15,8 +15,9 @@ under their roots, so the ids do not change when the library moves), paths relat
 manifest's folder (so the folder tree can move as a whole), ``content_label``/``style_label``
 from the first sub-folder under the root (``--labels-from-dirs``) and any columns of side CSVs
 keyed by file (``--labels``: a ``path`` column, relative to that CSV's folder, plus columns that
-become ``content_<col>``/``style_<col>``), and constant job overrides (``--override seed=3``)
-for every row.
+become ``content_<col>``/``style_<col>``; a column named like a per-row job key, e.g.
+``style_weight``, is that pair's override instead, the style file's value winning), and constant
+job overrides (``--override seed=3``) for every row.
 """
 
 from __future__ import annotations
@@ -185,8 +186,12 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
             raise ManifestError("--override", [
                 f"{key!r} is not a per-row key; allowed: {', '.join(OVERRIDE_COLUMNS)}"])
     side = _side_labels(opts.side_labels)
-    present = {role: sorted({c for f in files for c in side.get(f.path, {})})
+    # Side-CSV columns named like a per-row job key (seed, style_weight, ...) are overrides of
+    # that pair (the style file's value wins over the content file's); the others are labels.
+    present = {role: sorted({c for f in files for c in side.get(f.path, {})
+                             if c not in OVERRIDE_COLUMNS})
                for role, files in (("content", contents), ("style", styles))}
+    side_overrides = sorted({c for v in side.values() for c in v if c in OVERRIDE_COLUMNS})
     out_dir = out_dir.resolve()
     rel = lambda p: os.path.relpath(p, out_dir)  # noqa: E731
     header = ["pair_id", "content", "style"]
@@ -194,17 +199,22 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
         header += ["content_label", "style_label"]
     header += [f"{role}_{c}" for role in ("content", "style") for c in present[role]
                if f"{role}_{c}" not in header]
-    header += [k for k, _ in opts.overrides] + [k for k, _ in opts.extra_columns]
+    header += [k for k, _ in opts.overrides if k not in side_overrides] + side_overrides
+    header += [k for k, _ in opts.extra_columns]
     rows = []
     for c, s in _pairs(contents, styles, opts):
         row = {"pair_id": pair_id(c.name, s.name), "content": rel(c.path),
                "style": rel(s.path)}
         if opts.labels_from_dirs:
             row.update(content_label=c.label, style_label=s.label)
+        row.update(dict(opts.overrides))
         for role, f in (("content", c), ("style", s)):
             for col, value in side.get(f.path, {}).items():
-                row[f"{role}_{col}"] = value
-        row.update(dict(opts.overrides))
+                if col in OVERRIDE_COLUMNS:
+                    if value:
+                        row[col] = value
+                else:
+                    row[f"{role}_{col}"] = value
         row.update(dict(opts.extra_columns))
         rows.append({h: row.get(h, "") for h in header})
     return header, rows

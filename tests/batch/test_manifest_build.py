@@ -100,6 +100,23 @@ def test_sample_is_seeded_distinct_and_balanced_over_styles(library, tmp_path):
     assert sorted(Counter(r["style_label"] for r in odd).values()) == [2, 3]
 
 
+def test_side_csv_sets_per_row_overrides(library, tmp_path, tiny):
+    (library / "style" / "w.csv").write_text(
+        "path,style_weight,family\nharp/h1.wav,50,plucked\nharp/h2.wav,,plucked\n")
+    out = tmp_path / "w.csv"
+    assert _build("--content", str(library / "content/piano"), "--style",
+                  str(library / "style/harp"), "--labels", str(library / "style/w.csv"),
+                  "--override", "iterations=7", "-o", str(out)) == 0
+    rows = _rows(out)
+    assert list(rows[0])[3:] == ["style_family", "iterations", "style_weight"]
+    weights = {Path(r["style"]).name: r["style_weight"] for r in rows}
+    assert weights == {"h1.wav": "50", "h2.wav": ""}
+    man = read_manifest(out, tiny)
+    by_style = {Path(p.style).name: p.cfg for p in man.valid}
+    assert by_style["h1.wav"].loss.style_weight == 50 and by_style["h1.wav"].optim.iterations == 7
+    assert by_style["h2.wav"].loss.style_weight == tiny.loss.style_weight
+
+
 def test_zip_globs_extensions_and_flat_folders(library, tmp_path):
     out = tmp_path / "zip.csv"
     assert _build("--content", str(library / "content/piano/*"), "--style",
