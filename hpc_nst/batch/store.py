@@ -32,6 +32,16 @@ import zarr
 from zarr.storage import LocalStore
 
 from hpc_nst import __version__
+from hpc_nst.batch.conventions import (  # noqa: F401 (re-exported)
+    EPOCH_UNITS,
+    JSON_ATTRS,
+    LONG_NAMES,
+    compressor,
+    index_coord,
+    root_attrs,
+    set_attrs,
+)
+from hpc_nst.batch.lock import LOCK_NAME, StoreLock  # noqa: F401 (re-exported)
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
 from hpc_nst.errors import StoreError  # noqa: F401 (re-exported)
@@ -45,7 +55,6 @@ STATUS_NAMES = ("pending", "done", "failed")
 FRAME_CHUNK, FRAME_SHARD = 256, 4096  # 2.56 s inner chunks, shards of at most ~41 s
 SAMPLE_CHUNK, SAMPLE_SHARD = 65536, 16 * 65536  # ~4 s inner chunks, shards of at most ~65 s
 META_CHUNK = 8192  # pairs per chunk of the driver-written arrays
-LOCK_NAME = ".hpc_nst.lock"
 #: Driver-written result arrays, in write order (``status`` is always written last).
 RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "records",
                  "spectral_convergence", "timings", "started_at", "finished_at", "batch",
@@ -54,15 +63,11 @@ RESULT_ARRAYS = ("attempts", "error", "device", "host", "frames", "samples", "re
 #: Result arrays that stores made by earlier releases lack (readers and writers skip them).
 OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "scheduler_job",
                    "device_name", "peak_memory_mb", "device_s", "wall_s", "checksum")
-#: Root attributes holding structures: stored as JSON text (netCDF and xarray take flat
-#: attributes only); stores of earlier releases hold them as nested JSON (both are read).
-JSON_ATTRS = ("job", "manifest", "versions", "layout", "status_codes", "runs")
-EPOCH_UNITS = "seconds since 1970-01-01T00:00:00Z"  # CF time units: xarray decodes datetimes
 
 
 
 def _compressor() -> zarr.codecs.ZstdCodec:
-    return zarr.codecs.ZstdCodec(level=3)
+    return compressor()
 
 
 def _roundup(n: int, m: int) -> int:
@@ -281,50 +286,6 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     consolidate(path)
 
 
-#: ``long_name`` of the small arrays and coordinates (others: the name, underscores as spaces).
-LONG_NAMES = {
-    "pair": "pair id", "kind": "spectrogram kind", "term": "loss term", "timing": "timing",
-    "row": "manifest line", "seed": "optimisation seed", "params": "effective job (JSON)",
-    "attempts": "attempts", "status": "pair status", "frames": "valid frames",
-    "samples": "valid samples", "records": "valid loss records",
-    "started_at": "start of the pair's batch", "finished_at": "end of the pair's batch",
-}
-INDEX_LONG_NAMES = {"frame": "STFT frame index (hop_length samples apart)",
-                    "sample": "audio sample index (at sample_rate)",
-                    "record": "loss record index (every optim.record_every iterations)"}
-
-
-def index_coord(root: zarr.Group, axis: str, size: int) -> None:
-    """Create, or grow to ``size``, the integer index coordinate of ``axis``."""
-    if axis in root:
-        arr = root[axis]
-        old = int(arr.shape[0])
-        if size > old:
-            arr.resize((size,))
-            arr[old:] = np.arange(old, size, dtype=np.int64)
-        return
-    arr = root.create_array(axis, shape=(size,), chunks=(min(max(size, 1), 1 << 20),),
-                            dtype="int64", fill_value=0, dimension_names=[axis],
-                            compressors=_compressor(),
-                            attributes={"long_name": INDEX_LONG_NAMES[axis], "units": "1"})
-    arr[...] = np.arange(size, dtype=np.int64)
-
-
-def root_attrs(root: zarr.Group) -> dict[str, Any]:
-    """The root attributes with the structured ones (:data:`JSON_ATTRS`) decoded."""
-    attrs = root.attrs.asdict() if hasattr(root.attrs, "asdict") else dict(root.attrs)
-    for key in JSON_ATTRS:
-        if isinstance(attrs.get(key), str):
-            attrs[key] = json.loads(attrs[key])
-    return attrs
-
-
-def set_attrs(root: zarr.Group, **values: Any) -> None:
-    """Update root attributes, the structured ones as JSON text."""
-    root.attrs.update({k: json.dumps(v, sort_keys=True, default=list) if k in JSON_ATTRS
-                       else v for k, v in values.items()})
-
-
 def consolidate(path: str | Path) -> None:
     """Refresh the consolidated metadata (driver only, after any metadata change)."""
     with warnings.catch_warnings():
@@ -438,51 +399,3 @@ def update_runs(path: Path, root: zarr.Group, entry: dict[str, Any]) -> None:
     runs = [r for r in root_attrs(root).get("runs", []) if r.get("id") != entry.get("id")]
     set_attrs(root, runs=[*runs, entry])
     consolidate(path)
-
-
-class StoreLock:
-    """An exclusive lock file inside the store: one driver per store at a time."""
-
-    def __init__(self, path: str | Path):
-        self.file = Path(path) / LOCK_NAME
-        self.held = False
-
-    def __enter__(self) -> StoreLock:
-        me = f"{socket.gethostname()} {os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    owner = self.file.read_text().strip() if self.file.exists() else "?"
-                    raise StoreError(
-                        f"{self.file.parent} is in use by another run (host pid started: "
-                        f"{owner}); if that run is dead, delete {self.file}") from None
-                self.file.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(me + "\n")
-            self.held = True
-            return self
-        raise StoreError(f"could not take the lock {self.file}")
-
-    def _stale(self) -> bool:
-        """True when the owner ran on this host and its process is gone."""
-        try:
-            host, pid, _ = self.file.read_text().split(maxsplit=2)
-        except (OSError, ValueError):
-            return False
-        if host != socket.gethostname():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError):
-            return False
-        return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            self.file.unlink(missing_ok=True)
-            self.held = False

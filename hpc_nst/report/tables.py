@@ -220,8 +220,8 @@ def write_summaries(out_dir: Path, stats: dict[str, GroupStats]) -> dict[str, li
 
 
 def device_hours(gs: GroupStats) -> list[dict[str, Any]]:
-    """Per group: done pairs, device-hours (sum of ``device_s``) and the largest
-    ``peak_memory_mb``... as the mean times the count, and the mean."""
+    """Per group: done pairs, device-hours (the sum of ``device_s``: its mean times its count),
+    device seconds per pair and the mean ``peak_memory_mb``."""
     out = []
     for r in gs.rows(["device_s", "peak_memory_mb"]):
         key = tuple(str(r[k]) for k in gs.keys)
