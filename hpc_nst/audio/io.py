@@ -24,6 +24,8 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_samples: int = 1)
         raise AudioError(f"{path}: file not found")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not path.is_file():  # reading a FIFO would block forever
+        raise AudioError(f"{path}: not a regular file (a pipe, socket or device)")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
     try:

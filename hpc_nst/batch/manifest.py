@@ -7,7 +7,8 @@ into the store and out through ``export``, never used by the computation. A colu
 away from a known one (``stlye``, ``seeds``) is refused with the suggestion, not taken as
 metadata. Relative paths resolve against the manifest's folder. Every problem is collected, with
 its CSV line number, before anything runs: file-level problems (unknown or missing columns, not
-UTF-8, no rows) are always fatal; a row with problems is invalid, and the run refuses to start
+UTF-8, no rows) are always fatal; blank lines and lines starting with ``#`` are skipped;
+a row with problems is invalid, and the run refuses to start
 unless ``--skip-invalid`` records such rows as failed.
 """
 
@@ -101,16 +102,26 @@ class _AudioInfo:
         return hit
 
     def _probe(self, path: Path) -> tuple[int, str | None]:
+        if path.is_symlink() and not path.exists():
+            return -1, (f"{path}: broken or looping symbolic link; point it (or the manifest) "
+                        "at an audio file")
         if not path.exists():
-            return -1, f"{path}: file not found"
+            return -1, (f"{path}: file not found (relative paths resolve against the "
+                        "manifest's folder); fix the path or copy the file there")
         if path.is_dir():
-            return -1, f"{path}: is a directory, not an audio file"
+            return -1, f"{path}: is a directory, not an audio file; name a file inside it"
+        if not path.is_file():  # a FIFO would block the reader forever
+            return -1, (f"{path}: not a regular file (a pipe, socket or device); write the "
+                        "audio to a file first")
+        if path.stat().st_size == 0:
+            return -1, f"{path}: empty file (0 bytes); re-export or remove the row"
         try:
             info = sf.info(str(path))
         except Exception as exc:  # soundfile raises several types
-            return -1, f"{path}: unreadable audio ({str(exc).strip() or type(exc).__name__})"
+            return -1, (f"{path}: unreadable audio ({str(exc).strip() or type(exc).__name__});"
+                        " convert it to WAV or FLAC, or remove the row")
         if info.frames <= 0:
-            return -1, f"{path}: contains no samples"
+            return -1, f"{path}: contains no samples (a header only); re-export or remove the row"
         n = math.ceil(info.frames * self.sample_rate / info.samplerate)
         if round(info.frames * self.sample_rate / info.samplerate) < self.min_samples:
             return n, (f"{path}: too short ({info.frames} samples at {info.samplerate} Hz; "
@@ -146,6 +157,10 @@ def _header(path: Path, header: list[str] | None) -> list[str]:
     for name in REQUIRED_COLUMNS:
         if name not in cols:
             problems.append(f"line 1: missing required column {name!r}")
+    if len(cols) == 1 and any(sep in cols[0] for sep in ";\t|"):
+        sep = next(c for c in ";\t|" if c in cols[0])
+        problems.append(f"line 1: the header {cols[0]!r} looks separated by {sep!r}; a manifest "
+                        "is comma-separated (content,style,...): save it as CSV with commas")
     if problems:
         raise ManifestError(path, problems)
     return cols
@@ -188,6 +203,8 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         line = start
         if not fields or all(not f.strip() for f in fields):
             continue  # blank line
+        if fields[0].lstrip().startswith("#"):
+            continue  # comment line
         errs: list[str] = []
         if len(fields) != len(cols):
             errs.append(f"expected {len(cols)} fields ({','.join(cols)}), found {len(fields)}")
