@@ -48,6 +48,7 @@ class RunOptions:
     flush_interval: float = 1.0
     progress_interval: float = 10.0
     quiet: bool = False
+    grace_s: float = 60.0  # on Ctrl-C/SIGTERM: wait this long for tasks already running
 
 
 @dataclass
@@ -108,6 +109,11 @@ def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOpt
 def _needed(manifest: Manifest, todo_pairs: list[Any], cfg: JobConfig) -> tuple[int, int, int]:
     sub = Manifest(manifest.path, manifest.sha256, todo_pairs)
     return st.capacities(sub, cfg)
+
+
+def _executing(dask_worker: Any) -> list[str]:
+    """Keys of the tasks a dask worker is executing (run on each worker)."""
+    return [ts.key for ts in dask_worker.state.executing]
 
 
 def _suspicious(dask_scheduler: Any, keys: list[str]) -> dict[str, int]:
@@ -203,7 +209,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
     except KeyboardInterrupt:
         interrupted = True
         log.info("run %s interrupted; finished pairs are saved", run_id)  # the print says so
-        print("\ninterrupted: finished pairs are saved; rerun the same command to resume",
+        print("interrupted: finished pairs are saved; rerun the same command to resume",
               file=out)
     finally:
         recorder.flush()
@@ -283,6 +289,10 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
     futures = as_completed([d.submit(t) for t in tasks], with_results=False)
     try:
         d.collect(futures, progress)
+    except KeyboardInterrupt:
+        d.flush()
+        d.wind_down(futures, progress)  # a second Ctrl-C ends it at once
+        raise
     finally:
         d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
     progress.close()
@@ -311,6 +321,40 @@ class _Dispatch:
         return self.client.submit(run_task, spec, key=key, resources=self.resources,
                                   retries=DASK_RETRIES, pure=False)
 
+    def wind_down(self, futures: Any, progress: Progress) -> None:
+        """After an interrupt: cancel the tasks no worker has started, and record those that
+        finish (running or already done) for at most ``opts.grace_s`` seconds."""
+        try:  # the tasks a worker is executing now (not those queued on it)
+            running = {k for keys in self.client.run(_executing).values() for k in keys}
+        except Exception:  # noqa: BLE001 - workers gone: what the scheduler has assigned
+            running = {k for keys in self.client.processing().values() for k in keys}
+        waiting = [f for f in futures.futures if f.key not in running]
+        self.client.cancel(waiting)
+        for f in waiting:
+            self.by_key.pop(f.key, None)
+        print(f"\ninterrupted: no new task starts; waiting up to {self.opts.grace_s:.0f} s for "
+              f"{len(self.by_key)} running task(s) (Ctrl-C again to stop now)", file=self.out)
+        log.info("interrupted: %d task(s) cancelled, %d left running", len(waiting),
+                 len(self.by_key))
+        deadline = time.monotonic() + self.opts.grace_s
+        while self.by_key and time.monotonic() < deadline:
+            if not futures.has_ready():
+                time.sleep(0.2)
+                continue
+            for fut in futures.next_batch(block=False):
+                task = self.by_key.pop(fut.key, None)
+                if task is not None and fut.status == "finished":
+                    self._finished(fut, task, progress)
+            self.flush()
+
+    def _finished(self, fut: Any, task: Task, progress: Progress) -> None:
+        result = fut.result()
+        for level, message in result.log:
+            log.log(level, "shard %d (%s): %s", task.shard, fut.key, message)
+        self.finished.append((fut, result.outcomes))
+        progress.update(sum(o.error is None for o in result.outcomes),
+                        sum(o.error is not None for o in result.outcomes))
+
     def flush(self) -> None:
         """Record the finished tasks' outcomes (attempts from the scheduler), then write."""
         extra: dict[str, int] = {}
@@ -337,13 +381,7 @@ class _Dispatch:
         for fut in futures:
             task = self.by_key.pop(fut.key)
             if fut.status == "finished":
-                result = fut.result()
-                for level, message in result.log:
-                    log.log(level, "shard %d (%s): %s", task.shard, fut.key, message)
-                outcomes = result.outcomes
-                self.finished.append((fut, outcomes))
-                progress.update(sum(o.error is None for o in outcomes),
-                                sum(o.error is not None for o in outcomes))
+                self._finished(fut, task, progress)
             else:
                 try:
                     exc = fut.exception()

@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
     p.add_argument("--quiet", action="store_true", help="only errors and the summary")
+    p.add_argument("--grace", type=float, default=60.0, metavar="S",
+                   help="on Ctrl-C/SIGTERM: seconds to wait for running tasks to finish and "
+                        "be saved (no new task starts; a second Ctrl-C stops at once; "
+                        "default 60)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate everything, print the plan, the worker job script and a "
                         "cost estimate, then exit without creating or submitting anything")
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       device=args.device, progress_interval=args.progress_interval,
-                      quiet=args.quiet)
+                      quiet=args.quiet, grace_s=max(0.0, args.grace))
     copts = ClusterOptions(
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,9 +38,11 @@ def _args(manifest, store):
 
 
 def _start_and_stop(manifest, store, sig: int) -> subprocess.Popen:
-    """Start a driver in its own process group; send ``sig`` once a pair is done."""
+    """Start a driver in its own process group (output to ``<store>.log``: a pipe nobody
+    reads would fill and block it); send ``sig`` once a pair is done."""
+    log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdout=log, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -78,15 +81,42 @@ def test_driver_sigkill_then_rerun_resumes_with_the_same_bits(tmp_path, capsys):
                                       want.audio.sel(pair=pid).values)
 
 
-def test_driver_sigterm_saves_releases_the_lock_and_says_so(tmp_path):
+def test_driver_sigterm_finishes_running_tasks_releases_the_lock_and_says_so(tmp_path):
     manifest = _manifest(tmp_path)
     store = tmp_path / "t.zarr"
     proc = _start_and_stop(manifest, store, signal.SIGTERM)
-    out = proc.communicate()[0]
+    out = Path(f"{store}.log").read_text()
     assert proc.returncode == 130, out
+    assert "interrupted: no new task starts; waiting up to 60 s for 1 running task(s)" in out
     assert "interrupted: finished pairs are saved; rerun the same command to resume" in out
     assert not (store / LOCK_NAME).exists()
     ds = xr.open_zarr(store)
-    assert (ds.status.values == 1).sum() >= 1
+    done = int((ds.status.values == 1).sum())
+    # the task running at the signal was finished and saved: more than the one seen done
+    assert 2 <= done < 6, out
     assert main(["verify", str(store)]) == 0
     assert main(_args(manifest, store)) == 0
+
+
+def test_a_second_interrupt_stops_at_once(tmp_path):
+    manifest = _manifest(tmp_path)
+    store = tmp_path / "t2.zarr"
+    log = tmp_path / "out.log"
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
+                             "--set", "iterations=400"], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (store / "zarr.json").exists():
+        time.sleep(0.2)
+    time.sleep(3)  # a long task is running
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(1.5)
+    t0 = time.time()
+    os.kill(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    out = log.read_text()
+    assert time.time() - t0 < 20, out  # not the 60 s grace
+    assert proc.returncode == 130, out
+    assert "Ctrl-C again to stop now" in out
+    assert not (store / LOCK_NAME).exists()
+    assert main(["verify", str(store)]) == 0
