@@ -52,7 +52,8 @@ def _job_script(copts: ClusterOptions) -> str:
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
               batches_per_task: int | None, copts: ClusterOptions,
-              calibration: Path | None = None, device: str = "auto") -> tuple[Plan, list[str]]:
+              calibration: Path | None = None, device: str = "auto",
+              retry_failed: bool = False) -> tuple[Plan, list[str]]:
     """The plan and the manifest's problems (empty when every row is valid)."""
     from hpc_nst.batch.runner import pairs_per_task
 
@@ -68,7 +69,9 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
         status = [st.PENDING] * len(where)
         ppt = pairs_per_task(len(manifest.valid), batch_size, batches_per_task)
     pairs = [manifest.pairs[k] for k in where]
-    todo = [i for i, p in enumerate(pairs) if p.error is None and status[i] != st.DONE]
+    # as the run plans it: done pairs skipped, failed ones only with --retry-failed
+    todo = [i for i, p in enumerate(pairs) if p.error is None and status[i] != st.DONE
+            and (status[i] != st.FAILED or retry_failed)]
     tasks = make_tasks(todo, [p.cfg for p in pairs], len(pairs), ppt, min(batch_size, ppt))
     batches = [b for t in tasks for b in t.batches]
     model = None

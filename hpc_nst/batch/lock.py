@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import time
@@ -30,7 +31,12 @@ class StoreLock:
                     raise StoreError(
                         f"{self.file.parent} is in use by another run (host pid started: "
                         f"{owner}); if that run is dead, delete {self.file}") from None
-                self.file.unlink(missing_ok=True)
+                # Take the stale lock over under a guard: of two drivers doing this at once,
+                # the second re-checks after the first and finds the first's fresh lock.
+                with open(self.file.with_name(f"{LOCK_NAME}.guard"), "a") as guard:
+                    fcntl.flock(guard, fcntl.LOCK_EX)
+                    if self._stale():
+                        self.file.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as fh:
                 fh.write(me + "\n")
@@ -40,21 +46,27 @@ class StoreLock:
 
     def _stale(self) -> bool:
         """True when the owner ran on this host and its process is gone."""
-        try:
-            host, pid, _ = self.file.read_text().split(maxsplit=2)
-        except (OSError, ValueError):
-            return False
-        if host != socket.gethostname():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError):
-            return False
-        return False
+        return owner_alive(self.file) is False
 
     def __exit__(self, *exc: object) -> None:
         if self.held:
             self.file.unlink(missing_ok=True)
             self.held = False
+
+
+def owner_alive(file: Path) -> bool | None:
+    """Whether the process holding the lock ``file`` lives: None when unknown (another host,
+    no or unreadable lock)."""
+    try:
+        host, pid, _ = file.read_text().split(maxsplit=2)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return None
+    return True

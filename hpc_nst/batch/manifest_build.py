@@ -51,10 +51,11 @@ class AudioFile:
 
     @property
     def name(self) -> str:
-        """The path under its root (what the pair id hashes: independent of where the
-        manifest is written or the library is mounted)."""
-        return (self.path.relative_to(self.root) if self.path.is_relative_to(self.root)
-                else Path(self.path.name)).as_posix()
+        """``<root folder name>/<path under the root>``: what the pair id hashes, independent of
+        where the manifest is written or the library is mounted."""
+        rel = (self.path.relative_to(self.root) if self.path.is_relative_to(self.root)
+               else Path(self.path.name))
+        return f"{self.root.name}/{rel.as_posix()}"
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,14 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
                     row[f"{role}_{col}"] = value
         row.update(dict(opts.extra_columns))
         rows.append({h: row.get(h, "") for h in header})
+    seen: dict[str, str] = {}
+    for row in rows:
+        first = seen.setdefault(row["pair_id"], f"{row['content']} + {row['style']}")
+        if first != f"{row['content']} + {row['style']}":
+            raise ManifestError("--content/--style", [
+                f"pair id {row['pair_id']} would name two pairs ({first}; {row['content']} + "
+                f"{row['style']}): two roots with the same folder name hold the same file "
+                "names; give the roots distinct folder names"])
     return header, rows
 
 

@@ -6,7 +6,10 @@ Worker jobs ask Slurm for ``--signal=B:USR1@<seconds>`` before their time limit 
 signal the :class:`DrainOnSignal` plugin marks the worker as closing (the scheduler sends it
 nothing new), waits until the task in hand has finished, been written and collected by the driver,
 and then closes the worker: nothing is computed twice or lost, and the driver carries on with
-the other workers (adaptive scaling submits new jobs for the rest).
+the other workers (adaptive scaling submits new jobs for the rest). The wait is bounded
+(``timeout_s``, 50 s: under the shortest lead, 60 s, that the worker jobs ask for); a task that
+takes longer is cut off with the job and rerun elsewhere. A preemption itself comes as SIGTERM
+(the worker stops, its task reruns elsewhere, and ``--requeue`` brings the job back).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class DrainOnSignal(WorkerPlugin):
     name = "hpc-nst-drain-on-signal"
     idempotent = True
 
-    def __init__(self, signum: int = signal.SIGUSR1, timeout_s: float = 900.0):
+    def __init__(self, signum: int = signal.SIGUSR1, timeout_s: float = 50.0):
         self.signum, self.timeout_s = int(signum), timeout_s
         self.draining = False
 

@@ -328,7 +328,9 @@ class _Dispatch:
             running = {k for keys in self.client.run(_executing).values() for k in keys}
         except Exception:  # noqa: BLE001 - workers gone: what the scheduler has assigned
             running = {k for keys in self.client.processing().values() for k in keys}
-        waiting = [f for f in futures.futures if f.key not in running]
+        with futures.lock:  # the client thread edits it as tasks finish
+            pending = list(futures.futures)
+        waiting = [f for f in pending if f.key not in running and f.status != "finished"]
         self.client.cancel(waiting)
         for f in waiting:
             self.by_key.pop(f.key, None)

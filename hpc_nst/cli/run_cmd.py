@@ -129,7 +129,8 @@ def _dry_run(args, cfg, copts) -> int:  # noqa: ANN001
     from hpc_nst.batch.dryrun import make_plan, print_plan
 
     plan, problems = make_plan(args.manifest, args.output, cfg, args.batch_size,
-                               args.batches_per_task, copts, args.calibration, args.device)
+                               args.batches_per_task, copts, args.calibration, args.device,
+                               args.retry_failed)
     print_plan(plan, problems, cfg, copts, sys.stdout, args.output)
     if problems and not args.skip_invalid:
         print(f"{len(problems)} invalid row(s): a run would refuse to start (fix them, or "

@@ -81,11 +81,17 @@ def collect(path: Path) -> dict[str, Any]:
 
 
 def driver_running(path: Path, info: dict[str, Any]) -> bool:
-    """True while a driver holds the store's lock, or its last run has not ended."""
+    """True while a driver holds the store's lock (a lock whose process is known to be gone,
+    on this host, does not count), or its last run has not ended (another host's driver)."""
+    from hpc_nst.batch.lock import owner_alive
     from hpc_nst.batch.store import LOCK_NAME
 
+    lock = path / LOCK_NAME
+    alive = owner_alive(lock) if lock.exists() else False
+    if alive is not None:
+        return alive
     runs = info.get("runs_raw") or []
-    return (path / LOCK_NAME).exists() or bool(runs and "t_end" not in runs[-1])
+    return lock.exists() or bool(runs and "t_end" not in runs[-1])
 
 
 def watch(args: argparse.Namespace) -> int:
@@ -118,7 +124,8 @@ def watch(args: argparse.Namespace) -> int:
                       f"{left} pending, {info['failed']} failed | {rate:.0f} pairs/h while "
                       f"watching | ETA {eta} | {state}\n")
             print(("\x1b[H\x1b[2J" if tty else "") + buf.getvalue(), end="", flush=True)
-            if left == 0 or not running:
+            # While a driver runs it may be retrying failed pairs: the batch ends with it.
+            if not running:
                 print("batch finished" if left == 0 else
                       "the driver is gone with pairs pending: rerun hpc-nst run to resume")
                 return 0 if left == 0 and info["failed"] == 0 else 1

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from hpc_nst.batch.verify import repair, verify_store
 
     res = verify_store(args.store)
@@ -43,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if res.bad and args.repair:
         n = repair(res)
-        print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them")
+        print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them",
+              file=sys.stderr if args.json else sys.stdout)
         return 0
     if res.bad:
-        print("rerun with --repair to reset them to pending")
+        print("rerun with --repair to reset them to pending",
+              file=sys.stderr if args.json else sys.stdout)
         return 1
     return 0

@@ -234,7 +234,11 @@ def _transfer_windowed(content: np.ndarray, style: np.ndarray, cfg: JobConfig, s
     gl_audio, convergence = _griffin_lim_per_length(magnitude_from_log(output[None]),
                                                     [len(content)], [seed], cfg)
     t3 = time.perf_counter()
-    # Loss curves: the frame-weighted mean of the windows' curves.
+    # Loss curves: the frame-weighted mean of the windows' curves (L-BFGS may record a
+    # different number of evaluations per window: shorter curves hold their last value).
+    longest = max(len(c["total"]) for c in curves)
+    curves = [{k: np.concatenate([v, np.repeat(v[-1:], longest - len(v))]) for k, v in c.items()}
+              for c in curves]
     sizes = np.array([b - a for a, b in spans], dtype=np.float64)
     losses = {k: (sum(c[k] * w for c, w in zip(curves, sizes)) / sizes.sum()).astype(
         np.float32) for k in curves[0]}

@@ -22,7 +22,14 @@ from typing import Any
 
 from hpc_nst.batch.reader import StoreInfo, store_info
 from hpc_nst.errors import UsageError
-from hpc_nst.export.items import CODECS, ExportItem, iter_items, to_json
+from hpc_nst.export.items import (
+    CODECS,
+    INT_FIELDS,
+    TEXT_FIELDS,
+    ExportItem,
+    iter_items,
+    to_json,
+)
 from hpc_nst.fsutil import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
@@ -57,7 +64,7 @@ def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) ->
 
 def _write_audiofolder(items: Iterator[ExportItem], out: Path,
                        opts: ExportOptions) -> dict[str, Any]:
-    """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl`` (``file_name`` first): what
+    """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl`` (with ``file_name``): what
     ``datasets.load_dataset("audiofolder", data_dir=out)`` reads, metadata as columns."""
     (out / "audio").mkdir(parents=True, exist_ok=True)
     lines, written, kept = [], 0, 0
@@ -69,16 +76,22 @@ def _write_audiofolder(items: Iterator[ExportItem], out: Path,
             data = item.encode(opts.codec)
             atomic_write(out / rel, lambda tmp, d=data: Path(tmp).write_bytes(d))
             written += 1
-        lines.append(to_json({"file_name": rel, **item.fields}))
+        lines.append(to_json({**item.fields, "file_name": rel}))
     text = "".join(line + "\n" for line in lines)
     atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
     return {"written": written, "kept": kept, "items": len(lines),
             "files": ["metadata.jsonl", f"audio/<pair_id>.{opts.codec}"]}
 
 
-def _arrow_type(values: list[Any]) -> Any:
+def _arrow_type(key: str, values: list[Any]) -> Any:
+    """A column's type, fixed by the first row group: known fields by name (a text metric
+    that is missing in the first rows must not become a float column), others by value."""
     import pyarrow as pa
 
+    if key in TEXT_FIELDS:
+        return pa.string()
+    if key in INT_FIELDS:
+        return pa.int64()
     kinds = {type(v) for v in values if v is not None}
     if kinds <= {int}:
         return pa.int64() if kinds else pa.float64()
@@ -110,7 +123,7 @@ def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) 
         for k in keys:
             values = [i.fields.get(k) for i in batch]
             cols[k] = pa.array(values, type=writer.schema.field(k).type if writer else
-                               _arrow_type(values))
+                               _arrow_type(k, values))
         table = pa.table(cols)
         if writer is None:
             features = {"audio": {"_type": "Audio"}}
@@ -135,6 +148,8 @@ def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) 
         finally:
             if writer is not None:
                 writer.close()
+        if writer is None:  # every pair left out (--skip-bad): no empty, invalid file
+            raise UsageError("no pair to export (every done pair failed verification)")
     return {"written": rows, "kept": 0, "items": rows, "files": ["data.parquet"]}
 
 
@@ -180,6 +195,9 @@ FORMATS: dict[str, Writer] = {
 def _check_target(out: Path, info: StoreInfo, fmt: str, overwrite: bool) -> None:
     marker = out / MANIFEST_NAME
     if not marker.is_file():
+        if fmt not in CODECS and out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise UsageError(f"{out} is not empty and holds no hpc-nst export: export to a new "
+                             "folder, or pass --overwrite to write into it anyway")
         return
     try:
         old = json.loads(marker.read_text("utf-8"))

@@ -20,6 +20,14 @@ REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_d
                   "pitch_jaccard", "style_top1", "style_prob", "judge_top1", "judge_prob",
                   "judge_class", "output_class", "centroid_ratio", "bandwidth_ratio")
 CODECS = ("wav", "flac")
+#: The fields every item has (besides the metadata columns, ``loss_<term>`` and the metrics).
+EXPORT_FIELDS = ("pair_id", "content", "style", "target", "seed", "job", "method",
+                 "job_digest", "duration_s", "sample_rate", "device", "attempts",
+                 "spectral_convergence")
+#: Their types, for containers that fix a schema (Parquet): the others are text or float.
+INT_FIELDS = ("seed", "sample_rate", "attempts")
+TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_digest",
+               "device", "judge_class", "output_class")
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,12 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`;
     a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out)."""
     metrics = report_metrics(report, info.label)
-    meta_names = metadata_names(info)
+    # A metadata column never overwrites an export field, nor looks like an audiofolder's
+    # file reference (``file_name``, ``<feature>_file_name``).
+    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS}
+    meta_names = {k: f"{v}_meta" if v.endswith("file_name") else
+                  f"meta_{v}" if v in reserved else v
+                  for k, v in metadata_names(info).items()}
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m},

@@ -171,3 +171,16 @@ def test_an_existing_manifest_is_not_overwritten(library, tmp_path, capsys):
     assert _build(*args, "-o", str(out), "--overwrite") == 0
     assert len(_rows(out)) == 16
     assert np.all([r["pair_id"] for r in _rows(out)])
+
+
+def test_two_roots_with_the_same_file_names_get_distinct_ids(tmp_path):
+    for root in ("setA", "setB"):
+        (tmp_path / root).mkdir()
+        sf.write(tmp_path / root / "x.wav", tone(220, 0.3), SR)
+    (tmp_path / "st").mkdir()
+    sf.write(tmp_path / "st" / "s.wav", tone(330, 0.3), SR)
+    out = tmp_path / "m.csv"
+    assert _build("--content", str(tmp_path / "setA"), "--content", str(tmp_path / "setB"),
+                  "--style", str(tmp_path / "st"), "-o", str(out)) == 0
+    ids = [r["pair_id"] for r in _rows(out)]
+    assert len(ids) == 2 and len(set(ids)) == 2

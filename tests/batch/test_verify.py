@@ -35,8 +35,7 @@ def _done_store(tmp_path, audio_dir):
 def _verify(store, capsys, *extra: str) -> tuple[int, dict]:
     capsys.readouterr()
     code = main(["verify", str(store), "--json", *extra])
-    text = capsys.readouterr().out
-    return code, json.loads(text[: text.rindex("}") + 1])
+    return code, json.loads(capsys.readouterr().out)  # stdout is JSON only
 
 
 def _audio(store) -> dict[str, np.ndarray]:

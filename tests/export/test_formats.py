@@ -16,7 +16,7 @@ from hpc_nst.cli import main
 from tests.batch.conftest import SR, TINY, tone
 
 pytestmark = pytest.mark.slow
-META = ("style_label", "split", "status")  # "status" clashes with a store column
+META = ("style_label", "split", "status", "job", "file_name")  # the last three clash
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,11 @@ def store(tmp_path_factory) -> Path:
     for name, f0, sec in (("a", 220, 0.4), ("b", 330, 0.6), ("c", 440, 0.3)):
         sf.write(d / f"{name}.wav", tone(f0, sec), SR)
     (d / "m.csv").write_text(
-        "pair_id,content,style,style_label,split,status\n"
-        "ab,a.wav,b.wav,harp,train,x\n"
-        "v1.2,b.wav,c.wav,violin,test,y\n"
-        "ca,c.wav,a.wav,harp,train,z\n"
-        "lost,gone.wav,a.wav,harp,train,w\n")
+        "pair_id,content,style,style_label,split,status,job,file_name\n"
+        "ab,a.wav,b.wav,harp,train,x,j1,src/a.wav\n"
+        "v1.2,b.wav,c.wav,violin,test,y,j2,src/b.wav\n"
+        "ca,c.wav,a.wav,harp,train,z,j3,src/c.wav\n"
+        "lost,gone.wav,a.wav,harp,train,w,j4,src/d.wav\n")
     out = d / "s.zarr"
     code = main(["run", str(d / "m.csv"), "-o", str(out), "--skip-invalid", "--workers", "1",
                  "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]])
@@ -53,7 +53,8 @@ def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
     assert "wrote 3 item(s) as audiofolder" in capsys.readouterr().out
     ds = datasets.load_dataset("audiofolder", data_dir=str(out), split="train")
     assert ds.num_rows == 3
-    assert {"pair_id", "content", "style", "style_label", "split", "meta_status", "seed",
+    assert {"pair_id", "content", "style", "style_label", "split", "meta_status", "meta_job",
+            "file_name_meta", "seed",
             "job", "method", "job_digest", "loss_total", "loss_style"} <= set(ds.column_names)
     stored = _stored(store)
     for row in ds:
@@ -62,6 +63,9 @@ def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
         np.testing.assert_array_equal(samples.data.numpy()[0], stored[row["pair_id"]])
     by_id = {r["pair_id"]: r for r in ds.remove_columns("audio")}
     assert by_id["v1.2"]["style_label"] == "violin" and by_id["v1.2"]["meta_status"] == "y"
+    # metadata never overwrites an export field: "job" stays the store's, file_name the audio
+    assert by_id["v1.2"]["job"] == "s" and by_id["v1.2"]["meta_job"] == "j2"
+    assert by_id["v1.2"]["file_name_meta"] == "src/b.wav"
     assert by_id["ab"]["split"] == "train" and by_id["ab"]["loss_total"] > 0
     assert "lost" not in by_id
     card = json.loads((out / "export.json").read_text())
@@ -73,6 +77,20 @@ def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
     assert (out / "metadata.jsonl").read_bytes() == before
     assert _export(store, out, "parquet") == 2
     assert "holds an export of" in capsys.readouterr().err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "shard-000000.tar").write_bytes(b"someone else's")
+    assert _export(store, foreign, "webdataset") == 2
+    assert "is not empty and holds no hpc-nst export" in capsys.readouterr().err
+    assert (foreign / "shard-000000.tar").read_bytes() == b"someone else's"
+
+
+def test_parquet_text_columns_do_not_depend_on_the_first_rows():
+    from hpc_nst.export.formats import _arrow_type
+
+    assert str(_arrow_type("judge_class", [None, None])) == "string"
+    assert str(_arrow_type("seed", [None])) == "int64"
+    assert str(_arrow_type("lsd_db", [None, 1.5])) == "double"
 
 
 def test_parquet_reads_with_pyarrow_and_datasets(store, tmp_path):
