@@ -357,8 +357,11 @@ class _Dispatch:
         progress.update(sum(o.error is None for o in result.outcomes),
                         sum(o.error is not None for o in result.outcomes))
 
-    def flush(self) -> None:
-        """Record the finished tasks' outcomes (attempts from the scheduler), then write."""
+    def settle(self) -> None:
+        """Record the finished tasks' outcomes in memory (attempts from the scheduler) and
+        release their results at once: a result the scheduler still holds would be computed
+        again if its worker died, and that rerun would rewrite the shard under outcomes
+        already taken (found by benchmarks/bench_load.py and hpc-nst verify)."""
         extra: dict[str, int] = {}
         if self.finished:
             try:
@@ -371,6 +374,10 @@ class _Dispatch:
                 self.recorder.record(o, attempts=1 + extra.get(fut.key, 0))
             fut.release()
         self.finished.clear()
+
+    def flush(self) -> None:
+        """Settle the finished tasks, then write the recorded outcomes to the store."""
+        self.settle()
         self.recorder.flush()
 
     def collect(self, futures: Any, progress: Progress) -> None:
@@ -384,6 +391,7 @@ class _Dispatch:
             task = self.by_key.pop(fut.key)
             if fut.status == "finished":
                 self._finished(fut, task, progress)
+                self.settle()
             else:
                 try:
                     exc = fut.exception()
