@@ -389,6 +389,14 @@ class _Dispatch:
         last_flush = time.monotonic()
         for fut in futures:
             task = self.by_key.pop(fut.key)
+            if fut.status in ("pending", "lost"):
+                # Its result was lost with a worker before we took it: the scheduler computes
+                # it again; wait for that (not a failure).
+                log.info("shard %d: result lost with its worker; waiting for the rerun",
+                         task.shard)
+                self.by_key[fut.key] = task
+                futures.add(fut)
+                continue
             if fut.status == "finished":
                 self._finished(fut, task, progress)
                 self.settle()
