@@ -295,7 +295,7 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
         raise
     finally:
         d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
-    progress.close()
+        progress.close()
 
 
 class _Dispatch:

@@ -4,6 +4,7 @@ redone, the store verifies, and the outputs are the bits of an undisturbed run."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,13 +88,16 @@ def test_driver_sigterm_finishes_running_tasks_releases_the_lock_and_says_so(tmp
     proc = _start_and_stop(manifest, store, signal.SIGTERM)
     out = Path(f"{store}.log").read_text()
     assert proc.returncode == 130, out
-    assert "interrupted: no new task starts; waiting up to 60 s for 1 running task(s)" in out
+    waiting = re.search(r"interrupted: no new task starts; waiting up to 60 s for (\d) running "
+                        r"task\(s\)", out)
+    assert waiting, out
     assert "interrupted: finished pairs are saved; rerun the same command to resume" in out
     assert not (store / LOCK_NAME).exists()
     ds = xr.open_zarr(store)
     done = int((ds.status.values == 1).sum())
-    # the task running at the signal was finished and saved: more than the one seen done
-    assert 2 <= done < 6, out
+    # a task running at the signal (there is one, unless the signal fell between two tasks)
+    # was finished and saved: more than the one seen done
+    assert 1 + int(waiting.group(1)) <= done < 6, out
     assert main(["verify", str(store)]) == 0
     assert main(_args(manifest, store)) == 0
 
