@@ -214,6 +214,13 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
         f"{'1 GPU' if gpus else 'no GPU'} each{note}")
 
 
+def worker_job_script(opts: ClusterOptions) -> str:
+    """The job script dask-jobqueue would submit for ``opts`` (rendered, nothing submitted)."""
+    cls = getattr(_import_jobqueue(), JOBQUEUE[opts.kind])
+    with cls(**_jobqueue_kwargs(opts)) as cluster:
+        return str(cluster.job_script())
+
+
 def _import_jobqueue() -> Any:
     """dask_jobqueue, keeping Ctrl-C a KeyboardInterrupt (its runner module replaces SIGINT's
     handler with sys.exit at import time)."""

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from hpc_nst.batch import cost as costs
 from hpc_nst.batch import store as st
-from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions
+from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, worker_job_script
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
@@ -39,15 +39,6 @@ class Plan:
     workers: int
     model: str
     job_script: str
-
-
-def _job_script(copts: ClusterOptions) -> str:
-    """The worker job script dask-jobqueue would submit (rendered, not submitted)."""
-    from hpc_nst.batch.cluster import _import_jobqueue, _jobqueue_kwargs
-
-    cls = getattr(_import_jobqueue(), JOBQUEUE[copts.kind])
-    with cls(**_jobqueue_kwargs(copts)) as cluster:
-        return str(cluster.job_script())
 
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
@@ -90,7 +81,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     # Tasks are the unit of work: the wall time is at least the longest task.
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers, max(len(tasks), 1)), max(per_task))
-    script = _job_script(copts) if copts.kind in JOBQUEUE else ""
+    script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
     plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),
                 len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
                 model.source if model else "", script)

@@ -21,9 +21,7 @@ from hpc_nst.batch.store import (
     TIMINGS,
     read_column,
 )
-
-#: Timings that occupy the device (charged to the pairs of a batch in equal shares).
-COMPUTE_TIMINGS = ("features_s", "optimise_s", "griffin_lim_s")
+from hpc_nst.metrics.run import COMPUTE_TIMINGS
 
 
 class Recorder:

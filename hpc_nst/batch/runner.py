@@ -399,7 +399,8 @@ class _Dispatch:
                 continue
             if fut.status == "finished":
                 self._finished(fut, task, progress)
-                self.settle()
+                if not futures.has_ready():  # settle what came in together, in one round trip
+                    self.settle()
             else:
                 try:
                     exc = fut.exception()

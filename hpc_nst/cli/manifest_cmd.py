@@ -9,13 +9,6 @@ from pathlib import Path
 from hpc_nst.errors import UsageError
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    return key.strip(), value.strip()
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "manifest", help="build a manifest of pairs from folders of content and style audio",
@@ -42,10 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", action="append", type=Path, default=[], metavar="CSV",
                    help="side CSV with a 'path' column (relative to that CSV) and label "
                         "columns; they become content_<col> / style_<col> (repeatable)")
-    p.add_argument("--override", action="append", type=_key_value, default=[],
+    p.add_argument("--override", action="append", default=[],
                    metavar="KEY=VALUE", help="a per-row job key (seed, style_weight, "
                                              "iterations, ...) on every row (repeatable)")
-    p.add_argument("--column", action="append", type=_key_value, default=[],
+    p.add_argument("--column", action="append", default=[],
                    metavar="NAME=VALUE", help="a constant metadata column (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     p.set_defaults(func=run)
@@ -59,6 +52,7 @@ def _exts() -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.manifest_build import BuildOptions, build_rows, find_audio, write_manifest
+    from hpc_nst.config import parse_overrides
 
     if args.mode == "sample" and args.pairs <= 0:
         raise UsageError("--mode sample needs --pairs N (N > 0)")
@@ -69,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     styles = [f for spec in args.style for f in find_audio(spec, args.recursive, exts)]
     opts = BuildOptions(mode=args.mode, n=args.pairs, seed=args.seed,
                         labels_from_dirs=args.labels_from_dirs,
-                        overrides=tuple(args.override), side_labels=tuple(args.labels),
-                        extra_columns=tuple(args.column))
+                        overrides=tuple(parse_overrides(args.override).items()),
+                        side_labels=tuple(args.labels),
+                        extra_columns=tuple(parse_overrides(args.column).items()))
     header, rows = build_rows(contents, styles, args.output.parent, opts)
     write_manifest(args.output, header, rows, args.overwrite)
     per_style = Counter(r.get("style_label") or r["style"] for r in rows)
