@@ -54,6 +54,10 @@ class StoreError(HpcNstError, RuntimeError):
     """The store cannot be used for this run; the message says why and what to do."""
 
 
+class StoreGoneError(StoreError):
+    """The store disappeared while a run was writing it (deleted, moved, unmounted)."""
+
+
 class CheckpointError(HpcNstError, ValueError):
     """A model checkpoint cannot be used."""
 

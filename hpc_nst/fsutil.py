@@ -44,3 +44,22 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def unwritable_reason(path: str | Path) -> str | None:
+    """Why files cannot be created in the directory ``path`` (or, when it does not exist yet,
+    in its nearest existing parent), or None when they can.
+
+    Probes by creating and removing a file, since permission bits say nothing for root or
+    for a read-only mount.
+    """
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".hpc_nst.write-probe.")
+    except OSError as exc:
+        return f"{exc.strerror or exc} ({where})"
+    os.close(fd)
+    os.unlink(tmp)
+    return None

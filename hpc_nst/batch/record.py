@@ -8,6 +8,7 @@ so a pair reads as done only once its bulk data and its metadata are on disk.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import zarr
@@ -27,7 +28,9 @@ from hpc_nst.metrics.run import COMPUTE_TIMINGS
 class Recorder:
     """In-memory copy of the driver-written result arrays of an open store."""
 
-    def __init__(self, root: zarr.Group):
+    def __init__(self, root: zarr.Group, guard: Callable[[], None] | None = None):
+        """``guard`` is called before every write (it raises when the store is gone)."""
+        self.guard = guard
         names = [n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS or n in root]
         self.arrays = {name: root[name] for name in names}
         self.data = {name: read_column(root, name) for name in names}
@@ -87,6 +90,8 @@ class Recorder:
         """Write every changed chunk; ``status`` is written last."""
         if not self.dirty:
             return
+        if self.guard is not None:
+            self.guard()
         chunks = sorted(self.dirty)
         for name in self.arrays:  # in RESULT_ARRAYS order, which ends with "status"
             arr, data = self.arrays[name], self.data[name]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -151,6 +152,7 @@ def run_batch(
         raise ManifestError(manifest.path, manifest.problems + [
             "(fix these rows, or rerun with --skip-invalid to record them as failed and run "
             "the others)"])
+    st.require_writable(store_path)
     root, where = _open_or_create(store_path, cfg, manifest, opts, out)
     if manifest.problems and not opts.quiet:
         print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
@@ -182,7 +184,7 @@ def _plan(manifest: Manifest, root: Any, where: list[int], recorder: Recorder,
 def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: JobConfig,
            opts: RunOptions, cluster_opts: ClusterOptions | None, client: Any,
            handle: ClusterHandle | None, out: TextIO, t_start: float) -> RunSummary:
-    recorder = Recorder(root)
+    recorder = Recorder(root, functools.partial(st.check_still_there, path, st.identity(path)))
     todo, skipped = _plan(manifest, root, where, recorder, opts)
     run_id = uuid.uuid4().hex[:8]
     if todo:
@@ -199,7 +201,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
     log.info("run %s on %s: %d pair(s) to run in %d task(s), %d already done", run_id, path,
              len(todo), len(tasks), skipped)
     interrupted = False
-    own = None
+    own = gone = None
     try:
         if tasks:
             if client is None:
@@ -212,14 +214,20 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
         print("interrupted: finished pairs are saved; rerun the same command to resume",
               file=out)
     finally:
-        recorder.flush()
+        try:
+            recorder.flush()
+        except st.StoreGoneError as exc:  # nothing more goes there (raised below)
+            gone = exc
         if own is not None:
             _stop_cluster(*own)
         counts = recorder.counts()
-        st.update_runs(path, root, entry | {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                            "t_end": time.time(),
-                                            "wall_s": round(time.time() - t_start, 3),
-                                            "interrupted": interrupted, **counts})
+        if gone is None:
+            st.update_runs(path, root, entry | {
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "t_end": time.time(),
+                "wall_s": round(time.time() - t_start, 3), "interrupted": interrupted,
+                **counts})
+    if gone is not None:
+        raise gone
     ids = st.read_column(root, "pair")
     rows = st.read_column(root, "row")
     failures = [(str(ids[i]), int(rows[i]), str(recorder.data["error"][i]))
@@ -294,8 +302,10 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
         d.wind_down(futures, progress)  # a second Ctrl-C ends it at once
         raise
     finally:
-        d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
-        progress.close()
+        try:
+            d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
+        finally:
+            progress.close()
 
 
 class _Dispatch:

@@ -44,7 +44,7 @@ from hpc_nst.batch.conventions import (  # noqa: F401 (re-exported)
 from hpc_nst.batch.lock import LOCK_NAME, StoreLock  # noqa: F401 (re-exported)
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
-from hpc_nst.errors import StoreError  # noqa: F401 (re-exported)
+from hpc_nst.errors import StoreError, StoreGoneError  # noqa: F401 (re-exported)
 
 FORMAT = "hpc_nst.batch/1"
 KINDS = ("content", "style", "init", "output")
@@ -291,6 +291,40 @@ def consolidate(path: str | Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(LocalStore(path))
+
+
+def require_writable(path: str | Path) -> None:
+    """Refuse, before any work, a store that cannot be written (read-only mount, no
+    permission); reading commands still work on such a store."""
+    from hpc_nst.fsutil import unwritable_reason
+
+    why = unwritable_reason(path)
+    if why is not None:
+        what = ("Reading commands (status, verify, report, export) work on it as it is; to "
+                "run, copy it to a writable place or choose another -o") if Path(path).exists() \
+            else "choose a writable place with -o"
+        raise StoreError(f"{path}: cannot write the store there: {why}. {what}")
+
+
+def identity(path: str | Path) -> tuple[int, int]:
+    """(device, inode) of the store's directory: tells a store from one put in its place."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def check_still_there(path: str | Path, ident: tuple[int, int]) -> None:
+    """Raise :class:`StoreGoneError` when the store at ``path`` is no longer the one with
+    identity ``ident`` (deleted, moved away, replaced, its filesystem unmounted)."""
+    try:
+        same = identity(path) == ident and (Path(path) / "zarr.json").is_file()
+    except OSError:
+        same = False
+    if not same:
+        raise StoreGoneError(
+            f"{path}: the store disappeared during the run (deleted, moved, replaced or its "
+            "filesystem unmounted); nothing more is written there. Pairs finished since the "
+            "last save are lost: put the store back (or remount it) and rerun the same "
+            "command to resume, or rerun to start a new store")
 
 
 def open_root(path: str | Path, mode: str = "r") -> zarr.Group:

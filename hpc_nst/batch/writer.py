@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from hpc_nst.batch.store import KINDS, read_column
+from hpc_nst.batch.store import KINDS, StoreGoneError, read_column
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def write_task_data(
     the number of loss records kept for each pair written, and each written pair's checksum
     (:func:`pair_checksum`, recorded by the driver; ``hpc-nst verify`` recomputes it).
     """
+    if not (Path(spec.store) / "zarr.json").is_file():  # never write into a ghost store
+        raise StoreGoneError(f"{spec.store}: the store is gone (deleted, moved or unmounted); "
+                             "this task's results are not written")
     store = LocalStore(spec.store)
     spec_arr = zarr.open_array(store, path="spectrogram", mode="r+")
     audio_arr = zarr.open_array(store, path="audio", mode="r+")

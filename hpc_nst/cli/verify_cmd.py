@@ -24,8 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from hpc_nst.batch.store import require_writable
     from hpc_nst.batch.verify import repair, verify_store
 
+    if args.repair:  # before reading every chunk, not after
+        require_writable(args.store)
     res = verify_store(args.store)
     if args.json:
         print(json.dumps({"store": str(res.store), "ok": res.ok, "done": res.done,
