@@ -273,3 +273,34 @@ def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, t
     _wait_job(job, 60)
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all() and ds.sizes["pair"] == 8
+
+
+def test_worker_jobs_past_their_walltime_lose_nothing(slurm_cluster, tmp_path):
+    """Worker jobs with a one-minute walltime and no warning that reaches the worker
+    (``--signal=USR1@1`` without ``B:`` goes to job steps, and the worker runs as the batch
+    shell): Slurm kills them mid-task (state TIMEOUT); the adaptive
+    cluster submits new ones and every pair ends done exactly once, with a store that
+    verifies. Takes about three minutes (Slurm enforces limits every 30 s)."""
+    from hpc_nst.batch.verify import verify_store
+
+    manifest = _pairs_manifest(tmp_path)
+    name = f"hpcnst-t-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "t.zarr"
+    dev = [*DEV[: DEV.index("--walltime")], *DEV[DEV.index("--walltime") + 2:]]
+    # ~29 s per pair on one core: 8 pairs outlast one-minute worker jobs
+    args = [str(manifest), "-o", str(store), "--cluster", "slurm", "--workers", "2",
+            "--min-workers", "2", "--batch-size", "1", *dev, "--walltime", "00:01:00",
+            "--job-extra=--signal=USR1@1", "--progress-interval", "10",
+            *_sets(["iterations=2000", "griffin_lim_iterations=2", "model=random", "width=4"])]
+    proc = _run(args, tmp_path, _env(name))
+    out, _ = proc.communicate(timeout=420)
+    assert proc.returncode == 0, out
+    assert "8 done" in out and "0 failed" in out, out
+    states = _slurm("squeue", "-h", "-t", "all", "-n", name, "-o", "%i %T").split("\n")
+    timed_out = [s.split()[0] for s in states if s.endswith("TIMEOUT")]
+    assert timed_out, states
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == 1).all() and (ds.records.values == 2001).all()
+    assert ds.attempts.values.max() >= 2, ds.attempts.values  # a task cut off ran again
+    assert len(set(ds.scheduler_job.values.tolist())) >= 3  # pairs done by replacement jobs
+    assert verify_store(store).ok
