@@ -2,7 +2,8 @@
 
     python benchmarks/bench_batch.py scale [--rows 100000] [--distinct-files]
     python benchmarks/bench_batch.py files [--pairs 40]
-    python benchmarks/bench_batch.py overhead [--pairs 200] [--workers 2]
+    python benchmarks/bench_batch.py overhead [--pairs 200] [--workers 2] [--batch-sizes 1 4]
+        [--batches-per-task K|0]
     python benchmarks/bench_batch.py throughput [--pairs 4] [--batch-sizes 1 4]
     python benchmarks/bench_batch.py all            # everything, small sizes
 
@@ -153,7 +154,8 @@ def _quick_run(folder: Path, pairs: int, batch: int, batches_per_task: int | Non
                              ClusterOptions(workers=2))
 
 
-def bench_overhead(pairs: int, workers: int) -> None:
+def bench_overhead(pairs: int, workers: int, batch_sizes: list[int],
+                   batches_per_task: int | None = 1) -> None:
     from distributed import Client, LocalCluster
 
     t0 = time.perf_counter()
@@ -163,15 +165,18 @@ def bench_overhead(pairs: int, workers: int) -> None:
         print(f"overhead: local cluster of {workers} workers up in "
               f"{time.perf_counter() - t0:.1f} s (not counted)")
         client.run(lambda: __import__("hpc_nst.batch.worker") and __import__("torch"))
-        for batch in (1, 4):
+        for batch in batch_sizes:
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                _, s = _quick_run(Path(tmp), pairs, batch, 1, "content-copy", client)
+                _, s = _quick_run(Path(tmp), pairs, batch, batches_per_task, "content-copy",
+                                  client)
                 wall = time.perf_counter() - t0
-                print(f"  batch size {batch}: {pairs} pairs ({-(-pairs // batch)} tasks) in "
-                      f"{wall:.1f} s = {pairs / wall:.1f} pairs/s, "
-                      f"{wall / -(-pairs // batch) * 1000 * workers:.0f} ms per task per "
-                      f"worker, validation and store creation included ({s.done} done)")
+                tasks = -(-pairs // pairs_per_task(pairs, batch, batches_per_task))
+                print(f"  batch size {batch}, {pairs_per_task(pairs, batch, batches_per_task)} "
+                      f"pairs per task: {pairs} pairs ({tasks} tasks) in {wall:.1f} s = "
+                      f"{pairs / wall:.1f} pairs/s, {wall / tasks * 1000 * workers:.0f} ms "
+                      f"per task per worker, validation and store creation included "
+                      f"({s.done} done)", flush=True)
 
 
 def bench_throughput(pairs: int, batch_sizes: list[int]) -> None:
@@ -208,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distinct-files", action="store_true")
     p.add_argument("--pairs", type=int)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                   help="default: 1 4")
+    p.add_argument("--batches-per-task", type=int, default=1,
+                   help="overhead: batches per task (0: automatic, as hpc-nst run)")
     a = p.parse_args(argv)
     print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; python "
           f"{sys.version.split()[0]}", flush=True)
@@ -217,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.what in ("files", "all"):
         bench_files(a.pairs or 40)
     if a.what in ("overhead", "all"):
-        bench_overhead(a.pairs or 200, a.workers)
+        bench_overhead(a.pairs or 200, a.workers, a.batch_sizes or [1, 4],
+                       a.batches_per_task or None)
     if a.what in ("throughput", "all"):
-        bench_throughput(a.pairs or 4, a.batch_sizes)
+        bench_throughput(a.pairs or 4, a.batch_sizes or [1, 4])
     return 0
 
 

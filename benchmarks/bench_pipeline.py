@@ -74,17 +74,17 @@ def stage_times(store: Path) -> dict[str, float]:
     t = t[done]
     batch = ds.batch.values[done]
     frames = ds.frames.values[done]  # (content, style, init, output)
-    per_batch = t.assign(batch=batch).groupby("batch").first()
+    sizes = ds.batch_pairs.values[done]
+    shared = t.div(np.maximum(sizes, 1), axis=0)  # a group's timings are on each of its pairs
     task_key = t["finished_at"].round(6)  # every pair of a task shares its finish time
     per_task = t.assign(task=task_key).groupby("task")
     busy = float((per_task["finished_at"].max() - per_task["started_at"].min()).sum())
     out = {"decode": float(t["load_s"].sum()),
-           "features": float(per_batch["features_s"].sum()),
-           "optimisation": float(per_batch["optimise_s"].sum()),
-           "griffin_lim": float(per_batch["griffin_lim_s"].sum()),
+           "features": float(shared["features_s"].sum()),
+           "optimisation": float(shared["optimise_s"].sum()),
+           "griffin_lim": float(shared["griffin_lim_s"].sum()),
            "write": float(per_task["write_s"].first().sum()), "busy": busy}
     # padding: pairs run together (batch_pairs > 1) are padded to the longest of the group
-    sizes = ds.batch_pairs.values[done]
     work = pad = 0.0
     for b in np.unique(batch):
         sel = batch == b

@@ -50,6 +50,7 @@ class RunOptions:
     progress_interval: float = 10.0
     quiet: bool = False
     grace_s: float = 60.0  # on Ctrl-C/SIGTERM: wait this long for tasks already running
+    batch_note: str = ""  # how the batch size was chosen (printed with the cluster)
 
 
 @dataclass
@@ -284,6 +285,8 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
 
     if handle and not opts.quiet:
         print(f"cluster: {handle.description}", file=out)
+    if opts.batch_note and not opts.quiet:
+        print(f"batch size {opts.batch_size} ({opts.batch_note})", file=out)
     link = dashboard(client)
     if link and not opts.quiet:
         print(f"dask dashboard: {link}", file=out)

@@ -61,9 +61,52 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+#: Per device: half the smallest batch work (pairs x frames) that ran out of memory here;
+#: later batches on this worker stay under it.
+_OOM_LIMIT: dict[str, int] = {}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+def _frames(items: list[tuple[PairSpec, np.ndarray, np.ndarray]], cfg: JobConfig) -> list[int]:
+    from hpc_nst.audio.spectrogram import num_frames
+
+    return [max(num_frames(len(c), cfg.stft), num_frames(len(s), cfg.stft))
+            for _, c, s in items]
+
+
+def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarray]],
+                   device: str) -> list[list[tuple[PairSpec, np.ndarray, np.ndarray]]]:
+    """On a GPU, a batch cut to what fits in free memory and where padding would exceed
+    :data:`~hpc_nst.batch.batching.MAX_PADDING`; elsewhere the batch as it is (the CPU engine
+    optimises each pair alone)."""
+    import torch
+
+    from hpc_nst.batch.batching import split_by_padding
+    from hpc_nst.engine.device import fit_batch, pick_device
+
+    dev = pick_device(device)
+    if dev.type != "cuda" or len(items) < 2:
+        return [items]
+    lengths = _frames(items, cfg)
+    cap = fit_batch(cfg.stft.n_bins, max(lengths), cfg.model.width, torch.device(dev))
+    if str(dev) in _OOM_LIMIT:
+        cap = max(1, min(cap, _OOM_LIMIT[str(dev)] // max(lengths)))
+    groups = split_by_padding(lengths, cap)
+    if len(groups) > 1:
+        log.info("batch of %d pairs run as %s pairs (memory fits %d of the longest; padding "
+                 "kept under the bound)", len(items), "+".join(str(len(g)) for g in groups),
+                 cap)
+    return [[items[i] for i in g] for g in groups]
+
+
 def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarray]],
                device: str, batch: int) -> list[PairResult]:
-    """One :class:`PairResult` per pair; a failing batch is split into pairs and retried."""
+    """One :class:`PairResult` per pair. A batch that runs out of memory is halved (and the
+    worker remembers the limit); one that fails otherwise is retried pair by pair, so one bad
+    pair never fails the others."""
     from hpc_nst.engine.methods import run_method
 
     try:
@@ -74,6 +117,14 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
         if len(items) == 1:
             log.warning("pair %s failed: %s", items[0][0].pair_id, _describe(exc))
             return [PairResult(items[0][0].index, None, _describe(exc), batch, 1)]
+        if _is_oom(exc):
+            half = len(items) // 2
+            work = len(items) * max(_frames(items, cfg))
+            _OOM_LIMIT[str(device)] = min(_OOM_LIMIT.get(str(device), work), work // 2)
+            log.warning("batch of %d pairs (%s ...) ran out of memory; halving it (%d + %d)",
+                        len(items), items[0][0].pair_id, half, len(items) - half)
+            return _run_batch(cfg, items[:half], device, items[0][0].index) + \
+                _run_batch(cfg, items[half:], device, items[half][0].index)
         log.warning("batch of %d pairs (%s ...) failed (%s); retrying each pair alone",
                     len(items), items[0][0].pair_id, _describe(exc))
         out: list[PairResult] = []
@@ -205,7 +256,6 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     done: dict[int, PairResult] = {}
     meta: dict[int, dict[str, float]] = {}
     for cfg, batch in spec.batches:
-        batch_id = batch[0].index  # the batch's first pair: unique within a run
         stft = cfg.stft
         started = time.time()
         items = []
@@ -225,13 +275,14 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
         if not items:
             continue
         _peak_reset(device)
-        for res in _run_batch(cfg, items, device, batch_id):
-            if res.result is None:
-                outcomes[res.index] = PairOutcome(res.index, res.error, host=host,
-                                                  batch=res.batch, batch_pairs=res.batch_pairs,
-                                                  scheduler_job=job)
-            else:
-                done[res.index] = res
+        for sub in device_batches(cfg, items, device):
+            for res in _run_batch(cfg, sub, device, sub[0][0].index):
+                if res.result is None:
+                    outcomes[res.index] = PairOutcome(
+                        res.index, res.error, host=host, batch=res.batch,
+                        batch_pairs=res.batch_pairs, scheduler_job=job)
+                else:
+                    done[res.index] = res
         peak = _peak_mb(device)
         for p, _, _ in items:
             meta[p.index]["peak_memory_mb"] = peak

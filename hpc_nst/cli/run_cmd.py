@@ -24,8 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="STORE.zarr",
                    help="the Zarr store (created, or resumed when it exists)")
     add_job_arguments(p)
-    p.add_argument("--batch-size", type=int, default=4, metavar="B",
-                   help="pairs optimised together in one batch (default 4)")
+    p.add_argument("--batch-size", default="auto", metavar="B|auto",
+                   help="pairs optimised together in one batch; auto (default): 4 on CPU "
+                   "workers, on GPU workers up to 64, fitted by each worker to its free memory "
+                   "and cut where padding would pass 15 %%")
     p.add_argument("--batches-per-task", type=int, metavar="K",
                    help="batches per task (= store shard); default: 1, more for > 2000 tasks")
     p.add_argument("--skip-invalid", action="store_true",
@@ -101,20 +103,26 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.runner import RunOptions, run_batch
     from hpc_nst.cli import UserError
 
-    if args.batch_size < 1 or (args.batches_per_task is not None and args.batches_per_task < 1):
-        raise UserError("--batch-size and --batches-per-task must be >= 1")
+    from hpc_nst.batch.batching import resolve_batch_size
+
+    asked = str(args.batch_size)
+    if asked != "auto" and not (asked.isdigit() and int(asked) >= 1):
+        raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
+    if args.batches_per_task is not None and args.batches_per_task < 1:
+        raise UserError("--batches-per-task must be >= 1")
+    args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     cfg = load_job(args.job, parse_overrides(args.overrides))
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       device=args.device, progress_interval=args.progress_interval,
-                      quiet=args.quiet, grace_s=max(0.0, args.grace))
+                      quiet=args.quiet, grace_s=max(0.0, args.grace), batch_note=why)
     copts = ClusterOptions(
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
         cores=args.cores, interface=args.interface, local_directory=args.local_directory,
         job_extra=args.job_extra, scheduler_file=args.scheduler_file)
     if args.dry_run:
-        return _dry_run(args, cfg, copts)
+        return _dry_run(args, cfg, copts, why)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
     if args.cluster == "slurm-runner":
@@ -125,12 +133,13 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _dry_run(args, cfg, copts) -> int:  # noqa: ANN001
+def _dry_run(args, cfg, copts, batch_note: str) -> int:  # noqa: ANN001
     from hpc_nst.batch.dryrun import make_plan, print_plan
 
     plan, problems = make_plan(args.manifest, args.output, cfg, args.batch_size,
                                args.batches_per_task, copts, args.calibration, args.device,
                                args.retry_failed)
+    print(f"batch size {args.batch_size} ({batch_note})")
     print_plan(plan, problems, cfg, copts, sys.stdout, args.output)
     if problems and not args.skip_invalid:
         print(f"{len(problems)} invalid row(s): a run would refuse to start (fix them, or "

@@ -46,3 +46,12 @@ def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.d
             "process long content in windows (--set window_s=30), split the audio into "
             "shorter clips, or use a smaller batch"
         )
+
+
+def fit_batch(bins: int, frames: int, width: int, device: torch.device,
+              headroom: float = 0.7, cap: int = 256) -> int:
+    """The largest batch of ``frames``-frame items that fits in ``headroom`` of the device's
+    free memory by :func:`estimate_bytes` (at least 1, at most ``cap``)."""
+    per_item = estimate_bytes(1, bins, frames, width) - 64 * 2**20
+    room = headroom * available_bytes(device) - 64 * 2**20
+    return int(max(1, min(cap, room // max(per_item, 1))))

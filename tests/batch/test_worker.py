@@ -16,7 +16,7 @@ from hpc_nst.batch.worker import PairSpec, TaskSpec, _run_batch, run_task
 from .conftest import write_csv
 
 
-def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch, caplog):
+def test_out_of_memory_batch_is_halved_down_to_pairs(tiny, monkeypatch, caplog):
     calls = []
     real = methods.run_method
 
@@ -34,13 +34,15 @@ def test_out_of_memory_batch_is_split_into_pairs(tiny, monkeypatch, caplog):
              enumerate([1, 2, 3])]
     with caplog.at_level(logging.WARNING, logger="hpc_nst"):
         out = _run_batch(tiny, items, "cpu", batch=7)
-    assert calls == [[1, 2, 3], [1], [2], [3]]
+    assert calls == [[1, 2, 3], [1], [2, 3], [2], [3]]  # halved, then halved again
     assert out[1].error.startswith("out of memory") and out[1].result is None
     assert out[0].error is None and out[2].error is None
     assert out[0].result.output.shape == (257, 1 + 4000 // 160)
-    assert [(r.batch, r.batch_pairs) for r in out] == [(7, 1)] * 3
+    # each part is a batch of its own, named by its first pair's index
+    assert [(r.batch, r.batch_pairs) for r in out] == [(0, 1), (1, 1), (2, 1)]
     # the fallback is logged, not silent
-    assert any("retrying each pair alone" in r.getMessage() for r in caplog.records)
+    assert any("ran out of memory; halving it (1 + 2)" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_run_task_in_process(tmp_path, audio_dir, tiny):
