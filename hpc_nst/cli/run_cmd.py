@@ -99,11 +99,10 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.batching import resolve_batch_size
     from hpc_nst.batch.cluster import ClusterOptions
     from hpc_nst.batch.runner import RunOptions, run_batch
     from hpc_nst.cli import UserError
-
-    from hpc_nst.batch.batching import resolve_batch_size
 
     asked = str(args.batch_size)
     if asked != "auto" and not (asked.isdigit() and int(asked) >= 1):
