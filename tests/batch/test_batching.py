@@ -67,7 +67,7 @@ def test_estimate_bytes_covers_what_one_step_keeps(tiny):
         x = torch.randn(2, 1, 257, frames, requires_grad=True)
         saved: dict[int, int] = {}  # storage -> bytes (a tensor saved twice counts once)
 
-        def pack(t: torch.Tensor) -> torch.Tensor:
+        def pack(t: torch.Tensor, saved: dict[int, int] = saved) -> torch.Tensor:
             saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
             return t
 
