@@ -31,9 +31,6 @@ class StoreLock:
                     raise StoreError(
                         f"{self.file.parent} is in use by another run (host pid started: "
                         f"{owner}); if that run is dead, delete {self.file}") from None
-            except OSError as exc:
-                raise StoreError(f"{self.file.parent}: cannot take the store's lock: "
-                                 f"{exc.strerror or exc}; is the store writable?") from exc
                 # Take the stale lock over under a guard: of two drivers doing this at once,
                 # the second re-checks after the first and finds the first's fresh lock.
                 with open(self.file.with_name(f"{LOCK_NAME}.guard"), "a") as guard:
@@ -41,6 +38,9 @@ class StoreLock:
                     if self._stale():
                         self.file.unlink(missing_ok=True)
                 continue
+            except OSError as exc:
+                raise StoreError(f"{self.file.parent}: cannot take the store's lock: "
+                                 f"{exc.strerror or exc}; is the store writable?") from exc
             with os.fdopen(fd, "w") as fh:
                 fh.write(me + "\n")
             self.held = True

@@ -151,7 +151,7 @@ def test_log_file_gets_worker_and_driver_records(tmp_path, audio_dir):
     assert main(argv) == 1
     text = log.read_text()
     assert "pair truncated skipped: content" in text and "truncated.flac" in text
-    assert "WARNING hpc_nst.batch.runner: shard 0" in text
+    assert "WARNING hpc_nst.batch.dispatch: shard 0" in text
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
