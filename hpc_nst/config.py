@@ -10,6 +10,7 @@ paper preset (``jobs/paper.toml``); unknown keys and wrong types are rejected wi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -108,9 +109,15 @@ class JobConfig:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A stable hash of the parameters that shape results (:func:`effective_parameters`)."""
-        blob = json.dumps(effective_parameters(self.to_dict()), sort_keys=True, default=list)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """A stable hash of the parameters that shape results (:func:`effective_parameters`);
+        computed once per (frozen) instance."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            blob = json.dumps(effective_parameters(self.to_dict()), sort_keys=True,
+                              default=list)
+            cached = hashlib.sha256(blob.encode()).hexdigest()[:16]
+            object.__setattr__(self, "_digest", cached)  # not a field: eq/asdict ignore it
+        return cached
 
 
 #: Keys added after stores existed, with the value that reproduces the results from before the
@@ -221,8 +228,13 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     raise ConfigError(f"{key}: unsupported type {typ}")  # pragma: no cover
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -353,6 +365,12 @@ def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
     """Return ``cfg`` with dotted or short-name keys replaced, validated."""
     if not overrides:
         return cfg
+    keys = {_resolve_alias(k) for k in overrides}
+    if keys == {"optim.seed"}:  # a manifest's seed column: every row differs, keep it cheap
+        (value,) = overrides.values()
+        seed = _coerce("optim.seed", value, int)
+        return _validate(dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim,
+                                                                           seed=seed)))
     tree = cfg.to_dict()
     for key, value in overrides.items():
         _set_dotted(tree, _resolve_alias(key), value)

@@ -16,6 +16,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -242,10 +243,49 @@ def run_task(spec: TaskSpec) -> TaskResult:
     return TaskResult(outcomes, capture.records)
 
 
+Loaded = tuple[list[tuple[PairSpec, np.ndarray, np.ndarray]], dict[int, str],
+               dict[int, dict[str, float]]]
+
+
+def _load_batch(cfg: JobConfig, batch: tuple[PairSpec, ...]) -> Loaded:
+    """Decode and resample a batch's audio: (items, error per unusable pair, timings)."""
+    from hpc_nst.audio.io import AudioError, load_audio
+
+    stft, started = cfg.stft, time.time()
+    items, errors, meta = [], {}, {}
+    for p in batch:
+        t0 = time.perf_counter()
+        try:
+            role = "content"
+            c = load_audio(p.content, stft.sample_rate, min_samples=stft.win_length)
+            role = "style"
+            s = load_audio(p.style, stft.sample_rate, min_samples=stft.win_length)
+        except AudioError as exc:
+            log.warning("pair %s skipped: %s %s", p.pair_id, role, exc)
+            errors[p.index] = f"{role} {exc}"
+            continue
+        items.append((p, c, s))
+        meta[p.index] = {"load_s": time.perf_counter() - t0, "started_at": started}
+    return items, errors, meta
+
+
+def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...]
+                ) -> Iterator[tuple[JobConfig, Loaded]]:
+    """Each batch with its audio, the next batch decoded in a thread while this one runs
+    (host work overlapped with the device's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hpc-nst-prefetch") as pool:
+        ahead = pool.submit(_load_batch, *batches[0]) if batches else None
+        for k, (cfg, _) in enumerate(batches):
+            loaded = ahead.result()  # type: ignore[union-attr]
+            if k + 1 < len(batches):
+                ahead = pool.submit(_load_batch, *batches[k + 1])
+            yield cfg, loaded
+
+
 def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     import torch
-
-    from hpc_nst.audio.io import AudioError, load_audio
 
     tune_malloc()
     if spec.threads > 0 and torch.get_num_threads() != spec.threads:
@@ -255,23 +295,10 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     outcomes: dict[int, PairOutcome] = {}
     done: dict[int, PairResult] = {}
     meta: dict[int, dict[str, float]] = {}
-    for cfg, batch in spec.batches:
-        stft = cfg.stft
-        started = time.time()
-        items = []
-        for p in batch:
-            t0 = time.perf_counter()
-            try:
-                role = "content"
-                c = load_audio(p.content, stft.sample_rate, min_samples=stft.win_length)
-                role = "style"
-                s = load_audio(p.style, stft.sample_rate, min_samples=stft.win_length)
-            except AudioError as exc:
-                log.warning("pair %s skipped: %s %s", p.pair_id, role, exc)
-                outcomes[p.index] = PairOutcome(p.index, f"{role} {exc}", host=host)
-                continue
-            items.append((p, c, s))
-            meta[p.index] = {"load_s": time.perf_counter() - t0, "started_at": started}
+    for cfg, (items, errors, timings) in _prefetched(spec.batches):
+        for index, error in errors.items():
+            outcomes[index] = PairOutcome(index, error, host=host)
+        meta.update(timings)
         if not items:
             continue
         _peak_reset(device)
