@@ -263,7 +263,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     fs = min(_roundup(layout.frames, FRAME_CHUNK), FRAME_SHARD)
     root.create_array(
         "spectrogram", shape=(n, len(KINDS), bins, layout.frames),
-        shards=(ppt, len(KINDS), bins, fs), chunks=(1, 1, bins, FRAME_CHUNK),
+        shards=(ppt, len(KINDS), bins, fs), chunks=(1, len(KINDS), bins, FRAME_CHUNK),
         dtype="float32", fill_value=0.0, compressors=_compressor(),
         dimension_names=["pair", "kind", "bin", "frame"],
         attributes={"description": "log(1 + |STFT|); frames[pair, kind] are valid",
