@@ -167,16 +167,18 @@ def bench_overhead(pairs: int, workers: int, batch_sizes: list[int],
         client.run(lambda: __import__("hpc_nst.batch.worker") and __import__("torch"))
         for batch in batch_sizes:
             with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 _, s = _quick_run(Path(tmp), pairs, batch, batches_per_task, "content-copy",
                                   client)
-                wall = time.perf_counter() - t0
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 tasks = -(-pairs // pairs_per_task(pairs, batch, batches_per_task))
                 print(f"  batch size {batch}, {pairs_per_task(pairs, batch, batches_per_task)} "
                       f"pairs per task: {pairs} pairs ({tasks} tasks) in {wall:.1f} s = "
                       f"{pairs / wall:.1f} pairs/s, {wall / tasks * 1000 * workers:.0f} ms "
                       f"per task per worker, validation and store creation included "
-                      f"({s.done} done)", flush=True)
+                      f"({s.done} done); driver + scheduler CPU {cpu:.1f} s = "
+                      f"{cpu / tasks * 1000:.1f} ms per task, {cpu / pairs * 1000:.2f} ms per "
+                      "pair", flush=True)
 
 
 def bench_throughput(pairs: int, batch_sizes: list[int]) -> None:

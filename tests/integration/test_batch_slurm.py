@@ -304,3 +304,16 @@ def test_worker_jobs_past_their_walltime_lose_nothing(slurm_cluster, tmp_path):
     assert ds.attempts.values.max() >= 2, ds.attempts.values  # a task cut off ran again
     assert len(set(ds.scheduler_job.values.tolist())) >= 3  # pairs done by replacement jobs
     assert verify_store(store).ok
+    # A pair whose task was cut off, run undisturbed (one torch thread, as --cores 1): the
+    # same bits.
+    cut = str(ds.pair.values[int(np.argmax(ds.attempts.values))])
+    row = next(r for r in manifest.read_text().splitlines() if r.startswith(f"{cut},"))
+    one = tmp_path / "one.csv"
+    one.write_text(f"pair_id,content,style\n{row}\n")
+    ref = _run([str(one), "-o", str(tmp_path / "ref.zarr"), "--workers", "2", "--quiet",
+                *_sets(["iterations=2000", "griffin_lim_iterations=2", "model=random",
+                        "width=4"])], tmp_path, _env(name))
+    out, _ = ref.communicate(timeout=150)
+    assert ref.returncode == 0, out
+    np.testing.assert_array_equal(ds.audio.sel(pair=cut).values,
+                                  xr.open_zarr(tmp_path / "ref.zarr").audio.sel(pair=cut).values)
