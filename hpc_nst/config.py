@@ -108,16 +108,31 @@ class JobConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def effective(self) -> dict[str, Any]:
+        """:func:`effective_parameters` of this job, computed once per (frozen) instance;
+        treat as read-only."""
+        cached = self.__dict__.get("_effective")
+        if cached is None:
+            cached = effective_parameters(self.to_dict())
+            object.__setattr__(self, "_effective", cached)  # not a field: eq/asdict skip it
+        return cached
+
     def digest(self) -> str:
         """A stable hash of the parameters that shape results (:func:`effective_parameters`);
-        computed once per (frozen) instance."""
+        computed once per instance."""
         cached = self.__dict__.get("_digest")
         if cached is None:
-            blob = json.dumps(effective_parameters(self.to_dict()), sort_keys=True,
-                              default=list)
+            blob = json.dumps(self.effective(), sort_keys=True, default=list)
             cached = hashlib.sha256(blob.encode()).hexdigest()[:16]
-            object.__setattr__(self, "_digest", cached)  # not a field: eq/asdict ignore it
+            object.__setattr__(self, "_digest", cached)
         return cached
+
+    def with_seed(self, seed: int) -> JobConfig:
+        """This job with ``optim.seed = seed``: cheap (no rebuild), for per-pair seeds."""
+        new = dataclasses.replace(self, optim=dataclasses.replace(self.optim, seed=seed))
+        eff = self.effective()
+        object.__setattr__(new, "_effective", eff | {"optim": eff["optim"] | {"seed": seed}})
+        return new
 
 
 #: Keys added after stores existed, with the value that reproduces the results from before the
@@ -369,8 +384,9 @@ def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
     if keys == {"optim.seed"}:  # a manifest's seed column: every row differs, keep it cheap
         (value,) = overrides.values()
         seed = _coerce("optim.seed", value, int)
-        return _validate(dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim,
-                                                                           seed=seed)))
+        if seed < 0:
+            raise ConfigError("optim.seed: must be >= 0")
+        return cfg.with_seed(seed)
     tree = cfg.to_dict()
     for key, value in overrides.items():
         _set_dotted(tree, _resolve_alias(key), value)

@@ -15,7 +15,6 @@ unless ``--skip-invalid`` records such rows as failed.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import difflib
 import hashlib
 import io
@@ -276,4 +275,4 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
 
 def group_key(cfg: JobConfig) -> str:
     """Pairs with equal keys can share one batch (the seed is per pair)."""
-    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, seed=0)).digest()
+    return cfg.with_seed(0).digest()
