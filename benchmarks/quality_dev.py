@@ -1,7 +1,7 @@
 """In-process quality check of one job on triplets (no store): every target metric per pair.
 
     python benchmarks/quality_dev.py [--triplets DIR] [--split dev|test|all] [--job TOML]
-        [--set KEY=VALUE ...] [--label NAME] [--csv OUT.csv]
+        [--set KEY=VALUE ...] [--label NAME] [--csv OUT.csv] [--oracle-style]
 
 For fast iteration on the dev split only (``dev`` = s256-000..s256-007, the pairs the presets
 are tuned on; ``test`` = every other triplet). The figures quoted in the README come from
@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--label", default="")
     ap.add_argument("--csv", type=Path)
+    ap.add_argument("--oracle-style", action="store_true",
+                    help="use the target as the style: an upper bound of what a method can "
+                    "take from the style (diagnosis only, never a reported result)")
     args = ap.parse_args()
     cfg = load_job(args.job, parse_overrides(args.sets))
     manifest = pd.read_csv(args.triplets / "manifest.csv")
@@ -51,7 +54,8 @@ def main() -> None:
     for _, r in manifest.iterrows():
         c, s, t = (load_audio(args.triplets / r[k], 16000) for k in ("content", "style", "target"))
         started = time.perf_counter()
-        out = run_method([c], [s], cfg, seeds=[cfg.optim.seed])[0].audio
+        out = run_method([c], [t if args.oracle_style else s], cfg,
+                         seeds=[cfg.optim.seed])[0].audio
         secs = time.perf_counter() - started
         lab = labels.loc[r.pair_id]
         row = {"pair_id": r.pair_id, "seconds": secs,
@@ -69,7 +73,8 @@ def main() -> None:
     if args.csv:
         df.to_csv(args.csv, index=False)
     means = df.drop(columns="pair_id").mean()
-    name = args.label or f"{cfg.method} {' '.join(args.sets)}"
+    name = args.label or f"{cfg.method} {' '.join(args.sets)}" + (
+        " [oracle style = target]" if args.oracle_style else "")
     print(f"{name} [{args.split}, {len(df)} pairs] " + " ".join(
         f"{k}={v:.3f}" for k, v in means.items()), flush=True)
 

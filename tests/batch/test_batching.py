@@ -33,7 +33,7 @@ def test_mixed_lengths_sorted_longest_first_waste_little():
     groups = batching.split_by_padding(lengths, 64)
     padded = sum(max(lengths[i] for i in g) * len(g) for g in groups)
     assert 1 - sum(lengths) / padded < 0.15
-    assert np.mean([len(g) for g in groups]) > 8  # and batches stay large
+    assert np.mean([len(g) for g in groups]) > 30  # and batches stay large (41.7 measured)
 
 
 def test_resolve_batch_size(monkeypatch):

@@ -1,0 +1,392 @@
+"""Harmonic analysis and resynthesis: the content's notes played with the style's harmonics.
+
+For monophonic material. The style is analysed into a *note template*: the level of each
+harmonic, in dB relative to its note's peak, as a function of the time since the note's onset
+and of the harmonic's frequency (a smooth, time-varying source-filter envelope over a log
+frequency grid) plus a per-harmonic-number correction (odd/even structure), each the median
+over the style's notes. The content gives what to play: its f0 track (pYIN), its notes
+(onsets at voicing starts, pitch jumps and energy re-attacks) and each note's peak level. The
+output is additive synthesis of the content's f0 with the style template's harmonic levels at
+each frame's time since its note's onset, scaled to the content note's level: attack, decay and
+spectral evolution come from the style, pitch, rhythm and dynamics from the content.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SR = 16000
+HOP = 160  # 100 frames per second, as the engine's STFT
+N_FFT, WIN = 2048, 1024  # 7.8 Hz bins: harmonics of C2 (65 Hz) resolved
+FMIN, FMAX = 65.0, 2093.0  # C2..C7 (pYIN range, as the pitch metric)
+TOP_HZ = 7800.0  # highest harmonic synthesised
+MAX_HARMONICS = 80
+#: Edges (frames since onset) of the template's time bins: fine at the attack, coarse later.
+TAU_EDGES = np.array([0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 64, 80, 100,
+                      128, 160, 200, 256, 320, 400, 10**6])
+F_GRID = np.geomspace(50.0, 8000.0, 49)  # log-frequency grid of the envelope
+HARMONIC_CORRECTION = 24  # harmonics with their own correction term
+FLOOR_DB = -80.0
+RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
+RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after the voicing ends
+
+
+def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 in Hz, voiced) per 10 ms frame (centred); f0 is NaN where unvoiced.
+
+    Harmonic summation on a fine log-frequency grid (1/8 semitone, C2..C7) over a 4096-point
+    spectrum: each candidate collects the compressed magnitude at its first 8 harmonics with
+    decaying weights, so a nearly pure high tone (a harp's top notes, where pYIN at 16 kHz
+    falls to a subharmonic) is found at its own frequency and a rich one at its fundamental.
+    A frame is voiced when it is within 45 dB of the loudest frame and its best candidate
+    stands well above the spectrum's mean.
+    """
+    import librosa
+
+    a = np.asarray(audio, dtype=np.float32)
+    n = 1 + len(a) // HOP
+    if not np.any(a):
+        return np.full(n, np.nan), np.zeros(n, bool)
+    n_fft = 4096
+    mag = np.abs(librosa.stft(a, n_fft=n_fft, hop_length=HOP, win_length=2048,
+                              center=True))[:, :n]
+    comp = np.log1p(mag / (mag.max() * 1e-3))
+    cands = FMIN * 2.0 ** (np.arange(int(12 * 8 * np.log2(FMAX / FMIN)) + 1) / 96.0)
+    sal = np.zeros((len(cands), comp.shape[1]))
+    for h in range(1, 9):
+        pos = cands * h * n_fft / SR
+        ok = pos < comp.shape[0] - 1
+        lo = np.floor(pos[ok]).astype(int)
+        frac = (pos[ok] - lo)[:, None]
+        sal[ok] += 0.8 ** (h - 1) * ((1 - frac) * comp[lo] + frac * comp[lo + 1])
+    best = sal.argmax(axis=0)
+    f0 = cands[best]
+    level = 10 * np.log10(np.maximum((mag ** 2).sum(axis=0), 1e-20))
+    peaky = sal.max(axis=0) > 2.0 * (comp.mean(axis=0) * 3.0 + 1e-9)
+    voiced = (level > level.max() - 45.0) & peaky
+    f0 = np.where(voiced, f0, np.nan)
+    pad = n - len(f0)
+    if pad > 0:
+        f0, voiced = np.append(f0, [np.nan] * pad), np.append(voiced, [False] * pad)
+    return f0, voiced
+
+
+def magnitude(audio: np.ndarray) -> np.ndarray:
+    """|STFT| ``(bins, frames)`` scaled so that a sinusoid of amplitude A peaks at A."""
+    import librosa
+
+    win = np.hanning(WIN + 1)[:-1]
+    spec = np.abs(librosa.stft(np.asarray(audio, dtype=np.float32), n_fft=N_FFT,
+                               hop_length=HOP, win_length=WIN, window=win, center=True))
+    return spec * (2.0 / win.sum())
+
+
+def harmonic_levels(mag: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """Amplitude (linear) of harmonics 1..H ``(frames, H)`` at ``f0``; 0 above TOP_HZ or
+    where f0 is NaN."""
+    frames = min(mag.shape[1], len(f0))
+    out = np.zeros((frames, MAX_HARMONICS))
+    h = np.arange(1, MAX_HARMONICS + 1)
+    for t in range(frames):
+        if not np.isfinite(f0[t]):
+            continue
+        freqs = h * f0[t]
+        ok = freqs < TOP_HZ
+        centre = np.rint(freqs[ok] * N_FFT / SR).astype(int)
+        rows = np.clip(centre[:, None] + np.array([-1, 0, 1]), 0, mag.shape[0] - 1)
+        out[t, : ok.sum()] = mag[rows, t].max(axis=1)
+    return out
+
+
+def _db(x: np.ndarray) -> np.ndarray:
+    return 20.0 * np.log10(np.maximum(x, 1e-9))
+
+
+def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """Onset frames: voicing starts, pitch jumps of at least half a semitone between voiced
+    frames, and energy re-attacks (same pitch played again)."""
+    from hpc_nst.engine.note_envelope import band_levels, detect_onsets, mel_weights
+
+    n = len(f0)
+    onsets = set()
+    prev = np.nan
+    for t in range(n):
+        if voiced[t]:
+            if not np.isfinite(prev) or abs(12 * np.log2(f0[t] / prev)) >= 0.5:
+                onsets.add(t)
+            prev = f0[t]
+        else:
+            prev = np.nan
+    import torch
+
+    from hpc_nst.audio.spectrogram import complex_stft
+    from hpc_nst.config import STFTConfig
+
+    cfg = STFTConfig()
+    mag = complex_stft(torch.as_tensor(np.asarray(audio, np.float32)), cfg).abs().numpy()
+    energy = detect_onsets(band_levels(mag, mel_weights(mag.shape[0], SR)), SR / HOP)
+    for t in energy:
+        if t < n and not any(abs(t - o) <= 3 for o in onsets):
+            onsets.add(int(t))
+    # an onset just before voicing starts (an unvoiced attack) replaces that voicing start
+    out = sorted(onsets)
+    merged: list[int] = []
+    for t in out:
+        if merged and t - merged[-1] <= 3:
+            continue
+        merged.append(t)
+    return np.asarray(merged, dtype=int)
+
+
+def _notes(onsets: np.ndarray, n: int) -> list[tuple[int, int]]:
+    ends = np.append(onsets[1:], n)
+    return [(int(a), int(b)) for a, b in zip(onsets, ends) if b > a]
+
+
+def _fill_f0(f0: np.ndarray, a: int, b: int) -> np.ndarray:
+    """A note's f0: unvoiced frames before its first voiced one take that f0, after the last
+    one the last (the release holds the pitch); NaN when the note has no voiced frame."""
+    seg = f0[a:b].copy()
+    good = np.flatnonzero(np.isfinite(seg))
+    if len(good) == 0:
+        return seg
+    seg[: good[0]] = seg[good[0]]
+    for i in range(good[0] + 1, len(seg)):
+        if not np.isfinite(seg[i]):
+            seg[i] = seg[i - 1]
+    return seg
+
+
+class NoteTemplate:
+    """Harmonic levels (dB re. the note's peak) by time since onset and frequency."""
+
+    def __init__(self, envelope: np.ndarray, correction: np.ndarray,
+                 release: np.ndarray | None = None, noise: np.ndarray | None = None):
+        self.envelope = envelope  # (tau bins, F_GRID)
+        # between the harmonics: level per bin (dB re. the note's peak) by tau bin and F_GRID
+        self.noise = noise if noise is not None else np.full_like(envelope, FLOOR_DB)
+        self.correction = correction  # (HARMONIC_CORRECTION,)
+        # dB re. the last voiced frame, for 1..len frames after the voicing ends
+        self.release = release if release is not None else \
+            -np.arange(1, RELEASE_FRAMES + 1) * (60.0 / (RELEASE_S * SR / HOP))
+
+    @classmethod
+    def from_audio(cls, audio: np.ndarray) -> NoteTemplate:
+        f0, voiced = f0_track(audio)
+        mag = magnitude(audio)
+        n = min(mag.shape[1], len(f0))
+        notes = _notes(note_onsets(f0[:n], voiced[:n], audio), n)
+        held = np.full(n, np.nan)
+        for a, b in notes:
+            held[a:b] = _fill_f0(f0[:n], a, b)
+        levels = harmonic_levels(mag, held)
+        taus, freqs, dbs, hs = [], [], [], []
+        tails = []
+        noise_pts: list[tuple[int, np.ndarray]] = []  # (tau bin, dB per F_GRID band)
+        between = _between_harmonics(mag, held)
+        for a, b in notes:
+            seg = levels[a:b]
+            total = np.sqrt((seg ** 2).sum(axis=1))
+            if total.max() <= 0:
+                continue
+            ref = _db(total.max())
+            voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
+            if len(voiced_at) and voiced_at[-1] + 1 < b - a:
+                last = voiced_at[-1]
+                tails.append(_db(total[last + 1:]) - _db(total[last]))
+            for t in range(a, b):
+                if between[t] is not None:
+                    noise_pts.append((t - a, between[t] - ref))
+                if not np.isfinite(f0[t]):
+                    continue
+                h = np.flatnonzero(levels[t] > 0) + 1
+                taus.append(np.full(len(h), t - a))
+                freqs.append(h * f0[t])
+                dbs.append(_db(levels[t, h - 1]) - ref)
+                hs.append(h)
+        if not taus:
+            return cls(np.full((len(TAU_EDGES) - 1, len(F_GRID)), -30.0),
+                       np.zeros(HARMONIC_CORRECTION))
+        tau, freq, db, h = (np.concatenate(x) for x in (taus, freqs, dbs, hs))
+        db = np.maximum(db, FLOOR_DB)
+        ti = np.clip(np.searchsorted(TAU_EDGES, tau, side="right") - 1, 0, len(TAU_EDGES) - 2)
+        fi = np.clip(np.rint(np.interp(np.log(freq), np.log(F_GRID),
+                                       np.arange(len(F_GRID)))).astype(int), 0,
+                     len(F_GRID) - 1)
+        env = np.full((len(TAU_EDGES) - 1, len(F_GRID)), np.nan)
+        for i in range(env.shape[0]):
+            for j in range(env.shape[1]):
+                sel = (ti == i) & (fi == j)
+                if sel.sum() >= 2:
+                    env[i, j] = np.median(db[sel])
+        env = _fill(env)
+        resid = db - env[ti, fi]
+        corr = np.array([np.median(resid[h == k]) if (h == k).sum() >= 3 else 0.0
+                         for k in range(1, HARMONIC_CORRECTION + 1)])
+        noise = np.full_like(env, np.nan)
+        if noise_pts:
+            nti = np.clip(np.searchsorted(TAU_EDGES, [p[0] for p in noise_pts], side="right") - 1,
+                          0, len(TAU_EDGES) - 2)
+            vals = np.stack([p[1] for p in noise_pts])
+            for i in range(noise.shape[0]):
+                if (nti == i).sum() >= 2:
+                    noise[i] = np.nanmedian(vals[nti == i], axis=0)
+        noise = _fill(np.where(np.isfinite(noise), noise, np.nan)) if np.isfinite(noise).any() \
+            else None
+        return cls(env, corr, _release_curve(tails), noise)
+
+    def levels_db(self, tau: int, f0: float) -> np.ndarray:
+        """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
+        TOP_HZ."""
+        h = np.arange(1, MAX_HARMONICS + 1)
+        freqs = h * f0
+        i = min(int(np.searchsorted(TAU_EDGES, tau, side="right") - 1), len(TAU_EDGES) - 2)
+        db = np.interp(np.log(np.clip(freqs, F_GRID[0], F_GRID[-1])), np.log(F_GRID),
+                       self.envelope[i])
+        db[:HARMONIC_CORRECTION] += self.correction
+        db[freqs >= TOP_HZ] = -np.inf
+        return db
+
+
+def _between_harmonics(mag: np.ndarray, f0: np.ndarray) -> list[np.ndarray | None]:
+    """Per frame: the level (dB, F_GRID bands) of the spectrum away from the harmonics of
+    ``f0`` (each harmonic's +-3 bins removed), None where f0 is NaN."""
+    n = min(mag.shape[1], len(f0))
+    freqs = np.arange(mag.shape[0]) * SR / N_FFT
+    band = np.clip(np.rint(np.interp(np.log(np.maximum(freqs, 1.0)), np.log(F_GRID),
+                                     np.arange(len(F_GRID)))).astype(int), 0, len(F_GRID) - 1)
+    out: list[np.ndarray | None] = []
+    for t in range(n):
+        if not np.isfinite(f0[t]):
+            out.append(None)
+            continue
+        dist = np.abs(freqs / f0[t] - np.rint(freqs / f0[t])) * f0[t] * N_FFT / SR
+        keep = (dist > 3) & (freqs > 40)
+        db = np.full(len(F_GRID), np.nan)
+        col = mag[:, t]
+        for j in range(len(F_GRID)):
+            sel = keep & (band == j)
+            if sel.any():
+                db[j] = _db(np.median(col[sel]))
+        out.append(db)
+    return out
+
+
+def _release_curve(tails: list[np.ndarray]) -> np.ndarray | None:
+    """Median level (dB re. the last voiced frame) 1..RELEASE_FRAMES frames after the voicing
+    ends, extended by the last measured slope; None without any measured release."""
+    if not tails:
+        return None
+    curve = np.full(RELEASE_FRAMES, np.nan)
+    for d in range(RELEASE_FRAMES):
+        vals = [tail[d] for tail in tails if len(tail) > d]
+        if len(vals) >= max(1, len(tails) // 4):
+            curve[d] = np.median(vals)
+    good = np.flatnonzero(np.isfinite(curve))
+    if len(good) == 0:
+        return None
+    last = good[-1]
+    slope = min(-0.2, (curve[last] - curve[0]) / max(last, 1))  # dB per frame, decaying
+    for d in range(last + 1, RELEASE_FRAMES):
+        curve[d] = curve[last] + slope * (d - last)
+    curve = np.minimum.accumulate(np.minimum(curve, 0.0))  # a release never grows
+    return np.maximum(curve, FLOOR_DB)
+
+
+def _fill(env: np.ndarray) -> np.ndarray:
+    """Fill NaN cells: along frequency within a time bin, then from the nearest time bin."""
+    out = env.copy()
+    cols = np.arange(out.shape[1])
+    for i in range(out.shape[0]):
+        good = np.isfinite(out[i])
+        if good.sum() >= 1:
+            out[i] = np.interp(cols, cols[good], out[i, good])
+    rows = np.flatnonzero(np.isfinite(out[:, 0]))
+    if len(rows) == 0:
+        return np.full_like(out, -30.0)
+    for i in range(out.shape[0]):
+        if not np.isfinite(out[i, 0]):
+            out[i] = out[rows[np.argmin(np.abs(rows - i))]]
+    return out
+
+
+def resynthesise(content: np.ndarray, template: NoteTemplate) -> np.ndarray:
+    """The content's notes (f0, onsets, note levels) played with ``template``'s harmonics."""
+    f0, voiced = f0_track(content)
+    mag = magnitude(content)
+    levels = harmonic_levels(mag, f0)
+    n = min(len(f0), levels.shape[0])
+    total = np.sqrt((levels[:n] ** 2).sum(axis=1))
+    amps = np.zeros((n, MAX_HARMONICS))
+    noise_db = np.full((n, len(F_GRID)), -np.inf)
+    track = np.full(n, np.nan)
+    for a, b in _notes(note_onsets(f0[:n], voiced[:n], content), n):
+        seg_f0 = _fill_f0(f0[:n], a, b)
+        if not np.isfinite(seg_f0).any():
+            continue
+        peak = total[a:b].max()
+        if peak <= 0:
+            continue
+        last_voiced = a + int(np.flatnonzero(np.isfinite(f0[a:b]))[-1])
+        for t in range(a, b):
+            track[t] = seg_f0[t - a]
+            tau_bin = min(int(np.searchsorted(TAU_EDGES, t - a, side="right") - 1),
+                          len(TAU_EDGES) - 2)
+            if t <= last_voiced:
+                amps[t] = peak * 10.0 ** (template.levels_db(t - a, track[t]) / 20.0)
+                noise_db[t] = _db(peak) + template.noise[tau_bin]
+            elif t - last_voiced <= len(template.release):
+                fall = template.release[t - last_voiced - 1]
+                amps[t] = amps[last_voiced] * 10.0 ** (fall / 20.0)
+                noise_db[t] = noise_db[last_voiced] + fall
+    out = additive(track, amps, len(content))
+    return out + shaped_noise(noise_db, len(content))
+
+
+def shaped_noise(band_db: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
+    """Noise whose (``magnitude``-scaled) STFT follows ``band_db`` ``(frames, F_GRID)``."""
+    import librosa
+
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(n_samples).astype(np.float32)
+    win = np.hanning(WIN + 1)[:-1]
+    spec = librosa.stft(white, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window=win,
+                        center=True)
+    unit = np.sqrt(np.mean(np.abs(spec) ** 2)) * (2.0 / win.sum())
+    freqs = np.arange(spec.shape[0]) * SR / N_FFT
+    lf = np.log(np.clip(freqs, F_GRID[0], F_GRID[-1]))
+    frames = min(spec.shape[1], len(band_db))
+    gain = np.zeros(spec.shape)
+    for t in range(frames):
+        if np.isfinite(band_db[t]).any():
+            want = 10.0 ** (np.interp(lf, np.log(F_GRID), band_db[t]) / 20.0)
+            gain[:, t] = want / unit
+    y = librosa.istft(spec * gain, hop_length=HOP, win_length=WIN, window=win, center=True,
+                      length=n_samples)
+    return y.astype(np.float32)
+
+
+def additive(f0: np.ndarray, amps: np.ndarray, n_samples: int) -> np.ndarray:
+    """Sum of harmonics of the frame-rate ``f0`` (NaN: silent) with frame-rate amplitudes
+    ``(frames, H)``, interpolated to samples; phases accumulate (no clicks at pitch changes)."""
+    frames = len(f0)
+    t_frames = np.arange(frames) * HOP
+    t = np.arange(n_samples)
+    f0_filled = np.where(np.isfinite(f0), f0, 0.0)
+    # hold the pitch through silent frames so the phase stays continuous
+    good = np.isfinite(f0)
+    if good.any():
+        idx = np.maximum.accumulate(np.where(good, np.arange(frames), 0))
+        f0_filled = np.where(good, f0, f0_filled[idx])
+        first = np.argmax(good)
+        f0_filled[:first] = f0[first]
+    f0_s = np.interp(t, t_frames, f0_filled)
+    phase = 2 * np.pi * np.cumsum(f0_s) / SR
+    out = np.zeros(n_samples)
+    for k in range(amps.shape[1]):
+        if not amps[:, k].any():
+            continue
+        a_s = np.interp(t, t_frames, amps[:, k])
+        a_s[(k + 1) * f0_s >= SR / 2 - 100] = 0.0
+        out += a_s * np.sin((k + 1) * phase)
+    return out.astype(np.float32)
