@@ -13,6 +13,8 @@ spectral evolution come from the style, pitch, rhythm and dynamics from the cont
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 SR = 16000
@@ -27,6 +29,8 @@ TAU_EDGES = np.array([0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 64
 F_GRID = np.geomspace(50.0, 8000.0, 49)  # log-frequency grid of the envelope
 HARMONIC_CORRECTION = 24  # harmonics with their own correction term
 FLOOR_DB = -80.0
+VOICING_DB = 45.0  # frames this far below the loudest are unvoiced
+NOISE_GAIN_DB = 0.0  # added to the style's measured inter-harmonic level
 RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
 RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after the voicing ends
 
@@ -38,7 +42,7 @@ def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     spectrum: each candidate collects the compressed magnitude at its first 8 harmonics with
     decaying weights, so a nearly pure high tone (a harp's top notes, where pYIN at 16 kHz
     falls to a subharmonic) is found at its own frequency and a rich one at its fundamental.
-    A frame is voiced when it is within 45 dB of the loudest frame and its best candidate
+    A frame is voiced when it is within VOICING_DB of the loudest frame and its best candidate
     stands well above the spectrum's mean.
     """
     import librosa
@@ -63,7 +67,7 @@ def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f0 = cands[best]
     level = 10 * np.log10(np.maximum((mag ** 2).sum(axis=0), 1e-20))
     peaky = sal.max(axis=0) > 2.0 * (comp.mean(axis=0) * 3.0 + 1e-9)
-    voiced = (level > level.max() - 45.0) & peaky
+    voiced = (level > level.max() - VOICING_DB) & peaky
     f0 = np.where(voiced, f0, np.nan)
     pad = n - len(f0)
     if pad > 0:
@@ -161,7 +165,9 @@ class NoteTemplate:
     """Harmonic levels (dB re. the note's peak) by time since onset and frequency."""
 
     def __init__(self, envelope: np.ndarray, correction: np.ndarray,
-                 release: np.ndarray | None = None, noise: np.ndarray | None = None):
+                 release: np.ndarray | None = None, noise: np.ndarray | None = None,
+                 vibrato: tuple[float, float] = (0.0, 0.0)):
+        self.vibrato = vibrato  # (depth in cents, std of the sinusoid; rate in Hz)
         self.envelope = envelope  # (tau bins, F_GRID)
         # between the harmonics: level per bin (dB re. the note's peak) by tau bin and F_GRID
         self.noise = noise if noise is not None else np.full_like(envelope, FLOOR_DB)
@@ -182,6 +188,7 @@ class NoteTemplate:
         levels = harmonic_levels(mag, held)
         taus, freqs, dbs, hs = [], [], [], []
         tails = []
+        vibratos: list[tuple[float, float]] = []
         noise_pts: list[tuple[int, np.ndarray]] = []  # (tau bin, dB per F_GRID band)
         between = _between_harmonics(mag, held)
         for a, b in notes:
@@ -190,6 +197,9 @@ class NoteTemplate:
             if total.max() <= 0:
                 continue
             ref = _db(total.max())
+            vib = _note_vibrato(f0[a:b])
+            if vib is not None:
+                vibratos.append(vib)
             voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
             if len(voiced_at) and voiced_at[-1] + 1 < b - a:
                 last = voiced_at[-1]
@@ -230,10 +240,13 @@ class NoteTemplate:
             vals = np.stack([p[1] for p in noise_pts])
             for i in range(noise.shape[0]):
                 if (nti == i).sum() >= 2:
-                    noise[i] = np.nanmedian(vals[nti == i], axis=0)
+                    with warnings.catch_warnings():  # a band with no bin away from harmonics
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        noise[i] = np.nanmedian(vals[nti == i], axis=0)
         noise = _fill(np.where(np.isfinite(noise), noise, np.nan)) if np.isfinite(noise).any() \
             else None
-        return cls(env, corr, _release_curve(tails), noise)
+        vibrato = tuple(np.median(np.array(vibratos), axis=0)) if vibratos else (0.0, 0.0)
+        return cls(env, corr, _release_curve(tails), noise, vibrato)
 
     def levels_db(self, tau: int, f0: float) -> np.ndarray:
         """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
@@ -246,6 +259,20 @@ class NoteTemplate:
         db[:HARMONIC_CORRECTION] += self.correction
         db[freqs >= TOP_HZ] = -np.inf
         return db
+
+
+def _note_vibrato(f0: np.ndarray) -> tuple[float, float] | None:
+    """(depth: std in cents, rate in Hz) of a note's pitch modulation between 3 and 9 Hz after
+    its first 50 ms; None for notes shorter than 0.25 s voiced."""
+    cents = 1200 * np.log2(f0[np.isfinite(f0)])[5:]
+    if len(cents) < 25:
+        return None
+    x = cents - np.polyval(np.polyfit(np.arange(len(cents)), cents, 1), np.arange(len(cents)))
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=256))
+    freqs = np.fft.rfftfreq(256, d=HOP / SR)
+    band = (freqs >= 3) & (freqs <= 9)
+    rate = float(freqs[band][np.argmax(spec[band])])
+    return float(np.std(x)), rate
 
 
 def _between_harmonics(mag: np.ndarray, f0: np.ndarray) -> list[np.ndarray | None]:
@@ -310,7 +337,7 @@ def _fill(env: np.ndarray) -> np.ndarray:
     return out
 
 
-def resynthesise(content: np.ndarray, template: NoteTemplate) -> np.ndarray:
+def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> np.ndarray:
     """The content's notes (f0, onsets, note levels) played with ``template``'s harmonics."""
     f0, voiced = f0_track(content)
     mag = magnitude(content)
@@ -328,19 +355,34 @@ def resynthesise(content: np.ndarray, template: NoteTemplate) -> np.ndarray:
         if peak <= 0:
             continue
         last_voiced = a + int(np.flatnonzero(np.isfinite(f0[a:b]))[-1])
+        seg_f0 = _restyle_pitch(seg_f0, template.vibrato)
         for t in range(a, b):
             track[t] = seg_f0[t - a]
             tau_bin = min(int(np.searchsorted(TAU_EDGES, t - a, side="right") - 1),
                           len(TAU_EDGES) - 2)
             if t <= last_voiced:
                 amps[t] = peak * 10.0 ** (template.levels_db(t - a, track[t]) / 20.0)
-                noise_db[t] = _db(peak) + template.noise[tau_bin]
+                noise_db[t] = _db(peak) + template.noise[tau_bin] + NOISE_GAIN_DB
             elif t - last_voiced <= len(template.release):
                 fall = template.release[t - last_voiced - 1]
                 amps[t] = amps[last_voiced] * 10.0 ** (fall / 20.0)
                 noise_db[t] = noise_db[last_voiced] + fall
     out = additive(track, amps, len(content))
-    return out + shaped_noise(noise_db, len(content))
+    return out + shaped_noise(noise_db, len(content), seed)
+
+
+def _restyle_pitch(f0: np.ndarray, vibrato: tuple[float, float]) -> np.ndarray:
+    """A note's f0 at its median pitch (the content instrument's own modulation removed) with
+    the style's vibrato (sinusoidal, std ``depth`` cents at ``rate`` Hz, faded in over
+    150 ms)."""
+    good = np.isfinite(f0)
+    if not good.any():
+        return f0
+    depth, rate = vibrato
+    t = np.arange(len(f0)) * HOP / SR
+    ramp = np.clip(t / 0.15, 0.0, 1.0)
+    cents = depth * np.sqrt(2.0) * ramp * np.sin(2 * np.pi * rate * t) if depth > 0 else 0.0
+    return np.where(good, np.median(f0[good]) * 2.0 ** (cents / 1200.0), np.nan)
 
 
 def shaped_noise(band_db: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ from hpc_nst.engine.transfer import limit_peak
 def harmonic_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
     if cfg.stft.sample_rate != SR:
         raise ValueError(f"method harmonic works at {SR} Hz (stft.sample_rate)")
-    out = resynthesise(content, NoteTemplate.from_audio(style))
+    out = resynthesise(content, NoteTemplate.from_audio(style), cfg.optim.seed)
     peak = float(np.abs(out).max())
     if peak > 0:  # the content's peak level (metrics normalise loudness anyway)
         out = out * (float(np.abs(content).max()) / peak)
