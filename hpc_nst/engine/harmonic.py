@@ -29,6 +29,7 @@ TAU_EDGES = np.array([0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 64
 F_GRID = np.geomspace(50.0, 8000.0, 49)  # log-frequency grid of the envelope
 HARMONIC_CORRECTION = 24  # harmonics with their own correction term
 FLOOR_DB = -80.0
+INDEX_MODEL = 1.0  # harmonics 1..HARMONIC_CORRECTION by their number (else by frequency)
 VOICING_DB = 45.0  # frames this far below the loudest are unvoiced
 NOISE_GAIN_DB = 0.0  # added to the style's measured inter-harmonic level
 RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
@@ -166,7 +167,9 @@ class NoteTemplate:
 
     def __init__(self, envelope: np.ndarray, correction: np.ndarray,
                  release: np.ndarray | None = None, noise: np.ndarray | None = None,
-                 vibrato: tuple[float, float] = (0.0, 0.0)):
+                 vibrato: tuple[float, float] = (0.0, 0.0), by_index: np.ndarray | None = None):
+        # dB of harmonics 1..HARMONIC_CORRECTION by tau bin (NaN: use the envelope)
+        self.by_index = by_index
         self.vibrato = vibrato  # (depth in cents, std of the sinusoid; rate in Hz)
         self.envelope = envelope  # (tau bins, F_GRID)
         # between the harmonics: level per bin (dB re. the note's peak) by tau bin and F_GRID
@@ -246,7 +249,18 @@ class NoteTemplate:
         noise = _fill(np.where(np.isfinite(noise), noise, np.nan)) if np.isfinite(noise).any() \
             else None
         vibrato = tuple(np.median(np.array(vibratos), axis=0)) if vibratos else (0.0, 0.0)
-        return cls(env, corr, _release_curve(tails), noise, vibrato)
+        by_index = np.full((len(TAU_EDGES) - 1, HARMONIC_CORRECTION), np.nan)
+        for i in range(by_index.shape[0]):
+            for k in range(HARMONIC_CORRECTION):
+                sel = (ti == i) & (h == k + 1)
+                if sel.sum() >= 2:
+                    by_index[i, k] = np.median(db[sel])
+        for k in range(HARMONIC_CORRECTION):  # a tau bin without data: the nearest one's
+            good = np.flatnonzero(np.isfinite(by_index[:, k]))
+            if len(good):
+                for i in np.flatnonzero(~np.isfinite(by_index[:, k])):
+                    by_index[i, k] = by_index[good[np.argmin(np.abs(good - i))], k]
+        return cls(env, corr, _release_curve(tails), noise, vibrato, by_index)
 
     def levels_db(self, tau: int, f0: float) -> np.ndarray:
         """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
@@ -256,7 +270,12 @@ class NoteTemplate:
         i = min(int(np.searchsorted(TAU_EDGES, tau, side="right") - 1), len(TAU_EDGES) - 2)
         db = np.interp(np.log(np.clip(freqs, F_GRID[0], F_GRID[-1])), np.log(F_GRID),
                        self.envelope[i])
-        db[:HARMONIC_CORRECTION] += self.correction
+        if INDEX_MODEL and self.by_index is not None:
+            idx = self.by_index[i]
+            db[:HARMONIC_CORRECTION] = np.where(np.isfinite(idx), idx,
+                                                db[:HARMONIC_CORRECTION] + self.correction)
+        else:
+            db[:HARMONIC_CORRECTION] += self.correction
         db[freqs >= TOP_HZ] = -np.inf
         return db
 

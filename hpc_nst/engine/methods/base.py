@@ -67,13 +67,15 @@ def per_pair_method(name: str, summary: str,
                     transform: Callable[[np.ndarray, np.ndarray, JobConfig], np.ndarray]
                     ) -> Method:
     """Register a method without optimisation: ``transform(content, style, cfg) -> audio``
-    applied to each pair alone (timed per pair, no loss curves)."""
+    applied to each pair alone (timed per pair, no loss curves); ``cfg.optim.seed`` is the
+    pair's seed."""
 
     def run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
         out = []
         for c, s, seed in zip(contents, styles, seeds):
             started = time.perf_counter()
-            out.append(passthrough_result(transform(c, s, cfg), cfg, seed, c, s, started))
+            pair_cfg = cfg if cfg.optim.seed == seed else cfg.with_seed(seed)  # its own seed
+            out.append(passthrough_result(transform(c, s, pair_cfg), cfg, seed, c, s, started))
         return out
 
     return register_method(Method(name, summary, run))

@@ -1,0 +1,103 @@
+"""The ``harmonic`` method: pitch from the content, harmonics and their evolution from the style."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc_nst.config import load_job
+from hpc_nst.engine import harmonic as H
+from hpc_nst.engine.methods import run_method
+
+SR = 16000
+
+
+def notes(freqs: list[float], seconds: float = 0.5, decay_s: float | None = None,
+          harmonics: list[float] | None = None, gap_s: float = 0.1) -> np.ndarray:
+    """A melody: each note ``seconds`` long (then ``gap_s`` of silence), harmonic amplitudes
+    ``harmonics`` (default 1/h for 8), an exponential decay of time constant ``decay_s`` or
+    sustained with 10 ms ramps."""
+    amps = harmonics or [1.0 / h for h in range(1, 9)]
+    t = np.arange(int(seconds * SR)) / SR
+    env = np.exp(-t / decay_s) if decay_s else np.ones_like(t)
+    env *= np.clip(t / 0.01, 0, 1) * np.clip((seconds - t) / 0.01, 0, 1)
+    out = []
+    for f in freqs:
+        tone = sum(a * np.sin(2 * np.pi * f * (h + 1) * t) for h, a in enumerate(amps)
+                   if f * (h + 1) < SR / 2)
+        out += [0.3 * env * tone / sum(amps), np.zeros(int(gap_s * SR))]
+    return np.concatenate(out).astype(np.float32)
+
+
+def level_db(x: np.ndarray, a: float, b: float) -> float:
+    seg = x[int(a * SR):int(b * SR)]
+    return 10 * np.log10(np.mean(seg ** 2) + 1e-12)
+
+
+def harmonic_db(x: np.ndarray, f0: float, h: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(round(f0 * h * len(x) / SR))
+    return 20 * np.log10(spec[k - 2:k + 3].max() + 1e-12)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_job(overrides={"method": "harmonic"})
+
+
+def transfer(content: np.ndarray, style: np.ndarray, cfg, seed: int = 0) -> np.ndarray:
+    return run_method([content], [style], cfg, seeds=[seed])[0].audio
+
+
+def test_f0_of_a_high_pure_tone_and_of_a_rich_low_one():
+    high = notes([1500.0], 0.6, harmonics=[1.0])  # a harp's top notes: nearly a sine
+    rich = notes([220.0], 0.6)
+    for audio, f in ((high, 1500.0), (rich, 220.0)):
+        f0, voiced = H.f0_track(audio)
+        cents = 1200 * np.abs(np.log2(f0[voiced] / f))
+        assert voiced.sum() > 40 and np.median(cents) < 20, (f, np.nanmedian(f0))
+
+
+def test_the_content_keeps_its_notes(cfg):
+    content = notes([262.0, 330.0, 392.0, 523.0])
+    out = transfer(content, notes([200.0, 300.0], 0.8, decay_s=0.3), cfg)
+    assert len(out) == len(content)
+    for i, f in enumerate([262.0, 330.0, 392.0, 523.0]):
+        a = i * 0.6 + 0.1
+        f0, voiced = H.f0_track(out[int(a * SR):int((a + 0.3) * SR)])
+        assert np.median(1200 * np.abs(np.log2(f0[voiced] / f))) < 30, (f, np.nanmedian(f0))
+
+
+def test_the_style_decay_reaches_sustained_content(cfg):
+    content = notes([262.0, 392.0], seconds=0.9)  # organ-like: sustained
+    plucked = transfer(content, notes([220.0, 330.0, 440.0], 0.9, decay_s=0.12), cfg)
+    held = transfer(content, notes([220.0, 330.0, 440.0], 0.9), cfg)
+    # 0.05-0.15 s vs 0.6-0.8 s into the first note
+    assert level_db(plucked, 0.05, 0.15) - level_db(plucked, 0.6, 0.8) > 15
+    assert abs(level_db(held, 0.05, 0.15) - level_db(held, 0.6, 0.8)) < 6
+
+
+def test_the_style_harmonic_structure_reaches_the_content(cfg):
+    content = notes([300.0], 1.0)  # 1/h: every harmonic present
+    odd = [1.0 / h if h % 2 else 0.0 for h in range(1, 9)]  # clarinet-like
+    out = transfer(content, notes([250.0, 350.0], 0.8, harmonics=odd), cfg)
+    seg = out[int(0.2 * SR):int(0.8 * SR)]
+    assert harmonic_db(seg, 300.0, 3) - harmonic_db(seg, 300.0, 2) > 15
+    assert harmonic_db(seg, 300.0, 5) - harmonic_db(seg, 300.0, 4) > 15
+
+
+def test_gain_invariance_and_determinism(cfg):
+    content = notes([262.0, 330.0])
+    style = notes([220.0, 440.0], 0.7, decay_s=0.3)
+    out = transfer(content, style, cfg)
+    # the style's level does not matter (its template is relative to each note's peak)
+    np.testing.assert_allclose(transfer(content, 0.1 * style, cfg), out, atol=1e-4)
+    # the output takes the content's peak level
+    assert abs(np.abs(out).max() - np.abs(content).max()) < 1e-3
+    np.testing.assert_array_equal(transfer(content, style, cfg), out)  # same seed, same bits
+    assert not np.array_equal(transfer(content, style, cfg, seed=1), out)  # the noise's seed
+
+
+def test_silent_content_gives_silence(cfg):
+    out = transfer(np.zeros(SR, np.float32), notes([220.0]), cfg)
+    assert not np.any(out)
