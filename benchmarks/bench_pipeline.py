@@ -105,8 +105,10 @@ def versions() -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(  # code only: edited docs do not change a measurement
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "hpc_nst",
+             "benchmarks", "jobs", "pyproject.toml"],
+            cwd=REPO, capture_output=True, text=True).stdout.strip()
         commit += "+dirty" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
