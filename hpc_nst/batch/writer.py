@@ -1,9 +1,9 @@
 """Writing a task's bulk data (spectrograms, audio, loss curves) into its own shards.
 
-Only the task's worker writes these shards. A task covering its whole shard writes zero/NaN
-padded blocks without reading; a task covering part of a shard (a rerun of some pairs) reads the
-shard first, so the pairs already done in it are written back unchanged, and clears its own
-pairs' rows entirely. Each shard file
+Only the task's worker writes these shards. A task that computed every pair of its shard
+writes zero/NaN padded blocks without reading; otherwise (a rerun of some pairs, or a pair that
+failed here) it reads the shard first, so every pair it did not compute is written back
+unchanged, and clears the rows of the pairs it computed entirely. Each shard file
 is replaced atomically by zarr's LocalStore (write, then rename).
 """
 
@@ -90,7 +90,13 @@ def write_task_data(
     if not ok:
         return errors, {}, {}
     start, stop = spec.start, spec.stop
-    whole = len(spec.pairs) == stop - start
+    # Zero-padded blocks without reading only when this task computed every pair of its shard.
+    # Otherwise the shard is read and only the pairs computed here are replaced: a pair that
+    # failed in this execution keeps what is on disk. This matters when dask runs a task twice
+    # (its worker died after the driver had taken the first result): the second execution
+    # must not wipe a pair the first one computed and the driver recorded done (found by
+    # benchmarks/bench_load.py + hpc-nst verify: zeros under a done pair).
+    whole = len(ok) == stop - start
 
     # Spectrograms, one frame-shard region at a time (bounded memory). A partial task clears its
     # pairs' rows over the whole capacity, so nothing of an earlier attempt survives.

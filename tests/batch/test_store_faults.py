@@ -172,3 +172,30 @@ def test_store_disappearing_mid_run_stops_without_writing_a_ghost(
     summary = run_batch(manifest, store, tiny, _opts(), client=threads_client)
     assert (summary.done, summary.failed) == (4, 0)
     assert verify_store(store).ok
+
+
+def test_a_task_run_twice_never_wipes_a_pair_it_failed_the_second_time(
+        tmp_path, audio_dir, tiny, threads_client, monkeypatch):
+    """dask may execute a task again after the driver took its first result (the worker
+    holding it died). If a pair fails in the second execution, its row must keep the first
+    execution's data, which the driver recorded done: the store still verifies."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", PAIRS)
+    store = tmp_path / "s.zarr"
+    real = worker_mod.write_task_data
+    writes = []
+
+    def keep(spec, results):  # noqa: ANN001, ANN202
+        writes.append((spec, dict(results)))
+        return real(spec, results)
+
+    monkeypatch.setattr(worker_mod, "write_task_data", keep)
+    opts = RunOptions(batch_size=2, batches_per_task=2, progress_interval=0, quiet=True)
+    assert run_batch(manifest, store, tiny, opts, client=threads_client).done == 4
+    (spec, results), = writes  # one task: the whole shard of 4
+    before = {k: xr.open_zarr(store)[k].values.copy() for k in ("audio", "spectrogram", "loss")}
+    first = min(results)
+    real(spec, {i: r for i, r in results.items() if i != first})  # the second execution
+    after = xr.open_zarr(store)
+    for k, v in before.items():
+        np.testing.assert_array_equal(after[k].values, v, err_msg=k)
+    assert verify_store(store).ok

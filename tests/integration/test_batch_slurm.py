@@ -292,13 +292,26 @@ def test_worker_jobs_past_their_walltime_lose_nothing(slurm_cluster, tmp_path):
             "--min-workers", "2", "--batch-size", "1", *dev, "--walltime", "00:01:00",
             "--job-extra=--signal=USR1@1", "--progress-interval", "10",
             *_sets(["iterations=2000", "griffin_lim_iterations=2", "model=random", "width=4"])]
-    proc = _run(args, tmp_path, _env(name))
-    out, _ = proc.communicate(timeout=420)
+    log = tmp_path / "driver.log"
+    with open(log, "w") as fh:  # a file, not a pipe nobody reads while we poll
+        proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", "run", *args], cwd=tmp_path,
+                                env=_env(name), stdout=fh, stderr=subprocess.STDOUT, text=True)
+        # Slurm forgets finished jobs after MinJobAge (60 s on the dev cluster): watch the
+        # states while the run goes on.
+        seen: dict[str, str] = {}
+        deadline = time.time() + 420
+        while proc.poll() is None and time.time() < deadline:
+            for line in _slurm("squeue", "-h", "-t", "all", "-n", name, "-o", "%i %T").split("\n"):
+                if line.strip():
+                    job, state = line.split()
+                    seen[job] = state if seen.get(job) != "TIMEOUT" else "TIMEOUT"
+            time.sleep(2)
+        proc.wait(timeout=30)
+    out = log.read_text()
     assert proc.returncode == 0, out
     assert "8 done" in out and "0 failed" in out, out
-    states = _slurm("squeue", "-h", "-t", "all", "-n", name, "-o", "%i %T").split("\n")
-    timed_out = [s.split()[0] for s in states if s.endswith("TIMEOUT")]
-    assert timed_out, states
+    timed_out = [job for job, state in seen.items() if state == "TIMEOUT"]
+    assert timed_out, seen
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all() and (ds.records.values == 2001).all()
     assert ds.attempts.values.max() >= 2, ds.attempts.values  # a task cut off ran again
