@@ -383,10 +383,7 @@ def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
     keys = {_resolve_alias(k) for k in overrides}
     if keys == {"optim.seed"}:  # a manifest's seed column: every row differs, keep it cheap
         (value,) = overrides.values()
-        seed = _coerce("optim.seed", value, int)
-        if seed < 0:
-            raise ConfigError("optim.seed: must be >= 0")
-        return cfg.with_seed(seed)
+        return _validate(cfg.with_seed(_coerce("optim.seed", value, int)))
     tree = cfg.to_dict()
     for key, value in overrides.items():
         _set_dotted(tree, _resolve_alias(key), value)

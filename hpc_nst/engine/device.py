@@ -18,13 +18,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
+#: Memory a step needs whatever its batch (the network, the optimiser's state, workspace).
+FIXED_BYTES = 64 * 2**20
+
+
 def estimate_bytes(batch: int, bins: int, frames: int, width: int) -> int:
     """Rough peak memory of one optimisation step: activations kept for the backward pass.
 
     Per input position the conv stack stores about ``w * (1 + 1/2 + 1/4 + 1/4)`` activations,
     each kept around three times (conv output, ReLU/mask, pooling), in float32.
     """
-    return int(batch * bins * frames * width * 2.0 * 3 * 4) + 64 * 2**20
+    return int(batch * bins * frames * width * 2.0 * 3 * 4) + FIXED_BYTES
 
 
 def available_bytes(device: torch.device) -> int:
@@ -52,6 +56,6 @@ def fit_batch(bins: int, frames: int, width: int, device: torch.device,
               headroom: float = 0.7, cap: int = 256) -> int:
     """The largest batch of ``frames``-frame items that fits in ``headroom`` of the device's
     free memory by :func:`estimate_bytes` (at least 1, at most ``cap``)."""
-    per_item = estimate_bytes(1, bins, frames, width) - 64 * 2**20
-    room = headroom * available_bytes(device) - 64 * 2**20
+    per_item = estimate_bytes(1, bins, frames, width) - FIXED_BYTES
+    room = headroom * available_bytes(device) - FIXED_BYTES
     return int(max(1, min(cap, room // max(per_item, 1))))

@@ -1,14 +1,16 @@
 """Harmonic analysis and resynthesis: the content's notes played with the style's harmonics.
 
-For monophonic material. The style is analysed into a *note template*: the level of each
-harmonic, in dB relative to its note's peak, as a function of the time since the note's onset
-and of the harmonic's frequency (a smooth, time-varying source-filter envelope over a log
-frequency grid) plus a per-harmonic-number correction (odd/even structure), each the median
-over the style's notes. The content gives what to play: its f0 track (pYIN), its notes
-(onsets at voicing starts, pitch jumps and energy re-attacks) and each note's peak level. The
-output is additive synthesis of the content's f0 with the style template's harmonic levels at
-each frame's time since its note's onset, scaled to the content note's level: attack, decay and
-spectral evolution come from the style, pitch, rhythm and dynamics from the content.
+For monophonic material. The style is analysed into a *note template*, each part the median
+over the style's notes: the level of each harmonic in dB relative to its note's peak, by time
+since the note's onset (harmonics 1-24 by their number, higher ones by frequency on a log grid,
+with a per-number correction where a number has too few points); the release after the
+voicing ends; the level between the harmonics (noise); the vibrato's depth and rate. The
+content gives what to play: its f0 track (harmonic summation), its notes (onsets at voicing
+starts, pitch jumps and energy re-attacks) and each note's peak level. The output is additive
+synthesis of each note at its median pitch plus the style's vibrato, with the template's
+harmonic levels at each frame's time since onset scaled to the note's level, plus noise shaped
+by the template: attack, decay, spectral evolution and vibrato come from the style; pitch,
+rhythm and dynamics from the content.
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ TAU_EDGES = np.array([0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 64
 F_GRID = np.geomspace(50.0, 8000.0, 49)  # log-frequency grid of the envelope
 HARMONIC_CORRECTION = 24  # harmonics with their own correction term
 FLOOR_DB = -80.0
-INDEX_MODEL = 1.0  # harmonics 1..HARMONIC_CORRECTION by their number (else by frequency)
 VOICING_DB = 45.0  # frames this far below the loudest are unvoiced
-NOISE_GAIN_DB = 0.0  # added to the style's measured inter-harmonic level
 RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
 RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after the voicing ends
 
@@ -110,6 +110,10 @@ def _db(x: np.ndarray) -> np.ndarray:
 def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.ndarray:
     """Onset frames: voicing starts, pitch jumps of at least half a semitone between voiced
     frames, and energy re-attacks (same pitch played again)."""
+    import torch
+
+    from hpc_nst.audio.spectrogram import complex_stft
+    from hpc_nst.config import STFTConfig
     from hpc_nst.engine.note_envelope import band_levels, detect_onsets, mel_weights
 
     n = len(f0)
@@ -122,11 +126,6 @@ def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.nda
             prev = f0[t]
         else:
             prev = np.nan
-    import torch
-
-    from hpc_nst.audio.spectrogram import complex_stft
-    from hpc_nst.config import STFTConfig
-
     cfg = STFTConfig()
     mag = complex_stft(torch.as_tensor(np.asarray(audio, np.float32)), cfg).abs().numpy()
     energy = detect_onsets(band_levels(mag, mel_weights(mag.shape[0], SR)), SR / HOP)
@@ -270,12 +269,10 @@ class NoteTemplate:
         i = min(int(np.searchsorted(TAU_EDGES, tau, side="right") - 1), len(TAU_EDGES) - 2)
         db = np.interp(np.log(np.clip(freqs, F_GRID[0], F_GRID[-1])), np.log(F_GRID),
                        self.envelope[i])
-        if INDEX_MODEL and self.by_index is not None:
-            idx = self.by_index[i]
-            db[:HARMONIC_CORRECTION] = np.where(np.isfinite(idx), idx,
-                                                db[:HARMONIC_CORRECTION] + self.correction)
-        else:
-            db[:HARMONIC_CORRECTION] += self.correction
+        low = db[:HARMONIC_CORRECTION] + self.correction
+        if self.by_index is not None:  # by number where the style has data, else by frequency
+            low = np.where(np.isfinite(self.by_index[i]), self.by_index[i], low)
+        db[:HARMONIC_CORRECTION] = low
         db[freqs >= TOP_HZ] = -np.inf
         return db
 
@@ -381,7 +378,7 @@ def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> 
                           len(TAU_EDGES) - 2)
             if t <= last_voiced:
                 amps[t] = peak * 10.0 ** (template.levels_db(t - a, track[t]) / 20.0)
-                noise_db[t] = _db(peak) + template.noise[tau_bin] + NOISE_GAIN_DB
+                noise_db[t] = _db(peak) + template.noise[tau_bin]
             elif t - last_voiced <= len(template.release):
                 fall = template.release[t - last_voiced - 1]
                 amps[t] = amps[last_voiced] * 10.0 ** (fall / 20.0)

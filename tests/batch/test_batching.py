@@ -13,6 +13,8 @@ from hpc_nst.batch.results import PairSpec
 from hpc_nst.cli import main
 from hpc_nst.engine import device as device_mod
 
+FIXED = device_mod.FIXED_BYTES
+
 
 @pytest.mark.parametrize("lengths", [[257] * 10, [800, 790, 700, 600, 300, 290, 100, 90, 20],
                                      list(range(1000, 0, -37)), [5], [100, 1000, 100, 1000]])
@@ -48,10 +50,10 @@ def test_resolve_batch_size(monkeypatch):
 
 
 def test_fit_batch_follows_free_memory(monkeypatch):
-    per_item = device_mod.estimate_bytes(1, 257, 257, 16) - 64 * 2**20
+    per_item = device_mod.estimate_bytes(1, 257, 257, 16) - FIXED
     for free_items in (1, 10, 100):
         monkeypatch.setattr(device_mod, "available_bytes",
-                            lambda dev, n=free_items: int((n * per_item + 64 * 2**20) / 0.7) + 16)
+                            lambda dev, n=free_items: int((n * per_item + FIXED) / 0.7) + 16)
         assert device_mod.fit_batch(257, 257, 16, torch.device("cpu")) == free_items
     monkeypatch.setattr(device_mod, "available_bytes", lambda dev: 0)
     assert device_mod.fit_batch(257, 257, 16, torch.device("cpu")) == 1
@@ -76,7 +78,7 @@ def test_estimate_bytes_covers_what_one_step_keeps(tiny):
             grams = [torch.einsum("bcft,bdft->bcd", f, f) for f in feats.values()]
             loss = sum(g.sum() for g in grams)
         loss.backward()
-        est = device_mod.estimate_bytes(2, 257, frames, 16) - 64 * 2**20
+        est = device_mod.estimate_bytes(2, 257, frames, 16) - FIXED
         kept = sum(saved.values())  # 27 MiB at 2 x 257 frames; the estimate 48 MiB
         assert kept <= est, (frames, kept, est)
         assert kept > est / 3  # and not absurdly loose
@@ -116,9 +118,9 @@ def test_device_batches_fit_memory_and_padding_on_a_gpu(tiny, monkeypatch, caplo
     """On a GPU (faked: the planning is host code), a batch is cut to what fits."""
     monkeypatch.setattr(worker, "_OOM_LIMIT", {})
     monkeypatch.setattr(device_mod, "pick_device", lambda d: torch.device("cuda"))
-    per_item = device_mod.estimate_bytes(1, 257, 31, tiny.model.width) - 64 * 2**20  # 0.3 s
+    per_item = device_mod.estimate_bytes(1, 257, 31, tiny.model.width) - FIXED  # 0.3 s
     monkeypatch.setattr(device_mod, "available_bytes",
-                        lambda dev: int((3 * per_item + 64 * 2**20) / 0.7) + 16)
+                        lambda dev: int((3 * per_item + FIXED) / 0.7) + 16)
     items = _items(4, 0.3) + _items(3, 0.1)
     with caplog.at_level(logging.INFO, logger="hpc_nst"):
         groups = worker.device_batches(tiny, items, "cuda")
