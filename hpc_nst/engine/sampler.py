@@ -37,6 +37,7 @@ MAX_SHIFT = 12.0  # semitones; a content note further from every style note is s
 STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a style note's length
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
 RMS_WIN = 480  # 30 ms
+MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
 
@@ -95,6 +96,22 @@ def analyse_notes(audio: np.ndarray) -> tuple[list[Note], np.ndarray]:
     return notes, rms[:n]
 
 
+def reliable(notes: list[Note]) -> list[Note]:
+    """The notes worth sampling: voiced for at least MIN_VOICED frames, within QUIET_DB of
+    the loudest, and with a steady pitch (STEADY of their voiced frames within 50 cents of
+    their median: no octave jumps of the f0 track); all of them if none is."""
+    if not notes:
+        return notes
+    loudest = max(n.peak for n in notes)
+    keep = []
+    for n in notes:
+        cents = 1200 * np.abs(np.log2(n.contour / n.f0))
+        if (len(n.contour) >= MIN_VOICED and 20 * np.log10(loudest / n.peak) <= QUIET_DB
+                and np.mean(cents <= 50) >= STEADY):
+            keep.append(n)
+    return keep or notes
+
+
 def _comb(freqs: np.ndarray, f0: float) -> np.ndarray:
     """1 near the harmonics of ``f0`` (within 16 Hz or 2 %), 0 elsewhere, per frequency."""
     h = np.maximum(np.rint(freqs / f0), 1.0)
@@ -117,7 +134,7 @@ class StyleBank:
         import librosa
 
         a = np.asarray(audio, dtype=np.float32)
-        notes, rms = analyse_notes(a)
+        notes = reliable(analyse_notes(a)[0])  # (an unreliable one's comb masks good ones)
         spec = librosa.stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)
         freqs = np.arange(spec.shape[0]) * SR / 2048
         combs = [_comb(freqs, n.f0) for n in notes]
