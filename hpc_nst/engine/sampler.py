@@ -25,6 +25,7 @@ from hpc_nst.engine.harmonic import (
     SR,
     _fill_f0,
     _notes,
+    _release_curve,
     f0_track,
     note_onsets,
 )
@@ -32,11 +33,14 @@ from hpc_nst.engine.harmonic import (
 PRE = HOP  # samples kept before a detected onset (an attack the 10 ms frames place late)
 SEP_HOP = 128  # hop of the STFT that separates the style's notes
 TAIL_S = 1.0  # longest tail (release, reverb) kept after a style note's voicing ends
+TAIL_GAP_DB = 40.0  # a separated tail this far under the note's end 50 ms on is missing
 ATTACK = 6 * HOP  # samples after the onset never time-stretched
 MAX_SHIFT = 12.0  # semitones; a content note further from every style note is still played
 STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a style note's length
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
 RMS_WIN = 480  # 30 ms
+WANT_END = "voiced_end"
+GATE_DB: float | None = 12.0  # the output is kept within this of the content's level
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
@@ -118,6 +122,29 @@ def _comb(freqs: np.ndarray, f0: float) -> np.ndarray:
     return (np.abs(freqs - h * f0) <= np.maximum(16.0, 0.02 * h * f0)).astype(np.float32)
 
 
+def _tail_db(seg: np.ndarray, note: Note) -> np.ndarray | None:
+    """dB per frame after a style note's voicing ends, re. its last voiced frame; None where
+    the separated tail is missing (TAIL_GAP_DB under after 50 ms, or shorter than 100 ms)."""
+    end = (note.voiced_end - note.onset) * HOP + PRE
+    level = 20 * np.log10(np.maximum(frame_rms(seg), 1e-9))
+    k = end // HOP
+    if k < 1 or len(level) - k < 10 or level[k + 5] < level[k - 1] - TAIL_GAP_DB:
+        return None
+    return level[k:] - level[k - 1]
+
+
+def _with_release(seg: np.ndarray, end: int, release: np.ndarray) -> np.ndarray:
+    """``seg`` up to ``end`` then its last 60 ms stretched over the release and faded by it
+    (dB per frame after the voicing ends)."""
+    src = seg[max(end - 6 * HOP, 0): end]
+    n = len(release) * HOP
+    if len(src) < 2 * HOP:
+        return seg[:end].copy()
+    gain = 10.0 ** (np.interp(np.arange(n) / HOP, np.arange(len(release) + 1),
+                              np.concatenate([[0.0], release])) / 20.0)
+    return np.concatenate([seg[:end], _stretch(src, n) * gain])
+
+
 @dataclass(frozen=True)
 class StyleBank:
     """The style's notes, each separated from the others."""
@@ -139,7 +166,7 @@ class StyleBank:
         freqs = np.arange(spec.shape[0]) * SR / 2048
         combs = [_comb(freqs, n.f0) for n in notes]
         times = np.arange(spec.shape[1]) * SEP_HOP
-        bank = []
+        segs = []
         for j, note in enumerate(notes):
             on, ve = note.onset * HOP, note.voiced_end * HOP
             hi = min(ve + int(TAIL_S * SR), len(a))
@@ -161,11 +188,18 @@ class StyleBank:
             seg = part[max(start, 0): start + (hi - on + PRE)]
             if start < 0:
                 seg = np.concatenate([np.zeros(-start, np.float32), seg])
-            seg = seg.astype(np.float64)
+            segs.append(seg.astype(np.float64))
+        tails = [_tail_db(seg, n) for seg, n in zip(segs, notes)]
+        release = _release_curve([t for t in tails if t is not None])
+        if release is None:
+            release = -np.arange(1, 151) * (60.0 / (RELEASE_S * SR / HOP))
+        bank = []
+        for seg, note, tail in zip(segs, notes, tails):
+            if tail is None:  # its harmonics masked by the next notes', or the clip's end
+                seg = _with_release(seg, (note.voiced_end - note.onset) * HOP + PRE, release)
             fade = min(len(seg), int(0.05 * SR))
             seg[len(seg) - fade:] *= np.linspace(1.0, 0.0, fade)
-            body = (note.sustain_end - note.onset) * HOP
-            bank.append(StyleNote(note, seg, body))
+            bank.append(StyleNote(note, seg, (note.sustain_end - note.onset) * HOP))
         return cls(tuple(bank))
 
     def choose(self, f0: float, body: int) -> tuple[StyleNote, float]:
@@ -279,7 +313,7 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         return out[:n_out].astype(np.float32)
     notes, _ = analyse_notes(np.asarray(content, dtype=np.float32))
     for note in notes:
-        want = (note.voiced_end - note.onset) * HOP
+        want = (getattr(note, WANT_END) - note.onset) * HOP
         sn, ratio = bank.choose(note.f0, want)
         y = _shift(sn.audio, ratio)
         body = int(round(sn.body / ratio))
@@ -294,4 +328,19 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         seg = y[lo - start:]
         seg = seg[: len(out) - lo]
         out[lo: lo + len(seg)] += seg
-    return out[:n_out].astype(np.float32)
+    out = out[:n_out]
+    if GATE_DB is not None:
+        out = _gate(out, np.asarray(content, dtype=np.float64), GATE_DB)
+    return out.astype(np.float32)
+
+
+def _gate(out: np.ndarray, content: np.ndarray, margin_db: float) -> np.ndarray:
+    """``out`` attenuated wherever it is more than ``margin_db`` louder than the content
+    (rests, the content's releases): the notes' levels were matched to the content's, so
+    this keeps the content's silences."""
+    ro, rc = frame_rms(out), frame_rms(content)
+    n = min(len(ro), len(rc))
+    limit = rc[:n] * 10.0 ** (margin_db / 20.0)
+    gain = np.minimum(1.0, limit / np.maximum(ro[:n], 1e-12))
+    gain = np.convolve(np.pad(gain, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    return out * np.interp(np.arange(len(out)) / HOP, np.arange(n), gain)
