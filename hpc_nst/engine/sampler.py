@@ -40,6 +40,7 @@ STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a style 
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
 RMS_WIN = 480  # 30 ms
 WANT_END = "voiced_end"
+EXTEND_OVERLAP, EXTEND_PIECE = 320, 1600  # 20 ms crossfades, 100 ms pieces
 GATE_DB: float | None = 12.0  # the output is kept within this of the content's level
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
@@ -269,6 +270,39 @@ def _stretch(x: np.ndarray, length: int) -> np.ndarray:
     return np.pad(out, (0, max(length - len(out), 0)))[:length].astype(np.float64)
 
 
+def _extend(x: np.ndarray, length: int) -> np.ndarray:
+    """``x`` continued to ``length`` samples with pieces of its second half, each placed where
+    it best continues the waveform (cross-correlation over a 20 ms overlap, crossfaded): the
+    sustain keeps its own pitch, noise and modulation rates, which a phase vocoder smears."""
+    if len(x) >= length:
+        return x[:length].astype(np.float64)
+    x = x.astype(np.float64)
+    ov = min(EXTEND_OVERLAP, len(x) // 4)
+    piece = min(EXTEND_PIECE, len(x) // 2)
+    if ov < 16 or piece <= ov:
+        return np.pad(x, (0, length - len(x)))
+    out = [x]
+    have = len(x)
+    last = x[-ov:]
+    lo, hi = len(x) // 2, len(x) - piece - ov
+    xf = np.sin(np.linspace(0.0, np.pi / 2, ov)) ** 2
+    while have < length:
+        if hi > lo:
+            windows = np.lib.stride_tricks.sliding_window_view(x[lo: hi + ov], ov)
+            score = windows @ last / (np.linalg.norm(windows, axis=1) * np.linalg.norm(last)
+                                      + 1e-12)
+            src = lo + int(np.argmax(score))
+        else:
+            src = max(len(x) - piece - ov, 0)
+        chunk = x[src: src + piece + ov].copy()
+        out[-1] = out[-1].copy()
+        out[-1][-ov:] = out[-1][-ov:] * (1.0 - xf) + chunk[:ov] * xf
+        out.append(chunk[ov:])
+        have += len(chunk) - ov
+        last = chunk[-ov:]
+    return np.concatenate(out)[:length]
+
+
 def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int) -> np.ndarray:
     """The style note ``sn`` shifted by ``ratio`` (``y``: onset at PRE) made to sound for
     ``want`` samples after its onset, then its tail: its sustain (after the attack) is
@@ -278,8 +312,8 @@ def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int) -> np.ndarray:
     body = int(round(sn.body / ratio))
     head, tail = y[: pre + body], y[pre + body:]
     if body < want and body > ATTACK + HOP:  # stretch the sustain
-        head = np.concatenate([head[: pre + ATTACK], _stretch(head[pre + ATTACK:],
-                                                              want - ATTACK)])
+        head = np.concatenate([head[: pre + ATTACK], _extend(head[pre + ATTACK:],
+                                                             want - ATTACK)])
     elif body > want:  # cut where the content note ends; the tail follows at that level
         cut = pre + want
         before = float(np.sqrt(np.mean(head[max(cut - HOP, 0): cut] ** 2)))
