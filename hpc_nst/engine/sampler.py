@@ -270,6 +270,16 @@ def _stretch(x: np.ndarray, length: int) -> np.ndarray:
     return np.pad(out, (0, max(length - len(out), 0)))[:length].astype(np.float64)
 
 
+def _trend_db_per_sample(x: np.ndarray) -> float:
+    """The level's slope (dB per sample, <= 0) over ``x``: a decaying note keeps decaying
+    where it is extended, a sustained one stays level."""
+    level = 20 * np.log10(np.maximum(frame_rms(x)[1:-1], 1e-9))
+    if len(level) < 3:
+        return 0.0
+    slope = np.polyfit(np.arange(len(level)), level, 1)[0] / HOP
+    return float(min(slope, 0.0))
+
+
 def _extend(x: np.ndarray, length: int) -> np.ndarray:
     """``x`` continued to ``length`` samples with pieces of its second half, each placed where
     it best continues the waveform (cross-correlation over a 20 ms overlap, crossfaded): the
@@ -311,9 +321,12 @@ def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int) -> np.ndarray:
     pre = PRE
     body = int(round(sn.body / ratio))
     head, tail = y[: pre + body], y[pre + body:]
-    if body < want and body > ATTACK + HOP:  # stretch the sustain
-        head = np.concatenate([head[: pre + ATTACK], _extend(head[pre + ATTACK:],
-                                                             want - ATTACK)])
+    if body < want and body > ATTACK + HOP:  # extend the sustain, continuing its trend
+        sustain = head[pre + ATTACK:]
+        longer = _extend(sustain, want - ATTACK)
+        longer[len(sustain):] *= 10.0 ** (_trend_db_per_sample(sustain)
+                                          * np.arange(1, len(longer) - len(sustain) + 1) / 20.0)
+        head = np.concatenate([head[: pre + ATTACK], longer])
     elif body > want:  # cut where the content note ends; the tail follows at that level
         cut = pre + want
         before = float(np.sqrt(np.mean(head[max(cut - HOP, 0): cut] ** 2)))
