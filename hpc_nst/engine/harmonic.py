@@ -142,12 +142,12 @@ def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.nda
     return np.asarray(merged, dtype=int)
 
 
-def _notes(onsets: np.ndarray, n: int) -> list[tuple[int, int]]:
+def split_notes(onsets: np.ndarray, n: int) -> list[tuple[int, int]]:
     ends = np.append(onsets[1:], n)
     return [(int(a), int(b)) for a, b in zip(onsets, ends) if b > a]
 
 
-def _fill_f0(f0: np.ndarray, a: int, b: int) -> np.ndarray:
+def fill_f0(f0: np.ndarray, a: int, b: int) -> np.ndarray:
     """A note's f0: unvoiced frames before its first voiced one take that f0, after the last
     one the last (the release holds the pitch); NaN when the note has no voiced frame."""
     seg = f0[a:b].copy()
@@ -183,10 +183,10 @@ class NoteTemplate:
         f0, voiced = f0_track(audio)
         mag = magnitude(audio)
         n = min(mag.shape[1], len(f0))
-        notes = _notes(note_onsets(f0[:n], voiced[:n], audio), n)
+        notes = split_notes(note_onsets(f0[:n], voiced[:n], audio), n)
         held = np.full(n, np.nan)
         for a, b in notes:
-            held[a:b] = _fill_f0(f0[:n], a, b)
+            held[a:b] = fill_f0(f0[:n], a, b)
         levels = harmonic_levels(mag, held)
         taus, freqs, dbs, hs = [], [], [], []
         tails = []
@@ -259,7 +259,7 @@ class NoteTemplate:
             if len(good):
                 for i in np.flatnonzero(~np.isfinite(by_index[:, k])):
                     by_index[i, k] = by_index[good[np.argmin(np.abs(good - i))], k]
-        return cls(env, corr, _release_curve(tails), noise, vibrato, by_index)
+        return cls(env, corr, release_curve(tails), noise, vibrato, by_index)
 
     def levels_db(self, tau: int, f0: float) -> np.ndarray:
         """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
@@ -315,7 +315,7 @@ def _between_harmonics(mag: np.ndarray, f0: np.ndarray) -> list[np.ndarray | Non
     return out
 
 
-def _release_curve(tails: list[np.ndarray]) -> np.ndarray | None:
+def release_curve(tails: list[np.ndarray]) -> np.ndarray | None:
     """Median level (dB re. the last voiced frame) 1..RELEASE_FRAMES frames after the voicing
     ends, extended by the last measured slope; None without any measured release."""
     if not tails:
@@ -363,8 +363,8 @@ def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> 
     amps = np.zeros((n, MAX_HARMONICS))
     noise_db = np.full((n, len(F_GRID)), -np.inf)
     track = np.full(n, np.nan)
-    for a, b in _notes(note_onsets(f0[:n], voiced[:n], content), n):
-        seg_f0 = _fill_f0(f0[:n], a, b)
+    for a, b in split_notes(note_onsets(f0[:n], voiced[:n], content), n):
+        seg_f0 = fill_f0(f0[:n], a, b)
         if not np.isfinite(seg_f0).any():
             continue
         peak = total[a:b].max()

@@ -1,16 +1,17 @@
 """Note sampling: the content's notes played with the style's own recorded notes.
 
-For monophonic material, as :mod:`hpc_nst.engine.harmonic`, whose analysis (f0 by harmonic
-summation, note onsets) it shares. The style is cut into notes, each a piece of real audio
-from just before its onset to the next onset, with its median pitch, the end of its voicing
-and its peak level. Each content note (onset, voiced length, median pitch, peak level) is
-played by the style note nearest in pitch (a longer one preferred where the content note
-needs it): pitch-shifted by resampling, fitted to the content note's length (cut and faded
-with the style's own measured release, or the part after the attack time-stretched), scaled
-to the content note's peak and added at its onset. Slow pitch movement within a content note
-(a singer's glide) is followed; faster modulation (vibrato) comes from the style's samples.
-Attack, decay, noise, vibrato and how harmonics evolve are the style instrument's own, not a
-model of them; pitch, rhythm and dynamics are the content's.
+For monophonic material; the analysis (f0 by harmonic summation, onsets) is
+:mod:`hpc_nst.engine.harmonic`'s. The style is cut into notes, each separated from its
+neighbours by harmonic masks (the reverb of the notes before it removed, its own tail kept
+away from the notes after it; a masked tail replaced by the style's measured release). Each
+content note (onset, voiced length, median pitch and slow glide, peak level) is played by
+the style note nearest in pitch (one long enough preferred): pitch-shifted by resampling (the
+band that empties refilled with the original's), its sustain continued with pieces of itself
+aligned by cross-correlation (its level trend kept: a plucked note keeps decaying) or cut into
+its tail, scaled to the content note's peak and added at its onset; finally the output is
+kept within GATE_DB of the content's level, so the content's rests stay silent. Attack,
+decay, noise, vibrato and how harmonics evolve are the style instrument's own recorded
+sound, not a model of them; pitch, rhythm and dynamics are the content's.
 """
 
 from __future__ import annotations
@@ -23,25 +24,24 @@ from hpc_nst.engine.harmonic import (
     HOP,
     RELEASE_S,
     SR,
-    _fill_f0,
-    _notes,
-    _release_curve,
     f0_track,
+    fill_f0,
     note_onsets,
+    release_curve,
+    split_notes,
 )
+from hpc_nst.errors import TransferError
 
 PRE = HOP  # samples kept before a detected onset (an attack the 10 ms frames place late)
 SEP_HOP = 128  # hop of the STFT that separates the style's notes
 TAIL_S = 1.0  # longest tail (release, reverb) kept after a style note's voicing ends
 TAIL_GAP_DB = 40.0  # a separated tail this far under the note's end 50 ms on is missing
-ATTACK = 6 * HOP  # samples after the onset never time-stretched
-MAX_SHIFT = 12.0  # semitones; a content note further from every style note is still played
-STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a style note's length
+ATTACK = 6 * HOP  # samples after the onset never extended
+STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a note's sustain
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
 RMS_WIN = 480  # 30 ms
-WANT_END = "voiced_end"
 EXTEND_OVERLAP, EXTEND_PIECE = 320, 1600  # 20 ms crossfades, 100 ms pieces
-GATE_DB: float | None = 12.0  # the output is kept within this of the content's level
+GATE_DB = 12.0  # the output is kept within this of the content's level (its rests)
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
@@ -84,8 +84,8 @@ def analyse_notes(audio: np.ndarray) -> tuple[list[Note], np.ndarray]:
     rms = frame_rms(audio)
     n = min(len(f0), len(rms))
     notes = []
-    for a, b in _notes(note_onsets(f0[:n], voiced[:n], audio), n):
-        held = _fill_f0(f0[:n], a, b)
+    for a, b in split_notes(note_onsets(f0[:n], voiced[:n], audio), n):
+        held = fill_f0(f0[:n], a, b)
         voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
         if len(voiced_at) == 0:
             continue
@@ -163,6 +163,10 @@ class StyleBank:
 
         a = np.asarray(audio, dtype=np.float32)
         notes = reliable(analyse_notes(a)[0])  # (an unreliable one's comb masks good ones)
+        if not notes:
+            raise TransferError("the style has no pitched note to sample (method sampler needs "
+                                "a monophonic recording of a pitched instrument or voice): "
+                                "choose another style, or another method such as eq or nst")
         spec = librosa.stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)
         freqs = np.arange(spec.shape[0]) * SR / 2048
         combs = [_comb(freqs, n.f0) for n in notes]
@@ -191,7 +195,7 @@ class StyleBank:
                 seg = np.concatenate([np.zeros(-start, np.float32), seg])
             segs.append(seg.astype(np.float64))
         tails = [_tail_db(seg, n) for seg, n in zip(segs, notes)]
-        release = _release_curve([t for t in tails if t is not None])
+        release = release_curve([t for t in tails if t is not None])
         if release is None:
             release = -np.arange(1, 151) * (60.0 / (RELEASE_S * SR / HOP))
         bank = []
@@ -356,11 +360,9 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
     """The content's notes played with ``bank``'s notes; the content's length."""
     n_out = len(content)
     out = np.zeros(n_out + SR, dtype=np.float64)
-    if not bank.notes:
-        return out[:n_out].astype(np.float32)
     notes, _ = analyse_notes(np.asarray(content, dtype=np.float32))
     for note in notes:
-        want = (getattr(note, WANT_END) - note.onset) * HOP
+        want = (note.voiced_end - note.onset) * HOP
         sn, ratio = bank.choose(note.f0, want)
         y = _shift(sn.audio, ratio)
         body = int(round(sn.body / ratio))
@@ -375,10 +377,7 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         seg = y[lo - start:]
         seg = seg[: len(out) - lo]
         out[lo: lo + len(seg)] += seg
-    out = out[:n_out]
-    if GATE_DB is not None:
-        out = _gate(out, np.asarray(content, dtype=np.float64), GATE_DB)
-    return out.astype(np.float32)
+    return _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB).astype(np.float32)
 
 
 def _gate(out: np.ndarray, content: np.ndarray, margin_db: float) -> np.ndarray:
