@@ -40,9 +40,11 @@ ATTACK = 6 * HOP  # samples after the onset never extended
 STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a note's sustain
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
 RMS_WIN = 480  # 30 ms
+TREND_R2 = 0.6
 EXTEND_OVERLAP, EXTEND_PIECE = 320, 1600  # 20 ms crossfades, 100 ms pieces
 GATE_DB = 12.0  # the output is kept within this of the content's level (its rests)
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
+MIN_RISE_DB = 1.0
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
 
@@ -57,6 +59,7 @@ class Note:
     peak: float  # peak frame RMS within the voiced part
     contour: np.ndarray  # f0 per frame onset..voiced_end (held through unvoiced frames)
     sustain_end: int  # frame after the last one within SUSTAIN_DB of the peak
+    rise: float  # dB from the level just before the onset to the peak (an attack: > 0)
 
 
 @dataclass(frozen=True)
@@ -96,15 +99,18 @@ def analyse_notes(audio: np.ndarray) -> tuple[list[Note], np.ndarray]:
         db = 20 * np.log10(np.maximum(rms[a:b], 1e-9))
         top = int(np.argmax(db[: ve - a]))
         near = np.flatnonzero(db[top: ve - a] >= db[top] - SUSTAIN_DB)
+        before = float(rms[max(a - 2, 0)]) if a >= 2 else 0.0
+        rise = 20 * np.log10(peak / before) if before > 0 else np.inf
         notes.append(Note(a, b, ve, float(np.median(f0[a:b][voiced_at])), peak,
-                          held[: ve - a], a + top + int(near[-1]) + 1))
+                          held[: ve - a], a + top + int(near[-1]) + 1, rise))
     return notes, rms[:n]
 
 
 def reliable(notes: list[Note]) -> list[Note]:
     """The notes worth sampling: voiced for at least MIN_VOICED frames, within QUIET_DB of
-    the loudest, and with a steady pitch (STEADY of their voiced frames within 50 cents of
-    their median: no octave jumps of the f0 track); all of them if none is."""
+    the loudest, with an attack (MIN_RISE_DB over the level before: not a slip of the onset
+    detector in a note's decay) and a steady pitch (STEADY of their voiced frames within 50
+    cents of their median: no octave jumps of the f0 track); all of them if none is."""
     if not notes:
         return notes
     loudest = max(n.peak for n in notes)
@@ -112,7 +118,7 @@ def reliable(notes: list[Note]) -> list[Note]:
     for n in notes:
         cents = 1200 * np.abs(np.log2(n.contour / n.f0))
         if (len(n.contour) >= MIN_VOICED and 20 * np.log10(loudest / n.peak) <= QUIET_DB
-                and np.mean(cents <= 50) >= STEADY):
+                and np.mean(cents <= 50) >= STEADY and n.rise >= MIN_RISE_DB):
             keep.append(n)
     return keep or notes
 
@@ -125,11 +131,13 @@ def _comb(freqs: np.ndarray, f0: float) -> np.ndarray:
 
 def _tail_db(seg: np.ndarray, note: Note) -> np.ndarray | None:
     """dB per frame after a style note's voicing ends, re. its last voiced frame; None where
-    the separated tail is missing (TAIL_GAP_DB under after 50 ms, or shorter than 100 ms)."""
+    the separated tail is missing (TAIL_GAP_DB under after 50 ms, or shorter than 100 ms) or
+    is not a release (it rises)."""
     end = (note.voiced_end - note.onset) * HOP + PRE
     level = 20 * np.log10(np.maximum(frame_rms(seg), 1e-9))
     k = end // HOP
-    if k < 1 or len(level) - k < 10 or level[k + 5] < level[k - 1] - TAIL_GAP_DB:
+    if (k < 1 or len(level) - k < 10 or level[k + 5] < level[k - 1] - TAIL_GAP_DB
+            or level[k:].max() > level[k - 1] + 3.0):  # missing, or not a release (rising)
         return None
     return level[k:] - level[k - 1]
 
@@ -275,13 +283,17 @@ def _stretch(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def _trend_db_per_sample(x: np.ndarray) -> float:
-    """The level's slope (dB per sample, <= 0) over ``x``: a decaying note keeps decaying
-    where it is extended, a sustained one stays level."""
+    """The level's slope (dB per sample, <= 0) over ``x`` where a line explains it (R^2 >=
+    TREND_R2; a tremolo's swing is no trend): a decaying note keeps decaying where it is
+    extended, a sustained or trembling one stays level."""
     level = 20 * np.log10(np.maximum(frame_rms(x)[1:-1], 1e-9))
-    if len(level) < 3:
+    if len(level) < 5:
         return 0.0
-    slope = np.polyfit(np.arange(len(level)), level, 1)[0] / HOP
-    return float(min(slope, 0.0))
+    k = np.arange(len(level))
+    slope, icpt = np.polyfit(k, level, 1)
+    resid = level - (slope * k + icpt)
+    r2 = 1.0 - resid.var() / max(level.var(), 1e-12)
+    return float(min(slope, 0.0)) / HOP if r2 >= TREND_R2 else 0.0
 
 
 def _extend(x: np.ndarray, length: int) -> np.ndarray:

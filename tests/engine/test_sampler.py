@@ -1,0 +1,141 @@
+"""The ``sampler`` method: the content's notes played with the style's own recorded notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc_nst.config import load_job
+from hpc_nst.engine import harmonic as H
+from hpc_nst.engine import sampler as S
+from hpc_nst.engine.methods import run_method
+from hpc_nst.errors import TransferError
+from tests.engine.tones import SR, harmonic_db, level_db, notes
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_job("jobs/sampler.toml")
+
+
+def transfer(content: np.ndarray, style: np.ndarray, cfg) -> np.ndarray:
+    return run_method([content], [style], cfg, seeds=[0])[0].audio
+
+
+def median_f0(x: np.ndarray) -> float:
+    f0, voiced = H.f0_track(x)
+    return float(np.median(f0[voiced]))
+
+
+def tremolo(freq: float, seconds: float, rate: float) -> np.ndarray:
+    """A sustained tone whose level swings 6 dB at ``rate`` Hz."""
+    t = np.arange(int(seconds * SR)) / SR
+    env = 10 ** (3 * np.sin(2 * np.pi * rate * t) / 20) * np.clip(t / 0.01, 0, 1)
+    env *= np.clip((seconds - t) / 0.01, 0, 1)
+    tone = sum(np.sin(2 * np.pi * freq * h * t) / h for h in range(1, 6))
+    return (0.2 * env * tone).astype(np.float32)
+
+
+def modulation_at(x: np.ndarray, rate: float) -> float:
+    """Share of the level envelope's fluctuation power within 1 Hz of ``rate``."""
+    db = 20 * np.log10(S.frame_rms(x)[2:-2] + 1e-6)
+    db = np.maximum(db, db.max() - 40.0)
+    db = db - db.mean()
+    power = np.abs(np.fft.rfft(db * np.hanning(len(db)))) ** 2
+    freqs = np.fft.rfftfreq(len(db), d=H.HOP / SR)
+    band = (freqs > 2) & (freqs < 20)
+    return float(power[band & (np.abs(freqs - rate) <= 1)].sum() / power[band].sum())
+
+
+def test_the_content_keeps_its_notes(cfg):
+    content = notes([262.0, 330.0, 392.0, 523.0])
+    out = transfer(content, notes([220.0, 300.0, 440.0], 0.5), cfg)
+    assert len(out) == len(content)
+    for i, f in enumerate([262.0, 330.0, 392.0, 523.0]):
+        a = i * 0.6 + 0.1
+        got = median_f0(out[int(a * SR):int((a + 0.3) * SR)])
+        assert abs(1200 * np.log2(got / f)) < 30, (f, got)
+
+
+def test_the_style_tremolo_reaches_the_content(cfg):
+    content = notes([262.0, 330.0], seconds=1.2)  # steady
+    style = np.concatenate([tremolo(220.0, 1.0, 6.0), tremolo(300.0, 1.0, 6.0)])
+    out = transfer(content, style, cfg)
+    steady = transfer(content, notes([220.0, 300.0], 1.0), cfg)
+    note = slice(int(0.15 * SR), int(1.1 * SR))
+    assert modulation_at(out[note], 6.0) > 0.5  # the style's 6 Hz swing, on the content's note
+    assert modulation_at(steady[note], 6.0) < 0.2
+    assert abs(1200 * np.log2(median_f0(out[note]) / 262.0)) < 30
+
+
+def test_a_plucked_style_keeps_decaying_on_long_content_notes(cfg):
+    content = notes([262.0, 392.0], seconds=0.9)  # organ-like: sustained
+    plucked = transfer(content, notes([220.0, 330.0, 440.0], 0.4, decay_s=0.1), cfg)
+    held = transfer(content, notes([220.0, 330.0, 440.0], 0.4), cfg)
+    # 0.05-0.15 s vs 0.6-0.8 s into the first note: the style notes last 0.4 s, the content's
+    # 0.9 s, so both are extended; the plucked one's decay goes on, the held one stays level
+    assert level_db(plucked, 0.05, 0.15) - level_db(plucked, 0.6, 0.8) > 15
+    assert abs(level_db(held, 0.05, 0.15) - level_db(held, 0.6, 0.8)) < 6
+
+
+def test_the_style_harmonic_structure_reaches_the_content(cfg):
+    content = notes([300.0], 1.0)  # 1/h: every harmonic present
+    odd = [1.0 / h if h % 2 else 0.0 for h in range(1, 9)]  # clarinet-like
+    out = transfer(content, notes([280.0, 320.0], 0.8, harmonics=odd), cfg)
+    seg = out[int(0.2 * SR):int(0.8 * SR)]
+    assert harmonic_db(seg, 300.0, 3) - harmonic_db(seg, 300.0, 2) > 15
+    assert harmonic_db(seg, 300.0, 5) - harmonic_db(seg, 300.0, 4) > 15
+
+
+def test_rests_stay_silent_and_levels_follow_the_content(cfg):
+    loud_soft = np.concatenate([notes([262.0], 0.5, gap_s=0.5), 0.1 * notes([330.0], 0.5)])
+    out = transfer(loud_soft, notes([220.0, 300.0], 0.8), cfg)
+    assert level_db(out, 0.1, 0.4) - level_db(out, 0.65, 0.95) > 30  # the rest
+    assert 14 < level_db(out, 0.1, 0.4) - level_db(out, 1.1, 1.4) < 26  # 20 dB softer note
+
+
+def test_gain_invariance_and_determinism(cfg):
+    content = notes([262.0, 330.0])
+    style = notes([220.0, 440.0], 0.7, decay_s=0.3)
+    out = transfer(content, style, cfg)
+    np.testing.assert_allclose(transfer(content, 0.1 * style, cfg), out, atol=1e-4)
+    assert abs(np.abs(out).max() - np.abs(content).max()) < 1e-3  # the content's peak
+    np.testing.assert_array_equal(transfer(content, style, cfg), out)  # same bits
+
+
+def test_the_style_notes_are_separated_from_their_neighbours():
+    # a ringing note (220 Hz) and then another (330 Hz) over its tail
+    t = np.arange(int(1.6 * SR)) / SR
+
+    def ringing(f: float, start: float) -> np.ndarray:
+        tt = np.maximum(t - start, 0)
+        tone = sum(np.sin(2 * np.pi * f * h * tt) / h for h in range(1, 6))
+        return np.where(t > start, np.exp(-tt / 0.6) * tone, 0.0)
+
+    first, second = ringing(220.0, 0.05), ringing(330.0, 0.8)
+    bank = S.StyleBank.from_audio((0.4 * (first + second)).astype(np.float32))
+    pitches = [sn.note.f0 for sn in bank.notes]
+    assert len(pitches) == 2 and abs(pitches[1] - 330) < 5, pitches
+    later = bank.notes[1].audio
+    spec = np.abs(np.fft.rfft(later[: int(0.5 * SR)] * np.hanning(int(0.5 * SR))))
+    at = {f: 20 * np.log10(spec[int(f * 0.5) - 2:int(f * 0.5) + 3].max()) for f in (220, 330)}
+    assert at[330] - at[220] > 30  # the first note's ringing is masked out of the second
+
+
+def test_extend_and_shift_keep_what_they_promise():
+    x = notes([300.0], 0.3, gap_s=0.0)
+    longer = S._extend(x, 3 * len(x))
+    assert len(longer) == 3 * len(x)
+    assert abs(1200 * np.log2(median_f0(longer) / 300.0)) < 20
+    assert level_db(longer, 0.5, 0.8) > level_db(longer, 0.05, 0.25) - 3  # no dropout
+    up, down = S._shift(x, 2 ** (5 / 12)), S._shift(x, 2 ** (-7 / 12))
+    assert abs(1200 * np.log2(median_f0(up) / 300.0) - 500) < 20
+    assert abs(1200 * np.log2(median_f0(down) / 300.0) + 700) < 20
+    assert len(down) == pytest.approx(len(x) * 2 ** (7 / 12), abs=2)
+
+
+def test_silent_content_gives_silence_and_a_silent_style_an_error(cfg):
+    out = transfer(np.zeros(SR, np.float32), notes([220.0]), cfg)
+    assert not np.any(out)
+    with pytest.raises(TransferError, match="no pitched note"):
+        transfer(notes([262.0]), np.zeros(SR, np.float32), cfg)
