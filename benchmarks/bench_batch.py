@@ -40,16 +40,17 @@ from hpc_nst.config import load_job
 DEMO = Path(__file__).resolve().parents[1] / "manifests" / "demo"
 #: Driver-written per-pair arrays that hold data after a run without targets or failures.
 PER_PAIR_FILLED = ("pair", "row", "content_path", "style_path", "seed", "params",
-                   "params_digest", "attempts", "device", "host", "frames", "samples",
-                   "records", "spectral_convergence", "timings", "status")
-N_ARRAYS = 25  # 4 coordinates + 18 driver-written per-pair arrays + 3 bulk arrays
+                   "params_digest") + tuple(a for a in st.RESULT_ARRAYS if a != "error")
+COORDINATES = ("bin", "frame", "kind", "record", "sample", "term", "timing")
+#: every array: coordinates, the per-pair ones (+ error and target_path, empty here), bulk
+N_ARRAYS = len(COORDINATES) + len(PER_PAIR_FILLED) + 2 + 3
 BULK = ("spectrogram", "audio", "loss")
 
 
 def expected_files(n_pairs: int, ppt: int) -> dict[str, int]:
     """Files of a finished store (no targets, no failures, clips under ~41 s)."""
     chunks = -(-n_pairs // min(st.META_CHUNK, n_pairs))
-    out = {"metadata (zarr.json)": 1 + N_ARRAYS, "coordinate chunks": 4,
+    out = {"metadata (zarr.json)": 1 + N_ARRAYS, "coordinate chunks": len(COORDINATES),
            "driver-written chunks": len(PER_PAIR_FILLED) * chunks,
            "worker shards (3 per task)": len(BULK) * -(-n_pairs // ppt)}
     out["total"] = sum(out.values())

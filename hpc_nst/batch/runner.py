@@ -70,11 +70,22 @@ class RunSummary:
         return 130 if self.interrupted else (1 if self.failed or self.pending else 0)
 
 
+#: Automatic tasks carry at least this many pairs once a manifest is large enough to keep
+#: MIN_TASKS of them: at batch size 1-4 the driver's and scheduler's ~11 ms per task would
+#: otherwise cap a fast engine at ~100 pairs/s (docs/performance.md).
+MIN_TASK_PAIRS, MIN_TASKS, MAX_TASKS = 16, 64, 2000
+
+
 def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) -> int:
-    """Pairs per task (= per shard). Automatic: 1 batch per task up to 2000 tasks, then up to 8
-    batches per task, keeping the file count of large stores in check."""
+    """Pairs per task (= per shard). Automatic: whole batches, at least MIN_TASK_PAIRS pairs
+    where that still leaves MIN_TASKS tasks (small runs keep one batch per task, for
+    parallelism), and more (up to 8 batches) where a manifest would exceed MAX_TASKS tasks,
+    keeping the file count of large stores in check."""
     if batches_per_task is None:
-        batches_per_task = min(8, max(1, -(-n_pairs // (batch_size * 2000))))
+        batches = max(1, -(-n_pairs // (batch_size * MAX_TASKS)))
+        if n_pairs >= MIN_TASK_PAIRS * MIN_TASKS:
+            batches = max(batches, -(-MIN_TASK_PAIRS // batch_size))
+        batches_per_task = min(max(8, -(-MIN_TASK_PAIRS // batch_size)), batches)
     return batch_size * batches_per_task
 
 

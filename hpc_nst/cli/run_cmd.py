@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "workers, on GPU workers up to 64, fitted by each worker to its free memory "
                    "and cut where padding would pass 15 %%")
     p.add_argument("--batches-per-task", type=int, metavar="K",
-                   help="batches per task (= store shard); default: 1, more for > 2000 tasks")
+                   help="batches per task (= store shard); default: automatic (one batch, "
+                   "at least 16 pairs once 64 tasks remain, more above 2000 tasks)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="record invalid manifest rows as failed and run the others")
     p.add_argument("--retry-failed", action="store_true", help="rerun pairs that failed")

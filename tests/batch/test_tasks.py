@@ -70,7 +70,12 @@ def test_bad_arguments(tiny):
 
 def test_pairs_per_task_keeps_large_stores_to_a_few_thousand_tasks():
     assert pairs_per_task(10, 4, None) == 4
-    assert pairs_per_task(8000, 4, None) == 4
+    assert pairs_per_task(1000, 4, None) == 4  # small: one batch per task, for parallelism
+    assert pairs_per_task(1000, 1, None) == 1
+    assert pairs_per_task(8000, 4, None) == 16  # >= 16 pairs per task once 64 tasks remain
+    assert pairs_per_task(8000, 1, None) == 16
+    assert pairs_per_task(8000, 64, None) == 64  # a GPU batch is task enough
     assert pairs_per_task(100_000, 4, None) == 32  # 3125 tasks
-    assert pairs_per_task(100_000, 1, None) == 8
+    assert pairs_per_task(100_000, 1, None) == 16
     assert pairs_per_task(100_000, 4, 1) == 4
+    assert pairs_per_task(10**7, 64, None) == 512  # 8 batches at most
