@@ -44,6 +44,15 @@ def limit_peak(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
     return audio
 
 
+def at_peak_of(audio: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``audio`` scaled to ``reference``'s peak level, then peak-limited (the end of the
+    resynthesis methods; the metrics normalise loudness anyway)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 0:
+        audio = audio * (float(np.abs(reference).max()) / peak)
+    return limit_peak(audio, 0.9)
+
+
 #: ``progress(iteration, iterations, mean_terms)`` is called every few iterations.
 Progress = Callable[[int, int, dict[str, float]], None]
 

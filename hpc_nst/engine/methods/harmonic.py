@@ -9,17 +9,14 @@ import numpy as np
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.harmonic import SR, NoteTemplate, resynthesise
 from hpc_nst.engine.methods.base import per_pair_method
-from hpc_nst.engine.transfer import limit_peak
+from hpc_nst.engine.transfer import at_peak_of
 
 
 def harmonic_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
     if cfg.stft.sample_rate != SR:
         raise ValueError(f"method harmonic works at {SR} Hz (stft.sample_rate)")
     out = resynthesise(content, NoteTemplate.from_audio(style), cfg.optim.seed)
-    peak = float(np.abs(out).max())
-    if peak > 0:  # the content's peak level (metrics normalise loudness anyway)
-        out = out * (float(np.abs(content).max()) / peak)
-    return limit_peak(out, 0.9)
+    return at_peak_of(out, content)
 
 
 per_pair_method("harmonic", "the content's notes played with the style's harmonic note "
