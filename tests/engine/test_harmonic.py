@@ -8,7 +8,7 @@ import pytest
 from hpc_nst.config import load_job
 from hpc_nst.engine import harmonic as H
 from hpc_nst.engine.methods import run_method
-from tests.engine.tones import SR, harmonic_db, level_db, notes
+from tests.engine.tones import SR, notes
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +37,6 @@ def test_the_content_keeps_its_notes(cfg):
         a = i * 0.6 + 0.1
         f0, voiced = H.f0_track(out[int(a * SR):int((a + 0.3) * SR)])
         assert np.median(1200 * np.abs(np.log2(f0[voiced] / f))) < 30, (f, np.nanmedian(f0))
-
-
-def test_the_style_decay_reaches_sustained_content(cfg):
-    content = notes([262.0, 392.0], seconds=0.9)  # organ-like: sustained
-    plucked = transfer(content, notes([220.0, 330.0, 440.0], 0.9, decay_s=0.12), cfg)
-    held = transfer(content, notes([220.0, 330.0, 440.0], 0.9), cfg)
-    # 0.05-0.15 s vs 0.6-0.8 s into the first note
-    assert level_db(plucked, 0.05, 0.15) - level_db(plucked, 0.6, 0.8) > 15
-    assert abs(level_db(held, 0.05, 0.15) - level_db(held, 0.6, 0.8)) < 6
-
-
-def test_the_style_harmonic_structure_reaches_the_content(cfg):
-    content = notes([300.0], 1.0)  # 1/h: every harmonic present
-    odd = [1.0 / h if h % 2 else 0.0 for h in range(1, 9)]  # clarinet-like
-    out = transfer(content, notes([250.0, 350.0], 0.8, harmonics=odd), cfg)
-    seg = out[int(0.2 * SR):int(0.8 * SR)]
-    assert harmonic_db(seg, 300.0, 3) - harmonic_db(seg, 300.0, 2) > 15
-    assert harmonic_db(seg, 300.0, 5) - harmonic_db(seg, 300.0, 4) > 15
 
 
 def test_gain_invariance_and_determinism(cfg):
