@@ -64,8 +64,9 @@ class Note:
 
 @dataclass(frozen=True)
 class StyleNote:
-    """A style note's audio: PRE samples before its onset, its voiced part (``body``
-    samples), then its own tail (release and reverb) separated from the notes that follow."""
+    """A style note's audio: PRE samples before its onset, its sustain (``body`` samples from
+    the onset: until its level falls SUSTAIN_DB under its peak), then the rest of it and its
+    own tail (release and reverb), separated from the notes around it."""
 
     note: Note
     audio: np.ndarray
@@ -215,14 +216,15 @@ class StyleBank:
             bank.append(StyleNote(note, seg, (note.sustain_end - note.onset) * HOP))
         return cls(tuple(bank))
 
-    def choose(self, f0: float, body: int) -> tuple[StyleNote, float]:
-        """The style note to play a note of ``f0`` Hz and ``body`` voiced samples, with the
-        pitch ratio to apply."""
+    def choose(self, f0: float, want: int) -> tuple[StyleNote, float]:
+        """The style note to play a note of ``f0`` Hz sounding ``want`` samples, and the pitch
+        ratio to apply: the nearest in pitch, STRETCH_COST semitones added per doubling its
+        sustain would need."""
         best, best_cost = None, np.inf
         for sn in self.notes:
             ratio = f0 / sn.note.f0
             shifted_body = sn.body / ratio
-            short = max(0.0, np.log2(body / max(shifted_body, 1.0)))
+            short = max(0.0, np.log2(want / max(shifted_body, 1.0)))
             cost = abs(12 * np.log2(ratio)) + STRETCH_COST * short
             if cost < best_cost:
                 best, best_cost = sn, cost
