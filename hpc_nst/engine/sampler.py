@@ -30,6 +30,15 @@ from hpc_nst.engine.harmonic import (
     release_curve,
     split_notes,
 )
+from hpc_nst.engine.sample_dsp import (
+    extend,
+    frame_rms,
+    glide,
+    shift,
+    slow_cents,
+    stretch,
+    trend_db_per_sample,
+)
 from hpc_nst.errors import TransferError
 
 PRE = HOP  # samples kept before a detected onset (an attack the 10 ms frames place late)
@@ -38,13 +47,9 @@ TAIL_S = 1.0  # longest tail (release, reverb) kept after a style note's voicing
 TAIL_GAP_DB = 40.0  # a separated tail this far under the note's end 50 ms on is missing
 ATTACK = 6 * HOP  # samples after the onset never extended
 STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a note's sustain
-GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
-RMS_WIN = 480  # 30 ms
-TREND_R2 = 0.6
-EXTEND_OVERLAP, EXTEND_PIECE = 320, 1600  # 20 ms crossfades, 100 ms pieces
 GATE_DB = 12.0  # the output is kept within this of the content's level (its rests)
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
-MIN_RISE_DB = 1.0
+MIN_RISE_DB = 1.0  # an attack: the peak this far over the level 20 ms before the onset
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
 
@@ -53,43 +58,47 @@ class Note:
     """One analysed note: where it is (frames), its voiced length, pitch and peak level."""
 
     onset: int  # frame
-    end: int  # frame of the next onset (or the clip's end)
     voiced_end: int  # frame after its last voiced frame
     f0: float  # median Hz
     peak: float  # peak frame RMS within the voiced part
     contour: np.ndarray  # f0 per frame onset..voiced_end (held through unvoiced frames)
-    sustain_end: int  # frame after the last one within SUSTAIN_DB of the peak
+    sustain_end: int  # frame after the last one (after the peak) within SUSTAIN_DB of it
     rise: float  # dB from the level just before the onset to the peak (an attack: > 0)
 
 
 @dataclass(frozen=True)
 class StyleNote:
     """A style note's audio: PRE samples before its onset, its sustain (``body`` samples from
-    the onset: until its level falls SUSTAIN_DB under its peak), then the rest of it and its
-    own tail (release and reverb), separated from the notes around it."""
+    the onset to ``Note.sustain_end``), then the rest of it and its own tail (release and
+    reverb), separated from the notes around it."""
 
     note: Note
     audio: np.ndarray
     body: int
 
 
-def frame_rms(audio: np.ndarray) -> np.ndarray:
-    """RMS of 30 ms around each 10 ms frame centre (frame ``t`` at sample ``t * HOP``)."""
-    a = np.asarray(audio, dtype=np.float64)
-    padded = np.pad(a, RMS_WIN // 2)
-    csum = np.concatenate([[0.0], np.cumsum(padded ** 2)])
-    starts = np.arange(0, len(a) + 1, HOP)
-    return np.sqrt((csum[starts + RMS_WIN] - csum[starts]) / RMS_WIN)
-
-
-def analyse_notes(audio: np.ndarray) -> tuple[list[Note], np.ndarray]:
-    """The notes of a monophonic signal (those with a voiced frame) and its frame RMS."""
+def analyse_notes(audio: np.ndarray) -> list[Note]:
+    """The notes of a monophonic signal (those with a voiced frame). An onset without an
+    attack (no MIN_RISE_DB rise) at the pitch of the note before it is no new note (the
+    energy detector also fires on some fade-outs): it is merged into that note."""
     f0, voiced = f0_track(audio)
     rms = frame_rms(audio)
     n = min(len(f0), len(rms))
+    onsets = note_onsets(f0[:n], voiced[:n], audio)
+    notes = _build_notes(onsets, f0[:n], rms[:n])
+    if notes:
+        spurious = {b.onset for a, b in zip(notes, notes[1:])
+                    if b.rise < MIN_RISE_DB and abs(1200 * np.log2(b.f0 / a.f0)) < 50}
+        if spurious:
+            onsets = np.array([t for t in onsets if int(t) not in spurious], dtype=int)
+            notes = _build_notes(onsets, f0[:n], rms[:n])
+    return notes
+
+
+def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[Note]:
     notes = []
-    for a, b in split_notes(note_onsets(f0[:n], voiced[:n], audio), n):
-        held = fill_f0(f0[:n], a, b)
+    for a, b in split_notes(onsets, len(f0)):
+        held = fill_f0(f0, a, b)
         voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
         if len(voiced_at) == 0:
             continue
@@ -100,15 +109,15 @@ def analyse_notes(audio: np.ndarray) -> tuple[list[Note], np.ndarray]:
         db = 20 * np.log10(np.maximum(rms[a:b], 1e-9))
         top = int(np.argmax(db[: ve - a]))
         near = np.flatnonzero(db[top: ve - a] >= db[top] - SUSTAIN_DB)
-        before = float(rms[max(a - 2, 0)]) if a >= 2 else 0.0
+        before = float(rms[a - 2]) if a >= 2 else 0.0
         rise = 20 * np.log10(peak / before) if before > 0 else np.inf
-        notes.append(Note(a, b, ve, float(np.median(f0[a:b][voiced_at])), peak,
+        notes.append(Note(a, ve, float(np.median(f0[a:b][voiced_at])), peak,
                           held[: ve - a], a + top + int(near[-1]) + 1, rise))
-    return notes, rms[:n]
+    return notes
 
 
 def reliable(notes: list[Note]) -> list[Note]:
-    """The notes worth sampling: voiced for at least MIN_VOICED frames, within QUIET_DB of
+    """The notes worth sampling: voiced over at least MIN_VOICED frames, within QUIET_DB of
     the loudest, with an attack (MIN_RISE_DB over the level before: not a slip of the onset
     detector in a note's decay) and a steady pitch (STEADY of their voiced frames within 50
     cents of their median: no octave jumps of the f0 track); all of them if none is."""
@@ -150,9 +159,9 @@ def _with_release(seg: np.ndarray, end: int, release: np.ndarray) -> np.ndarray:
     n = len(release) * HOP
     if len(src) < 2 * HOP:
         return seg[:end].copy()
-    gain = 10.0 ** (np.interp(np.arange(n) / HOP, np.arange(len(release) + 1),
-                              np.concatenate([[0.0], release])) / 20.0)
-    return np.concatenate([seg[:end], _stretch(src, n) * gain])
+    # release[d]: frame d after the voicing ends (``end``), re. the last voiced frame
+    gain = 10.0 ** (np.interp(np.arange(n) / HOP, np.arange(len(release)), release) / 20.0)
+    return np.concatenate([seg[:end], stretch(src, n) * gain])
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class StyleBank:
         import librosa
 
         a = np.asarray(audio, dtype=np.float32)
-        notes = reliable(analyse_notes(a)[0])  # (an unreliable one's comb masks good ones)
+        notes = reliable(analyse_notes(a))  # (an unreliable one's comb masks good ones)
         if not notes:
             raise TransferError("the style has no pitched note to sample (method sampler needs "
                                 "a monophonic recording of a pitched instrument or voice): "
@@ -232,141 +241,50 @@ class StyleBank:
         return best, f0 / best.note.f0
 
 
-def _shift(audio: np.ndarray, ratio: float) -> np.ndarray:
-    """``audio`` with every frequency times ``ratio`` (and its length divided by it). Shifted
-    down, the band that resampling empties (above ``ratio`` x Nyquist: breath, bow and hammer
-    noise, the highest harmonics) is refilled with the original's, time-stretched to the new
-    length at its own frequencies: an empty top octave is not the style's sound."""
-    import soxr
-
-    x = audio.astype(np.float64)
-    if abs(ratio - 1.0) < 1e-4:
-        return x
-    y = soxr.resample(x, SR, SR / ratio)
-    if ratio < 1.0 and len(x) > 4 * HOP:
-        import librosa
-
-        spec = librosa.stft(x.astype(np.float32), n_fft=512, hop_length=128)
-        cut = int(np.ceil(ratio * (spec.shape[0] - 1)))
-        spec[:cut] = 0.0
-        high = librosa.istft(librosa.phase_vocoder(spec, rate=ratio, hop_length=128),
-                             hop_length=128, length=len(y))
-        y = y + high
-    return y
+def _into_tail(head: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """``head`` continued by ``tail`` scaled to the level ``head`` ends at (at most +12 dB)
+    and crossfaded over 20 ms (``head`` faded out where there is no tail)."""
+    n_x = min(2 * HOP, len(head) // 2)
+    if len(tail) < max(n_x, HOP) or n_x < 2:  # nothing to join: a 10 ms fade-out
+        n = min(HOP, len(head))
+        return np.concatenate([head[: len(head) - n], head[len(head) - n:] * np.linspace(1, 0, n)])
+    before = float(np.sqrt(np.mean(head[-HOP:] ** 2)))
+    after = float(np.sqrt(np.mean(tail[:HOP] ** 2)))
+    tail = tail * (min(before / after, 4.0) if after > 0 else 0.0)
+    xf = np.sin(np.linspace(0.0, np.pi / 2, n_x)) ** 2
+    joint = head[-n_x:] * (1.0 - xf) + tail[:n_x] * xf
+    return np.concatenate([head[:-n_x], joint, tail[n_x:]])
 
 
-def _glide(y: np.ndarray, cents: np.ndarray, start: int) -> np.ndarray:
-    """``y`` re-read from sample ``start`` on at a rate following ``cents`` (per frame, the
-    deviation from the note's pitch): a slow pitch movement imposed on a fixed-pitch sample."""
-    if not np.any(np.abs(cents) > 10):
-        return y
-    rate = np.interp(np.arange(len(y) - start) / HOP, np.arange(len(cents)), 2.0 ** (cents / 1200))
-    pos = start + np.concatenate([[0.0], np.cumsum(rate[:-1])])
-    pos = pos[pos <= len(y) - 1]
-    return np.concatenate([y[:start], np.interp(pos, np.arange(len(y)), y)])
-
-
-def _slow_cents(contour: np.ndarray, f0: float) -> np.ndarray:
-    cents = 1200 * np.log2(contour / f0)
-    k = max(1, int(GLIDE_S * SR / HOP))
-    if len(cents) <= k:
-        return np.full(len(cents), float(np.median(cents)) if len(cents) else 0.0)
-    pad = np.pad(cents, (k // 2, k - k // 2 - 1), mode="edge")
-    return np.convolve(pad, np.ones(k) / k, mode="valid")
-
-
-def _stretch(x: np.ndarray, length: int) -> np.ndarray:
-    """``x`` time-stretched (phase vocoder, pitch kept) to ``length`` samples."""
-    import librosa
-
-    out = librosa.effects.time_stretch(x.astype(np.float32), rate=len(x) / length, n_fft=512,
-                                       hop_length=128)
-    return np.pad(out, (0, max(length - len(out), 0)))[:length].astype(np.float64)
-
-
-def _trend_db_per_sample(x: np.ndarray) -> float:
-    """The level's slope (dB per sample, <= 0) over ``x`` where a line explains it (R^2 >=
-    TREND_R2; a tremolo's swing is no trend): a decaying note keeps decaying where it is
-    extended, a sustained or trembling one stays level."""
-    level = 20 * np.log10(np.maximum(frame_rms(x)[1:-1], 1e-9))
-    if len(level) < 5:
-        return 0.0
-    k = np.arange(len(level))
-    slope, icpt = np.polyfit(k, level, 1)
-    resid = level - (slope * k + icpt)
-    r2 = 1.0 - resid.var() / max(level.var(), 1e-12)
-    return float(min(slope, 0.0)) / HOP if r2 >= TREND_R2 else 0.0
-
-
-def _extend(x: np.ndarray, length: int) -> np.ndarray:
-    """``x`` continued to ``length`` samples with pieces of its second half, each placed where
-    it best continues the waveform (cross-correlation over a 20 ms overlap, crossfaded): the
-    sustain keeps its own pitch, noise and modulation rates, which a phase vocoder smears."""
-    if len(x) >= length:
-        return x[:length].astype(np.float64)
-    x = x.astype(np.float64)
-    ov = min(EXTEND_OVERLAP, len(x) // 4)
-    piece = min(EXTEND_PIECE, len(x) // 2)
-    if ov < 16 or piece <= ov:
-        return np.pad(x, (0, length - len(x)))
-    out = [x]
-    have = len(x)
-    last = x[-ov:]
-    lo, hi = len(x) // 2, len(x) - piece - ov
-    xf = np.sin(np.linspace(0.0, np.pi / 2, ov)) ** 2
-    while have < length:
-        if hi > lo:
-            windows = np.lib.stride_tricks.sliding_window_view(x[lo: hi + ov], ov)
-            score = windows @ last / (np.linalg.norm(windows, axis=1) * np.linalg.norm(last)
-                                      + 1e-12)
-            src = lo + int(np.argmax(score))
-        else:
-            src = max(len(x) - piece - ov, 0)
-        chunk = x[src: src + piece + ov].copy()
-        out[-1] = out[-1].copy()
-        out[-1][-ov:] = out[-1][-ov:] * (1.0 - xf) + chunk[:ov] * xf
-        out.append(chunk[ov:])
-        have += len(chunk) - ov
-        last = chunk[-ov:]
-    return np.concatenate(out)[:length]
-
-
-def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int) -> np.ndarray:
-    """The style note ``sn`` shifted by ``ratio`` (``y``: onset at PRE) made to sound for
-    ``want`` samples after its onset, then its tail: its sustain (after the attack) is
-    time-stretched where the content note is longer, or cut into the tail (at the level
-    reached) where it is shorter."""
-    pre = PRE
+def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int) -> np.ndarray:
+    """The style note ``sn`` shifted by ``ratio`` (``y``: its onset at ``pre``) made to sound
+    for ``want`` samples after its onset, then its tail: its sustain after the attack (after
+    its first half, for a sustain shorter than two attacks) continued with pieces of itself at
+    its level trend where the content note is longer, or cut where it is shorter; the tail
+    joins at the level reached."""
     body = int(round(sn.body / ratio))
     head, tail = y[: pre + body], y[pre + body:]
-    if body < want and body > ATTACK + HOP:  # extend the sustain, continuing its trend
-        sustain = head[pre + ATTACK:]
-        longer = _extend(sustain, want - ATTACK)
-        longer[len(sustain):] *= 10.0 ** (_trend_db_per_sample(sustain)
+    attack = min(ATTACK, body // 2)
+    if want > body >= attack + HOP:
+        sustain = head[pre + attack:]
+        longer = extend(sustain, want - attack)
+        longer[len(sustain):] *= 10.0 ** (trend_db_per_sample(sustain)
                                           * np.arange(1, len(longer) - len(sustain) + 1) / 20.0)
-        head = np.concatenate([head[: pre + ATTACK], longer])
-    elif body > want:  # cut where the content note ends; the tail follows at that level
-        cut = pre + want
-        before = float(np.sqrt(np.mean(head[max(cut - HOP, 0): cut] ** 2)))
-        after = float(np.sqrt(np.mean(tail[:HOP] ** 2))) if len(tail) >= HOP else 0.0
-        gain = min(before / after, 4.0) if after > 0 else 0.0
-        cont = head[cut:]
-        n_x = min(2 * HOP, len(cont))  # crossfade from the note into its tail
-        xf = np.sin(np.linspace(0.0, np.pi / 2, n_x)) ** 2
-        if len(tail) >= n_x:
-            tail = tail * gain
-            tail[:n_x] = tail[:n_x] * xf + cont[:n_x] * (1.0 - xf)
-        else:  # no tail measured (the clip's end): a short fade
+        head = np.concatenate([head[: pre + attack], longer])
+    elif want < body:
+        head = head[: pre + want]
+        if len(tail) < HOP:  # no tail (the clip's end): the continuation fades out
+            cont = y[pre + want:]
             n_rel = min(int(RELEASE_S * SR), len(cont))
-            tail = cont[:n_rel] * np.linspace(1.0, 0.0, n_rel)
-        head = head[:cut]
-    return _faded_in(np.concatenate([head, tail]))
+            return _faded_in(np.concatenate([head, cont[:n_rel] * np.linspace(1, 0, n_rel)]),
+                             pre)
+    return _faded_in(_into_tail(head, tail), pre)
 
 
-def _faded_in(y: np.ndarray) -> np.ndarray:
-    """``y`` with its pre-roll (the previous note's end) faded in."""
+def _faded_in(y: np.ndarray, pre: int) -> np.ndarray:
+    """``y`` with its pre-roll (the previous note's end, ``pre`` samples) faded in."""
     y = y.copy()
-    y[:PRE] *= np.sin(np.linspace(0.0, np.pi / 2, PRE)) ** 2
+    y[:pre] *= np.sin(np.linspace(0.0, np.pi / 2, pre)) ** 2
     return y
 
 
@@ -374,22 +292,19 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
     """The content's notes played with ``bank``'s notes; the content's length."""
     n_out = len(content)
     out = np.zeros(n_out + SR, dtype=np.float64)
-    notes, _ = analyse_notes(np.asarray(content, dtype=np.float32))
-    for note in notes:
+    for note in analyse_notes(np.asarray(content, dtype=np.float32)):
         want = (note.voiced_end - note.onset) * HOP
         sn, ratio = bank.choose(note.f0, want)
-        y = _shift(sn.audio, ratio)
-        body = int(round(sn.body / ratio))
-        level = frame_rms(y[PRE: PRE + max(body, HOP)]).max()  # the style note's peak
-        y = _fit(y, sn, ratio, want)
-        y = _glide(y, _slow_cents(note.contour, note.f0), PRE)
+        y = shift(sn.audio, ratio)
+        pre = int(round(PRE / ratio))  # where the onset landed after resampling
+        level = frame_rms(y[pre: pre + max(int(round(sn.body / ratio)), HOP)]).max()
         if level <= 0:
             continue
-        y = y * (note.peak / level)
-        start = note.onset * HOP - PRE
+        y = glide(_fit(y, sn, ratio, want, pre), slow_cents(note.contour, note.f0), pre)
+        y = y * (note.peak / level)  # the style note's peak at the content note's
+        start = note.onset * HOP - pre
         lo = max(start, 0)
-        seg = y[lo - start:]
-        seg = seg[: len(out) - lo]
+        seg = y[lo - start:][: len(out) - lo]
         out[lo: lo + len(seg)] += seg
     return _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB).astype(np.float32)
 

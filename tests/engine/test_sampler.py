@@ -7,6 +7,7 @@ import pytest
 
 from hpc_nst.config import load_job
 from hpc_nst.engine import harmonic as H
+from hpc_nst.engine import sample_dsp as D
 from hpc_nst.engine import sampler as S
 from hpc_nst.engine.methods import run_method
 from hpc_nst.errors import TransferError
@@ -38,7 +39,7 @@ def tremolo(freq: float, seconds: float, rate: float) -> np.ndarray:
 
 def modulation_at(x: np.ndarray, rate: float) -> float:
     """Share of the level envelope's fluctuation power within 1 Hz of ``rate``."""
-    db = 20 * np.log10(S.frame_rms(x)[2:-2] + 1e-6)
+    db = 20 * np.log10(D.frame_rms(x)[2:-2] + 1e-6)
     db = np.maximum(db, db.max() - 40.0)
     db = db - db.mean()
     power = np.abs(np.fft.rfft(db * np.hanning(len(db)))) ** 2
@@ -105,11 +106,11 @@ def test_the_style_notes_are_separated_from_their_neighbours():
 
 def test_extend_and_shift_keep_what_they_promise():
     x = notes([300.0], 0.3, gap_s=0.0)
-    longer = S._extend(x, 3 * len(x))
+    longer = D.extend(x, 3 * len(x))
     assert len(longer) == 3 * len(x)
     assert abs(1200 * np.log2(median_f0(longer) / 300.0)) < 20
     assert level_db(longer, 0.5, 0.8) > level_db(longer, 0.05, 0.25) - 3  # no dropout
-    up, down = S._shift(x, 2 ** (5 / 12)), S._shift(x, 2 ** (-7 / 12))
+    up, down = D.shift(x, 2 ** (5 / 12)), D.shift(x, 2 ** (-7 / 12))
     assert abs(1200 * np.log2(median_f0(up) / 300.0) - 500) < 20
     assert abs(1200 * np.log2(median_f0(down) / 300.0) + 700) < 20
     assert len(down) == pytest.approx(len(x) * 2 ** (7 / 12), abs=2)
@@ -120,3 +121,25 @@ def test_silent_content_gives_silence_and_a_silent_style_an_error(cfg):
     assert not np.any(out)
     with pytest.raises(TransferError, match="no pitched note"):
         transfer(notes([262.0]), np.zeros(SR, np.float32), cfg)
+
+
+@pytest.mark.parametrize("style_f0", [200.0, 450.0])  # shifted up 7 semitones, down 7
+def test_onsets_stay_put_through_the_pitch_shift(cfg, style_f0):
+    content = np.concatenate([np.zeros(int(0.2 * SR), np.float32), notes([300.0], 0.6)])
+    out = transfer(content, notes([style_f0], 0.8, decay_s=0.3), cfg)
+
+    def onset(x: np.ndarray) -> float:
+        return np.argmax(np.abs(x) > 0.1 * np.abs(x).max()) / SR
+
+    assert abs(onset(out) - onset(content)) < 0.004, (onset(out), onset(content))
+
+
+def test_an_extended_plucked_note_decays_without_a_jump_into_its_tail(cfg):
+    t = np.arange(int(1.2 * SR)) / SR  # one long note, 50 ms fades (no extra onset at its end)
+    env = np.clip(t / 0.05, 0, 1) * np.clip((1.2 - t) / 0.05, 0, 1)
+    tone = sum(np.sin(2 * np.pi * 262.0 * h * t) / h for h in range(1, 6))
+    content = np.concatenate([0.2 * env * tone, np.zeros(int(0.5 * SR))]).astype(np.float32)
+    out = transfer(content, notes([220.0, 300.0], 0.3, decay_s=0.15, gap_s=0.2), cfg)
+    db = 20 * np.log10(D.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
+    assert np.diff(db).max() < 3.0  # never rises by more than 3 dB from one 10 ms to the next
+    assert db[:10].mean() - db[100:110].mean() > 15  # and it does decay
