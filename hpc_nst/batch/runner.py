@@ -79,13 +79,14 @@ MIN_TASK_PAIRS, MIN_TASKS, MAX_TASKS = 16, 64, 2000
 def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) -> int:
     """Pairs per task (= per shard). Automatic: whole batches, at least MIN_TASK_PAIRS pairs
     where that still leaves MIN_TASKS tasks (small runs keep one batch per task, for
-    parallelism), and more (up to 8 batches) where a manifest would exceed MAX_TASKS tasks,
-    keeping the file count of large stores in check."""
+    parallelism), and more where a manifest would exceed MAX_TASKS tasks (up to 8 batches, or
+    the MIN_TASK_PAIRS ones if more), keeping the file count of large stores in check."""
     if batches_per_task is None:
         batches = max(1, -(-n_pairs // (batch_size * MAX_TASKS)))
-        if n_pairs >= MIN_TASK_PAIRS * MIN_TASKS:
-            batches = max(batches, -(-MIN_TASK_PAIRS // batch_size))
-        batches_per_task = min(max(8, -(-MIN_TASK_PAIRS // batch_size)), batches)
+        least = -(-MIN_TASK_PAIRS // batch_size)  # batches that make MIN_TASK_PAIRS pairs
+        if n_pairs >= least * batch_size * MIN_TASKS:
+            batches = max(batches, least)
+        batches_per_task = min(max(8, least), batches)
     return batch_size * batches_per_task
 
 

@@ -79,3 +79,8 @@ def test_pairs_per_task_keeps_large_stores_to_a_few_thousand_tasks():
     assert pairs_per_task(100_000, 1, None) == 16
     assert pairs_per_task(100_000, 4, 1) == 4
     assert pairs_per_task(10**7, 64, None) == 512  # 8 batches at most
+    for batch in (5, 12, 15):  # batch sizes that do not divide 16: still >= 64 tasks
+        for n in (1024, 2000, 5000):
+            ppt = pairs_per_task(n, batch, None)
+            assert ppt % batch == 0 and (-(-n // ppt) >= 64 or ppt == batch), (batch, n, ppt)
+            assert ppt >= 16 or n < -(-16 // batch) * batch * 64, (batch, n, ppt)
