@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ from tests.engine.tones import SR, level_db, notes
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_job("jobs/sampler.toml")
+    return load_job(Path(__file__).resolve().parents[2] / "jobs" / "sampler.toml")
 
 
 def transfer(content: np.ndarray, style: np.ndarray, cfg) -> np.ndarray:
