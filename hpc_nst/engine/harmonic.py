@@ -175,8 +175,7 @@ class NoteTemplate:
         self.noise = noise if noise is not None else np.full_like(envelope, FLOOR_DB)
         self.correction = correction  # (HARMONIC_CORRECTION,)
         # dB re. the last voiced frame, for 1..len frames after the voicing ends
-        self.release = release if release is not None else \
-            -np.arange(1, RELEASE_FRAMES + 1) * (60.0 / (RELEASE_S * SR / HOP))
+        self.release = release if release is not None else default_release()
 
     @classmethod
     def from_audio(cls, audio: np.ndarray) -> NoteTemplate:
@@ -313,6 +312,12 @@ def _between_harmonics(mag: np.ndarray, f0: np.ndarray) -> list[np.ndarray | Non
                 db[j] = _db(np.median(col[sel]))
         out.append(db)
     return out
+
+
+def default_release() -> np.ndarray:
+    """The release of a style without a measured one: 60 dB over RELEASE_S (dB per frame
+    after the voicing ends, RELEASE_FRAMES frames)."""
+    return -np.arange(1, RELEASE_FRAMES + 1) * (60.0 / (RELEASE_S * SR / HOP))
 
 
 def release_curve(tails: list[np.ndarray]) -> np.ndarray | None:

@@ -24,6 +24,7 @@ from hpc_nst.engine.harmonic import (
     HOP,
     RELEASE_S,
     SR,
+    default_release,
     f0_track,
     fill_f0,
     note_onsets,
@@ -215,7 +216,7 @@ class StyleBank:
         tails = [_tail_db(seg, n) for seg, n in zip(segs, notes)]
         release = release_curve([t for t in tails if t is not None])
         if release is None:
-            release = -np.arange(1, 151) * (60.0 / (RELEASE_S * SR / HOP))
+            release = default_release()
         bank = []
         for seg, note, tail in zip(segs, notes, tails):
             if tail is None:  # its harmonics masked by the next notes', or the clip's end
