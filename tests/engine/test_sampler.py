@@ -145,3 +145,13 @@ def test_an_extended_plucked_note_decays_without_a_jump_into_its_tail(cfg):
     db = 20 * np.log10(D.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
     assert np.diff(db).max() < 3.0  # never rises by more than 3 dB from one 10 ms to the next
     assert db[:10].mean() - db[100:110].mean() > 15  # and it does decay
+
+
+def test_a_style_is_cut_into_notes_once_for_many_contents(cfg):
+    from hpc_nst.engine.methods.sampler import style_bank
+
+    style = notes([220.0, 330.0], 0.5)
+    assert style_bank(style) is style_bank(style.copy())  # same audio: the same bank
+    assert style_bank(style) is not style_bank(0.5 * style)
+    first = transfer(notes([262.0]), style, cfg)
+    np.testing.assert_array_equal(transfer(notes([262.0]), style, cfg), first)

@@ -4,6 +4,9 @@ See :mod:`hpc_nst.engine.sampler`."""
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 from hpc_nst.config import JobConfig
@@ -11,11 +14,31 @@ from hpc_nst.engine.methods.base import per_pair_method
 from hpc_nst.engine.sampler import SR, StyleBank, play
 from hpc_nst.engine.transfer import at_peak_of
 
+#: The last few styles' banks, by content hash: a cross-synthesis batch plays many contents
+#: with one style, and cutting a style into notes costs more than playing one content.
+_BANKS: OrderedDict[bytes, StyleBank] = OrderedDict()
+_BANKS_KEPT = 8
+
+
+def style_bank(style: np.ndarray) -> StyleBank:
+    """``StyleBank.from_audio(style)``, reused for a style seen in the last few pairs (the bank
+    is read-only: playing never changes it)."""
+    a = np.ascontiguousarray(style, dtype=np.float32)
+    key = hashlib.blake2b(a.tobytes(), digest_size=16).digest() + len(a).to_bytes(8, "little")
+    bank = _BANKS.get(key)
+    if bank is None:
+        bank = _BANKS[key] = StyleBank.from_audio(a)
+        while len(_BANKS) > _BANKS_KEPT:
+            _BANKS.popitem(last=False)
+    else:
+        _BANKS.move_to_end(key)
+    return bank
+
 
 def sampler_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
     if cfg.stft.sample_rate != SR:
         raise ValueError(f"method sampler works at {SR} Hz (stft.sample_rate)")
-    return at_peak_of(play(content, StyleBank.from_audio(style)), content)
+    return at_peak_of(play(content, style_bank(style)), content)
 
 
 per_pair_method("sampler", "the content's notes played with the style's own notes "
