@@ -179,8 +179,9 @@ class StyleBank:
         """Cut the style into notes. Each note's STFT (2048 points, 1024-sample window, 128
         hop) is masked: before its voicing ends, the harmonics of the two notes before it
         (their reverb and release, at their own pitches) are removed where they are not its
-        own; after, only its own harmonics are kept (up to TAIL_S), away from those of the
-        two notes that follow, once started."""
+        own; after, only its own harmonics are kept (up to TAIL_S), away from those of every
+        note that starts within it, once started (a note a third note later, an octave below,
+        shares all its harmonics: its attack must not be taken for the tail)."""
         import librosa
 
         a = np.asarray(audio, dtype=np.float32)
@@ -205,7 +206,9 @@ class StyleBank:
                 mask *= 1.0 - combs[i][:, None] * (1.0 - own)
             after = times[k0:k1] >= ve
             later = np.zeros((spec.shape[0], k1 - k0), np.float32)
-            for i in range(j + 1, min(j + 3, len(notes))):
+            for i in range(j + 1, len(notes)):  # every note that starts within its tail
+                if notes[i].onset * HOP - PRE >= hi:
+                    break
                 started = times[k0:k1] >= notes[i].onset * HOP - PRE
                 later = np.maximum(later, combs[i][:, None] * started[None, :])
             mask = np.where(after[None, :], own * (1.0 - later), mask)

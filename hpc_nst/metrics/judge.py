@@ -38,7 +38,7 @@ SLOW_LAG = 4
 RATE_BANDS_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 31.25))
 FEATURE_VERSION = 1
 DEFAULT_JUDGE = Path(__file__).resolve().parents[1] / "assets" / "judge.npz"
-_PER_BAND = 9
+_PER_BAND = 10
 
 
 def band_dynamics(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -106,6 +106,27 @@ def test_the_style_notes_are_separated_from_their_neighbours():
     assert at[330] - at[220] > 30  # the first note's ringing is masked out of the second
 
 
+def test_a_later_note_sharing_its_harmonics_is_kept_out_of_a_tail():
+    # a long-ringing A4, three short notes, then an A3 (every A4 harmonic is one of its own)
+    # within the A4's tail: the A3's attack must not be taken for the A4's tail (a rise)
+    t = np.arange(int(1.6 * SR)) / SR
+
+    def ringing(f: float, start: float, tau: float = 0.12) -> np.ndarray:
+        tt = np.maximum(t - start, 0)
+        tone = sum(np.sin(2 * np.pi * f * h * tt) / h for h in range(1, 6))
+        return np.where(t > start, np.exp(-tt / tau) * tone, 0.0)
+
+    x = ringing(440.0, 0.05, tau=0.6) + sum(
+        ringing(f, s) for f, s in ((330.0, 0.3), (294.0, 0.55), (220.0, 0.8)))
+    bank = S.StyleBank.from_audio((0.3 * x).astype(np.float32))
+    assert [round(sn.note.f0 / 10) for sn in bank.notes] == [44, 33, 29, 22]
+    first = bank.notes[0].audio  # starts at 0.05 s - PRE
+    start = 0.05 - S.PRE / SR
+    before, after = (level_db(first, a - start, b - start) for a, b in ((0.65, 0.78),
+                                                                        (0.82, 0.95)))
+    assert after < before - 3.0, (before, after)
+
+
 def test_extend_and_shift_keep_what_they_promise():
     x = notes([300.0], 0.3, gap_s=0.0)
     longer = D.extend(x, 3 * len(x))

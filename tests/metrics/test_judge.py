@@ -33,6 +33,16 @@ def test_features_ignore_gain_and_a_static_filter():
     assert np.abs(fx - fy).mean() < 0.2 * np.abs(fx - fz).mean()
 
 
+def test_a_silent_or_still_output_is_judged_not_a_crash():
+    # no band moves: the pooled statistics fall back to zeros of the same length
+    judge = load_judge()
+    for audio in (np.zeros(2 * SR, np.float32), 0.1 * np.ones(2 * SR, np.float32)):
+        f = judge_features(audio)
+        assert f.shape == judge_features(_notes(decay=6.0)).shape == judge.mean.shape
+        p = judge.probabilities(audio)
+        assert p.shape == (len(judge.classes),) and abs(p.sum() - 1) < 1e-6
+
+
 def test_missing_or_foreign_file_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="train-judge"):
         load_judge(tmp_path / "none.npz")
