@@ -3,15 +3,16 @@
 For monophonic material; the analysis (f0 by harmonic summation, onsets) is
 :mod:`hpc_nst.engine.harmonic`'s. The style is cut into notes, each separated from its
 neighbours by harmonic masks (the reverb of the notes before it removed, its own tail kept
-away from the notes after it; a masked tail replaced by the style's measured release). Each
-content note (onset, voiced length, median pitch and slow glide, peak level) is played by
-the style note nearest in pitch (one long enough preferred): pitch-shifted by resampling (the
-band that empties refilled with the original's), its sustain continued with pieces of itself
-aligned by cross-correlation (its level trend kept: a plucked note keeps decaying) or cut into
-its tail, scaled to the content note's peak and added at its onset; finally the output is
-kept within GATE_DB of the content's level, so the content's rests stay silent. Attack,
-decay, noise, vibrato and how harmonics evolve are the style instrument's own recorded
-sound, not a model of them; pitch, rhythm and dynamics are the content's.
+away from the notes after it; a masked tail replaced by the style's measured release).
+Each content note (onset, voiced length, median pitch and slow glide, peak level) is played
+by the style note nearest in pitch (one long enough preferred): pitch-shifted by resampling
+(the band that empties refilled with the original's), its sustain continued with pieces of
+itself aligned by cross-correlation (its level trend kept: a plucked note keeps decaying)
+or cut into its tail, scaled to the content note's peak and added at its onset, where the
+tails of the notes before it are lowered by NEXT_NOTE_DB; finally the output is kept within
+GATE_DB of the content's level, so the content's rests stay silent. Attack, decay, noise,
+vibrato and how harmonics evolve are the style instrument's own recorded sound, not a model
+of them; pitch, rhythm and dynamics are the content's.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a note's
 GATE_DB = 12.0  # the output is kept within this of the content's level (its rests)
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
 MIN_RISE_DB = 1.0  # an attack: the peak this far over the level 20 ms before the onset
+NEXT_NOTE_DB = 6.0  # the earlier notes' tails lowered by this where a note starts (below)
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
 
 
@@ -311,9 +313,25 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         y = y * (note.peak / level)  # the style note's peak at the content note's
         start = note.onset * HOP - pre
         lo = max(start, 0)
+        _duck(out, note.onset * HOP, NEXT_NOTE_DB)
         seg = y[lo - start:][: len(out) - lo]
         out[lo: lo + len(seg)] += seg
     return _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB).astype(np.float32)
+
+
+def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
+    """Lower ``out`` from sample ``at`` on by ``db`` (over ``fade`` samples), in place: where a
+    note starts, the tails of the notes before it ring on ``db`` quieter. Each style note
+    brings up to TAIL_S of its own ring while the content note's voiced length already holds
+    the content instrument's release, so unducked the overlapping tails sum louder than the
+    style instrument's own (on every dev set, LSD, dynamics, pitch and both judges improve
+    with 6 dB; 6-12 dB and 20-100 ms fades are within noise of each other; README)."""
+    if db <= 0 or at >= len(out):
+        return
+    n = min(fade, len(out) - at)
+    g = 10.0 ** (-db / 20.0)
+    out[at: at + n] *= np.linspace(1.0, g, n)
+    out[at + n:] *= g
 
 
 def _gate(out: np.ndarray, content: np.ndarray, margin_db: float) -> np.ndarray:

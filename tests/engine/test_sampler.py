@@ -13,7 +13,7 @@ from hpc_nst.engine import sample_dsp as D
 from hpc_nst.engine import sampler as S
 from hpc_nst.engine.methods import run_method
 from hpc_nst.errors import TransferError
-from tests.engine.tones import SR, level_db, notes
+from tests.engine.tones import SR, harmonic_db, level_db, notes
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,24 @@ def test_a_later_note_sharing_its_harmonics_is_kept_out_of_a_tail():
     before, after = (level_db(first, a - start, b - start) for a, b in ((0.65, 0.78),
                                                                         (0.82, 0.95)))
     assert after < before - 3.0, (before, after)
+
+
+def test_earlier_tails_ring_quieter_under_the_next_note(cfg, monkeypatch):
+    # a ringing style (its tails reach into the next note) and two content notes a fifth apart
+    style = notes([220.0, 247.0, 262.0, 294.0], seconds=0.6, decay_s=0.5, gap_s=0.0)
+    content = notes([220.0, 330.0], seconds=0.5, gap_s=0.0)
+    second = S.analyse_notes(content)[1].onset * H.HOP / SR
+
+    def first_under_second(db: float) -> float:
+        monkeypatch.setattr(S, "NEXT_NOTE_DB", db)
+        out = transfer(content, style, cfg)
+        win = out[int((second + 0.06) * SR): int((second + 0.3) * SR)]
+        return harmonic_db(win, 220.0, 1)
+
+    default = S.NEXT_NOTE_DB
+    assert default > 0
+    drop = first_under_second(0.0) - first_under_second(default)
+    assert abs(drop - default) < 1.5, drop
 
 
 def test_extend_and_shift_keep_what_they_promise():
