@@ -324,8 +324,8 @@ def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
     note starts, the tails of the notes before it ring on ``db`` quieter. Each style note
     brings up to TAIL_S of its own ring while the content note's voiced length already holds
     the content instrument's release, so unducked the overlapping tails sum louder than the
-    style instrument's own (on every dev set, LSD, dynamics, pitch and both judges improve
-    with 6 dB; 6-12 dB and 20-100 ms fades are within noise of each other; README)."""
+    style instrument's own (on every dev set LSD, dynamics and pitch improve with 6 dB, the
+    judges improve or stay; 6-12 dB and 20-100 ms fades are within noise of each other; README)."""
     if db <= 0 or at >= len(out):
         return
     n = min(fade, len(out) - at)

@@ -82,7 +82,7 @@ def judge_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
         _modulation_power(d), np.append(corr, 0.0),
     ])  # (bands, _PER_BAND)
     active = std > 0.5  # dB: a band that moves at all
-    pooled = per_band[active].mean(axis=0) if active.any() else np.zeros(_PER_BAND)
+    pooled = per_band[active].mean(axis=0) if active.any() else np.zeros(per_band.shape[1])
     return np.concatenate([per_band.ravel(), pooled, [active.mean()]])
 
 

@@ -34,7 +34,8 @@ def test_features_ignore_gain_and_a_static_filter():
 
 
 def test_a_silent_or_still_output_is_judged_not_a_crash():
-    # no band moves: the pooled statistics fall back to zeros of the same length
+    # silence: no band moves, the pooled statistics fall back to zeros of the same length;
+    # a constant (a click at its start, then still)
     judge = load_judge()
     for audio in (np.zeros(2 * SR, np.float32), 0.1 * np.ones(2 * SR, np.float32)):
         f = judge_features(audio)
