@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--renders", type=int, default=3,
                    help="24 s renders per program (the last held out; default 3)")
     p.add_argument("--seed", type=int, default=0, help="melody seed (default 0)")
-    p.add_argument("--soundfont", type=Path, help="GM .sf2 (default: FluidR3_GM)")
+    p.add_argument("--soundfont", type=Path, action="append", dest="soundfonts",
+                   metavar="SF2", help="GM .sf2/.sf3 to render from; repeat it to train on "
+                   "several sample sets (default: FluidR3_GM alone)")
     p.add_argument("--gl-fraction", type=float, default=0.5,
                    help="share of windows resynthesised by Griffin-Lim (default 0.5)")
     p.set_defaults(func=run)
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.renders < 2 or not 0.0 <= args.gl_fraction <= 1.0:
         raise UsageError("--renders must be >= 2 and --gl-fraction within [0, 1]")
-    judge, metrics = train_judge(renders=args.renders, seed=args.seed, soundfont=args.soundfont,
+    judge, metrics = train_judge(renders=args.renders, seed=args.seed, soundfonts=args.soundfonts,
                                  gl_fraction=args.gl_fraction,
                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
     judge.save(args.output)

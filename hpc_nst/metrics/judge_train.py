@@ -6,7 +6,8 @@ from the benchmark's: ``(seed, 9000 + program, k)``), cut into 2.56 s windows (a
 per render); a fraction of the windows is passed through Griffin-Lim (the project's STFT, random
 phase, 32 iterations) so the judge does not take resynthesis artefacts for an instrument. The
 last render of each program is held out for validation; the L2 strength is chosen on it, then
-the judge is refitted on everything. Deterministic for a seed and a SoundFont.
+the judge is refitted on everything. Several SoundFonts may be given (the same melodies rendered
+from each). Deterministic for a seed and a list of SoundFonts.
 """
 
 from __future__ import annotations
@@ -94,17 +95,23 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, classes: int, l2: float) -> tuple
 
 
 def train_judge(programs: Sequence[int] | None = None, renders: int = 3, seed: int = 0,
-                soundfont: str | Path | None = None, gl_fraction: float = 0.5,
+                soundfonts: Sequence[str | Path] | None = None, gl_fraction: float = 0.5,
                 progress: Callable[[str], None] | None = None) -> tuple[Judge, dict]:
-    """Render, choose L2 on the held-out render, refit on all; the judge and its metrics."""
+    """Render, choose L2 on the held-out render, refit on all; the judge and its metrics.
+
+    ``soundfonts``: the GM SoundFonts to render every program from (default: FluidR3 alone);
+    the same melodies from each, so the judge learns what the instruments share across
+    sample sets rather than one set's recordings. The last render of every program in every
+    SoundFont is the validation set."""
     from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, default_soundfont
     from hpc_nst.data.triplets import MELODIC_PROGRAMS
 
     programs = tuple(MELODIC_PROGRAMS if programs is None else programs)
     if renders < 2:
         raise ValueError("renders must be >= 2 (the last one is held out for validation)")
-    sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
-    x, y, g = render_set(programs, renders, seed, sf2, gl_fraction, progress)
+    fonts = [Path(f) for f in soundfonts] if soundfonts else [default_soundfont()]
+    parts = [render_set(programs, renders, seed, f, gl_fraction, progress) for f in fonts]
+    x, y, g = (np.concatenate([part[i] for part in parts]) for i in range(3))
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     z = (x - mean) / scale
     train, val = g < renders - 1, g == renders - 1
@@ -117,7 +124,8 @@ def train_judge(programs: Sequence[int] | None = None, renders: int = 3, seed: i
     w, b = fit_logistic(z, y, len(programs), best)
     metrics = {"validation_accuracy": scores[best], "l2": best, "windows": int(len(y)),
                "validation_by_l2": {str(k): v for k, v in scores.items()}}
-    meta = {"feature_version": FEATURE_VERSION, "soundfont": sf2.name, "seed": seed,
+    meta = {"feature_version": FEATURE_VERSION, "soundfont": " + ".join(f.name for f in fonts),
+            "soundfonts": [f.name for f in fonts], "seed": seed,
             "renders": renders, "gl_fraction": gl_fraction, "programs": list(programs),
             **metrics}
     classes = tuple(GM_PROGRAM_NAMES[p] for p in programs)

@@ -77,9 +77,14 @@ def test_shipped_judge_hears_the_style_and_not_an_eq_of_the_content(tiny_job):
 def test_train_judge_small(soundfont, tmp_path):
     from hpc_nst.metrics.judge_train import train_judge
 
-    judge, metrics = train_judge(programs=(0, 40, 73), renders=2, seed=3, soundfont=soundfont,
+    judge, metrics = train_judge(programs=(0, 40, 73), renders=2, seed=3, soundfonts=[soundfont],
                                  gl_fraction=0.5)
     assert metrics["validation_accuracy"] >= 0.8
+    # two SoundFonts (here the same one twice): both rendered, both named, twice the windows
+    both, metrics2 = train_judge(programs=(0, 40, 73), renders=2, seed=3,
+                                 soundfonts=[soundfont, soundfont], gl_fraction=0.5)
+    assert metrics2["windows"] == 2 * metrics["windows"]
+    assert both.meta["soundfonts"] == [soundfont.name] * 2
     path = judge.save(tmp_path / "j.npz")
     again = load_judge(path)
     assert again.classes == ("Acoustic Grand Piano", "Violin", "Flute")
