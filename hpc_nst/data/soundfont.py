@@ -117,7 +117,8 @@ def playable_range(program: int) -> tuple[int, int]:
     return _PROGRAM_RANGES.get(program, _FAMILY_RANGES[program // 8])
 
 
-def _check_soundfont(path: Path, origin: str) -> Path:
+def check_soundfont(path: Path, origin: str) -> Path:
+    """``path`` if it is a file, else a FileNotFoundError naming it and how to get one."""
     if not path.is_file():
         raise FileNotFoundError(
             f"SoundFont not found: {path} ({origin}). Install the Debian package "
@@ -136,8 +137,8 @@ def default_soundfont() -> Path:
     """
     env = os.environ.get(SOUNDFONT_ENV, "")
     if env:
-        return _check_soundfont(Path(env), f"from ${SOUNDFONT_ENV}")
-    return _check_soundfont(DEFAULT_SOUNDFONT, "default path")
+        return check_soundfont(Path(env), f"from ${SOUNDFONT_ENV}")
+    return check_soundfont(DEFAULT_SOUNDFONT, "default path")
 
 
 def _check_note(note: Sequence[float]) -> Note:
@@ -198,7 +199,7 @@ def render_notes(
     if soundfont is None:
         path = default_soundfont()
     else:
-        path = _check_soundfont(Path(soundfont), "soundfont argument")
+        path = check_soundfont(Path(soundfont), "soundfont argument")
 
     audio = np.zeros(0)
     if checked:

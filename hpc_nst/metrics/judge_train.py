@@ -103,13 +103,14 @@ def train_judge(programs: Sequence[int] | None = None, renders: int = 3, seed: i
     the same melodies from each, so the judge learns what the instruments share across
     sample sets rather than one set's recordings. The last render of every program in every
     SoundFont is the validation set."""
-    from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, default_soundfont
+    from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, check_soundfont, default_soundfont
     from hpc_nst.data.triplets import MELODIC_PROGRAMS
 
     programs = tuple(MELODIC_PROGRAMS if programs is None else programs)
     if renders < 2:
         raise ValueError("renders must be >= 2 (the last one is held out for validation)")
-    fonts = [Path(f) for f in soundfonts] if soundfonts else [default_soundfont()]
+    fonts = ([check_soundfont(Path(f), "soundfonts argument") for f in soundfonts]
+             if soundfonts else [default_soundfont()])  # every one checked before rendering
     parts = [render_set(programs, renders, seed, f, gl_fraction, progress) for f in fonts]
     x, y, g = (np.concatenate([part[i] for part in parts]) for i in range(3))
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6

@@ -1,0 +1,39 @@
+"""``hpc-nst train-judge``: options parsed into what train_judge takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpc_nst.cli import build_parser, main
+
+
+def test_soundfont_repeats_into_a_list():
+    args = build_parser().parse_args(
+        ["train-judge", "-o", "j.npz", "--soundfont", "a.sf2", "--soundfont", "b.sf3"])
+    assert args.soundfonts == [Path("a.sf2"), Path("b.sf3")]
+    assert build_parser().parse_args(["train-judge", "-o", "j.npz"]).soundfonts is None
+
+
+def test_a_missing_soundfont_is_named_before_any_rendering(tmp_path, capsys, monkeypatch):
+    import hpc_nst.metrics.judge_train as judge_train
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered before every SoundFont was checked")
+
+    monkeypatch.setattr(judge_train, "render_set", no_render)
+    present = tmp_path / "present.sf2"
+    present.write_bytes(b"x")
+    missing = tmp_path / "nowhere.sf2"
+    code = main(["train-judge", "-o", str(tmp_path / "j.npz"), "--soundfont", str(present),
+                 "--soundfont", str(missing)])
+    err = capsys.readouterr().err
+    assert code != 0 and "nowhere.sf2" in err
+    assert not (tmp_path / "j.npz").exists()
+
+
+@pytest.mark.parametrize("bad", [["--renders", "1"], ["--gl-fraction", "2"]])
+def test_bad_options_are_usage_errors(tmp_path, capsys, bad):
+    assert main(["train-judge", "-o", str(tmp_path / "j.npz"), *bad]) != 0
+    assert "--renders must be >= 2" in capsys.readouterr().err
