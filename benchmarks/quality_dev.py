@@ -1,7 +1,7 @@
 """In-process quality check of one job on triplets (no store): every target metric per pair.
 
     python benchmarks/quality_dev.py [--triplets DIR] [--split dev|test|all] [--job TOML]
-        [--set KEY=VALUE ...] [--label NAME] [--csv OUT.csv] [--oracle-style]
+        [--set KEY=VALUE ...] [--label NAME] [--csv OUT.csv] [--oracle-style] [--judge NPZ ...]
 
 For fast iteration on the dev split only (``dev`` = s256-000..s256-007, the pairs the presets
 are tuned on; ``test`` = every other triplet). The figures quoted in the README come from
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--label", default="")
     ap.add_argument("--csv", type=Path)
+    ap.add_argument("--judge", type=Path, action="append", default=[], metavar="NPZ",
+                    help="a further EQ-proof judge (a column judge_top1_<file stem>); repeatable")
     ap.add_argument("--oracle-style", action="store_true",
                     help="use the target as the style: an upper bound of what a method can "
                     "take from the style (diagnosis only, never a reported result)")
@@ -50,6 +52,7 @@ def main() -> None:
     elif args.split == "test":
         manifest = manifest[~manifest.pair_id.isin(DEV)]
     judge, clf = load_judge(), load_classifier()
+    more_judges = {p.stem: load_judge(p) for p in args.judge}
     rows = []
     for _, r in manifest.iterrows():
         c, s, t = (load_audio(args.triplets / r[k], 16000) for k in ("content", "style", "target"))
@@ -66,6 +69,9 @@ def main() -> None:
             pitch.pitch_sets(t, 16000))
         pj = judge.probabilities(out)
         row["judge_top1"] = float(np.argmax(pj) == judge.index(lab.style_label))
+        for stem, extra in more_judges.items():
+            row[f"judge_top1_{stem}"] = float(
+                np.argmax(extra.probabilities(out)) == extra.index(lab.style_label))
         pc = clf.probabilities(out)
         row["style_top1"] = float(np.argmax(pc) == clf.index(lab.style_label))
         rows.append(row)

@@ -52,12 +52,13 @@ def test_missing_or_foreign_file_is_a_clear_error(tmp_path):
         load_judge(tmp_path / "bad.npz")
 
 
-def test_shipped_judge_hears_the_style_and_not_an_eq_of_the_content(tiny_job):
+@pytest.mark.parametrize("asset", ["judge.npz", "judge-2sf.npz"])
+def test_shipped_judges_hear_the_style_and_not_an_eq_of_the_content(tiny_job, asset):
     """Style audio -> its instrument; the content and a static EQ of it -> not the style's."""
     from hpc_nst.audio.io import load_audio
     from hpc_nst.engine.methods.eq import static_eq
 
-    judge = load_judge()
+    judge = load_judge(ROOT / "hpc_nst" / "assets" / asset)
     manifest = pd.read_csv(TRIPLETS / "manifest.csv")
     labels = pd.read_csv(TRIPLETS / "labels.csv").set_index("pair_id")
     style_ok, eq_fooled, content_fooled = [], [], []
