@@ -53,6 +53,8 @@ def main() -> None:
         manifest = manifest[~manifest.pair_id.isin(DEV)]
     judge, clf = load_judge(), load_classifier()
     more_judges = {p.stem: load_judge(p) for p in args.judge}
+    if len(more_judges) < len(args.judge):
+        ap.error("--judge files need distinct file names (each names a column)")
     rows = []
     for _, r in manifest.iterrows():
         c, s, t = (load_audio(args.triplets / r[k], 16000) for k in ("content", "style", "target"))

@@ -69,7 +69,8 @@ def render_set(programs: Sequence[int], renders: int, seed: int, soundfont: str 
                 labels.append(c)
                 groups.append(k)
         if progress is not None:
-            progress(f"rendered program {program} ({c + 1}/{len(programs)})")
+            progress(f"{Path(soundfont).name if soundfont else 'default SoundFont'}: "
+                     f"rendered program {program} ({c + 1}/{len(programs)})")
     return np.asarray(feats), np.asarray(labels), np.asarray(groups)
 
 
@@ -109,7 +110,9 @@ def train_judge(programs: Sequence[int] | None = None, renders: int = 3, seed: i
     programs = tuple(MELODIC_PROGRAMS if programs is None else programs)
     if renders < 2:
         raise ValueError("renders must be >= 2 (the last one is held out for validation)")
-    fonts = ([check_soundfont(Path(f), "soundfonts argument") for f in soundfonts]
+    if isinstance(soundfonts, (str, Path)):
+        soundfonts = [soundfonts]
+    fonts = ([check_soundfont(Path(f), "a SoundFont to train on") for f in soundfonts]
              if soundfonts else [default_soundfont()])  # every one checked before rendering
     parts = [render_set(programs, renders, seed, f, gl_fraction, progress) for f in fonts]
     x, y, g = (np.concatenate([part[i] for part in parts]) for i in range(3))
