@@ -134,7 +134,13 @@ def test_cancelled_worker_job_loses_nothing(slurm_cluster, tmp_path):
     assert "8 done" in out and "0 failed" in out
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all() and (ds.records.values == 26).all()
-    state = _slurm("squeue", "-h", "-t", "all", "-j", cancelled, "-o", "%T").strip()
+    # COMPLETING is Slurm's transient state while a cancelled job's processes are reaped
+    settle = time.time() + 60
+    while True:
+        state = _slurm("squeue", "-h", "-t", "all", "-j", cancelled, "-o", "%T").strip()
+        if state != "COMPLETING" or time.time() > settle:
+            break
+        time.sleep(1)
     assert state in ("CANCELLED", ""), state
 
 
