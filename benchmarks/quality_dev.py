@@ -51,9 +51,10 @@ def main() -> None:
         manifest = manifest[manifest.pair_id.isin(DEV)]
     elif args.split == "test":
         manifest = manifest[~manifest.pair_id.isin(DEV)]
-    judge, clf = load_judge(), load_classifier()
-    more_judges = {p.stem: load_judge(p) for p in args.judge}
-    if len(more_judges) < len(args.judge):
+    clf = load_classifier()
+    judges = {"judge_top1": load_judge(), **{f"judge_top1_{p.stem}": load_judge(p)
+                                             for p in args.judge}}
+    if len(judges) < len(args.judge) + 1:
         ap.error("--judge files need distinct file names (each names a column)")
     rows = []
     for _, r in manifest.iterrows():
@@ -69,11 +70,8 @@ def main() -> None:
         row["pitch_jaccard"] = pitch.jaccard_distance(
             pitch.pitch_sets(reference.pad_or_truncate(out, len(t)), 16000),
             pitch.pitch_sets(t, 16000))
-        pj = judge.probabilities(out)
-        row["judge_top1"] = float(np.argmax(pj) == judge.index(lab.style_label))
-        for stem, extra in more_judges.items():
-            row[f"judge_top1_{stem}"] = float(
-                np.argmax(extra.probabilities(out)) == extra.index(lab.style_label))
+        for column, judge in judges.items():
+            row[column] = float(np.argmax(judge.probabilities(out)) == judge.index(lab.style_label))
         pc = clf.probabilities(out)
         row["style_top1"] = float(np.argmax(pc) == clf.index(lab.style_label))
         rows.append(row)

@@ -301,6 +301,7 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
     """The content's notes played with ``bank``'s notes; the content's length."""
     n_out = len(content)
     out = np.zeros(n_out + SR, dtype=np.float64)
+    written = 0  # out[written:] is still silence: nothing there to duck
     for note in analyse_notes(np.asarray(content, dtype=np.float32)):
         want = (note.voiced_end - note.onset) * HOP
         sn, ratio = bank.choose(note.f0, want)
@@ -313,14 +314,16 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         y = y * (note.peak / level)  # the style note's peak at the content note's
         start = note.onset * HOP - pre
         lo = max(start, 0)
-        _duck(out, note.onset * HOP, NEXT_NOTE_DB)
+        _duck(out[:written], note.onset * HOP, NEXT_NOTE_DB)
         seg = y[lo - start:][: len(out) - lo]
         out[lo: lo + len(seg)] += seg
+        written = max(written, lo + len(seg))
     return _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB).astype(np.float32)
 
 
 def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
-    """Lower ``out`` from sample ``at`` on by ``db`` (over ``fade`` samples), in place: where a
+    """Lower ``out`` (a view up to the last sample written) from sample ``at`` on by ``db``
+    (over ``fade`` samples), in place: where a
     note starts, the tails of the notes before it ring on ``db`` quieter. Each style note
     brings up to TAIL_S of its own ring while the content note's voiced length already holds
     the content instrument's release, so unducked the overlapping tails sum louder than the
@@ -330,7 +333,7 @@ def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
         return
     n = min(fade, len(out) - at)
     g = 10.0 ** (-db / 20.0)
-    out[at: at + n] *= np.linspace(1.0, g, n)
+    out[at: at + n] *= np.linspace(1.0, g, fade)[:n]
     out[at + n:] *= g
 
 

@@ -38,7 +38,6 @@ SLOW_LAG = 4
 RATE_BANDS_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 31.25))
 FEATURE_VERSION = 1
 DEFAULT_JUDGE = Path(__file__).resolve().parents[1] / "assets" / "judge.npz"
-_PER_BAND = 10
 
 
 def band_dynamics(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -80,7 +79,7 @@ def judge_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     per_band = np.column_stack([
         std, np.maximum(step, 0).mean(axis=1), np.maximum(-step, 0).mean(axis=1), slow,
         _modulation_power(d), np.append(corr, 0.0),
-    ])  # (bands, _PER_BAND)
+    ])  # (bands, 10)
     active = std > 0.5  # dB: a band that moves at all
     pooled = per_band[active].mean(axis=0) if active.any() else np.zeros(per_band.shape[1])
     return np.concatenate([per_band.ravel(), pooled, [active.mean()]])
