@@ -54,6 +54,8 @@ MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be s
 MIN_RISE_DB = 1.0  # an attack: the peak this far over the level 20 ms before the onset
 NEXT_NOTE_DB = 6.0  # the earlier notes' tails lowered by this where a note starts (below)
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
+HARMONIC_JUMPS = (12, 19, 24, 28, 31)  # semitones from a note's f0 to its 2nd-6th harmonics
+FOLD_SEMITONES = 6.0  # a contour frame this far from its note's median pitch is a tracking slip
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,12 @@ class StyleNote:
 
 def analyse_notes(audio: np.ndarray) -> list[Note]:
     """The notes of a monophonic signal (those with a voiced frame). An onset without an
-    attack (no MIN_RISE_DB rise) at the pitch of the note before it is no new note (the
-    energy detector also fires on some fade-outs): it is merged into that note. (The defect is
-    in the shared onset detector, :func:`hpc_nst.engine.harmonic.note_onsets`; mending it
-    there would change the ``harmonic`` and ``notes`` presets' published rows, so it waits
-    for a change that reruns them.)"""
+    attack (no MIN_RISE_DB rise) at the pitch of the note before it, or at one of its
+    harmonics (HARMONIC_JUMPS: the f0 track slipping onto a harmonic as a note decays), is no
+    new note (the energy detector also fires on some fade-outs): it is merged into that note.
+    (The defect is in the shared onset detector, :func:`hpc_nst.engine.harmonic.note_onsets`;
+    mending it there would change the ``harmonic`` and ``notes`` presets' published rows, so it
+    waits for a change that reruns them.)"""
     f0, voiced = f0_track(audio)
     rms = frame_rms(audio)
     n = min(len(f0), len(rms))
@@ -94,11 +97,17 @@ def analyse_notes(audio: np.ndarray) -> list[Note]:
     notes = _build_notes(onsets, f0[:n], rms[:n])
     if notes:
         spurious = {b.onset for a, b in zip(notes, notes[1:])
-                    if b.rise < MIN_RISE_DB and abs(1200 * np.log2(b.f0 / a.f0)) < 50}
+                    if b.rise < MIN_RISE_DB and _same_or_harmonic(a.f0, b.f0)}
         if spurious:
             onsets = np.array([t for t in onsets if int(t) not in spurious], dtype=int)
             notes = _build_notes(onsets, f0[:n], rms[:n])
     return notes
+
+
+def _same_or_harmonic(f0: float, other: float) -> bool:
+    """Whether ``other`` is within 50 cents of ``f0`` or of a harmonic interval from it."""
+    semitones = abs(12 * np.log2(other / f0))
+    return min(abs(semitones - h) for h in (0, *HARMONIC_JUMPS)) < 0.5
 
 
 def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[Note]:
@@ -117,8 +126,11 @@ def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[No
         near = np.flatnonzero(db[top: ve - a] >= db[top] - SUSTAIN_DB)
         before = float(rms[a - 2]) if a >= 2 else 0.0
         rise = 20 * np.log10(peak / before) if before > 0 else np.inf
-        notes.append(Note(a, ve, float(np.median(f0[a:b][voiced_at])), peak,
-                          held[: ve - a], a + top + int(near[-1]) + 1, rise))
+        median = float(np.median(f0[a:b][voiced_at]))
+        contour = held[: ve - a]  # slips onto a harmonic or subharmonic read as the median
+        contour = np.where(np.abs(12 * np.log2(contour / median)) > FOLD_SEMITONES, median,
+                           contour)
+        notes.append(Note(a, ve, median, peak, contour, a + top + int(near[-1]) + 1, rise))
     return notes
 
 

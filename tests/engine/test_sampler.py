@@ -195,3 +195,29 @@ def test_a_style_is_cut_into_notes_once_for_many_contents(cfg):
     assert style_bank(style) is not style_bank(0.5 * style)
     first = transfer(notes([262.0]), style, cfg)
     np.testing.assert_array_equal(transfer(notes([262.0]), style, cfg), first)
+
+
+def _slipping_track(monkeypatch, rise_db: float, until: int) -> np.ndarray:
+    """A decaying 220 Hz note whose f0 track reads 440 Hz from frame 50 to ``until`` (a slip
+    onto the second harmonic), where the onset detector fires; at that frame the level rises
+    by ``rise_db`` (0: a slip in the decay; 6 dB: a real new note an octave up)."""
+    n_frames = 100
+    t = np.arange(n_frames * H.HOP) / SR
+    env = np.exp(-t / 0.4) * np.where(t >= 50 * H.HOP / SR, 10 ** (rise_db / 20), 1.0)
+    audio = (0.3 * env * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    f0 = np.full(n_frames + 1, 220.0)
+    f0[50:until] = 440.0
+    monkeypatch.setattr(S, "f0_track", lambda a: (f0.copy(), np.ones(len(f0), bool)))
+    monkeypatch.setattr(S, "note_onsets", lambda f, v, a: np.array([0, 50]))
+    return audio
+
+
+def test_an_f0_slip_onto_a_harmonic_is_no_new_note_and_no_glide(monkeypatch):
+    notes_ = S.analyse_notes(_slipping_track(monkeypatch, rise_db=0.0, until=70))
+    assert len(notes_) == 1, [(n.onset, n.f0) for n in notes_]
+    assert np.allclose(notes_[0].contour, 220.0)  # the slipped frames read as the note's pitch
+
+
+def test_a_new_note_an_octave_up_with_an_attack_stays_a_note(monkeypatch):
+    notes_ = S.analyse_notes(_slipping_track(monkeypatch, rise_db=6.0, until=101))
+    assert [round(n.f0) for n in notes_] == [220, 440]
