@@ -50,3 +50,28 @@ def test_names_unheard_notes(tmp_path) -> None:
         audio = render_notes([(pitch, 0.05, 1.8, 90)], program, duration=2.56)
         ranked = top_k(classify_audio(model, audio, STFTConfig()).overall, meta["classes"])
         assert name in [label for label, _ in ranked], (name, ranked)
+
+
+def test_the_trained_features_from_the_content_keep_the_notes() -> None:
+    """`jobs/classifier-features.toml` started from the content with the style's Gram at conv1
+    only (README "The feature network"): the output still plays the content's two notes. From
+    noise with the style at conv1-conv4 (the preset as it is) the output is unvoiced."""
+    import numpy as np
+
+    from hpc_nst.engine import harmonic as H
+    from hpc_nst.engine.methods import run_method
+    from tests.engine.tones import SR, notes
+
+    job = Path(__file__).parents[2] / "jobs" / "classifier-features.toml"
+    cfg = load_job(job, {"optim": {"iterations": 60, "init": "content"},
+                         "loss": {"style_layers": ["conv1"], "style_layer_weights": [1.0]},
+                         "griffin_lim": {"iterations": 30}})
+    content = notes([262.0, 392.0], seconds=0.6, gap_s=0.05)
+    style = notes([150.0, 180.0, 200.0], seconds=0.4, decay_s=0.15, gap_s=0.0)
+    out = run_method([content], [style], cfg, seeds=[0])[0].audio
+    f0, voiced = H.f0_track(out)
+    for (a, b), want in (((0.1, 0.5), 262.0), ((0.75, 1.15), 392.0)):
+        frames = slice(int(a * SR / H.HOP), int(b * SR / H.HOP))
+        assert voiced[frames].mean() > 0.8
+        got = float(np.median(f0[frames][voiced[frames]]))
+        assert abs(1200 * np.log2(got / want)) < 50, (want, got)
