@@ -138,7 +138,8 @@ def reliable(notes: list[Note]) -> list[Note]:
     """The notes worth sampling: voiced over at least MIN_VOICED frames, within QUIET_DB of
     the loudest, with an attack (MIN_RISE_DB over the level before: not a slip of the onset
     detector in a note's decay) and a steady pitch (STEADY of their voiced frames within 50
-    cents of their median: no octave jumps of the f0 track); all of them if none is."""
+    cents of their median; frames over FOLD_SEMITONES off, slips of the f0 track onto a
+    harmonic, already read as the median and so count as steady); all of them if none is."""
     if not notes:
         return notes
     loudest = max(n.peak for n in notes)
