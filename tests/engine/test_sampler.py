@@ -218,6 +218,15 @@ def test_an_f0_slip_onto_a_harmonic_is_no_new_note_and_no_glide(monkeypatch):
     assert np.allclose(notes_[0].contour, 220.0)  # the slipped frames read as the note's pitch
 
 
+def test_the_slip_rule_merges_at_harmonic_intervals(monkeypatch):
+    # a slip as long as the note itself: one note (its pitch the longer reading), and two
+    # notes when no harmonic interval counts as a slip
+    audio = _slipping_track(monkeypatch, rise_db=0.0, until=101)
+    assert len(S.analyse_notes(audio)) == 1
+    monkeypatch.setattr(S, "HARMONIC_JUMPS", ())
+    assert len(S.analyse_notes(audio)) == 2
+
+
 def test_a_new_note_an_octave_up_with_an_attack_stays_a_note(monkeypatch):
     notes_ = S.analyse_notes(_slipping_track(monkeypatch, rise_db=6.0, until=101))
     assert [round(n.f0) for n in notes_] == [220, 440]
