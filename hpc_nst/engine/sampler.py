@@ -343,8 +343,8 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
 
 def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
     """Lower ``out`` (a view up to the last sample written) from sample ``at`` on by ``db``
-    (over ``fade`` samples), in place: where a
-    note starts, the tails of the notes before it ring on ``db`` quieter. Each style note
+    (over ``fade`` samples), in place: where a note starts, the tails of the notes before it
+    ring on ``db`` quieter. Each style note
     brings up to TAIL_S of its own ring while the content note's voiced length already holds
     the content instrument's release, so unducked the overlapping tails sum louder than the
     style instrument's own (on every dev set LSD, dynamics and pitch improve with 6 dB, the
