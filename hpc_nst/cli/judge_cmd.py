@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train-judge", help="train the EQ-proof style judge (report's judge_top1)",
         description="Render random melodies of every triplet program from one or more GM "
         "SoundFonts, describe each window by band-normalised log-mel dynamics (which a static "
-        "EQ cannot change) and fit a logistic regression; the last render of each program is held out "
-        "to choose the L2 strength. See hpc_nst/metrics/judge.py.")
+        "EQ cannot change) and fit a logistic regression; the last render of each program is "
+        "held out to choose the L2 strength. See hpc_nst/metrics/judge.py.")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="NPZ",
                    help="judge file to write (hpc-nst report --judge NPZ)")
     p.add_argument("--renders", type=int, default=3,
