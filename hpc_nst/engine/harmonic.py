@@ -6,7 +6,10 @@ since the note's onset (harmonics 1-24 by their number, higher ones by frequency
 with a per-number correction where a number has too few points); the release after the
 voicing ends; the level between the harmonics (noise); the vibrato's depth and rate. The
 content gives what to play: its f0 track (harmonic summation), its notes (onsets at voicing
-starts, pitch jumps and energy re-attacks) and each note's peak level. The output is additive
+starts, pitch jumps and energy re-attacks; a detection that brings no attack at the previous
+note's pitch or a harmonic interval from it is the track slipping onto a harmonic in a decay,
+no new note, and in the style's notes such slipped frames are measured at the note's median
+pitch) and each note's peak level. The output is additive
 synthesis of each note at its median pitch plus the style's vibrato, with the template's
 harmonic levels at each frame's time since onset scaled to the note's level, plus noise shaped
 by the template: attack, decay, spectral evolution and vibrato come from the style; pitch,
@@ -34,6 +37,11 @@ FLOOR_DB = -80.0
 VOICING_DB = 45.0  # frames this far below the loudest are unvoiced
 RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
 RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after the voicing ends
+RMS_WIN = 480  # 30 ms
+MIN_RISE_DB = 1.0  # an attack: a note's peak this far over the level 20 ms before its onset
+HARMONIC_JUMPS = (12, 19, 24, 28, 31)  # semitones from a note's f0 to its 2nd-6th harmonics
+RELEASE_DROP_DB = 6.0  # a note's level falling this much in 50 ms: its release has begun
+FOLD_SEMITONES = 6.0  # a frame this far from its note's median pitch is a tracking slip
 
 
 def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +115,58 @@ def _db(x: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(x, 1e-9))
 
 
+def frame_rms(audio: np.ndarray) -> np.ndarray:
+    """RMS of 30 ms around each 10 ms frame centre (frame ``t`` at sample ``t * HOP``)."""
+    a = np.asarray(audio, dtype=np.float64)
+    padded = np.pad(a, RMS_WIN // 2)
+    csum = np.concatenate([[0.0], np.cumsum(padded ** 2)])
+    starts = np.arange(0, len(a) + 1, HOP)
+    return np.sqrt((csum[starts + RMS_WIN] - csum[starts]) / RMS_WIN)
+
+
 def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.ndarray:
     """Onset frames: voicing starts, pitch jumps of at least half a semitone between voiced
-    frames, and energy re-attacks (same pitch played again)."""
+    frames, and energy re-attacks (same pitch played again); less the detections that bring
+    no attack at the previous note's pitch or a harmonic interval from it
+    (:func:`without_slips`)."""
+    rms = frame_rms(audio)
+    n = min(len(f0), len(rms))
+    return without_slips(detected_onsets(f0, voiced, audio), f0[:n], rms[:n])
+
+
+def without_slips(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> np.ndarray:
+    """``onsets`` less those that start no new note: no attack (the note's peak under
+    MIN_RISE_DB over the level 20 ms before) at the pitch of the note before it, or at a
+    harmonic interval above or below it (HARMONIC_JUMPS: the f0 track slipping onto a harmonic
+    or subharmonic as a note decays, where the energy detector fires on the fading level).
+    Pitches are the notes' medians over their voiced frames; notes without a voiced frame or
+    level are skipped. So a legato leap of an octave or a twelfth without any attack is taken
+    for one note."""
+    readings = []  # (onset, median f0, rise dB) of each note with a voiced frame and a level
+    for a, b in split_notes(onsets, len(f0)):
+        voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
+        if len(voiced_at) == 0:
+            continue
+        peak = float(rms[a: a + int(voiced_at[-1]) + 1].max())
+        if peak <= 0:
+            continue
+        before = float(rms[a - 2]) if a >= 2 else 0.0
+        rise = 20 * np.log10(peak / before) if before > 0 else np.inf
+        readings.append((a, float(np.median(f0[a:b][voiced_at])), rise))
+    spurious = {b for (_, f_a, _), (b, f_b, rise) in zip(readings, readings[1:])
+                if rise < MIN_RISE_DB and same_or_harmonic(f_a, f_b)}
+    return np.array([t for t in onsets if int(t) not in spurious], dtype=int)
+
+
+def same_or_harmonic(f0: float, other: float) -> bool:
+    """Whether ``other`` is within 50 cents of ``f0`` or of a harmonic interval from it."""
+    semitones = abs(12 * np.log2(other / f0))
+    return min(abs(semitones - h) for h in (0, *HARMONIC_JUMPS)) < 0.5
+
+
+def detected_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """Every candidate onset frame: voicing starts, pitch jumps of at least half a semitone
+    between voiced frames, and energy re-attacks (same pitch played again)."""
     import torch
 
     from hpc_nst.audio.spectrogram import complex_stft
@@ -140,6 +197,15 @@ def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.nda
             continue
         merged.append(t)
     return np.asarray(merged, dtype=int)
+
+
+def without_track_slips(track: np.ndarray, median: float) -> np.ndarray:
+    """A note's f0 ``track`` with the frames over FOLD_SEMITONES from its ``median`` pitch (the
+    track slipped onto a harmonic or subharmonic; a glide that wide is flattened too) read as
+    the median; NaN frames stay NaN."""
+    with np.errstate(invalid="ignore"):
+        far = np.abs(12 * np.log2(track / median)) > FOLD_SEMITONES
+    return np.where(far, median, track)
 
 
 def split_notes(onsets: np.ndarray, n: int) -> list[tuple[int, int]]:
@@ -183,9 +249,12 @@ class NoteTemplate:
         mag = magnitude(audio)
         n = min(mag.shape[1], len(f0))
         notes = split_notes(note_onsets(f0[:n], voiced[:n], audio), n)
-        held = np.full(n, np.nan)
+        held, f0 = np.full(n, np.nan), f0[:n].copy()
         for a, b in notes:
-            held[a:b] = fill_f0(f0[:n], a, b)
+            voiced_f0 = f0[a:b][np.isfinite(f0[a:b])]
+            if len(voiced_f0):
+                f0[a:b] = without_track_slips(f0[a:b], float(np.median(voiced_f0)))
+            held[a:b] = fill_f0(f0, a, b)
         levels = harmonic_levels(mag, held)
         taus, freqs, dbs, hs = [], [], [], []
         tails = []
@@ -202,13 +271,13 @@ class NoteTemplate:
             if vib is not None:
                 vibratos.append(vib)
             voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
-            if len(voiced_at) and voiced_at[-1] + 1 < b - a:
-                last = voiced_at[-1]
+            last = _body_end(_db(total), int(voiced_at[-1])) if len(voiced_at) else b - a
+            if last + 1 < b - a:
                 tails.append(_db(total[last + 1:]) - _db(total[last]))
             for t in range(a, b):
                 if between[t] is not None:
                     noise_pts.append((t - a, between[t] - ref))
-                if not np.isfinite(f0[t]):
+                if not np.isfinite(f0[t]) or t - a > last:
                     continue
                 h = np.flatnonzero(levels[t] > 0) + 1
                 taus.append(np.full(len(h), t - a))
@@ -274,6 +343,17 @@ class NoteTemplate:
         db[:HARMONIC_CORRECTION] = low
         db[freqs >= TOP_HZ] = -np.inf
         return db
+
+
+def _body_end(db: np.ndarray, last_voiced: int) -> int:
+    """A note's last frame before its release: its last voiced one, less the voiced frames at
+    its end where the level falls faster than RELEASE_DROP_DB in 50 ms (a release that is
+    still voiced: measured as the release, not as the note's level at that time; otherwise the
+    template's last time bins hold the notes' ends and a held style fades on longer notes)."""
+    last = last_voiced
+    while last >= 5 and db[last] < db[last - 5] - RELEASE_DROP_DB:
+        last -= 1
+    return last
 
 
 def _note_vibrato(f0: np.ndarray) -> tuple[float, float] | None:

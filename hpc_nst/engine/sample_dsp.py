@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpc_nst.engine.harmonic import HOP, SR
+from hpc_nst.engine.harmonic import HOP, SR, frame_rms
 
 # 60 ms crossfades (the match spans several periods of a low note: 20 ms, one period at 50 Hz,
 # aligned worse; dev LSD 10.21 -> 10.13, README "v1.4"), 200 ms pieces
 EXTEND_OVERLAP, EXTEND_PIECE = 960, 3200
 TREND_R2 = 0.6  # a level trend is kept only where a line explains this much of the level
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not
-RMS_WIN = 480  # 30 ms
-
-
-def frame_rms(audio: np.ndarray) -> np.ndarray:
-    """RMS of 30 ms around each 10 ms frame centre (frame ``t`` at sample ``t * HOP``)."""
-    a = np.asarray(audio, dtype=np.float64)
-    padded = np.pad(a, RMS_WIN // 2)
-    csum = np.concatenate([[0.0], np.cumsum(padded ** 2)])
-    starts = np.arange(0, len(a) + 1, HOP)
-    return np.sqrt((csum[starts + RMS_WIN] - csum[starts]) / RMS_WIN)
 
 
 def shift(audio: np.ndarray, ratio: float) -> np.ndarray:

@@ -23,18 +23,20 @@ import numpy as np
 
 from hpc_nst.engine.harmonic import (
     HOP,
+    MIN_RISE_DB,
     RELEASE_S,
     SR,
     default_release,
     f0_track,
     fill_f0,
+    frame_rms,
     note_onsets,
     release_curve,
     split_notes,
+    without_track_slips,
 )
 from hpc_nst.engine.sample_dsp import (
     extend,
-    frame_rms,
     glide,
     shift,
     slow_cents,
@@ -51,11 +53,8 @@ ATTACK = 6 * HOP  # samples after the onset never extended
 STRETCH_COST = 3.0  # semitones of pitch distance worth one doubling of a note's sustain
 GATE_DB = 12.0  # the output is kept within this of the content's level (its rests)
 MIN_VOICED, QUIET_DB, STEADY = 6, 25.0, 0.6  # what a style note must be to be sampled
-MIN_RISE_DB = 1.0  # an attack: the peak this far over the level 20 ms before the onset
 NEXT_NOTE_DB = 6.0  # the earlier notes' tails lowered by this where a note starts (below)
 SUSTAIN_DB = 10.0  # a note's sustain: where its level is within this of its peak
-HARMONIC_JUMPS = (12, 19, 24, 28, 31)  # semitones from a note's f0 to its 2nd-6th harmonics
-FOLD_SEMITONES = 6.0  # a contour frame this far from its note's median pitch is a tracking slip
 
 
 @dataclass(frozen=True)
@@ -83,35 +82,15 @@ class StyleNote:
 
 
 def analyse_notes(audio: np.ndarray) -> list[Note]:
-    """The notes of a monophonic signal (those with a voiced frame). An onset without an
-    attack (no MIN_RISE_DB rise) at the pitch of the note before it, or a harmonic interval
-    above or below it (HARMONIC_JUMPS: the f0 track slipping onto a harmonic or subharmonic as
-    a note decays), is no new note (the energy detector also fires on some fade-outs): it is
-    merged into that note, whose pitch is the median over all its frames (the longer reading
-    wins: the pitch read before the slip instead made the dev split worse, LSD 10.21 -> 10.68,
-    as the track also settles onto the right pitch after a wrong attack). So a legato leap of
-    an octave or a twelfth without any attack is taken for one note.
-    (The defect is in the shared onset detector, :func:`hpc_nst.engine.harmonic.note_onsets`;
-    mending it there would change the ``harmonic`` and ``notes`` presets' published rows, so it
-    waits for a change that reruns them.)"""
+    """The notes of a monophonic signal (those with a voiced frame), at the onsets of
+    :func:`hpc_nst.engine.harmonic.note_onsets` (a slip of the f0 track onto a harmonic in a
+    note's decay is no new note there). A note's pitch is the median over all its frames: the
+    longer reading wins (the pitch read before a slip instead made the dev split worse, LSD
+    10.21 -> 10.68, as the track also settles onto the right pitch after a wrong attack)."""
     f0, voiced = f0_track(audio)
     rms = frame_rms(audio)
     n = min(len(f0), len(rms))
-    onsets = note_onsets(f0[:n], voiced[:n], audio)
-    notes = _build_notes(onsets, f0[:n], rms[:n])
-    if notes:
-        spurious = {b.onset for a, b in zip(notes, notes[1:])
-                    if b.rise < MIN_RISE_DB and _same_or_harmonic(a.f0, b.f0)}
-        if spurious:
-            onsets = np.array([t for t in onsets if int(t) not in spurious], dtype=int)
-            notes = _build_notes(onsets, f0[:n], rms[:n])
-    return notes
-
-
-def _same_or_harmonic(f0: float, other: float) -> bool:
-    """Whether ``other`` is within 50 cents of ``f0`` or of a harmonic interval from it."""
-    semitones = abs(12 * np.log2(other / f0))
-    return min(abs(semitones - h) for h in (0, *HARMONIC_JUMPS)) < 0.5
+    return _build_notes(note_onsets(f0[:n], voiced[:n], audio), f0[:n], rms[:n])
 
 
 def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[Note]:
@@ -131,11 +110,7 @@ def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[No
         before = float(rms[a - 2]) if a >= 2 else 0.0
         rise = 20 * np.log10(peak / before) if before > 0 else np.inf
         median = float(np.median(f0[a:b][voiced_at]))
-        # slips onto a harmonic or subharmonic read as the median (a glide wider than
-        # FOLD_SEMITONES within one note is flattened too)
-        contour = held[: ve - a]
-        contour = np.where(np.abs(12 * np.log2(contour / median)) > FOLD_SEMITONES, median,
-                           contour)
+        contour = without_track_slips(held[: ve - a], median)
         notes.append(Note(a, ve, median, peak, contour, a + top + int(near[-1]) + 1, rise))
     return notes
 
@@ -144,9 +119,10 @@ def reliable(notes: list[Note]) -> list[Note]:
     """The notes worth sampling: voiced over at least MIN_VOICED frames, within QUIET_DB of
     the loudest, with an attack (MIN_RISE_DB over the level before: not a slip of the onset
     detector in a note's decay) and a steady pitch (STEADY of their voiced frames within 50
-    cents of their median; frames over FOLD_SEMITONES off, slips of the f0 track onto a
-    harmonic, already read as the median and so count as steady: counting them unsteady
-    rejects a note whose decay slipped, dev3 LSD 9.80 -> 9.89); all of them if none is."""
+    cents of their median; slips of the f0 track onto a harmonic, already read as the median
+    by :func:`hpc_nst.engine.harmonic.without_track_slips`, count as steady: counting them
+    unsteady rejects a note whose decay slipped, dev3 LSD 9.80 -> 9.89); all of them if none
+    is."""
     if not notes:
         return notes
     loudest = max(n.peak for n in notes)

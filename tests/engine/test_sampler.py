@@ -41,7 +41,7 @@ def tremolo(freq: float, seconds: float, rate: float) -> np.ndarray:
 
 def modulation_at(x: np.ndarray, rate: float) -> float:
     """Share of the level envelope's fluctuation power within 1 Hz of ``rate``."""
-    db = 20 * np.log10(D.frame_rms(x)[2:-2] + 1e-6)
+    db = 20 * np.log10(H.frame_rms(x)[2:-2] + 1e-6)
     db = np.maximum(db, db.max() - 40.0)
     db = db - db.mean()
     power = np.abs(np.fft.rfft(db * np.hanning(len(db)))) ** 2
@@ -182,7 +182,7 @@ def test_an_extended_plucked_note_decays_without_a_jump_into_its_tail(cfg):
     tone = sum(np.sin(2 * np.pi * 262.0 * h * t) / h for h in range(1, 6))
     content = np.concatenate([0.2 * env * tone, np.zeros(int(0.5 * SR))]).astype(np.float32)
     out = transfer(content, notes([220.0, 300.0], 0.3, decay_s=0.15, gap_s=0.2), cfg)
-    db = 20 * np.log10(D.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
+    db = 20 * np.log10(H.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
     assert np.diff(db).max() < 3.0  # never rises by more than 3 dB from one 10 ms to the next
     assert db[:10].mean() - db[100:110].mean() > 15  # and it does decay
 
@@ -208,7 +208,7 @@ def _slipping_track(monkeypatch, rise_db: float, until: int) -> np.ndarray:
     f0 = np.full(n_frames + 1, 220.0)
     f0[50:until] = 440.0
     monkeypatch.setattr(S, "f0_track", lambda a: (f0.copy(), np.ones(len(f0), bool)))
-    monkeypatch.setattr(S, "note_onsets", lambda f, v, a: np.array([0, 50]))
+    monkeypatch.setattr(H, "detected_onsets", lambda f, v, a: np.array([0, 50]))
     return audio
 
 
@@ -223,7 +223,7 @@ def test_the_slip_rule_merges_at_harmonic_intervals(monkeypatch):
     # notes when no harmonic interval counts as a slip
     audio = _slipping_track(monkeypatch, rise_db=0.0, until=101)
     assert len(S.analyse_notes(audio)) == 1
-    monkeypatch.setattr(S, "HARMONIC_JUMPS", ())
+    monkeypatch.setattr(H, "HARMONIC_JUMPS", ())
     assert len(S.analyse_notes(audio)) == 2
 
 
