@@ -1,13 +1,15 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
-        [--device cpu|cuda] [--profile]
+        [--device cpu|cuda] [--precision fp32|bf16] [--profile]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
 plain 3x3 convolution (128 -> 256 channels at 64x64, forward), the best case for the CPU.
 A batch is one forward/backward pass (the GPU's path; on a CPU the engine runs each pair alone,
-i.e. batch 1).
+i.e. batch 1). ``--precision bf16`` runs the step as the engine does with ``optim.precision =
+"bf16"`` (bfloat16 autocast) and measures the reference convolution under the same autocast
+too, so "of ref" compares like with like; the fp32 reference is printed beside it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ from hpc_nst.engine.objective import Objective
 from hpc_nst.models.checkpoint import resolve_model
 
 
-def conv_reference_gflops(device: torch.device, repeats: int = 10) -> float:
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def conv_reference_gflops(device: torch.device, repeats: int = 10,
+                          precision: str = "fp32") -> float:
     """GFLOP/s of a 3x3 conv, 128 -> 256 channels on a 64x64 map, batch 8."""
     conv = torch.nn.Conv2d(128, 256, 3, padding=1).to(device)
     x = torch.randn(8, 128, 64, 64, device=device)
     flops = 2 * 8 * 256 * 128 * 9 * 64 * 64
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(device, precision):
         for _ in range(2):
             conv(x)
         _sync(device)
@@ -52,6 +59,7 @@ def bench(
     width: int | None,
     device: torch.device,
     profile: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     overrides = {"model": "random"} if width else {}
     if width:
@@ -71,7 +79,9 @@ def bench(
 
     def step() -> None:  # one pass over the batch (a GPU's path; a CPU runs each pair alone)
         opt.zero_grad(set_to_none=True)
-        objective(x)[0].sum().backward()
+        with _autocast(device, precision):
+            total = objective(x)[0]
+        total.float().sum().backward()
         opt.step()
 
     return _timed(step, batch, iterations, model.width, device, profile)
@@ -122,18 +132,23 @@ def main() -> None:
         "--width", type=int, help="random model of this width (default: the job's default model)"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
     args = parser.parse_args()
     device = pick_device(args.device)
-    ref = conv_reference_gflops(device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"reference 3x3 conv (128->256 @ 64x64): {ref:.1f} GFLOP/s")
+    ref32 = conv_reference_gflops(device)
+    ref = ref32 if args.precision == "fp32" else conv_reference_gflops(device,
+                                                                        precision=args.precision)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"precision {args.precision}")
+    print(f"reference 3x3 conv (128->256 @ 64x64): {ref:.1f} GFLOP/s in {args.precision}"
+          f" ({ref32:.1f} in fp32)")
     print(
         f"{'batch':>5} {'width':>5} {'ms/iter':>9} {'ms/pair':>9} {'GFLOP/iter':>10} "
         f"{'GFLOP/s':>8} {'of ref':>7}"
     )
     for b in args.batch_sizes:
-        r = bench(b, args.iterations, args.width, device, args.profile)
+        r = bench(b, args.iterations, args.width, device, args.profile, args.precision)
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "

@@ -84,6 +84,7 @@ class OptimConfig:
     record_every: int = 1
     window_s: float = 0.0  # > 0: content longer than this is optimised in overlapping windows
     window_overlap_s: float = 1.0  # cross-fade between windows (hpc_nst/engine/windows.py)
+    precision: str = "fp32"  # "bf16": the loss and its gradient under bfloat16 autocast
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ NEUTRAL: dict[str, Any] = {
     "loss.term_params": {},
     "optim.window_s": 0.0,
     "optim.window_overlap_s": 1.0,
+    "optim.precision": "fp32",
 }
 
 
@@ -176,6 +178,7 @@ def effective_parameters(data: dict[str, Any]) -> dict[str, Any]:
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("noise", "content")
+PRECISIONS = ("fp32", "bf16")
 TIMBRE_ENVELOPES = ("spectrum", "cepstral")
 
 #: Short names accepted by ``--set`` and manifest overrides.
@@ -307,6 +310,7 @@ def _validate(cfg: JobConfig) -> JobConfig:
         TERMS.get(name).validate(cfg.loss)
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")
     need(cfg.optim.init in INITS, "optim.init", f"must be one of {INITS}")
+    need(cfg.optim.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
     need(cfg.optim.iterations >= 0, "optim.iterations", "must be >= 0")
     need(cfg.optim.learning_rate > 0, "optim.learning_rate", "must be > 0")
     need(cfg.optim.record_every >= 1, "optim.record_every", "must be >= 1")

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from hpc_nst.config import apply_overrides
 from hpc_nst.engine.device import TransferError, estimate_bytes
@@ -165,3 +166,38 @@ def test_ulyanov_gram_distance_forms_agree(frames, s_frames, filters):
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g_got.double(), g_want.double(), rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_precision_runs_the_objective_in_bfloat16_and_still_optimises(tiny_job, monkeypatch):
+    from hpc_nst.engine.objective import Objective
+
+    seen = []
+    call = Objective.__call__
+
+    def spy(self, x):
+        total, terms = call(self, x)
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return total, terms
+
+    monkeypatch.setattr(Objective, "__call__", spy)
+    c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.5, 1)
+    cfg = apply_overrides(tiny_job, {"optim.precision": "bf16", "iterations": "15"})
+    (r,) = transfer_batch([c], [s], cfg)
+    assert seen and all(seen)  # every evaluation, the final one included, under autocast
+    assert r.error is None and np.isfinite(r.output).all()
+    assert r.losses["total"][-1] < 0.7 * r.losses["total"][0]
+    seen.clear()
+    (f,) = transfer_batch([c], [s], apply_overrides(tiny_job, {"iterations": "15"}))
+    assert seen and not any(seen)  # fp32, the default: no autocast
+    assert not np.array_equal(r.output, f.output)
+
+
+def test_precision_is_checked_and_fp32_keeps_the_digest_of_older_stores(tiny_job):
+    from hpc_nst.config import JobConfig
+    from hpc_nst.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="optim.precision"):
+        apply_overrides(tiny_job, {"optim.precision": "fp16"})
+    assert "precision" not in JobConfig().effective()["optim"]  # a store made before the key
+    bf16 = apply_overrides(JobConfig(), {"optim.precision": "bf16"})
+    assert bf16.digest() != JobConfig().digest()
