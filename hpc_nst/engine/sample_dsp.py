@@ -82,7 +82,7 @@ def trend_db_per_sample(x: np.ndarray) -> float:
 
 def extend(x: np.ndarray, length: int) -> np.ndarray:
     """``x`` continued to ``length`` samples with pieces of its second half, each placed where
-    it best continues the waveform (cross-correlation over a 20 ms overlap, crossfaded): the
+    it best continues the waveform (cross-correlation over the EXTEND_OVERLAP, crossfaded): the
     sustain keeps its own pitch, noise and modulation rates, which a phase vocoder smears."""
     if len(x) >= length:
         return x[:length].astype(np.float64)
