@@ -24,11 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from hpc_nst.config import load_job
 from hpc_nst.engine.device import pick_device
 from hpc_nst.engine.objective import Objective
+from hpc_nst.engine.transfer import precision_context
 from hpc_nst.models.checkpoint import resolve_model
-
-
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def conv_reference_gflops(device: torch.device, repeats: int = 10,
@@ -37,7 +34,7 @@ def conv_reference_gflops(device: torch.device, repeats: int = 10,
     conv = torch.nn.Conv2d(128, 256, 3, padding=1).to(device)
     x = torch.randn(8, 128, 64, 64, device=device)
     flops = 2 * 8 * 256 * 128 * 9 * 64 * 64
-    with torch.no_grad(), _autocast(device, precision):
+    with torch.no_grad(), precision_context(precision, device):
         for _ in range(2):
             conv(x)
         _sync(device)
@@ -79,7 +76,7 @@ def bench(
 
     def step() -> None:  # one pass over the batch (a GPU's path; a CPU runs each pair alone)
         opt.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with precision_context(precision, device):
             total = objective(x)[0]
         total.float().sum().backward()
         opt.step()

@@ -1,24 +1,25 @@
 """Harmonic analysis and resynthesis: the content's notes played with the style's harmonics.
 
 For monophonic material. The style is analysed into a *note template*, each part the median
-over the style's notes: the level of each harmonic in dB relative to its note's peak, by time
-since the note's onset (harmonics 1-24 by their number, higher ones by frequency on a log grid,
-with a per-number correction where a number has too few points); the release after the
-voicing ends; the level between the harmonics (noise); the vibrato's depth and rate. The
-content gives what to play: its f0 track (harmonic summation), its notes (onsets at voicing
-starts, pitch jumps and energy re-attacks; a detection that brings no attack at the previous
-note's pitch or a harmonic interval from it is the track slipping onto a harmonic in a decay,
-no new note, and in the style's notes such slipped frames are measured at the note's median
-pitch) and each note's peak level. The output is additive
-synthesis of each note at its median pitch plus the style's vibrato, with the template's
-harmonic levels at each frame's time since onset scaled to the note's level, plus noise shaped
-by the template: attack, decay, spectral evolution and vibrato come from the style; pitch,
-rhythm and dynamics from the content.
+over the style's notes: the level of each harmonic in dB relative to its note's peak, by
+time since the note's onset (harmonics 1-24 by their number, higher ones by frequency on a
+log grid, with a per-number correction where a number has too few points); the release after
+the note's body ends (its voicing, or the start of a release that is still voiced); the
+level between the harmonics (noise); the vibrato's depth and rate. The content gives what to
+play: its f0 track (harmonic summation), its notes (onsets at voicing starts, pitch jumps
+and energy re-attacks; a detection that brings no attack at the previous note's pitch or a
+harmonic interval from it is the track slipping onto a harmonic in a decay, no new note, and
+in the style's notes such slipped frames are measured at the note's median pitch) and each
+note's peak level. The output is additive synthesis of each note at its median pitch plus
+the style's vibrato, with the template's harmonic levels at each frame's time since onset
+scaled to the note's level, plus noise shaped by the template: attack, decay, spectral
+evolution and vibrato come from the style; pitch, rhythm and dynamics from the content.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,11 +37,11 @@ HARMONIC_CORRECTION = 24  # harmonics with their own correction term
 FLOOR_DB = -80.0
 VOICING_DB = 45.0  # frames this far below the loudest are unvoiced
 RELEASE_S = 0.08  # fallback fade after the voicing ends (a style without audible releases)
-RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after the voicing ends
+RELEASE_FRAMES = 150  # release measured and applied up to 1.5 s after a note's body ends
 RMS_WIN = 480  # 30 ms
 MIN_RISE_DB = 1.0  # an attack: a note's peak this far over the level 20 ms before its onset
 HARMONIC_JUMPS = (12, 19, 24, 28, 31)  # semitones from a note's f0 to its 2nd-6th harmonics
-RELEASE_DROP_DB = 6.0  # a note's level falling this much in 50 ms: its release has begun
+RELEASE_DROP_DB = 6.0  # a note's level falling this much faster in 50 ms: its release began
 FOLD_SEMITONES = 6.0  # a frame this far from its note's median pitch is a tracking slip
 
 
@@ -142,20 +143,36 @@ def without_slips(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> np.nda
     Pitches are the notes' medians over their voiced frames; notes without a voiced frame or
     level are skipped. So a legato leap of an octave or a twelfth without any attack is taken
     for one note."""
-    readings = []  # (onset, median f0, rise dB) of each note with a voiced frame and a level
-    for a, b in split_notes(onsets, len(f0)):
-        voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
-        if len(voiced_at) == 0:
-            continue
-        peak = float(rms[a: a + int(voiced_at[-1]) + 1].max())
-        if peak <= 0:
-            continue
-        before = float(rms[a - 2]) if a >= 2 else 0.0
-        rise = 20 * np.log10(peak / before) if before > 0 else np.inf
-        readings.append((a, float(np.median(f0[a:b][voiced_at])), rise))
-    spurious = {b for (_, f_a, _), (b, f_b, rise) in zip(readings, readings[1:])
-                if rise < MIN_RISE_DB and same_or_harmonic(f_a, f_b)}
+    readings = [r for a, b in split_notes(onsets, len(f0))
+                if (r := read_note(f0, rms, a, b)) is not None]
+    spurious = {b.onset for a, b in zip(readings, readings[1:])
+                if b.rise < MIN_RISE_DB and same_or_harmonic(a.f0, b.f0)}
     return np.array([t for t in onsets if int(t) not in spurious], dtype=int)
+
+
+@dataclass(frozen=True)
+class NoteReading:
+    """What the onset rule and the ``sampler`` read of a note (frames ``onset..end``)."""
+
+    onset: int
+    voiced_end: int  # frame after its last voiced frame
+    f0: float  # median over its voiced frames
+    peak: float  # the highest frame RMS of its voiced part
+    rise: float  # dB from the level 20 ms before the onset to the peak (an attack: > 0)
+
+
+def read_note(f0: np.ndarray, rms: np.ndarray, a: int, b: int) -> NoteReading | None:
+    """The reading of frames ``a..b`` as a note; None without a voiced frame or a level."""
+    voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
+    if len(voiced_at) == 0:
+        return None
+    ve = a + int(voiced_at[-1]) + 1
+    peak = float(rms[a:ve].max())
+    if peak <= 0:
+        return None
+    before = float(rms[a - 2]) if a >= 2 else 0.0
+    rise = 20 * np.log10(peak / before) if before > 0 else np.inf
+    return NoteReading(a, ve, float(np.median(f0[a:b][voiced_at])), peak, rise)
 
 
 def same_or_harmonic(f0: float, other: float) -> bool:
@@ -240,7 +257,7 @@ class NoteTemplate:
         # between the harmonics: level per bin (dB re. the note's peak) by tau bin and F_GRID
         self.noise = noise if noise is not None else np.full_like(envelope, FLOOR_DB)
         self.correction = correction  # (HARMONIC_CORRECTION,)
-        # dB re. the last voiced frame, for 1..len frames after the voicing ends
+        # dB re. the note's last body frame (:func:`_body_end`), for 1..len frames after it
         self.release = release if release is not None else default_release()
 
     @classmethod
@@ -347,11 +364,15 @@ class NoteTemplate:
 
 def _body_end(db: np.ndarray, last_voiced: int) -> int:
     """A note's last frame before its release: its last voiced one, less the voiced frames at
-    its end where the level falls faster than RELEASE_DROP_DB in 50 ms (a release that is
-    still voiced: measured as the release, not as the note's level at that time; otherwise the
-    template's last time bins hold the notes' ends and a held style fades on longer notes)."""
+    its end (never its first half) where the level falls more than RELEASE_DROP_DB faster in
+    50 ms than it did in the 50 ms before: a release that is still voiced, measured as the
+    release and not as the note's level at that time (otherwise the template's last time bins
+    hold the notes' ends and a held style fades on longer notes). A note that decays fast all
+    along (a short pluck) has no such change of pace and keeps its whole decay."""
     last = last_voiced
-    while last >= 5 and db[last] < db[last - 5] - RELEASE_DROP_DB:
+    floor = max(10, (last_voiced + 1) // 2)
+    while last > floor and ((db[last - 5] - db[last]) - (db[last - 10] - db[last - 5])
+                            > RELEASE_DROP_DB):
         last -= 1
     return last
 
@@ -401,8 +422,9 @@ def default_release() -> np.ndarray:
 
 
 def release_curve(tails: list[np.ndarray]) -> np.ndarray | None:
-    """Median level (dB re. the last voiced frame) 1..RELEASE_FRAMES frames after the voicing
-    ends, extended by the last measured slope; None without any measured release."""
+    """Median level of ``tails`` (dB re. a note's last frame before its release: the body's end
+    for ``harmonic``, the last voiced frame for ``sampler``) 1..RELEASE_FRAMES frames after
+    it, extended by the last measured slope; None without any measured release."""
     if not tails:
         return None
     curve = np.full(RELEASE_FRAMES, np.nan)
@@ -439,7 +461,10 @@ def _fill(env: np.ndarray) -> np.ndarray:
 
 
 def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> np.ndarray:
-    """The content's notes (f0, onsets, note levels) played with ``template``'s harmonics."""
+    """The content's notes (f0, onsets, note levels) played with ``template``'s harmonics.
+    The style's release starts at each content note's last voiced frame (a content note's own
+    release, while still voiced, is played at the template's level of that time: not
+    separated as in the style's analysis)."""
     f0, voiced = f0_track(content)
     mag = magnitude(content)
     levels = harmonic_levels(mag, f0)

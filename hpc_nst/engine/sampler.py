@@ -31,6 +31,7 @@ from hpc_nst.engine.harmonic import (
     fill_f0,
     frame_rms,
     note_onsets,
+    read_note,
     release_curve,
     split_notes,
     without_track_slips,
@@ -96,22 +97,15 @@ def analyse_notes(audio: np.ndarray) -> list[Note]:
 def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[Note]:
     notes = []
     for a, b in split_notes(onsets, len(f0)):
-        held = fill_f0(f0, a, b)
-        voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
-        if len(voiced_at) == 0:
+        r = read_note(f0, rms, a, b)
+        if r is None:
             continue
-        ve = a + int(voiced_at[-1]) + 1
-        peak = float(rms[a:ve].max())
-        if peak <= 0:
-            continue
+        ve = r.voiced_end
         db = 20 * np.log10(np.maximum(rms[a:b], 1e-9))
         top = int(np.argmax(db[: ve - a]))
         near = np.flatnonzero(db[top: ve - a] >= db[top] - SUSTAIN_DB)
-        before = float(rms[a - 2]) if a >= 2 else 0.0
-        rise = 20 * np.log10(peak / before) if before > 0 else np.inf
-        median = float(np.median(f0[a:b][voiced_at]))
-        contour = without_track_slips(held[: ve - a], median)
-        notes.append(Note(a, ve, median, peak, contour, a + top + int(near[-1]) + 1, rise))
+        contour = without_track_slips(fill_f0(f0, a, b)[: ve - a], r.f0)
+        notes.append(Note(a, ve, r.f0, r.peak, contour, a + top + int(near[-1]) + 1, r.rise))
     return notes
 
 

@@ -108,7 +108,7 @@ def _optimise(
         """Loss of every item; sets ``x.grad``."""
         nonlocal step
         xc = x.detach().requires_grad_(True)
-        with _precision(cfg, x.device):
+        with precision_context(cfg.optim.precision, x.device):
             total, terms = objective(xc * mask)
         total, terms = total.float(), {k: v.float() for k, v in terms.items()}
         # Non-finite items must not poison the others: drop them from the objective.
@@ -146,7 +146,7 @@ def _optimise(
         if iterations:
             opt.step(evaluate)
     # The final state is always recorded last.
-    with torch.no_grad(), _precision(cfg, x.device):
+    with torch.no_grad(), precision_context(cfg.optim.precision, x.device):
         total, terms = objective(x * mask)
     history["total"].append(total.float())
     for k, v in terms.items():
@@ -154,12 +154,11 @@ def _optimise(
     return history
 
 
-def _precision(cfg: JobConfig, device: torch.device) -> torch.autocast:
+def precision_context(precision: str, device: torch.device) -> torch.autocast:
     """The arithmetic of the objective: ``optim.precision = "bf16"`` runs the network, the
     Gram products and the terms under bfloat16 autocast (the spectrogram being optimised, the
     targets and the optimiser stay float32); "fp32" leaves everything float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16,
-                          enabled=cfg.optim.precision == "bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def transfer_batch(

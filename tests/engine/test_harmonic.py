@@ -8,7 +8,7 @@ import pytest
 from hpc_nst.config import load_job
 from hpc_nst.engine import harmonic as H
 from hpc_nst.engine.methods import run_method
-from tests.engine.tones import SR, notes
+from tests.engine.tones import SR, level_db, notes
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,11 @@ def test_a_slip_in_the_style_leaves_its_note_template_as_without_it(monkeypatch)
     template = H.NoteTemplate.from_audio(style)
     np.testing.assert_allclose(template.envelope, clean.envelope, atol=1e-6)
     np.testing.assert_allclose(template.by_index, clean.by_index, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("decay_s", [0.03, 0.05])
+def test_a_fast_pluck_keeps_decaying_on_long_notes(cfg, decay_s):
+    # its decay (over 6 dB per 50 ms all along) is no voiced release: the template keeps it
+    content = notes([330.0, 262.0], seconds=1.0)
+    out = transfer(content, notes([220.0, 294.0, 247.0], 0.6, decay_s=decay_s), cfg)
+    assert level_db(out, 0.02, 0.07) - level_db(out, 0.5, 0.55) > 25

@@ -176,18 +176,20 @@ def test_bf16_precision_runs_the_objective_in_bfloat16_and_still_optimises(tiny_
 
     def spy(self, x):
         total, terms = call(self, x)
-        seen.append(torch.is_autocast_enabled("cpu"))
+        on = torch.is_autocast_enabled("cpu")
+        seen.append(on and torch.get_autocast_dtype("cpu") == torch.bfloat16)
         return total, terms
 
     monkeypatch.setattr(Objective, "__call__", spy)
     c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.5, 1)
     cfg = apply_overrides(tiny_job, {"optim.precision": "bf16", "iterations": "15"})
-    (r,) = transfer_batch([c], [s], cfg)
+    (r,) = transfer_batch([c], [s], cfg, device="cpu")
     assert seen and all(seen)  # every evaluation, the final one included, under autocast
     assert r.error is None and np.isfinite(r.output).all()
     assert r.losses["total"][-1] < 0.7 * r.losses["total"][0]
     seen.clear()
-    (f,) = transfer_batch([c], [s], apply_overrides(tiny_job, {"iterations": "15"}))
+    (f,) = transfer_batch([c], [s], apply_overrides(tiny_job, {"iterations": "15"}),
+                          device="cpu")
     assert seen and not any(seen)  # fp32, the default: no autocast
     assert not np.array_equal(r.output, f.output)
 

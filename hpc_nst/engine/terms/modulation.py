@@ -76,7 +76,9 @@ def modulation_stats(log_mag: torch.Tensor, lengths: torch.Tensor, bands: int,
     """``log(1 + modulation power)`` per (band, octave): ``(B, F, T)`` -> ``(B, bands, M)``."""
     db = L.floored_db(log_mag, lengths, floor_db)
     rows = _mel_rows(log_mag.shape[-2], bands, log_mag.device, log_mag.dtype)
-    env = torch.einsum("kf,bft->bkt", rows, db)  # 0 in padded frames
+    # float32 for the FFT (which refuses bfloat16: under optim.precision = "bf16" the einsum
+    # comes out bfloat16 on a GPU); a no-op in fp32
+    env = torch.einsum("kf,bft->bkt", rows, db).float()  # 0 in padded frames
     n = lengths.clamp_min(1)
     env = env - env.sum(-1, keepdim=True) / n[:, None, None].to(env.dtype)
     # Each item at its own length (not the batch's padded one), so its statistics do not
@@ -86,7 +88,7 @@ def modulation_stats(log_mag: torch.Tensor, lengths: torch.Tensor, bands: int,
     for n_i in torch.unique(n).tolist():
         idx = torch.nonzero(n == n_i).flatten()
         spectrum = torch.fft.rfft(env[idx, :, :n_i], dim=-1).abs().pow(2) / float(n_i * n_i)
-        power[idx] = spectrum @ _octave_pool(int(n_i), log_mag.device, log_mag.dtype)
+        power[idx] = spectrum @ _octave_pool(int(n_i), log_mag.device, env.dtype)
     return torch.log1p(power)
 
 

@@ -70,3 +70,14 @@ def test_term_pulls_the_output_towards_the_style_dynamics():
 def _stats_of(spec: np.ndarray) -> torch.Tensor:
     x = torch.as_tensor(spec)[None]
     return modulation_stats(x, torch.tensor([x.shape[-1]]), 16, 80.0)[0]
+
+
+def test_bfloat16_input_gives_float32_statistics_close_to_float32():
+    # under optim.precision = "bf16" the term sees bfloat16 (a GPU's autocast keeps the FFT
+    # out of its float32 list): the FFT must still run, in float32
+    specs = log_magnitude(torch.as_tensor(_tone(tremolo=0.5)), STFTConfig())[None]
+    lengths = torch.tensor([specs.shape[-1]])
+    full = modulation_stats(specs, lengths, 16, 80.0)
+    half = modulation_stats(specs.to(torch.bfloat16), lengths, 16, 80.0)
+    assert half.dtype == torch.float32
+    assert torch.allclose(half, full, atol=0.05 * float(full.abs().max()))
