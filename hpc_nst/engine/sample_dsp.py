@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpc_nst.engine.harmonic import HOP, SR, frame_rms
+from hpc_nst.engine.note_analysis import HOP, SR, frame_rms
 
 # 60 ms crossfades (the match spans several periods of a low note: 20 ms, one period at 50 Hz,
 # aligned worse; dev LSD 10.21 -> 10.13, README "v1.4"), 200 ms pieces

@@ -21,18 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpc_nst.engine.harmonic import (
+from hpc_nst.engine.harmonic import RELEASE_S, default_release, release_curve
+from hpc_nst.engine.note_analysis import (
     HOP,
     MIN_RISE_DB,
-    RELEASE_S,
     SR,
-    default_release,
     f0_track,
     fill_f0,
     frame_rms,
     note_onsets,
     read_note,
-    release_curve,
     split_notes,
     without_track_slips,
 )
@@ -84,7 +82,7 @@ class StyleNote:
 
 def analyse_notes(audio: np.ndarray) -> list[Note]:
     """The notes of a monophonic signal (those with a voiced frame), at the onsets of
-    :func:`hpc_nst.engine.harmonic.note_onsets` (a slip of the f0 track onto a harmonic in a
+    :func:`hpc_nst.engine.note_analysis.note_onsets` (a slip of the f0 track onto a harmonic in a
     note's decay is no new note there). A note's pitch is the median over all its frames: the
     longer reading wins (the pitch read before a slip instead made the dev split worse, LSD
     10.21 -> 10.68, as the track also settles onto the right pitch after a wrong attack)."""
@@ -114,7 +112,7 @@ def reliable(notes: list[Note]) -> list[Note]:
     the loudest, with an attack (MIN_RISE_DB over the level before: not a slip of the onset
     detector in a note's decay) and a steady pitch (STEADY of their voiced frames within 50
     cents of their median; slips of the f0 track onto a harmonic, already read as the median
-    by :func:`hpc_nst.engine.harmonic.without_track_slips`, count as steady: counting them
+    by :func:`hpc_nst.engine.note_analysis.without_track_slips`, count as steady: counting them
     unsteady rejects a note whose decay slipped, dev3 LSD 9.80 -> 9.89); all of them if none
     is."""
     if not notes:

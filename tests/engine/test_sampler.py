@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hpc_nst.config import load_job
-from hpc_nst.engine import harmonic as H
+from hpc_nst.engine import note_analysis as N
 from hpc_nst.engine import sample_dsp as D
 from hpc_nst.engine import sampler as S
 from hpc_nst.engine.methods import run_method
@@ -26,7 +26,7 @@ def transfer(content: np.ndarray, style: np.ndarray, cfg) -> np.ndarray:
 
 
 def median_f0(x: np.ndarray) -> float:
-    f0, voiced = H.f0_track(x)
+    f0, voiced = N.f0_track(x)
     return float(np.median(f0[voiced]))
 
 
@@ -41,11 +41,11 @@ def tremolo(freq: float, seconds: float, rate: float) -> np.ndarray:
 
 def modulation_at(x: np.ndarray, rate: float) -> float:
     """Share of the level envelope's fluctuation power within 1 Hz of ``rate``."""
-    db = 20 * np.log10(H.frame_rms(x)[2:-2] + 1e-6)
+    db = 20 * np.log10(N.frame_rms(x)[2:-2] + 1e-6)
     db = np.maximum(db, db.max() - 40.0)
     db = db - db.mean()
     power = np.abs(np.fft.rfft(db * np.hanning(len(db)))) ** 2
-    freqs = np.fft.rfftfreq(len(db), d=H.HOP / SR)
+    freqs = np.fft.rfftfreq(len(db), d=N.HOP / SR)
     band = (freqs > 2) & (freqs < 20)
     return float(power[band & (np.abs(freqs - rate) <= 1)].sum() / power[band].sum())
 
@@ -131,7 +131,7 @@ def test_earlier_tails_ring_quieter_under_the_next_note(cfg, monkeypatch):
     # a ringing style (its tails reach into the next note) and two content notes a fifth apart
     style = notes([220.0, 247.0, 262.0, 294.0], seconds=0.6, decay_s=0.5, gap_s=0.0)
     content = notes([220.0, 330.0], seconds=0.5, gap_s=0.0)
-    second = S.analyse_notes(content)[1].onset * H.HOP / SR
+    second = S.analyse_notes(content)[1].onset * N.HOP / SR
 
     def under_second(db: float) -> tuple[float, float]:  # the first note's f0, the second's
         monkeypatch.setattr(S, "NEXT_NOTE_DB", db)
@@ -182,7 +182,7 @@ def test_an_extended_plucked_note_decays_without_a_jump_into_its_tail(cfg):
     tone = sum(np.sin(2 * np.pi * 262.0 * h * t) / h for h in range(1, 6))
     content = np.concatenate([0.2 * env * tone, np.zeros(int(0.5 * SR))]).astype(np.float32)
     out = transfer(content, notes([220.0, 300.0], 0.3, decay_s=0.15, gap_s=0.2), cfg)
-    db = 20 * np.log10(H.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
+    db = 20 * np.log10(N.frame_rms(out)[5:135] + 1e-9)  # 50 ms .. 1.35 s: the note's end too
     assert np.diff(db).max() < 3.0  # never rises by more than 3 dB from one 10 ms to the next
     assert db[:10].mean() - db[100:110].mean() > 15  # and it does decay
 
@@ -202,13 +202,13 @@ def _slipping_track(monkeypatch, rise_db: float, until: int) -> np.ndarray:
     onto the second harmonic), where the onset detector fires; at that frame the level rises
     by ``rise_db`` (0: a slip in the decay; 6 dB: a real new note an octave up)."""
     n_frames = 100
-    t = np.arange(n_frames * H.HOP) / SR
-    env = np.exp(-t / 0.4) * np.where(t >= 50 * H.HOP / SR, 10 ** (rise_db / 20), 1.0)
+    t = np.arange(n_frames * N.HOP) / SR
+    env = np.exp(-t / 0.4) * np.where(t >= 50 * N.HOP / SR, 10 ** (rise_db / 20), 1.0)
     audio = (0.3 * env * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
     f0 = np.full(n_frames + 1, 220.0)
     f0[50:until] = 440.0
     monkeypatch.setattr(S, "f0_track", lambda a: (f0.copy(), np.ones(len(f0), bool)))
-    monkeypatch.setattr(H, "detected_onsets", lambda f, v, a: np.array([0, 50]))
+    monkeypatch.setattr(N, "detected_onsets", lambda f, v, a: np.array([0, 50]))
     return audio
 
 
@@ -223,7 +223,7 @@ def test_the_slip_rule_merges_at_harmonic_intervals(monkeypatch):
     # notes when no harmonic interval counts as a slip
     audio = _slipping_track(monkeypatch, rise_db=0.0, until=101)
     assert len(S.analyse_notes(audio)) == 1
-    monkeypatch.setattr(H, "HARMONIC_JUMPS", ())
+    monkeypatch.setattr(N, "HARMONIC_JUMPS", ())
     assert len(S.analyse_notes(audio)) == 2
 
 

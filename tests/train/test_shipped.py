@@ -58,7 +58,7 @@ def test_the_trained_features_from_the_content_keep_the_notes() -> None:
     noise with the style at conv1-conv4 (the preset as it is) the output is unvoiced."""
     import numpy as np
 
-    from hpc_nst.engine import harmonic as H
+    from hpc_nst.engine import note_analysis as N
     from hpc_nst.engine.methods import run_method
     from tests.engine.tones import SR, notes
 
@@ -76,9 +76,9 @@ def test_the_trained_features_from_the_content_keep_the_notes() -> None:
     spec = [np.log(np.abs(np.fft.rfft(x[: len(content)])) + 1e-6) for x in (out, unchanged)]
     moved = float(np.mean(np.abs(spec[0] - spec[1])))
     assert moved > 1.0, moved  # 4.2 here; one more Griffin-Lim iteration alone moves it 0.1
-    f0, voiced = H.f0_track(out)
+    f0, voiced = N.f0_track(out)
     for (a, b), want in (((0.1, 0.5), 262.0), ((0.75, 1.15), 392.0)):
-        frames = slice(int(a * SR / H.HOP), int(b * SR / H.HOP))
+        frames = slice(int(a * SR / N.HOP), int(b * SR / N.HOP))
         assert voiced[frames].mean() > 0.8
         got = float(np.median(f0[frames][voiced[frames]]))
         assert abs(1200 * np.log2(got / want)) < 50, (want, got)
