@@ -74,12 +74,13 @@ def frame_rms(audio: np.ndarray) -> np.ndarray:
     return np.sqrt((csum[starts + RMS_WIN] - csum[starts]) / RMS_WIN)
 
 
-def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray) -> np.ndarray:
+def note_onsets(f0: np.ndarray, voiced: np.ndarray, audio: np.ndarray,
+                rms: np.ndarray | None = None) -> np.ndarray:
     """Onset frames: voicing starts, pitch jumps of at least half a semitone between voiced
     frames, and energy re-attacks (same pitch played again); less the detections that bring
     no attack at the previous note's pitch or a harmonic interval from it
-    (:func:`without_slips`)."""
-    rms = frame_rms(audio)
+    (:func:`without_slips`). ``rms``: ``frame_rms(audio)`` where the caller has it already."""
+    rms = frame_rms(audio) if rms is None else rms
     n = min(len(f0), len(rms))
     return without_slips(detected_onsets(f0, voiced, audio), f0[:n], rms[:n])
 

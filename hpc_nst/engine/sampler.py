@@ -89,7 +89,7 @@ def analyse_notes(audio: np.ndarray) -> list[Note]:
     f0, voiced = f0_track(audio)
     rms = frame_rms(audio)
     n = min(len(f0), len(rms))
-    return _build_notes(note_onsets(f0[:n], voiced[:n], audio), f0[:n], rms[:n])
+    return _build_notes(note_onsets(f0[:n], voiced[:n], audio, rms[:n]), f0[:n], rms[:n])
 
 
 def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[Note]:
