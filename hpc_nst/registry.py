@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
@@ -26,15 +27,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLUGINS_ENV = "HPC_NST_PLUGINS"
 _plugins_loaded = False
+#: Discovery imports modules; a second thread (two tasks on one worker) waits for the first
+#: instead of seeing a half-filled registry. Reentrant: an imported module may look names up.
+_DISCOVERY_LOCK = threading.RLock()
 
 
 def load_plugins() -> list[str]:
     """Import the plugin modules (``HPC_NST_PLUGINS`` and entry points) once; return their
     names. A plugin that fails to import is an error naming it."""
     global _plugins_loaded
-    if _plugins_loaded:
-        return []
-    _plugins_loaded = True
+    with _DISCOVERY_LOCK:
+        if _plugins_loaded:
+            return []
+        _plugins_loaded = True
+        return _import_plugins()
+
+
+def _import_plugins() -> list[str]:
+    global _plugins_loaded
     names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
     try:
         eps = list(metadata.entry_points(group="hpc_nst.plugins"))
@@ -60,7 +70,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, package: str) -> None:
         self.kind, self.package = kind, package
         self._entries: dict[str, T] = {}
-        self._discovered = False
+        self._discovered = self._discovering = False
 
     def register(self, name: str, entry: T, *, replace: bool = False) -> T:
         """Add ``entry`` under ``name``; a second entry of the same name is refused unless
@@ -77,14 +87,24 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def _discover(self) -> None:
+        """Import the built-in modules and the plugins, once. Other threads wait until it is
+        complete; a lookup made by a module being imported (this thread) sees what is
+        registered so far."""
         if self._discovered:
             return
-        self._discovered = True
-        pkg = importlib.import_module(self.package)
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{self.package}.{info.name}")
-        load_plugins()
+        with _DISCOVERY_LOCK:
+            if self._discovered or self._discovering:
+                return
+            self._discovering = True
+            try:
+                pkg = importlib.import_module(self.package)
+                for info in pkgutil.iter_modules(pkg.__path__):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{self.package}.{info.name}")
+                load_plugins()
+                self._discovered = True
+            finally:
+                self._discovering = False
 
     def names(self) -> tuple[str, ...]:
         self._discover()

@@ -2,10 +2,13 @@
 
 - ``local``: a :class:`distributed.LocalCluster` (one worker per GPU, or one CPU worker using
   every core).
+- Every worker runs :func:`worker_slots` tasks at once (2 on a GPU, so that one task's host
+  work overlaps the other's device compute; 1 on a CPU).
 - ``slurm``/``pbs``/``sge``/``lsf``: dask-jobqueue; every option not given on the command line
   falls back to the user's ``jobqueue.<scheduler>.*`` dask configuration (``slurm/jobqueue.yaml``
   is a documented example). One job = one worker process = one GPU: a GPU request per job
-  (added unless the configuration already has one), ``--resources GPU=1``, ``--lifetime`` and
+  (added unless the configuration already has one), ``--resources GPU=<tasks per worker>``
+  (each task asks for ``GPU=1``), ``--lifetime`` and
   ``--lifetime-stagger`` under the walltime (unless configured), adaptive scaling between
   ``min_workers`` and ``workers``; Slurm worker jobs get ``--requeue`` and
   ``--signal=B:USR1@<lead>`` and run the worker as the batch shell (``exec``, no nanny) so it
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import dask
+
+from hpc_nst.errors import ConfigError
 
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
             "lsf": "LSFCluster"}
@@ -57,6 +62,7 @@ class ClusterOptions:
     job_extra: list[str] = field(default_factory=list)
     scheduler_file: str | None = None  # slurm-runner
     task_duration: str = "120s"  # a-priori task duration for adaptive scaling
+    tasks_per_worker: int | None = None  # tasks a worker runs at once; None: see worker_slots
 
 
 @dataclass
@@ -67,6 +73,30 @@ class ClusterHandle:
     resources: dict[str, int] | None
     threads: int
     description: str
+    slots: int = 1  # tasks each worker runs at once
+
+
+#: dask configuration key giving ``tasks_per_worker`` when the command line does not.
+SLOTS_KEY = "hpc-nst.tasks-per-worker"
+
+
+def worker_slots(opts: ClusterOptions, gpus: int) -> int:
+    """Tasks one worker runs at once: ``--tasks-per-worker``, else the dask configuration's
+    ``hpc-nst.tasks-per-worker``, else 2 on a GPU worker and 1 on a CPU one.
+
+    Two tasks on one GPU overlap one task's host work (decoding, the store write, the
+    driver's round trip) with the other's device compute; on a CPU the cores are the device,
+    so a second task would only split them.
+    """
+    value: Any = opts.tasks_per_worker
+    if value is None:
+        value = dask.config.get(SLOTS_KEY, None)
+    if value is None:
+        return 2 if gpus else 1
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise ConfigError(f"tasks per worker {value!r} (--tasks-per-worker or the dask "
+                         f"configuration's {SLOTS_KEY}): give a whole number >= 1")
+    return int(value)
 
 
 def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
@@ -142,19 +172,20 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
         kwargs["project"] = kwargs.pop("account")
     if get("processes") is None:
         kwargs["processes"] = 1
+    gpus = 1 if opts.gpus is None else opts.gpus
+    slots = worker_slots(opts, gpus) if gpus else 1
     if get("cores") is None and "cores" not in kwargs:
-        kwargs["cores"] = 1
+        kwargs["cores"] = slots  # a worker runs as many tasks at once as it has threads
     if get("memory") is None and "memory" not in kwargs:
         kwargs["memory"] = "4GB"
-    gpus = 1 if opts.gpus is None else opts.gpus
     directives = [*(get("job-extra-directives") or []), *opts.job_extra]
     spec = str(get("resource-spec") or "")
     if gpus and not any("gpu" in d.lower() for d in directives) and "gpu" not in spec.lower():
         directives.append(GPU_DIRECTIVE[name])
     kwargs["job_extra_directives"] = directives
     args = list(get("worker-extra-args") or [])
-    if gpus and "--resources" not in args:
-        args += ["--resources", f"GPU={gpus}"]
+    if gpus and "--resources" not in args:  # tasks ask for GPU=1: this many run at once
+        args += ["--resources", f"GPU={min(slots, _threads(kwargs, get))}"]
     if opts.walltime is not None:  # a walltime given now invalidates a configured lifetime
         args = _without(args, ("--lifetime", "--lifetime-stagger"))
     if "--lifetime" not in args:
@@ -186,6 +217,23 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     return kwargs
 
 
+def _threads(kwargs: dict[str, Any], get: Any) -> int:
+    """A jobqueue worker's threads (cores / processes): the most tasks it can run at once."""
+    cores = int(kwargs.get("cores") or get("cores") or 1)
+    return max(1, cores // int(kwargs.get("processes") or get("processes") or 1))
+
+
+def _gpu_resource(args: list[str]) -> int:
+    """The ``GPU=n`` a worker's ``--resources`` gives (1 when absent or unreadable)."""
+    for flag, value in zip(args, args[1:]):
+        if flag == "--resources":
+            for item in value.replace(",", " ").split():
+                name, _, n = item.partition("=")
+                if name == "GPU" and n.isdigit():
+                    return int(n)
+    return 1
+
+
 def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     """Start the cluster described by ``opts`` (not for ``slurm-runner``: see make_runner)."""
     if opts.kind not in CLUSTERS:
@@ -205,13 +253,16 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     cluster.adapt(minimum=minimum, maximum=maximum)
     gpus = 1 if opts.gpus is None else opts.gpus
     note = f"; scrubbed {len(scrubbed)} SLURM_*/SBATCH_* variables" if scrubbed else ""
-    # GPU workers run one task at a time (GPU=1) and give torch the job's cores; CPU workers
-    # run one task per core, each with one torch thread.
+    # GPU workers run `slots` tasks at a time (each asks for GPU=1 of the worker's GPU=slots)
+    # and give torch the job's cores; CPU workers run one task per core, each with one torch
+    # thread.
     cores = kwargs.get("cores") or dask.config.get(f"jobqueue.{opts.kind}.cores", None) or 0
+    slots = _gpu_resource(kwargs["worker_extra_args"]) if gpus else 1
     return ClusterHandle(
         cluster, {"GPU": 1} if gpus else None, int(cores) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
-        f"{'1 GPU' if gpus else 'no GPU'} each{note}")
+        + (f"1 GPU each, {slots} task(s) at a time" if gpus else "no GPU each") + note,
+        slots)
 
 
 def worker_job_script(opts: ClusterOptions) -> str:
@@ -258,18 +309,21 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
         n_gpu = 0
     gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
     workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
+    slots = worker_slots(opts, gpus)
     cores = available_cores()
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-        resources={"GPU": 1} if gpus else None, **kwargs)
-    threads = max(1, cores // workers)
+        n_workers=workers, threads_per_worker=slots, processes=True, dashboard_address=":0",
+        resources={"GPU": slots} if gpus else None, **kwargs)
+    # a GPU task gives torch the worker's share of the cores; CPU tasks split it
+    threads = max(1, cores // workers // (1 if gpus else slots))
     return ClusterHandle(
         cluster, {"GPU": 1} if gpus else None, threads,
-        f"LocalCluster: {workers} worker process(es), "
-        + (f"1 GPU each ({n_gpu} found)" if gpus else f"CPU, {threads} torch thread(s) each"))
+        f"LocalCluster: {workers} worker process(es), {slots} task(s) at a time, "
+        + (f"1 GPU each ({n_gpu} found)" if gpus else f"CPU, {threads} torch thread(s) each"),
+        slots)
 
 
 def make_runner(opts: ClusterOptions, store: Path) -> Any:
@@ -278,9 +332,11 @@ def make_runner(opts: ClusterOptions, store: Path) -> Any:
 
     scheduler_file = opts.scheduler_file or str(
         store.resolve().parent / f".{store.name}.scheduler-{{job_id}}.json")
-    worker_options: dict[str, Any] = {"nthreads": 1}
-    if (opts.gpus if opts.gpus is not None else 1):
-        worker_options["resources"] = {"GPU": 1}
+    gpus = opts.gpus if opts.gpus is not None else 1
+    slots = worker_slots(opts, gpus)
+    worker_options: dict[str, Any] = {"nthreads": slots}
+    if gpus:
+        worker_options["resources"] = {"GPU": slots}
     if opts.local_directory:
         worker_options["local_directory"] = os.path.expandvars(opts.local_directory)
     return SLURMRunner(scheduler_file=scheduler_file,

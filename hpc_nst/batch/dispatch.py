@@ -43,7 +43,7 @@ def _suspicious(dask_scheduler: Any, keys: list[str]) -> dict[str, int]:
 
 
 def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: str,
-          threads: int) -> TaskSpec:
+          threads: int, slots: int) -> TaskSpec:
     batches = []
     for b in task.batches:
         pairs = []
@@ -53,7 +53,7 @@ def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: 
                                   p.cfg.optim.seed))
         batches.append((b.cfg, tuple(pairs)))
     return TaskSpec(str(path.resolve()), task.shard, task.start, task.stop, tuple(batches),
-                    device, threads)
+                    device, threads, slots)
 
 
 class Dispatch:
@@ -66,6 +66,7 @@ class Dispatch:
         self.recorder, self.opts, self.out, self.run_id = recorder, opts, out, run_id
         self.resources = handle.resources if handle else None
         self.threads = handle.threads if handle else 0
+        self.slots = handle.slots if handle else 1
         self.tries: dict[int, int] = {}
         self.by_key: dict[str, Task] = {}
         self.finished: list[tuple[Any, list[Any]]] = []
@@ -74,7 +75,7 @@ class Dispatch:
         self.tries[task.shard] = self.tries.get(task.shard, 0) + 1
         key = f"{TASK_PREFIX}-{task.shard}-try{self.tries[task.shard]}-{self.run_id}"
         spec = _spec(task, self.manifest, self.where, self.path, self.opts.device,
-                     self.threads)
+                     self.threads, self.slots)
         self.by_key[key] = task
         return self.client.submit(run_task, spec, key=key, resources=self.resources,
                                   retries=DASK_RETRIES, pure=False)

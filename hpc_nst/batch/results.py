@@ -39,6 +39,7 @@ class TaskSpec:
     batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...]
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    slots: int = 1  # tasks its worker runs at once (they share the device's memory)
 
     @property
     def pairs(self) -> list[PairSpec]:

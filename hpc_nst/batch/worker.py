@@ -9,12 +9,14 @@ of the pairs that succeeded is then written to the task's own shards, and a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -62,6 +64,9 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+#: Share of a GPU's free memory the batches of one worker's running tasks may take together.
+HEADROOM = 0.7
+
 #: Per device: half the smallest batch work (pairs x frames) that ran out of memory here;
 #: later batches on this worker stay under it.
 _OOM_LIMIT: dict[str, int] = {}
@@ -79,8 +84,10 @@ def _frames(items: list[tuple[PairSpec, np.ndarray, np.ndarray]], cfg: JobConfig
 
 
 def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarray]],
-                   device: str) -> list[list[tuple[PairSpec, np.ndarray, np.ndarray]]]:
-    """On a GPU, a batch cut to what fits in free memory and where padding would exceed
+                   device: str, slots: int = 1
+                   ) -> list[list[tuple[PairSpec, np.ndarray, np.ndarray]]]:
+    """On a GPU, a batch cut to what fits in its share of free memory (``slots`` tasks run
+    at once on the worker) and where padding would exceed
     :data:`~hpc_nst.batch.batching.MAX_PADDING`; elsewhere the batch as it is (the CPU engine
     optimises each pair alone)."""
     import torch
@@ -92,7 +99,8 @@ def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.nd
     if dev.type != "cuda" or len(items) < 2:
         return [items]
     lengths = _frames(items, cfg)
-    cap = fit_batch(cfg.stft.n_bins, max(lengths), cfg.model.width, torch.device(dev))
+    cap = fit_batch(cfg.stft.n_bins, max(lengths), cfg.model.width, torch.device(dev),
+                    headroom=HEADROOM / max(1, slots))
     if str(dev) in _OOM_LIMIT:
         cap = max(1, min(cap, _OOM_LIMIT[str(dev)] // max(lengths)))
     groups = split_by_padding(lengths, cap)
@@ -176,7 +184,8 @@ def _peak_reset(device: str) -> None:
 
 
 def _peak_mb(device: str) -> float:
-    """Peak memory since :func:`_peak_reset`: allocated CUDA memory, or (CPU) the worker
+    """Peak memory since :func:`_peak_reset`: allocated CUDA memory (the device's, so with
+    two tasks running at once on a worker, both tasks' batches), or (CPU) the worker
     process's peak resident set size so far."""
     import torch
 
@@ -191,14 +200,49 @@ def _peak_mb(device: str) -> float:
 
 
 class _Capture(logging.Handler):
-    """Keeps the worker's log records of one task, to send back to the driver."""
+    """Keeps the log records of one task, to send back to the driver: those of the thread
+    that runs it and of the threads it adopts (its prefetch thread), not those of another
+    task running beside it on the same worker."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.records: list[tuple[int, str]] = []
+        self.threads = {threading.get_ident()}
+
+    def adopt(self) -> None:
+        """Count the calling thread's records as this task's."""
+        self.threads.add(threading.get_ident())
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((record.levelno, record.getMessage()))
+        if record.thread in self.threads:
+            self.records.append((record.levelno, record.getMessage()))
+
+
+_LEVEL_LOCK = threading.Lock()
+_level_users, _level_saved = 0, logging.NOTSET  # running tasks; the level to restore after
+
+
+@contextlib.contextmanager
+def _capturing() -> Iterator[_Capture]:
+    """Capture this task's ``hpc_nst`` records from INFO up; the logger's level is lowered
+    while any task runs and restored when the last one ends (tasks may overlap)."""
+    global _level_users, _level_saved
+    root, capture = logging.getLogger("hpc_nst"), _Capture()
+    with _LEVEL_LOCK:
+        if _level_users == 0:
+            _level_saved = root.level
+            if root.getEffectiveLevel() > logging.INFO:
+                root.setLevel(logging.INFO)
+        _level_users += 1
+        root.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        with _LEVEL_LOCK:
+            root.removeHandler(capture)
+            _level_users -= 1
+            if _level_users == 0:
+                root.setLevel(_level_saved)
 
 
 _MALLOC_TUNED: bool | None = None
@@ -230,16 +274,8 @@ def tune_malloc() -> bool:
 def run_task(spec: TaskSpec) -> TaskResult:
     """Run every batch of ``spec``, write the successful pairs, return one outcome per pair
     (and the log records of the task, which the driver logs)."""
-    root = logging.getLogger("hpc_nst")
-    capture, level = _Capture(), root.level
-    root.addHandler(capture)
-    if root.getEffectiveLevel() > logging.INFO:
-        root.setLevel(logging.INFO)
-    try:
-        outcomes = _run_task(spec)
-    finally:
-        root.removeHandler(capture)
-        root.setLevel(level)
+    with _capturing() as capture:
+        outcomes = _run_task(spec, capture)
     return TaskResult(outcomes, capture.records)
 
 
@@ -269,13 +305,14 @@ def _load_batch(cfg: JobConfig, batch: tuple[PairSpec, ...]) -> Loaded:
     return items, errors, meta
 
 
-def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...]
-                ) -> Iterator[tuple[JobConfig, Loaded]]:
+def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...],
+                capture: _Capture) -> Iterator[tuple[JobConfig, Loaded]]:
     """Each batch with its audio, the next batch decoded in a thread while this one runs
-    (host work overlapped with the device's)."""
+    (host work overlapped with the device's); that thread's records are the task's."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="hpc-nst-prefetch") as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="hpc-nst-prefetch",
+                            initializer=capture.adopt) as pool:
         ahead = pool.submit(_load_batch, *batches[0]) if batches else None
         for k, (cfg, _) in enumerate(batches):
             loaded = ahead.result()  # type: ignore[union-attr]
@@ -284,7 +321,7 @@ def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...]
             yield cfg, loaded
 
 
-def _run_task(spec: TaskSpec) -> list[PairOutcome]:
+def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
     import torch
 
     tune_malloc()
@@ -295,14 +332,14 @@ def _run_task(spec: TaskSpec) -> list[PairOutcome]:
     outcomes: dict[int, PairOutcome] = {}
     done: dict[int, PairResult] = {}
     meta: dict[int, dict[str, float]] = {}
-    for cfg, (items, errors, timings) in _prefetched(spec.batches):
+    for cfg, (items, errors, timings) in _prefetched(spec.batches, capture):
         for index, error in errors.items():
             outcomes[index] = PairOutcome(index, error, host=host)
         meta.update(timings)
         if not items:
             continue
         _peak_reset(device)
-        for sub in device_batches(cfg, items, device):
+        for sub in device_batches(cfg, items, device, spec.slots):
             for res in _run_batch(cfg, sub, device, sub[0][0].index):
                 if res.result is None:
                     outcomes[res.index] = PairOutcome(

@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            ("--local-directory", "node-local scratch directory")):
         c.add_argument(flag, help=helptext)
     c.add_argument("--cores", type=int, help="CPU cores per worker job")
+    c.add_argument("--tasks-per-worker", type=int, metavar="N",
+                   help="tasks a worker runs at once (default: 2 on a GPU, so that one "
+                   "task's decoding and store write overlap the other's GPU compute; 1 on a "
+                   "CPU; or the dask configuration's hpc-nst.tasks-per-worker)")
     c.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
                    help="extra scheduler directive for worker jobs (repeatable)")
     c.add_argument("--scheduler-file", help="slurm-runner: scheduler file on a shared file "
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
     if args.batches_per_task is not None and args.batches_per_task < 1:
         raise UserError("--batches-per-task must be >= 1")
+    if args.tasks_per_worker is not None and args.tasks_per_worker < 1:
+        raise UserError("--tasks-per-worker must be >= 1")
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     cfg = load_job(args.job, parse_overrides(args.overrides))
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
@@ -120,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
         cores=args.cores, interface=args.interface, local_directory=args.local_directory,
-        job_extra=args.job_extra, scheduler_file=args.scheduler_file)
+        job_extra=args.job_extra, scheduler_file=args.scheduler_file,
+        tasks_per_worker=args.tasks_per_worker)
     if args.dry_run:
         return _dry_run(args, cfg, copts, why)
     if threading.current_thread() is threading.main_thread():
@@ -152,14 +159,15 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
     """Driver rank of a SLURMRunner; the scheduler and worker ranks never get past __enter__."""
     from distributed import Client
 
-    from hpc_nst.batch.cluster import ClusterHandle, make_runner
+    from hpc_nst.batch.cluster import ClusterHandle, make_runner, worker_slots
     from hpc_nst.batch.runner import run_batch
 
     with make_runner(copts, args.output) as runner, Client(runner) as client:
         gpus = 1 if copts.gpus is None else copts.gpus
+        slots = worker_slots(copts, gpus)
         handle = ClusterHandle(runner, {"GPU": 1} if gpus else None, 0,
                                f"SLURMRunner: {runner.n_workers} worker rank(s) in job "
-                               f"{runner.job_id}")
+                               f"{runner.job_id}, {slots} task(s) at a time", slots)
         client.wait_for_workers(1)
         from hpc_nst.batch.runner import register_drain
 

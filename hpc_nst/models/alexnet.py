@@ -12,6 +12,8 @@ own length are zeroed after every layer, so an item's features equal those of ru
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -111,12 +113,18 @@ class AudioAlexNet(nn.Module):
         return self.fc2(self.dropout(h))
 
 
+#: Held while a seeded network draws its weights from torch's global generator: two threads
+#: (two tasks on one worker) seeding it at once would interleave their draws.
+GLOBAL_RNG_LOCK = threading.Lock()
+
+
 def random_model(width: int = 32, seed: int = 0, n_bins: int = 257) -> AudioAlexNet:
-    """A seeded random-weight network (the ``model=random`` option)."""
-    gen_state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = AudioAlexNet(n_classes=80, width=width, n_bins=n_bins)
-    finally:
-        torch.random.set_rng_state(gen_state)
+    """A seeded random-weight network (the ``model=random`` option); thread-safe."""
+    with GLOBAL_RNG_LOCK:
+        gen_state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(seed)
+            model = AudioAlexNet(n_classes=80, width=width, n_bins=n_bins)
+        finally:
+            torch.random.set_rng_state(gen_state)
     return model.eval()

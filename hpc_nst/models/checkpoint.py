@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,9 @@ def load_checkpoint(
     return model.eval(), payload["meta"]
 
 
+_RESOLVE_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=8)
 def _cached(name: str, width: int, seed: int, stft: STFTConfig) -> AudioAlexNet:
     if name == "random":
@@ -105,9 +109,11 @@ def _cached(name: str, width: int, seed: int, stft: STFTConfig) -> AudioAlexNet:
 def resolve_model(cfg: JobConfig, device: torch.device | str = "cpu") -> AudioAlexNet:
     """The feature network a job asks for (``random``, ``classifier`` or a path), frozen, on device.
 
-    Models are cached per process, so a worker loads each checkpoint once.
+    Models are cached per process, so a worker loads each checkpoint once; tasks running at
+    once on a worker share the model (read-only) and build it once.
     """
-    model = _cached(cfg.model.name, cfg.model.width, cfg.model.seed, cfg.stft)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.to(device, memory_format=torch.channels_last)
+    with _RESOLVE_LOCK:
+        model = _cached(cfg.model.name, cfg.model.width, cfg.model.seed, cfg.stft)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.to(device, memory_format=torch.channels_last)

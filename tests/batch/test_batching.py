@@ -126,6 +126,8 @@ def test_device_batches_fit_memory_and_padding_on_a_gpu(tiny, monkeypatch, caplo
         groups = worker.device_batches(tiny, items, "cuda")
     assert [len(g) for g in groups] == [3, 1, 3]  # memory: 3 of the longest; then lengths
     assert "batch of 7 pairs run as 3+1+3 pairs" in caplog.text
+    # two tasks at a time on the worker: each gets half that memory (1.5 of the longest)
+    assert [len(g) for g in worker.device_batches(tiny, items, "cuda", slots=2)] == [1] * 7
     monkeypatch.setattr(device_mod, "pick_device", torch.device)
     assert len(worker.device_batches(tiny, items, "cpu")) == 1  # the CPU: left as it is
 

@@ -11,7 +11,9 @@ from hpc_nst.batch.cluster import (
     lifetime_args,
     scrub_scheduler_env,
     walltime_seconds,
+    worker_slots,
 )
+from hpc_nst.errors import ConfigError
 
 
 @pytest.mark.parametrize(("text", "kind", "seconds"), [
@@ -39,7 +41,7 @@ def test_scrub_keeps_slurm_conf():
     assert env == {"SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/bin"}
 
 
-def test_bare_config_gets_one_gpu_one_process_and_a_lifetime():
+def test_bare_config_gets_one_gpu_one_process_two_tasks_and_a_lifetime():
     with dask.config.set({"jobqueue.slurm": {"walltime": "02:00:00",
                                              "job-extra-directives": [],
                                              "worker-extra-args": []}}):
@@ -50,7 +52,9 @@ def test_bare_config_gets_one_gpu_one_process_and_a_lifetime():
     assert kw["job_extra_directives"] == ["--gres=gpu:1", "--requeue", "--signal=B:USR1@300"]
     assert kw["nanny"] is False and kw["python"].startswith("exec ")
     args = kw["worker_extra_args"]
-    assert args[:2] == ["--resources", "GPU=1"] and "--lifetime" in args
+    # two tasks at a time on the GPU (each asks for GPU=1), so two threads: cores 2
+    assert args[:2] == ["--resources", "GPU=2"] and "--lifetime" in args
+    assert kw["cores"] == 2
 
 
 def test_configured_values_are_kept_not_duplicated():
@@ -93,6 +97,47 @@ def test_cpu_only_workers():
     assert kw["job_extra_directives"] == ["--no-requeue", "--signal=USR2@60"]  # configured
 
 
+def test_tasks_per_worker_option_config_and_threads():
+    bare = {"jobqueue.slurm.job-extra-directives": [], "jobqueue.slurm.worker-extra-args": [],
+            "jobqueue.slurm.cores": None}
+    with dask.config.set(bare):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", tasks_per_worker=1))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=1"] and kw["cores"] == 1
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", tasks_per_worker=3))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=3"] and kw["cores"] == 3
+        # cores given: a worker has cores // processes threads, so no more tasks than that
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", tasks_per_worker=4, cores=2))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=2"] and kw["cores"] == 2
+        with dask.config.set({"hpc-nst.tasks-per-worker": 3}):  # the configuration's value
+            kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=8))
+            assert kw["worker_extra_args"][:2] == ["--resources", "GPU=3"]
+            # the command line wins over the configuration
+            kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=8, tasks_per_worker=1))
+            assert kw["worker_extra_args"][:2] == ["--resources", "GPU=1"]
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0, tasks_per_worker=2))
+        assert "--resources" not in kw["worker_extra_args"] and kw["cores"] == 1
+    for bad in (0, -1, "two"):
+        with dask.config.set({"hpc-nst.tasks-per-worker": bad}), \
+                pytest.raises(ConfigError, match="hpc-nst.tasks-per-worker"):
+            worker_slots(ClusterOptions(), 1)
+    assert worker_slots(ClusterOptions(), 1) == 2 and worker_slots(ClusterOptions(), 0) == 1
+
+
+def test_local_cluster_runs_that_many_tasks_per_worker(monkeypatch):
+    """A local CPU worker with two task slots: two threads, each task half the cores."""
+    from hpc_nst.batch.cluster import make_cluster
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    handle = make_cluster(ClusterOptions(workers=1, gpus=0, tasks_per_worker=2))
+    try:
+        assert handle.slots == 2 and handle.threads == 2 and handle.resources is None
+        assert "2 task(s) at a time" in handle.description
+        workers = handle.cluster.scheduler_info["workers"].values()
+        assert [w["nthreads"] for w in workers] == [2]
+    finally:
+        handle.cluster.close()
+
+
 def test_generated_slurm_job_script():
     """The real SLURMCluster turns our options into the expected #SBATCH lines (no submission)."""
     from hpc_nst.batch.cluster import _import_jobqueue
@@ -106,7 +151,7 @@ def test_generated_slurm_job_script():
         with SLURMCluster(**kw) as cluster:
             script = cluster.job_script()
     assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -t 01:00:00" in script
-    assert "--resources GPU=1" in script and "--lifetime 3060s" in script
+    assert "--resources GPU=2" in script and "--lifetime 3060s" in script
     assert "--lifetime-stagger 180s" in script and "--nthreads 2" in script
 
 

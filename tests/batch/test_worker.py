@@ -83,3 +83,49 @@ def test_tune_malloc_takes_effect_on_glibc() -> None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert tune_malloc() is True and tune_malloc() is True
+
+
+def test_overlapping_tasks_keep_their_own_log_records():
+    """Two tasks running at once on one worker each send back their own records (and those of
+    the thread they adopt for prefetching), and the logger's level comes back afterwards even
+    when the first task to start ends last."""
+    import logging
+    import threading
+
+    from hpc_nst.batch.worker import _capturing
+
+    log = logging.getLogger("hpc_nst.batch.worker")
+    root = logging.getLogger("hpc_nst")
+    before = root.level
+    root.setLevel(logging.WARNING)
+    a_in, b_done, results = threading.Event(), threading.Event(), {}
+
+    def task_a():
+        with _capturing() as cap:
+            log.info("a: first")
+            a_in.set()
+            b_done.wait(5)
+            helper = threading.Thread(target=lambda: (cap.adopt(), log.info("a: prefetch")))
+            helper.start()
+            helper.join()
+            log.info("a: last")
+        results["a"] = [m for _, m in cap.records]
+
+    def task_b():
+        a_in.wait(5)
+        with _capturing() as cap:
+            log.warning("b: only")
+        results["b"] = [m for _, m in cap.records]
+        b_done.set()
+
+    try:
+        threads = [threading.Thread(target=task_a), threading.Thread(target=task_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == {"a": ["a: first", "a: prefetch", "a: last"], "b": ["b: only"]}
+        assert root.level == logging.WARNING and not any(
+            type(h).__name__ == "_Capture" for h in root.handlers)
+    finally:
+        root.setLevel(before)

@@ -126,3 +126,31 @@ def test_toy_term_through_run_store_and_report(toy_term, tmp_path):
     with open(tmp_path / "rep" / "pairs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and all(float(r["loss_toy"]) >= 0 for r in rows)
+
+
+def test_a_second_thread_waits_for_discovery_instead_of_seeing_half_a_registry(
+        tmp_path, monkeypatch):
+    """Two tasks on one worker look a method up at once: the thread that comes second must
+    not see the registry before every module has registered (it once got "unknown method
+    'nst'" while the first thread was still importing)."""
+    import sys
+    import threading
+
+    from hpc_nst.registry import Registry
+
+    pkg = tmp_path / "slow_parts"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a_slow.py").write_text(
+        "import time\nfrom tests.engine.test_registry import SLOW\n"
+        "time.sleep(0.3)\nSLOW.register('slow', object())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry("part", "slow_parts")
+    monkeypatch.setattr(sys.modules[__name__], "SLOW", reg, raising=False)
+    seen: list[tuple[str, ...]] = []
+    threads = [threading.Thread(target=lambda: seen.append(reg.names())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [("slow",), ("slow",)]
