@@ -1,9 +1,9 @@
 """Building the dask cluster: local, a batch scheduler through dask-jobqueue, or SLURMRunner.
 
 - ``local``: a :class:`distributed.LocalCluster` (one worker per GPU, or one CPU worker using
-  every core).
+  every core: one task per core, one torch thread each).
 - Every worker runs :func:`worker_slots` tasks at once (2 on a GPU, so that one task's host
-  work overlaps the other's device compute; 1 on a CPU).
+  work overlaps the other's device compute).
 - ``slurm``/``pbs``/``sge``/``lsf``: dask-jobqueue; every option not given on the command line
   falls back to the user's ``jobqueue.<scheduler>.*`` dask configuration (``slurm/jobqueue.yaml``
   is a documented example). One job = one worker process = one GPU: a GPU request per job
@@ -80,19 +80,21 @@ class ClusterHandle:
 SLOTS_KEY = "hpc-nst.tasks-per-worker"
 
 
-def worker_slots(opts: ClusterOptions, gpus: int) -> int:
+def worker_slots(opts: ClusterOptions, gpus: int, cpu_default: int = 1) -> int:
     """Tasks one worker runs at once: ``--tasks-per-worker``, else the dask configuration's
-    ``hpc-nst.tasks-per-worker``, else 2 on a GPU worker and 1 on a CPU one.
+    ``hpc-nst.tasks-per-worker``, else 2 on a GPU worker and ``cpu_default`` on a CPU one.
 
     Two tasks on one GPU overlap one task's host work (decoding, the store write, the
-    driver's round trip) with the other's device compute; on a CPU the cores are the device,
-    so a second task would only split them.
+    driver's round trip) with the other's device compute. A local CPU worker runs one task per
+    core, each with one torch thread (:func:`_local`): on the 2-core development machine that
+    does 1.2x the pairs per hour of one task on two threads (docs/performance.md), and the
+    per-pair methods, single-threaded numpy, use every core at all.
     """
     value: Any = opts.tasks_per_worker
     if value is None:
         value = dask.config.get(SLOTS_KEY, None)
     if value is None:
-        return 2 if gpus else 1
+        return 2 if gpus else cpu_default
     if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
         raise ConfigError(f"tasks per worker {value!r} (--tasks-per-worker or the dask "
                          f"configuration's {SLOTS_KEY}): give a whole number >= 1")
@@ -257,7 +259,9 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     # and give torch the job's cores; CPU workers run one task per core, each with one torch
     # thread.
     cores = kwargs.get("cores") or dask.config.get(f"jobqueue.{opts.kind}.cores", None) or 0
-    slots = _gpu_resource(kwargs["worker_extra_args"]) if gpus else 1
+    conf = dask.config.get(f"jobqueue.{opts.kind}", default={}) or {}
+    slots = min(_gpu_resource(kwargs["worker_extra_args"]), _threads(kwargs, conf.get)) \
+        if gpus else 1
     return ClusterHandle(
         cluster, {"GPU": 1} if gpus else None, int(cores) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
@@ -309,8 +313,8 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
         n_gpu = 0
     gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
     workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
-    slots = worker_slots(opts, gpus)
     cores = available_cores()
+    slots = worker_slots(opts, gpus, cpu_default=max(1, cores // workers))
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory

@@ -136,6 +136,14 @@ def test_local_cluster_runs_that_many_tasks_per_worker(monkeypatch):
         assert [w["nthreads"] for w in workers] == [2]
     finally:
         handle.cluster.close()
+    # by default: one task per granted core, one torch thread each
+    handle = make_cluster(ClusterOptions(workers=2, gpus=0))
+    try:
+        assert (handle.slots, handle.threads) == (2, 1)
+        workers = handle.cluster.scheduler_info["workers"].values()
+        assert [w["nthreads"] for w in workers] == [2, 2]
+    finally:
+        handle.cluster.close()
 
 
 def test_generated_slurm_job_script():
