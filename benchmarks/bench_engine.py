@@ -1,7 +1,7 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
-        [--device cpu|cuda] [--precision fp32|bf16] [--profile]
+        [--device cpu|cuda] [--precision fp32|bf16] [--profile] [--concurrent K]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
@@ -10,6 +10,9 @@ A batch is one forward/backward pass (the GPU's path; on a CPU the engine runs e
 i.e. batch 1). ``--precision bf16`` runs the step as the engine does with ``optim.precision =
 "bf16"`` (bfloat16 autocast) and measures the reference convolution under the same autocast
 too, so "of ref" compares like with like; the fp32 reference is printed beside it.
+``--concurrent K`` (CPU) runs K independent steps at once in K threads with one torch thread
+each, as a CPU worker's K task slots do (``hpc-nst run``'s default: one task per core), and
+compares their summed rate with the reference convolution on all of torch's threads.
 """
 
 from __future__ import annotations
@@ -50,14 +53,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench(
-    batch: int,
-    iterations: int,
-    width: int | None,
-    device: torch.device,
-    profile: bool = False,
-    precision: str = "fp32",
-) -> dict:
+def make_step(batch: int, width: int | None, device: torch.device,
+              precision: str = "fp32") -> tuple[Callable[[], None], int]:
+    """One optimisation step of the engine's objective on ``batch`` 2.56 s pairs, and the
+    network's width."""
     overrides = {"model": "random"} if width else {}
     if width:
         overrides["width"] = str(width)
@@ -81,7 +80,51 @@ def bench(
         total.float().sum().backward()
         opt.step()
 
-    return _timed(step, batch, iterations, model.width, device, profile)
+    return step, model.width
+
+
+def bench(
+    batch: int,
+    iterations: int,
+    width: int | None,
+    device: torch.device,
+    profile: bool = False,
+    precision: str = "fp32",
+) -> dict:
+    step, model_width = make_step(batch, width, device, precision)
+    return _timed(step, batch, iterations, model_width, device, profile)
+
+
+def bench_concurrent(streams: int, iterations: int, width: int | None,
+                     precision: str = "fp32") -> dict:
+    """``streams`` one-pair steps at once, each in its own thread with one torch thread."""
+    import threading
+
+    device = torch.device("cpu")
+    torch.set_num_threads(1)
+    steps = [make_step(1, width, device, precision) for _ in range(streams)]
+    counter = FlopCounterMode(display=False)
+    with counter:
+        steps[0][0]()
+    flops = counter.get_total_flops()
+    for step, _ in steps:
+        step()
+
+    def run(step: Callable[[], None]) -> None:
+        for _ in range(iterations):
+            step()
+
+    threads = [threading.Thread(target=run, args=(step,)) for step, _ in steps]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = 1000 * wall / iterations
+    return {"batch": streams, "width": steps[0][1], "ms_per_iter": ms,
+            "ms_per_pair_iter": ms / streams, "gflop_per_iter": flops / 1e9,
+            "gflops": streams * flops / (ms / 1000) / 1e9}
 
 
 def _timed(
@@ -131,6 +174,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
+    parser.add_argument("--concurrent", type=int, default=0, metavar="K",
+                        help="CPU: K one-pair steps at once, one torch thread each (the "
+                        "'batch' column is then K streams)")
     args = parser.parse_args()
     device = pick_device(args.device)
     ref32 = conv_reference_gflops(device)
@@ -144,8 +190,12 @@ def main() -> None:
         f"{'batch':>5} {'width':>5} {'ms/iter':>9} {'ms/pair':>9} {'GFLOP/iter':>10} "
         f"{'GFLOP/s':>8} {'of ref':>7}"
     )
-    for b in args.batch_sizes:
-        r = bench(b, args.iterations, args.width, device, args.profile, args.precision)
+    runs = ([lambda: bench_concurrent(args.concurrent, args.iterations, args.width,
+                                      args.precision)] if args.concurrent else
+            [lambda b=b: bench(b, args.iterations, args.width, device, args.profile,
+                               args.precision) for b in args.batch_sizes])
+    for measure in runs:
+        r = measure()
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "

@@ -38,11 +38,11 @@ def _args(manifest, store):
             "--progress-interval", "0", *SETS]
 
 
-def _start_and_stop(manifest, store, sig: int) -> subprocess.Popen:
+def _start_and_stop(manifest, store, sig: int, *extra: str) -> subprocess.Popen:
     """Start a driver in its own process group (output to ``<store>.log``: a pipe nobody
     reads would fill and block it); send ``sig`` once a pair is done."""
     log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store)],
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store), *extra],
                             stdout=log, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
@@ -85,7 +85,9 @@ def test_driver_sigkill_then_rerun_resumes_with_the_same_bits(tmp_path, capsys):
 def test_driver_sigterm_finishes_running_tasks_releases_the_lock_and_says_so(tmp_path):
     manifest = _manifest(tmp_path)
     store = tmp_path / "t.zarr"
-    proc = _start_and_stop(manifest, store, signal.SIGTERM)
+    # tasks of a few seconds: the store shows a pair done (the driver records at most once a
+    # second) well before the last task ends, even with two tasks at a time
+    proc = _start_and_stop(manifest, store, signal.SIGTERM, "--set", "iterations=150")
     out = Path(f"{store}.log").read_text()
     assert proc.returncode == 130, out
     waiting = re.search(r"interrupted: no new task starts; waiting up to 60 s for (\d) running "
@@ -99,7 +101,7 @@ def test_driver_sigterm_finishes_running_tasks_releases_the_lock_and_says_so(tmp
     # was finished and saved: more than the one seen done
     assert 1 + int(waiting.group(1)) <= done < 6, out
     assert main(["verify", str(store)]) == 0
-    assert main(_args(manifest, store)) == 0
+    assert main([*_args(manifest, store), "--set", "iterations=150"]) == 0
 
 
 def test_a_second_interrupt_stops_at_once(tmp_path):
