@@ -225,6 +225,47 @@ def _threads(kwargs: dict[str, Any], get: Any) -> int:
     return max(1, cores // int(kwargs.get("processes") or get("processes") or 1))
 
 
+def _jobqueue_slots(kind: str, kwargs: dict[str, Any], gpus: int) -> int:
+    """Tasks a jobqueue worker runs at once: on a GPU its ``GPU=n`` (at most its threads);
+    a CPU worker runs one task per thread (one torch thread each)."""
+    conf = dask.config.get(f"jobqueue.{kind}", default={}) or {}
+    threads = _threads(kwargs, conf.get)
+    return min(_gpu_resource(kwargs["worker_extra_args"]), threads) if gpus else threads
+
+
+def _local_layout(opts: ClusterOptions) -> tuple[int, int, int, int, int]:
+    """A local cluster's GPUs per worker, workers, tasks per worker, torch threads per task,
+    and the GPUs found."""
+    try:
+        import torch
+
+        n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:  # pragma: no cover
+        n_gpu = 0
+    gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
+    workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
+    cores = available_cores()
+    slots = worker_slots(opts, gpus, cpu_default=max(1, cores // workers))
+    # a GPU task gives torch the worker's share of the cores; CPU tasks split it
+    threads = max(1, cores // workers // (1 if gpus else slots))
+    return gpus, workers, slots, threads, n_gpu
+
+
+def local_task_threads(opts: ClusterOptions) -> int:
+    """The torch threads each task of a local cluster of ``opts`` gets."""
+    return _local_layout(opts)[3]
+
+
+def planned_slots(opts: ClusterOptions) -> int:
+    """Tasks each worker of ``opts``'s cluster would run at once (nothing is started)."""
+    if opts.kind == "local":
+        return _local_layout(opts)[2]
+    gpus = 1 if opts.gpus is None else opts.gpus
+    if opts.kind in JOBQUEUE:
+        return _jobqueue_slots(opts.kind, _jobqueue_kwargs(opts), gpus)
+    return worker_slots(opts, gpus)
+
+
 def _gpu_resource(args: list[str]) -> int:
     """The ``GPU=n`` a worker's ``--resources`` gives (1 when absent or unreadable)."""
     for flag, value in zip(args, args[1:]):
@@ -259,9 +300,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     # and give torch the job's cores; CPU workers run one task per core, each with one torch
     # thread.
     cores = kwargs.get("cores") or dask.config.get(f"jobqueue.{opts.kind}.cores", None) or 0
-    conf = dask.config.get(f"jobqueue.{opts.kind}", default={}) or {}
-    slots = min(_gpu_resource(kwargs["worker_extra_args"]), _threads(kwargs, conf.get)) \
-        if gpus else 1
+    slots = _jobqueue_slots(opts.kind, kwargs, gpus)
     return ClusterHandle(
         cluster, {"GPU": 1} if gpus else None, int(cores) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
@@ -305,24 +344,13 @@ def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
 def _local(opts: ClusterOptions) -> ClusterHandle:
     from distributed import LocalCluster
 
-    try:
-        import torch
-
-        n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except ImportError:  # pragma: no cover
-        n_gpu = 0
-    gpus = (1 if n_gpu else 0) if opts.gpus is None else opts.gpus
-    workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
-    cores = available_cores()
-    slots = worker_slots(opts, gpus, cpu_default=max(1, cores // workers))
+    gpus, workers, slots, threads, n_gpu = _local_layout(opts)
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=slots, processes=True, dashboard_address=":0",
         resources={"GPU": slots} if gpus else None, **kwargs)
-    # a GPU task gives torch the worker's share of the cores; CPU tasks split it
-    threads = max(1, cores // workers // (1 if gpus else slots))
     return ClusterHandle(
         cluster, {"GPU": 1} if gpus else None, threads,
         f"LocalCluster: {workers} worker process(es), {slots} task(s) at a time, "

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from hpc_nst.batch import cost as costs
 from hpc_nst.batch import store as st
-from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, worker_job_script
+from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, planned_slots, worker_job_script
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
@@ -39,6 +39,7 @@ class Plan:
     workers: int
     model: str
     job_script: str
+    slots: int = 1  # tasks each worker runs at once
 
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
@@ -79,13 +80,15 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
         device_s = sum(model.batch_seconds(b.cfg, len(b.indices), max(
             1 + max(pairs[i].content_samples, 1) // hop for i in b.indices)) for b in batches)
     workers = max(1, copts.workers or 1)
-    # Tasks are the unit of work: the wall time is at least the longest task.
+    slots = planned_slots(copts)
+    # Tasks are the unit of work: the wall time is at least the longest task; each worker
+    # runs `slots` at once (the cost model's times are per task, measured that way).
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
-    wall_s = max(device_s / min(workers, max(len(tasks), 1)), max(per_task))
+    wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
     script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
     plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),
                 len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
-                model.source if model else "", script)
+                model.source if model else "", script, slots)
     return plan, manifest.problems
 
 
@@ -114,7 +117,8 @@ def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOp
     unit = "GPU" if copts.kind != "local" and copts.gpus != 0 else "device"
     if plan.model:
         w(f"estimate: {plan.device_s / 3600:.3g} {unit}-hours of compute; wall time about "
-          f"{_hms(plan.wall_s)} on {plan.workers} worker(s) (cost model: {plan.model})")
+          f"{_hms(plan.wall_s)} on {plan.workers} worker(s), {plan.slots} task(s) at a time "
+          f"each (cost model: {plan.model})")
     else:
         w("estimate: no cost model for this job and device: run `hpc-nst calibrate` with "
           "the same --job/--set on the target device (or pass --calibration STORE.zarr of "

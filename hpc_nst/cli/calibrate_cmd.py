@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_job_arguments(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], metavar="B")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads while measuring (default on a CPU: what each task of "
+                   "a local run gets, one per task; the dry run's times are per task)")
     p.add_argument("--seconds", type=float, default=2.56, help="pair length (default 2.56)")
     p.add_argument("--iterations", type=int, default=20,
                    help="optimisation iterations timed per batch (default 20)")
@@ -29,20 +32,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.cost import measure, save
     from hpc_nst.batch.worker import device_name
     from hpc_nst.engine.device import pick_device
     from hpc_nst.errors import UsageError
 
-    if args.iterations < 1 or args.seconds <= 0 or min(args.batch_sizes) < 1:
-        raise UsageError("--iterations, --seconds and --batch-sizes must be positive")
+    if args.iterations < 1 or args.seconds <= 0 or min(args.batch_sizes) < 1 or \
+            (args.threads is not None and args.threads < 1):
+        raise UsageError("--iterations, --seconds, --batch-sizes and --threads must be "
+                         "positive")
     cfg = load_job(args.job, parse_overrides(args.overrides))
     dev = str(pick_device(args.device))
     name = device_name(dev)
+    threads = args.threads
+    if threads is None and not dev.startswith("cuda"):
+        from hpc_nst.batch.cluster import ClusterOptions, local_task_threads
+
+        threads = local_task_threads(ClusterOptions(gpus=0))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     results = measure(cfg, dev, args.batch_sizes, args.seconds, args.iterations)
     save(args.output, name, cfg, results)
-    print(f"{name} ({dev}), job {cfg.method} ({cfg.optim.iterations} iterations):")
+    print(f"{name} ({dev}, {torch_threads()} torch thread(s)), job {cfg.method} "
+          f"({cfg.optim.iterations} iterations):")
     for b, c in results.items():
         pair_s = (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000
                   + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000) / b

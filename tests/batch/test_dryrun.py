@@ -26,6 +26,25 @@ def calibration(tmp_path_factory):
     return path
 
 
+def test_calibrate_measures_as_a_local_task_runs(tmp_path, monkeypatch, capsys):
+    """On a CPU a local run's task has one torch thread (one task per core): calibrate
+    measures with that, or with --threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    try:
+        args = ["calibrate", *SETS, "--batch-sizes", "1", "--iterations", "2", "--seconds",
+                "0.3", "--device", "cpu", "-o", str(tmp_path / "c.json")]
+        assert main(args) == 0
+        assert "(cpu, 1 torch thread(s))" in capsys.readouterr().out
+        assert main([*args, "--threads", "2"]) == 0
+        assert "(cpu, 2 torch thread(s))" in capsys.readouterr().out
+        assert main([*args, "--threads", "0"]) == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_calibrate_writes_a_model_per_device_and_job(calibration):
     data = json.loads(calibration.read_text())
     (device, jobs), = data.items()
@@ -57,6 +76,16 @@ def test_dry_run_plans_and_estimates_without_creating_anything(tmp_path, audio_d
     longer, _ = make_plan(manifest, store, load_job(overrides={
         **dict(s.split("=") for s in TINY), "iterations": "300"}), 2, None, job, calibration)
     assert 0 < short.device_s < longer.device_s and math.isfinite(longer.wall_s)
+    # a worker running two tasks at once halves the wall time of the three tasks' work
+    # (the calibration's times are per task: measured on one torch thread, as a task runs)
+    one, _ = make_plan(manifest, store, cfg, 2, 1, ClusterOptions(tasks_per_worker=1),
+                       calibration)
+    two, _ = make_plan(manifest, store, cfg, 2, 1, ClusterOptions(tasks_per_worker=2),
+                       calibration)
+    assert (one.slots, two.slots) == (1, 2) and one.device_s == two.device_s
+    longest = one.device_s * 2 / 5  # a task is at most 2 of the 5 pairs
+    assert two.wall_s == pytest.approx(max(one.device_s / 2, longest))
+    assert one.wall_s == pytest.approx(one.device_s)
     # without a model: the plan, and how to get an estimate
     assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
                  "--calibration", str(tmp_path / "none.json")]) == 0
