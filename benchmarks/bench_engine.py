@@ -179,6 +179,8 @@ def main() -> None:
                         "'batch' column is then K streams)")
     args = parser.parse_args()
     device = pick_device(args.device)
+    if args.concurrent and (device.type != "cpu" or args.profile):
+        parser.error("--concurrent measures CPU task slots: no --device cuda, no --profile")
     ref32 = conv_reference_gflops(device)
     ref = ref32 if args.precision == "fp32" else conv_reference_gflops(device,
                                                                         precision=args.precision)

@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--tasks-per-worker", type=int, default=None,
-                   help="tasks a worker runs at once (default: 2 on a GPU, 1 on a CPU)")
+                   help="tasks a worker runs at once (default: 2 on a GPU, one per core on "
+                   "a CPU)")
     p.add_argument("--job", type=Path, default=None, help="a job preset (default: built in)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--results", type=Path, default=RESULTS)

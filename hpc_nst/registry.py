@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLUGINS_ENV = "HPC_NST_PLUGINS"
 _plugins_loaded = False
+_plugins_error: RegistryError | None = None  # a plugin's failure, raised again on every lookup
 #: Discovery imports modules; a second thread (two tasks on one worker) waits for the first
 #: instead of seeing a half-filled registry. Reentrant: an imported module may look names up.
 _DISCOVERY_LOCK = threading.RLock()
@@ -35,16 +36,26 @@ _DISCOVERY_LOCK = threading.RLock()
 def load_plugins() -> list[str]:
     """Import the plugin modules (``HPC_NST_PLUGINS`` and entry points) once; return their
     names. A plugin that fails to import is an error naming it."""
-    global _plugins_loaded
+    global _plugins_loaded, _plugins_error
     with _DISCOVERY_LOCK:
+        if _plugins_error is not None:  # the same clear error, not a half-loaded registry
+            raise _plugins_error
         if _plugins_loaded:
             return []
         _plugins_loaded = True
-        return _import_plugins()
+        try:
+            return _import_plugins()
+        except RegistryError as exc:
+            _plugins_error = exc
+            raise
+        except Exception as exc:  # a plugin that breaks on import: name it, every time
+            _plugins_error = RegistryError(f"{PLUGINS_ENV} / hpc_nst.plugins: a plugin failed "
+                                           f"on import ({type(exc).__name__}: {exc}); fix or "
+                                           "remove it")
+            raise _plugins_error from exc
 
 
 def _import_plugins() -> list[str]:
-    global _plugins_loaded
     names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
     try:
         eps = list(metadata.entry_points(group="hpc_nst.plugins"))
@@ -54,7 +65,6 @@ def _import_plugins() -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            _plugins_loaded = False
             raise RegistryError(f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); "
                                 "check the name and that it is on PYTHONPATH") from None
         log.debug("loaded plugin %s", name)

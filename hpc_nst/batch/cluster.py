@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -34,6 +35,7 @@ import dask
 
 from hpc_nst.errors import ConfigError
 
+log = logging.getLogger(__name__)
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
             "lsf": "LSFCluster"}
 CLUSTERS = ("local", *JOBQUEUE, "slurm-runner")
@@ -175,6 +177,9 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     if get("processes") is None:
         kwargs["processes"] = 1
     gpus = 1 if opts.gpus is None else opts.gpus
+    if not gpus and opts.tasks_per_worker is not None:
+        raise ConfigError("--tasks-per-worker: a CPU worker job runs one task per core (one "
+                          "torch thread each); give --cores N for N tasks at a time")
     slots = worker_slots(opts, gpus) if gpus else 1
     if get("cores") is None and "cores" not in kwargs:
         kwargs["cores"] = slots  # a worker runs as many tasks at once as it has threads
@@ -186,8 +191,15 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
         directives.append(GPU_DIRECTIVE[name])
     kwargs["job_extra_directives"] = directives
     args = list(get("worker-extra-args") or [])
-    if gpus and "--resources" not in args:  # tasks ask for GPU=1: this many run at once
-        args += ["--resources", f"GPU={min(slots, _threads(kwargs, get))}"]
+    if gpus:  # tasks ask for GPU=1: GPU=n lets n run at once (no more than its threads)
+        n = min(slots, _threads(kwargs, get))
+        if n < slots:
+            log.warning("%d tasks per worker asked, but a worker job has %d thread(s) "
+                        "(cores / processes): %d at a time", slots, n, n)
+        given = opts.tasks_per_worker is not None or dask.config.get(SLOTS_KEY, None) \
+            is not None
+        if given or "--resources" not in args or _gpu_resource(args) is None:
+            args = _with_gpu_resource(args, n)  # else: the configured GPU=n stands
     if opts.walltime is not None:  # a walltime given now invalidates a configured lifetime
         args = _without(args, ("--lifetime", "--lifetime-stagger"))
     if "--lifetime" not in args:
@@ -230,7 +242,7 @@ def _jobqueue_slots(kind: str, kwargs: dict[str, Any], gpus: int) -> int:
     a CPU worker runs one task per thread (one torch thread each)."""
     conf = dask.config.get(f"jobqueue.{kind}", default={}) or {}
     threads = _threads(kwargs, conf.get)
-    return min(_gpu_resource(kwargs["worker_extra_args"]), threads) if gpus else threads
+    return min(_gpu_resource(kwargs["worker_extra_args"]) or 1, threads) if gpus else threads
 
 
 def _local_layout(opts: ClusterOptions) -> tuple[int, int, int, int, int]:
@@ -246,8 +258,7 @@ def _local_layout(opts: ClusterOptions) -> tuple[int, int, int, int, int]:
     workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
     cores = available_cores()
     slots = worker_slots(opts, gpus, cpu_default=max(1, cores // workers))
-    # a GPU task gives torch the worker's share of the cores; CPU tasks split it
-    threads = max(1, cores // workers // (1 if gpus else slots))
+    threads = max(1, cores // workers // slots)  # the worker's cores split between its tasks
     return gpus, workers, slots, threads, n_gpu
 
 
@@ -266,15 +277,28 @@ def planned_slots(opts: ClusterOptions) -> int:
     return worker_slots(opts, gpus)
 
 
-def _gpu_resource(args: list[str]) -> int:
-    """The ``GPU=n`` a worker's ``--resources`` gives (1 when absent or unreadable)."""
+def _gpu_resource(args: list[str]) -> int | None:
+    """The ``GPU=n`` a worker's ``--resources`` gives (None when it gives none)."""
     for flag, value in zip(args, args[1:]):
         if flag == "--resources":
             for item in value.replace(",", " ").split():
                 name, _, n = item.partition("=")
                 if name == "GPU" and n.isdigit():
                     return int(n)
-    return 1
+    return None
+
+
+def _with_gpu_resource(args: list[str], n: int) -> list[str]:
+    """``args`` whose ``--resources`` gives ``GPU=n`` (its other resources kept; added if
+    there is no ``--resources``)."""
+    out = list(args)
+    for k, flag in enumerate(out[:-1]):
+        if flag == "--resources":
+            items = [i for i in out[k + 1].replace(",", " ").split()
+                     if i.partition("=")[0] != "GPU"]
+            out[k + 1] = " ".join([f"GPU={n}", *items])
+            return out
+    return [*out, "--resources", f"GPU={n}"]
 
 
 def make_cluster(opts: ClusterOptions) -> ClusterHandle:
@@ -296,13 +320,13 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     cluster.adapt(minimum=minimum, maximum=maximum)
     gpus = 1 if opts.gpus is None else opts.gpus
     note = f"; scrubbed {len(scrubbed)} SLURM_*/SBATCH_* variables" if scrubbed else ""
-    # GPU workers run `slots` tasks at a time (each asks for GPU=1 of the worker's GPU=slots)
-    # and give torch the job's cores; CPU workers run one task per core, each with one torch
-    # thread.
+    # GPU workers run `slots` tasks at a time (each asks for GPU=1 of the worker's GPU=slots),
+    # the job's cores split between them; CPU workers run one task per core, each with one
+    # torch thread.
     cores = kwargs.get("cores") or dask.config.get(f"jobqueue.{opts.kind}.cores", None) or 0
     slots = _jobqueue_slots(opts.kind, kwargs, gpus)
     return ClusterHandle(
-        cluster, {"GPU": 1} if gpus else None, int(cores) if gpus else 1,
+        cluster, {"GPU": 1} if gpus else None, max(1, int(cores) // slots) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
         + (f"1 GPU each, {slots} task(s) at a time" if gpus else "no GPU each") + note,
         slots)

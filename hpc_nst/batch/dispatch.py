@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hpc_nst.batch.cluster import TASK_PREFIX, ClusterHandle
 from hpc_nst.batch.manifest import Manifest
+from hpc_nst.batch.preempt import BUSY_STATES
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.tasks import Task
@@ -28,8 +29,10 @@ DASK_RETRIES = 2  # retries of a task that raised (the worker function itself re
 
 
 def _executing(dask_worker: Any) -> list[str]:
-    """Keys of the tasks a dask worker is executing (run on each worker)."""
-    return [ts.key for ts in dask_worker.state.executing]
+    """Keys of the tasks a dask worker has started: executing, or finished with the result
+    not yet collected (its shard already written: cancelling it would leave its pairs
+    pending). Run on each worker."""
+    return [k for k, ts in dask_worker.state.tasks.items() if ts.state in BUSY_STATES]
 
 
 def _suspicious(dask_scheduler: Any, keys: list[str]) -> dict[str, int]:

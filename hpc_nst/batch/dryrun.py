@@ -39,7 +39,7 @@ class Plan:
     workers: int
     model: str
     job_script: str
-    slots: int = 1  # tasks each worker runs at once
+    slots: int = 1  # tasks at once per worker that divide the device time (1 on a GPU)
 
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
@@ -80,9 +80,12 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
         device_s = sum(model.batch_seconds(b.cfg, len(b.indices), max(
             1 + max(pairs[i].content_samples, 1) // hop for i in b.indices)) for b in batches)
     workers = max(1, copts.workers or 1)
-    slots = planned_slots(copts)
-    # Tasks are the unit of work: the wall time is at least the longest task; each worker
-    # runs `slots` at once (the cost model's times are per task, measured that way).
+    # Tasks are the unit of work: the wall time is at least the longest task. A CPU worker
+    # runs `slots` at once on its own cores (the cost model's times are per task, measured
+    # that way); two tasks on one GPU share it, so there the device time does not divide.
+    on_gpu = (copts.kind != "local" and copts.gpus != 0) or \
+        (copts.kind == "local" and copts.gpus != 0 and _local_gpu(device))
+    slots = 1 if on_gpu else planned_slots(copts)
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
     script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
@@ -90,6 +93,15 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
                 len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
                 model.source if model else "", script, slots)
     return plan, manifest.problems
+
+
+def _local_gpu(device: str) -> bool:
+    from hpc_nst.engine.device import pick_device
+
+    try:
+        return pick_device(device).type == "cuda"
+    except Exception:  # noqa: BLE001 - an absent CUDA asked for: the run will say so
+        return False
 
 
 def _hms(seconds: float) -> str:
@@ -117,8 +129,9 @@ def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOp
     unit = "GPU" if copts.kind != "local" and copts.gpus != 0 else "device"
     if plan.model:
         w(f"estimate: {plan.device_s / 3600:.3g} {unit}-hours of compute; wall time about "
-          f"{_hms(plan.wall_s)} on {plan.workers} worker(s), {plan.slots} task(s) at a time "
-          f"each (cost model: {plan.model})")
+          f"{_hms(plan.wall_s)} on {plan.workers} worker(s)"
+          + (f", {plan.slots} task(s) at a time each" if plan.slots > 1 else "")
+          + f" (cost model: {plan.model})")
     else:
         w("estimate: no cost model for this job and device: run `hpc-nst calibrate` with "
           "the same --job/--set on the target device (or pass --calibration STORE.zarr of "

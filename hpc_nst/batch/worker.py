@@ -100,7 +100,7 @@ def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.nd
         return [items]
     lengths = _frames(items, cfg)
     cap = fit_batch(cfg.stft.n_bins, max(lengths), cfg.model.width, torch.device(dev),
-                    headroom=HEADROOM / max(1, slots))
+                    headroom=HEADROOM, share=max(1, slots))
     if str(dev) in _OOM_LIMIT:
         cap = max(1, min(cap, _OOM_LIMIT[str(dev)] // max(lengths)))
     groups = split_by_padding(lengths, cap)
@@ -199,6 +199,11 @@ def _peak_mb(device: str) -> float:
         return math.nan
 
 
+#: The capture of the task a thread works for (``emit`` runs in the thread that logs). A
+#: thread-local, not thread ids: a new thread often gets the id of one that has ended.
+_OWNER = threading.local()
+
+
 class _Capture(logging.Handler):
     """Keeps the log records of one task, to send back to the driver: those of the thread
     that runs it and of the threads it adopts (its prefetch thread), not those of another
@@ -207,14 +212,13 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.records: list[tuple[int, str]] = []
-        self.threads = {threading.get_ident()}
 
     def adopt(self) -> None:
-        """Count the calling thread's records as this task's."""
-        self.threads.add(threading.get_ident())
+        """Count the calling thread's records as this task's (until another task adopts it)."""
+        _OWNER.capture = self
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread in self.threads:
+        if getattr(_OWNER, "capture", None) is self:
             self.records.append((record.levelno, record.getMessage()))
 
 
@@ -228,6 +232,7 @@ def _capturing() -> Iterator[_Capture]:
     while any task runs and restored when the last one ends (tasks may overlap)."""
     global _level_users, _level_saved
     root, capture = logging.getLogger("hpc_nst"), _Capture()
+    capture.adopt()
     with _LEVEL_LOCK:
         if _level_users == 0:
             _level_saved = root.level
@@ -238,6 +243,7 @@ def _capturing() -> Iterator[_Capture]:
     try:
         yield capture
     finally:
+        _OWNER.capture = None  # dask reuses the thread for other tasks
         with _LEVEL_LOCK:
             root.removeHandler(capture)
             _level_users -= 1

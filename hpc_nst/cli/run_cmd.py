@@ -55,9 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.add_argument(flag, help=helptext)
     c.add_argument("--cores", type=int, help="CPU cores per worker job")
     c.add_argument("--tasks-per-worker", type=int, metavar="N",
-                   help="tasks a worker runs at once (default: 2 on a GPU, so that one "
-                   "task's decoding and store write overlap the other's GPU compute; 1 on a "
-                   "CPU; or the dask configuration's hpc-nst.tasks-per-worker)")
+                   help="tasks a worker runs at once, its cores split between them (default: "
+                   "2 on a GPU, so that one task's decoding and store write overlap the "
+                   "other's GPU compute; a local CPU worker one per core; or the dask "
+                   "configuration's hpc-nst.tasks-per-worker). CPU worker jobs of a batch "
+                   "scheduler run one task per core: set --cores")
     c.add_argument("--job-extra", action="append", default=[], metavar="DIRECTIVE",
                    help="extra scheduler directive for worker jobs (repeatable)")
     c.add_argument("--scheduler-file", help="slurm-runner: scheduler file on a shared file "
@@ -159,13 +161,15 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
     """Driver rank of a SLURMRunner; the scheduler and worker ranks never get past __enter__."""
     from distributed import Client
 
-    from hpc_nst.batch.cluster import ClusterHandle, make_runner, worker_slots
+    from hpc_nst.batch.cluster import ClusterHandle, available_cores, make_runner, worker_slots
     from hpc_nst.batch.runner import run_batch
 
     with make_runner(copts, args.output) as runner, Client(runner) as client:
         gpus = 1 if copts.gpus is None else copts.gpus
         slots = worker_slots(copts, gpus)
-        handle = ClusterHandle(runner, {"GPU": 1} if gpus else None, 0,
+        # every rank of the allocation has the cores Slurm grants a task: split between slots
+        threads = max(1, available_cores() // slots)
+        handle = ClusterHandle(runner, {"GPU": 1} if gpus else None, threads,
                                f"SLURMRunner: {runner.n_workers} worker rank(s) in job "
                                f"{runner.job_id}, {slots} task(s) at a time", slots)
         client.wait_for_workers(1)

@@ -32,9 +32,12 @@ def estimate_bytes(batch: int, bins: int, frames: int, width: int) -> int:
 
 
 def available_bytes(device: torch.device) -> int:
+    """Memory this process can still use: on a GPU what is free plus what torch's allocator
+    holds here (reusable, or in use by another task of this worker, which :func:`fit_batch`'s
+    ``share`` accounts for); on a CPU the available RAM."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        return int(free) + int(torch.cuda.memory_reserved(device))
     return int(psutil.virtual_memory().available)
 
 
@@ -53,9 +56,10 @@ def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.d
 
 
 def fit_batch(bins: int, frames: int, width: int, device: torch.device,
-              headroom: float = 0.7, cap: int = 256) -> int:
+              headroom: float = 0.7, cap: int = 256, share: int = 1) -> int:
     """The largest batch of ``frames``-frame items that fits in ``headroom`` of the device's
-    free memory by :func:`estimate_bytes` (at least 1, at most ``cap``)."""
+    available memory divided by ``share`` (the tasks running at once on this worker) by
+    :func:`estimate_bytes` (at least 1, at most ``cap``)."""
     per_item = estimate_bytes(1, bins, frames, width) - FIXED_BYTES
-    room = headroom * available_bytes(device) - FIXED_BYTES
+    room = headroom * available_bytes(device) / max(1, share) - FIXED_BYTES
     return int(max(1, min(cap, room // max(per_item, 1))))

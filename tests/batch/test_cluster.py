@@ -114,8 +114,21 @@ def test_tasks_per_worker_option_config_and_threads():
             # the command line wins over the configuration
             kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=8, tasks_per_worker=1))
             assert kw["worker_extra_args"][:2] == ["--resources", "GPU=1"]
-        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0, tasks_per_worker=2))
+        # CPU worker jobs run one task per core: the option would be ignored, so it is refused
+        with pytest.raises(ConfigError, match="--cores"):
+            _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0, tasks_per_worker=2))
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
         assert "--resources" not in kw["worker_extra_args"] and kw["cores"] == 1
+    # a configured GPU=n stands unless the number is given; other resources are kept
+    configured = {**bare, "jobqueue.slurm.worker-extra-args": ["--resources", "GPU=2 MEM=4"]}
+    with dask.config.set(configured):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=4))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=2 MEM=4"]
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=4, tasks_per_worker=1))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=1 MEM=4"]
+    with dask.config.set({**bare, "jobqueue.slurm.worker-extra-args": ["--resources", "MEM=4"]}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", cores=4))
+        assert kw["worker_extra_args"][:2] == ["--resources", "GPU=2 MEM=4"]  # else never run
     for bad in (0, -1, "two"):
         with dask.config.set({"hpc-nst.tasks-per-worker": bad}), \
                 pytest.raises(ConfigError, match="hpc-nst.tasks-per-worker"):

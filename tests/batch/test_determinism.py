@@ -58,7 +58,7 @@ def test_two_tasks_at_a_time_on_one_worker_same_bits_and_they_overlap(tmp_path, 
         sf.write(d / f"s{k}.wav", tone(500 - 30 * k, 0.6), SR)
         rows.append(f"p{k},c{k}.wav,s{k}.wav,{k}")
     manifest = write_csv(d / "m.csv", "pair_id,content,style,seed", rows)
-    # a random network of its own per task is built under the global-RNG lock
+    # a seeded random network: both tasks use the one the worker builds (under a lock)
     cfg = load_job(overrides={"iterations": "40", "griffin_lim_iterations": "4",
                               "model": "random", "width": "8", "model.seed": "3"})
     opts = RunOptions(batch_size=1, batches_per_task=1, progress_interval=0, quiet=True)

@@ -35,7 +35,7 @@ def _manifest(tmp_path):
 
 def _args(manifest, store):
     return ["run", str(manifest), "-o", str(store), "--workers", "1", "--batch-size", "1",
-            "--progress-interval", "0", *SETS]
+            "--tasks-per-worker", "2", "--progress-interval", "0", *SETS]
 
 
 def _start_and_stop(manifest, store, sig: int, *extra: str) -> subprocess.Popen:

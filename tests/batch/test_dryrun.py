@@ -86,6 +86,10 @@ def test_dry_run_plans_and_estimates_without_creating_anything(tmp_path, audio_d
     longest = one.device_s * 2 / 5  # a task is at most 2 of the 5 pairs
     assert two.wall_s == pytest.approx(max(one.device_s / 2, longest))
     assert one.wall_s == pytest.approx(one.device_s)
+    # two tasks on one GPU share it: the device time is not divided (nor on slurm GPU workers)
+    gpu, _ = make_plan(manifest, store, cfg, 2, 1, ClusterOptions(kind="slurm", cores=2),
+                       calibration)
+    assert gpu.slots == 1
     # without a model: the plan, and how to get an estimate
     assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
                  "--calibration", str(tmp_path / "none.json")]) == 0

@@ -103,11 +103,11 @@ def test_overlapping_tasks_keep_their_own_log_records():
     def task_a():
         with _capturing() as cap:
             log.info("a: first")
-            a_in.set()
-            b_done.wait(5)
             helper = threading.Thread(target=lambda: (cap.adopt(), log.info("a: prefetch")))
             helper.start()
             helper.join()
+            a_in.set()
+            b_done.wait(5)
             log.info("a: last")
         results["a"] = [m for _, m in cap.records]
 
@@ -115,6 +115,14 @@ def test_overlapping_tasks_keep_their_own_log_records():
         a_in.wait(5)
         with _capturing() as cap:
             log.warning("b: only")
+            # a thread B starts after A's helper ended (it may get that thread's id) is B's
+            # only once B adopts it, and never A's
+            stray = threading.Thread(target=lambda: log.warning("b: stray"))
+            stray.start()
+            stray.join()
+            mine = threading.Thread(target=lambda: (cap.adopt(), log.warning("b: helper")))
+            mine.start()
+            mine.join()
         results["b"] = [m for _, m in cap.records]
         b_done.set()
 
@@ -124,7 +132,8 @@ def test_overlapping_tasks_keep_their_own_log_records():
             t.start()
         for t in threads:
             t.join()
-        assert results == {"a": ["a: first", "a: prefetch", "a: last"], "b": ["b: only"]}
+        assert results == {"a": ["a: first", "a: prefetch", "a: last"],
+                           "b": ["b: only", "b: helper"]}
         assert root.level == logging.WARNING and not any(
             type(h).__name__ == "_Capture" for h in root.handlers)
     finally:

@@ -154,3 +154,25 @@ def test_a_second_thread_waits_for_discovery_instead_of_seeing_half_a_registry(
     for t in threads:
         t.join()
     assert seen == [("slow",), ("slow",)]
+
+
+def test_a_plugin_that_breaks_on_import_fails_every_lookup_with_its_name(tmp_path):
+    """Not a half-loaded registry on the second lookup (a dask retry): the same error."""
+    import subprocess
+
+    (tmp_path / "broken_plugin.py").write_text(
+        "from hpc_nst.registry import METHODS\n"
+        "METHODS.register('half', object())\n"
+        "raise RuntimeError('boom')\n")
+    code = ("from hpc_nst.registry import METHODS\n"
+            "for _ in range(2):\n"
+            "    try:\n"
+            "        METHODS.get('nst')\n"
+            "    except Exception as exc:\n"
+            "        print(type(exc).__name__, exc)\n")
+    env = {**__import__("os").environ, "HPC_NST_PLUGINS": "broken_plugin",
+           "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert len(out) == 2 and out[0] == out[1], out
+    assert out[0].startswith("RegistryError") and "RuntimeError: boom" in out[0]

@@ -5,6 +5,7 @@ See :mod:`hpc_nst.engine.sampler`."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -18,6 +19,7 @@ from hpc_nst.engine.transfer import at_peak_of
 #: with one style, and cutting a style into notes costs more than playing one content.
 _BANKS: OrderedDict[bytes, StyleBank] = OrderedDict()
 _BANKS_KEPT = 8
+_BANKS_LOCK = threading.Lock()
 
 
 def style_bank(style: np.ndarray) -> StyleBank:
@@ -25,13 +27,16 @@ def style_bank(style: np.ndarray) -> StyleBank:
     is read-only: playing never changes it)."""
     a = np.ascontiguousarray(style, dtype=np.float32)
     key = hashlib.blake2b(a.tobytes(), digest_size=16).digest() + len(a).to_bytes(8, "little")
-    bank = _BANKS.get(key)
-    if bank is None:
-        bank = _BANKS[key] = StyleBank.from_audio(a)
+    with _BANKS_LOCK:  # tasks running at once on a worker share the cache
+        bank = _BANKS.get(key)
+        if bank is not None:
+            _BANKS.move_to_end(key)
+            return bank
+    bank = StyleBank.from_audio(a)  # outside the lock: two tasks may build one twice
+    with _BANKS_LOCK:
+        _BANKS[key] = bank
         while len(_BANKS) > _BANKS_KEPT:
             _BANKS.popitem(last=False)
-    else:
-        _BANKS.move_to_end(key)
     return bank
 
 
