@@ -198,7 +198,7 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
                         "(cores / processes): %d at a time", slots, n, n)
         given = opts.tasks_per_worker is not None or dask.config.get(SLOTS_KEY, None) \
             is not None
-        if given or "--resources" not in args or _gpu_resource(args) is None:
+        if given or _gpu_resource(args) is None:
             args = _with_gpu_resource(args, n)  # else: the configured GPU=n stands
     if opts.walltime is not None:  # a walltime given now invalidates a configured lifetime
         args = _without(args, ("--lifetime", "--lifetime-stagger"))

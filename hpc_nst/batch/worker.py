@@ -64,7 +64,8 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-#: Share of a GPU's free memory the batches of one worker's running tasks may take together.
+#: Share of the GPU memory this process can use (free + its allocator's) that the batches
+#: of one worker's running tasks may take together.
 HEADROOM = 0.7
 
 #: Per device: half the smallest batch work (pairs x frames) that ran out of memory here;
@@ -86,8 +87,8 @@ def _frames(items: list[tuple[PairSpec, np.ndarray, np.ndarray]], cfg: JobConfig
 def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarray]],
                    device: str, slots: int = 1
                    ) -> list[list[tuple[PairSpec, np.ndarray, np.ndarray]]]:
-    """On a GPU, a batch cut to what fits in its share of free memory (``slots`` tasks run
-    at once on the worker) and where padding would exceed
+    """On a GPU, a batch cut to what fits in its share of the memory (``slots`` tasks run at
+    once on the worker) and where padding would exceed
     :data:`~hpc_nst.batch.batching.MAX_PADDING`; elsewhere the batch as it is (the CPU engine
     optimises each pair alone)."""
     import torch
