@@ -33,6 +33,13 @@ from typing import Any
 
 import dask
 
+from hpc_nst.batch.slots import (
+    SLOTS_KEY,
+    gpu_resource,
+    scheduler_gpus,
+    with_gpu_resource,
+    worker_slots,
+)
 from hpc_nst.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,31 +83,6 @@ class ClusterHandle:
     threads: int
     description: str
     slots: int = 1  # tasks each worker runs at once
-
-
-#: dask configuration key giving ``tasks_per_worker`` when the command line does not.
-SLOTS_KEY = "hpc-nst.tasks-per-worker"
-
-
-def worker_slots(opts: ClusterOptions, gpus: int, cpu_default: int = 1) -> int:
-    """Tasks one worker runs at once: ``--tasks-per-worker``, else the dask configuration's
-    ``hpc-nst.tasks-per-worker``, else 2 on a GPU worker and ``cpu_default`` on a CPU one.
-
-    Two tasks on one GPU overlap one task's host work (decoding, the store write, the
-    driver's round trip) with the other's device compute. A local CPU worker runs one task per
-    core, each with one torch thread (:func:`_local`): on the 2-core development machine that
-    does 1.2x the pairs per hour of one task on two threads (docs/performance.md), and the
-    per-pair methods, single-threaded numpy, use every core at all.
-    """
-    value: Any = opts.tasks_per_worker
-    if value is None:
-        value = dask.config.get(SLOTS_KEY, None)
-    if value is None:
-        return 2 if gpus else cpu_default
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
-        raise ConfigError(f"tasks per worker {value!r} (--tasks-per-worker or the dask "
-                         f"configuration's {SLOTS_KEY}): give a whole number >= 1")
-    return int(value)
 
 
 def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
@@ -176,7 +158,7 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
         kwargs["project"] = kwargs.pop("account")
     if get("processes") is None:
         kwargs["processes"] = 1
-    gpus = 1 if opts.gpus is None else opts.gpus
+    gpus = scheduler_gpus(opts)
     if not gpus and opts.tasks_per_worker is not None:
         raise ConfigError("--tasks-per-worker: a CPU worker job runs one task per core (one "
                           "torch thread each); give --cores N for N tasks at a time")
@@ -198,8 +180,8 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
                         "(cores / processes): %d at a time", slots, n, n)
         given = opts.tasks_per_worker is not None or dask.config.get(SLOTS_KEY, None) \
             is not None
-        if given or _gpu_resource(args) is None:
-            args = _with_gpu_resource(args, n)  # else: the configured GPU=n stands
+        if given or gpu_resource(args) is None:
+            args = with_gpu_resource(args, n)  # else: the configured GPU=n stands
     if opts.walltime is not None:  # a walltime given now invalidates a configured lifetime
         args = _without(args, ("--lifetime", "--lifetime-stagger"))
     if "--lifetime" not in args:
@@ -242,12 +224,22 @@ def _jobqueue_slots(kind: str, kwargs: dict[str, Any], gpus: int) -> int:
     a CPU worker runs one task per thread (one torch thread each)."""
     conf = dask.config.get(f"jobqueue.{kind}", default={}) or {}
     threads = _threads(kwargs, conf.get)
-    return min(_gpu_resource(kwargs["worker_extra_args"]) or 1, threads) if gpus else threads
+    return min(gpu_resource(kwargs["worker_extra_args"]) or 1, threads) if gpus else threads
 
 
-def _local_layout(opts: ClusterOptions) -> tuple[int, int, int, int, int]:
-    """A local cluster's GPUs per worker, workers, tasks per worker, torch threads per task,
-    and the GPUs found."""
+@dataclass(frozen=True)
+class LocalLayout:
+    """How a local cluster of some :class:`ClusterOptions` is laid out."""
+
+    gpus: int  # GPUs per worker (0 or 1)
+    workers: int
+    slots: int  # tasks each worker runs at once
+    threads: int  # torch threads per task: the worker's cores split between its tasks
+    found: int  # GPUs on this machine
+
+
+def local_layout(opts: ClusterOptions) -> LocalLayout:
+    """The layout :func:`make_cluster` gives a local cluster of ``opts`` (nothing started)."""
     try:
         import torch
 
@@ -258,47 +250,17 @@ def _local_layout(opts: ClusterOptions) -> tuple[int, int, int, int, int]:
     workers = opts.workers or (n_gpu if gpus and n_gpu else 1)
     cores = available_cores()
     slots = worker_slots(opts, gpus, cpu_default=max(1, cores // workers))
-    threads = max(1, cores // workers // slots)  # the worker's cores split between its tasks
-    return gpus, workers, slots, threads, n_gpu
-
-
-def local_task_threads(opts: ClusterOptions) -> int:
-    """The torch threads each task of a local cluster of ``opts`` gets."""
-    return _local_layout(opts)[3]
+    return LocalLayout(gpus, workers, slots, max(1, cores // workers // slots), n_gpu)
 
 
 def planned_slots(opts: ClusterOptions) -> int:
     """Tasks each worker of ``opts``'s cluster would run at once (nothing is started)."""
     if opts.kind == "local":
-        return _local_layout(opts)[2]
-    gpus = 1 if opts.gpus is None else opts.gpus
+        return local_layout(opts).slots
+    gpus = scheduler_gpus(opts)
     if opts.kind in JOBQUEUE:
         return _jobqueue_slots(opts.kind, _jobqueue_kwargs(opts), gpus)
     return worker_slots(opts, gpus)
-
-
-def _gpu_resource(args: list[str]) -> int | None:
-    """The ``GPU=n`` a worker's ``--resources`` gives (None when it gives none)."""
-    for flag, value in zip(args, args[1:]):
-        if flag == "--resources":
-            for item in value.replace(",", " ").split():
-                name, _, n = item.partition("=")
-                if name == "GPU" and n.isdigit():
-                    return int(n)
-    return None
-
-
-def _with_gpu_resource(args: list[str], n: int) -> list[str]:
-    """``args`` whose ``--resources`` gives ``GPU=n`` (its other resources kept; added if
-    there is no ``--resources``)."""
-    out = list(args)
-    for k, flag in enumerate(out[:-1]):
-        if flag == "--resources":
-            items = [i for i in out[k + 1].replace(",", " ").split()
-                     if i.partition("=")[0] != "GPU"]
-            out[k + 1] = " ".join([f"GPU={n}", *items])
-            return out
-    return [*out, "--resources", f"GPU={n}"]
 
 
 def make_cluster(opts: ClusterOptions) -> ClusterHandle:
@@ -318,7 +280,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     maximum = opts.workers or 1
     minimum = min(opts.min_workers or 0, maximum)
     cluster.adapt(minimum=minimum, maximum=maximum)
-    gpus = 1 if opts.gpus is None else opts.gpus
+    gpus = scheduler_gpus(opts)
     note = f"; scrubbed {len(scrubbed)} SLURM_*/SBATCH_* variables" if scrubbed else ""
     # GPU workers run `slots` tasks at a time (each asks for GPU=1 of the worker's GPU=slots),
     # the job's cores split between them; CPU workers run one task per core, each with one
@@ -368,18 +330,19 @@ def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
 def _local(opts: ClusterOptions) -> ClusterHandle:
     from distributed import LocalCluster
 
-    gpus, workers, slots, threads, n_gpu = _local_layout(opts)
+    lay = local_layout(opts)
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=slots, processes=True, dashboard_address=":0",
-        resources={"GPU": slots} if gpus else None, **kwargs)
+        n_workers=lay.workers, threads_per_worker=lay.slots, processes=True,
+        dashboard_address=":0", resources={"GPU": lay.slots} if lay.gpus else None, **kwargs)
     return ClusterHandle(
-        cluster, {"GPU": 1} if gpus else None, threads,
-        f"LocalCluster: {workers} worker process(es), {slots} task(s) at a time, "
-        + (f"1 GPU each ({n_gpu} found)" if gpus else f"CPU, {threads} torch thread(s) each"),
-        slots)
+        cluster, {"GPU": 1} if lay.gpus else None, lay.threads,
+        f"LocalCluster: {lay.workers} worker process(es), {lay.slots} task(s) at a time, "
+        + (f"1 GPU each ({lay.found} found)" if lay.gpus
+           else f"CPU, {lay.threads} torch thread(s) each"),
+        lay.slots)
 
 
 def make_runner(opts: ClusterOptions, store: Path) -> Any:
@@ -388,7 +351,7 @@ def make_runner(opts: ClusterOptions, store: Path) -> Any:
 
     scheduler_file = opts.scheduler_file or str(
         store.resolve().parent / f".{store.name}.scheduler-{{job_id}}.json")
-    gpus = opts.gpus if opts.gpus is not None else 1
+    gpus = scheduler_gpus(opts)
     slots = worker_slots(opts, gpus)
     worker_options: dict[str, Any] = {"nthreads": slots}
     if gpus:

@@ -67,13 +67,13 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
             and (status[i] != st.FAILED or retry_failed)]
     tasks = make_tasks(todo, [p.cfg for p in pairs], len(pairs), ppt, min(batch_size, ppt))
     batches = [b for t in tasks for b in t.batches]
+    # where the tasks will run: the GPUs of worker jobs, or the local device asked for
+    run_device = "cuda" if copts.kind != "local" and copts.gpus != 0 else device
     model = None
     if calibration is not None and calibration.suffix == ".zarr":
         model = costs.from_store(calibration, cfg)
     else:
-        model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg,
-                                "cuda" if copts.kind != "local" and copts.gpus != 0
-                                else device)
+        model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg, run_device)
     device_s = math.nan
     if model is not None:
         hop = cfg.stft.hop_length
@@ -83,9 +83,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     # Tasks are the unit of work: the wall time is at least the longest task. A CPU worker
     # runs `slots` at once on its own cores (the cost model's times are per task, measured
     # that way); two tasks on one GPU share it, so there the device time does not divide.
-    on_gpu = (copts.kind != "local" and copts.gpus != 0) or \
-        (copts.kind == "local" and copts.gpus != 0 and _local_gpu(device))
-    slots = 1 if on_gpu else planned_slots(copts)
+    slots = 1 if copts.gpus != 0 and _is_cuda(run_device) else planned_slots(copts)
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
     script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
@@ -95,13 +93,15 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     return plan, manifest.problems
 
 
-def _local_gpu(device: str) -> bool:
-    from hpc_nst.engine.device import pick_device
-
-    try:
-        return pick_device(device).type == "cuda"
-    except Exception:  # noqa: BLE001 - an absent CUDA asked for: the run will say so
+def _is_cuda(device: str) -> bool:
+    """Whether tasks asking for ``device`` run on a GPU (``auto``: one is here)."""
+    if str(device).startswith("cuda"):
+        return True
+    if device != "auto":
         return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _hms(seconds: float) -> str:

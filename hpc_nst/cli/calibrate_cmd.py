@@ -32,13 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def torch_threads() -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
 
-    return torch.get_num_threads()
-
-
-def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.cost import measure, save
     from hpc_nst.batch.worker import device_name
     from hpc_nst.engine.device import pick_device
@@ -53,16 +49,14 @@ def run(args: argparse.Namespace) -> int:
     name = device_name(dev)
     threads = args.threads
     if threads is None and not dev.startswith("cuda"):
-        from hpc_nst.batch.cluster import ClusterOptions, local_task_threads
+        from hpc_nst.batch.cluster import ClusterOptions, local_layout
 
-        threads = local_task_threads(ClusterOptions(gpus=0))
+        threads = local_layout(ClusterOptions(gpus=0)).threads
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
     results = measure(cfg, dev, args.batch_sizes, args.seconds, args.iterations)
     save(args.output, name, cfg, results)
-    print(f"{name} ({dev}, {torch_threads()} torch thread(s)), job {cfg.method} "
+    print(f"{name} ({dev}, {torch.get_num_threads()} torch thread(s)), job {cfg.method} "
           f"({cfg.optim.iterations} iterations):")
     for b, c in results.items():
         pair_s = (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000

@@ -161,11 +161,17 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
     """Driver rank of a SLURMRunner; the scheduler and worker ranks never get past __enter__."""
     from distributed import Client
 
-    from hpc_nst.batch.cluster import ClusterHandle, available_cores, make_runner, worker_slots
+    from hpc_nst.batch.cluster import (
+        ClusterHandle,
+        available_cores,
+        make_runner,
+        scheduler_gpus,
+        worker_slots,
+    )
     from hpc_nst.batch.runner import run_batch
 
     with make_runner(copts, args.output) as runner, Client(runner) as client:
-        gpus = 1 if copts.gpus is None else copts.gpus
+        gpus = scheduler_gpus(copts)
         slots = worker_slots(copts, gpus)
         # every rank of the allocation has the cores Slurm grants a task: split between slots
         threads = max(1, available_cores() // slots)

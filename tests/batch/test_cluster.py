@@ -162,14 +162,14 @@ def test_local_cluster_runs_that_many_tasks_per_worker(monkeypatch):
 def test_planned_slots_match_what_the_cluster_would_run(monkeypatch):
     """The dry run's estimate divides by the tasks each worker runs at once, computed as the
     cluster would be built (nothing is started)."""
-    from hpc_nst.batch.cluster import local_task_threads, planned_slots
+    from hpc_nst.batch.cluster import local_layout, planned_slots
 
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
     assert planned_slots(ClusterOptions(gpus=0)) == 4
-    assert local_task_threads(ClusterOptions(gpus=0)) == 1
+    assert local_layout(ClusterOptions(gpus=0)).threads == 1
     assert planned_slots(ClusterOptions(gpus=0, workers=2)) == 2
     assert planned_slots(ClusterOptions(gpus=0, tasks_per_worker=1)) == 1
-    assert local_task_threads(ClusterOptions(gpus=0, tasks_per_worker=1)) == 4
+    assert local_layout(ClusterOptions(gpus=0, tasks_per_worker=1)).threads == 4
     bare = {"jobqueue.slurm.job-extra-directives": [], "jobqueue.slurm.worker-extra-args": [],
             "jobqueue.slurm.cores": None}
     with dask.config.set(bare):

@@ -1,0 +1,72 @@
+"""Task slots: how many tasks a dask worker runs at once, and its ``--resources GPU=n``.
+
+A GPU worker runs two tasks at a time by default (each asks for ``GPU=1`` of the worker's
+``GPU=2``), so that one task's host work overlaps the other's device compute; a local CPU
+worker one per core (:func:`hpc_nst.batch.cluster.local_layout`). The cluster module turns
+these into worker options.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dask
+
+from hpc_nst.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hpc_nst.batch.cluster import ClusterOptions
+
+#: dask configuration key giving ``tasks_per_worker`` when the command line does not.
+SLOTS_KEY = "hpc-nst.tasks-per-worker"
+
+
+def scheduler_gpus(opts: ClusterOptions) -> int:
+    """GPUs per worker job of a batch scheduler or SLURMRunner: 1 unless ``--gpus-per-worker
+    0`` (a local cluster decides from the GPUs it finds: ``cluster.local_layout``)."""
+    return 1 if opts.gpus is None else opts.gpus
+
+
+def worker_slots(opts: ClusterOptions, gpus: int, cpu_default: int = 1) -> int:
+    """Tasks one worker runs at once: ``--tasks-per-worker``, else the dask configuration's
+    ``hpc-nst.tasks-per-worker``, else 2 on a GPU worker and ``cpu_default`` on a CPU one.
+
+    Two tasks on one GPU overlap one task's host work (decoding, the store write, the
+    driver's round trip) with the other's device compute. A local CPU worker runs one task per
+    core, each with one torch thread (``cluster.local_layout``): on the 2-core development
+    machine that does 1.2x the pairs per hour of one task on two threads
+    (docs/performance.md), and the per-pair methods, single-threaded numpy, use every core.
+    """
+    value: Any = opts.tasks_per_worker
+    if value is None:
+        value = dask.config.get(SLOTS_KEY, None)
+    if value is None:
+        return 2 if gpus else cpu_default
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise ConfigError(f"tasks per worker {value!r} (--tasks-per-worker or the dask "
+                         f"configuration's {SLOTS_KEY}): give a whole number >= 1")
+    return int(value)
+
+
+def gpu_resource(args: list[str]) -> int | None:
+    """The ``GPU=n`` a worker's ``--resources`` gives (None when it gives none)."""
+    for flag, value in zip(args, args[1:]):
+        if flag == "--resources":
+            for item in value.replace(",", " ").split():
+                name, _, n = item.partition("=")
+                if name == "GPU" and n.isdigit():
+                    return int(n)
+    return None
+
+
+def with_gpu_resource(args: list[str], n: int) -> list[str]:
+    """``args`` whose ``--resources`` gives ``GPU=n`` (its other resources kept; added if
+    there is no ``--resources``)."""
+    out = list(args)
+    for k, flag in enumerate(out[:-1]):
+        if flag == "--resources":
+            items = [i for i in out[k + 1].replace(",", " ").split()
+                     if i.partition("=")[0] != "GPU"]
+            out[k + 1] = " ".join([f"GPU={n}", *items])
+            return out
+    return [*out, "--resources", f"GPU={n}"]
