@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpc_nst.config import CONV_LAYERS
+from hpc_nst.models.first_conv import first_conv
 
 LAYERS = (*CONV_LAYERS, "fc1", "fc2")
 _POOL_AFTER = {"conv1", "conv2", "conv4"}
@@ -90,7 +91,9 @@ class AudioAlexNet(nn.Module):
         # channels-last: 2-10x faster max-pooling and faster small-channel convs on the CPU
         h = h.contiguous(memory_format=torch.channels_last)
         for name in CONV_LAYERS[: deepest + 1]:
-            h = self._mask(F.relu(self.convs[name](h)), lengths)
+            conv = self.convs[name]
+            h = first_conv(conv, h) if name == CONV_LAYERS[0] else conv(h)
+            h = self._mask(F.relu(h, inplace=True), lengths)
             if name in layers:
                 out[name] = h
             if name in _POOL_AFTER:
