@@ -69,16 +69,32 @@ def test_silent_inputs_give_finite_losses_and_gradients():
     assert all(torch.isfinite(v).all() for v in terms.values())
 
 
-def test_gram_value_and_gradient_in_both_layouts():
+@pytest.mark.parametrize("batch", [1, 2])  # one pair takes the mm path of the backward
+def test_gram_value_and_gradient_in_both_layouts(batch):
     """The one-product backward is the exact gradient, for NCHW and channels-last features."""
     torch.manual_seed(0)
-    lengths = torch.tensor([9, 6])
-    base = torch.randn(2, 5, 7, 9, dtype=torch.float64)
+    lengths = torch.tensor([9, 6])[:batch]
+    base = torch.randn(batch, 5, 7, 9, dtype=torch.float64)
     expected = torch.einsum("bcft,bdft->bcd", base, base) / (lengths * 7)[:, None, None]
     for layout in (torch.contiguous_format, torch.channels_last):
         x = base.contiguous(memory_format=layout).requires_grad_(True)
         assert torch.allclose(L.gram(x, lengths), expected)
         assert torch.autograd.gradcheck(lambda v: L.gram(v, lengths), (x,))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_content_loss_value_and_gradient(layout):
+    """The one-pass squared distance equals the plain formula and is its exact gradient."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([9, 6])
+    target = torch.randn(2, 5, 7, 9, dtype=torch.float64).contiguous(memory_format=layout)
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64).contiguous(memory_format=layout)
+    x.requires_grad_(True)
+    count = (lengths * 7 * 5).double()
+    plain = ((x - target) ** 2).sum(dim=(1, 2, 3)) / count / (
+        (target**2).sum(dim=(1, 2, 3)) / count + L.EPS)
+    torch.testing.assert_close(L.content_loss(x, target, lengths), plain)
+    assert torch.autograd.gradcheck(lambda v: L.content_loss(v, target, lengths), (x,))
 
 
 def _comb(f0_bins: float, tilt_bins: float, frames: int = 6) -> torch.Tensor:
