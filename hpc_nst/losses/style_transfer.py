@@ -27,7 +27,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import FunctionCtx
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 EPS = 1e-12
 FLOOR_DB = 80.0  # dynamic range of the cepstral timbre envelope below each item's peak
@@ -90,6 +90,7 @@ class _SquaredDistance(torch.autograd.Function):
         return torch.linalg.vector_norm(diff, dim=dims).square()
 
     @staticmethod
+    @once_differentiable  # (a second derivative through the saved difference would be wrong)
     def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (diff,) = ctx.saved_tensors
         scale = (2.0 * grad).to(diff.dtype).reshape(-1, *([1] * (diff.dim() - 1)))
