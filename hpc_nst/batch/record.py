@@ -90,11 +90,11 @@ class Recorder:
         """Write every changed chunk; ``status`` is written last."""
         if not self.dirty:
             return
-        if self.guard is not None:
-            self.guard()
         chunks = sorted(self.dirty)
         for name in self.arrays:  # in RESULT_ARRAYS order, which ends with "status"
             arr, data = self.arrays[name], self.data[name]
+            if self.guard is not None:  # before each array: a store that moves away during
+                self.guard()  # a flush gets at most one array's chunk re-created at its path
             for c in chunks:
                 a, b = c * self.chunk, min((c + 1) * self.chunk, len(data))
                 arr[a:b] = data[a:b]
