@@ -97,15 +97,23 @@ class _SquaredDistance(torch.autograd.Function):
         return diff * scale, None
 
 
+def energy(features: torch.Tensor) -> torch.Tensor:
+    """``sum(features^2)`` per item of ``(B, C, F, T)`` activations (one pass, no copy)."""
+    return torch.linalg.vector_norm(features, dim=(1, 2, 3)).square()
+
+
 def content_loss(
-    features: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor
+    features: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor,
+    target_energy: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Normalised squared distance between activations at one layer, per item."""
+    """Normalised squared distance between activations at one layer, per item.
+    ``target_energy``: :func:`energy` of ``target`` where the caller keeps it (the target is
+    constant through an optimisation)."""
     b, c, f, t = features.shape
     count = (lengths.clamp(max=t) * f * c).clamp_min(1).to(features.dtype)
     target = target.detach()
     err = _SquaredDistance.apply(features, target) / count
-    ref = torch.linalg.vector_norm(target, dim=(1, 2, 3)).square() / count
+    ref = (energy(target) if target_energy is None else target_energy) / count
     return err / (ref + EPS)
 
 

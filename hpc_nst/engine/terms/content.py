@@ -22,11 +22,16 @@ class ContentTerm(Term):
         return set(loss.content_layers), set(loss.content_layers), set()
 
     def targets(self, inputs: TargetInputs) -> dict[str, torch.Tensor]:
-        return {n: inputs.content_features[n] for n in inputs.loss.content_layers}
+        out = {}
+        for n in inputs.loss.content_layers:  # the target's energy once, not every iteration
+            out[n] = inputs.content_features[n]
+            out[f"{n}.energy"] = L.energy(out[n])
+        return out
 
     def value(self, current: Current, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
         layers = current.loss.content_layers
         return sum(
-            L.content_loss(current.features[n], targets[n], frames_at(n, current.lengths))
+            L.content_loss(current.features[n], targets[n], frames_at(n, current.lengths),
+                           targets[f"{n}.energy"])
             for n in layers
         ) / len(layers)
