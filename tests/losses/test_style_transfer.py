@@ -165,3 +165,34 @@ def test_cepstral_timbre_is_bounded_for_a_flat_style_and_ignores_huge_padding():
     assert torch.allclose(env, L.cepstral_envelope(x, lengths, 12), atol=1e-4)
     with pytest.raises(ValueError, match="coefficients >= 1"):
         L.cepstral_envelope(x, lengths, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mean_floored_db_matches_the_plain_formula_and_its_gradient(dtype):
+    """The one-pass mean dB spectrum against autograd through :func:`floored_db`: padding,
+    bins under the floor, below 0 and past the clamp at 80 included."""
+    gen = torch.Generator().manual_seed(3)
+    x = (3.0 * torch.rand(2, 257, 30, generator=gen, dtype=torch.float64) - 0.5)
+    x[0, :5, :4] = 85.0  # past the clamp: no gradient there
+    x[1, 100:, :] = 1e-6  # under the floor (80 dB below the peak)
+    x = x.to(dtype).requires_grad_(True)
+    lengths = torch.tensor([30, 17])
+    grad = torch.randn(2, 257, generator=gen, dtype=torch.float64).to(dtype)
+
+    plain = L.floored_db(x, lengths, L.FLOOR_DB).sum(-1) / lengths[:, None].to(dtype)
+    (g_plain,) = torch.autograd.grad(plain, x, grad)
+    fast = L._MeanFlooredDb.apply(x, lengths, L.FLOOR_DB)
+    (g_fast,) = torch.autograd.grad(fast, x, grad)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(fast, plain, rtol=tol, atol=tol)
+    assert torch.allclose(g_fast, g_plain, rtol=tol, atol=tol * float(g_plain.abs().max()))
+    assert g_fast[0, :5, :4].abs().max() == 0 and g_fast[1, :, 17:].abs().max() == 0
+    assert g_fast[1, 100:].abs().max() == 0
+
+
+def test_mean_floored_db_passes_gradcheck():
+    gen = torch.Generator().manual_seed(4)
+    x = (0.5 + 2.0 * torch.rand(2, 40, 9, generator=gen, dtype=torch.float64))
+    x.requires_grad_(True)
+    lengths = torch.tensor([9, 6])
+    assert torch.autograd.gradcheck(lambda v: L._MeanFlooredDb.apply(v, lengths, 80.0), (x,))
