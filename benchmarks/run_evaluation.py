@@ -28,7 +28,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ("paper", "classifier-features", "content-copy", "style-copy", "eq", "ulyanov",
-        "envelope-eq", "notes", "harmonic", "sampler")
+        "envelope-eq", "notes", "harmonic", "sampler", "layered")
 MANIFESTS = {"triplets": ROOT / "manifests" / "triplets" / "manifest.csv",
              "demo": ROOT / "manifests" / "demo.csv"}
 TRIPLET_METRICS = ("lsd_db", "timbre_mfcc", "timbre_dynamics_db", "lsd_dynamics_db",

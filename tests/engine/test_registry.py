@@ -35,7 +35,7 @@ def toy_term(monkeypatch):
 
 def test_builtin_names():
     assert set(METHODS.names()) == {"nst", "content-copy", "style-copy", "eq", "ulyanov", "notes",
-                                    "envelope-eq", "harmonic", "sampler"}
+                                    "envelope-eq", "harmonic", "sampler", "layered"}
     assert {"content", "style", "envelope", "timbre"} <= set(TERMS.names())
     assert recorded_terms(load_job().loss) == ("total", "content", "style", "envelope", "timbre")
 
