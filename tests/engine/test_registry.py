@@ -52,8 +52,8 @@ def test_unknown_names_are_refused_with_the_choices(override, key, name):
     assert msg.startswith(key) and name in msg
     assert isinstance(info.value, HpcNstError) and isinstance(info.value, ConfigError)
     if key == "method":
-        assert ("content-copy, envelope-eq, eq, harmonic, notes, nst, sampler, style-copy, "
-                "ulyanov") in msg
+        assert ("content-copy, envelope-eq, eq, harmonic, layered, notes, nst, sampler, "
+                "style-copy, ulyanov") in msg
 
 
 def test_unregistered_method_is_never_run_as_something_else():
