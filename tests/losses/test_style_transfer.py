@@ -196,3 +196,23 @@ def test_mean_floored_db_passes_gradcheck():
     x.requires_grad_(True)
     lengths = torch.tensor([9, 6])
     assert torch.autograd.gradcheck(lambda v: L._MeanFlooredDb.apply(v, lengths, 80.0), (x,))
+
+
+def test_mean_floored_db_edge_lengths_and_heavy_padding():
+    """Lengths past the tensor count its frames only (as the padding mask does); a zero
+    length gives zeros and no gradient; float32 stays exact under heavy padding."""
+    gen = torch.Generator().manual_seed(5)
+    x = (0.5 + 2.0 * torch.rand(3, 20, 6, generator=gen)).requires_grad_(True)
+    lengths = torch.tensor([9, 0, 6])
+    out = L._MeanFlooredDb.apply(x, lengths, 80.0)
+    full = L._MeanFlooredDb.apply(x, torch.tensor([6, 6, 6]), 80.0)
+    assert torch.allclose(out[0], full[0]) and torch.allclose(out[2], full[2])
+    assert out[1].abs().max() == 0
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert grad[1].abs().max() == 0 and torch.isfinite(grad).all()
+
+    loud = torch.zeros(1, 4, 2000)
+    loud[0, :, :5] = torch.tensor([79.0, 60.0, 10.0, 1.0])[:, None]
+    mean = L._MeanFlooredDb.apply(loud, torch.tensor([5]), 80.0)
+    ref = L._MeanFlooredDb.apply(loud[..., :5].double(), torch.tensor([5]), 80.0)
+    assert torch.allclose(mean.double(), ref, atol=1e-3)
