@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from hpc_nst.config import load_job
+from hpc_nst.engine.harmonic import NoteTemplate, resynthesise
 from hpc_nst.engine.methods import run_method
 from hpc_nst.engine.methods.layered import layer
+from hpc_nst.engine.methods.sampler import style_bank
+from hpc_nst.engine.sampler import play
+from hpc_nst.engine.transfer import at_peak_of
 from hpc_nst.errors import TransferError
 from tests.engine.test_sampler import median_f0
 from tests.engine.tones import SR, level_db, notes
@@ -27,7 +31,7 @@ def _noise(seconds: float, seed: int) -> np.ndarray:
 
 def test_a_rendering_layered_with_itself_or_with_silence_is_itself():
     x = notes([262.0, 330.0])
-    for other in (x, 7.0 * x, np.zeros_like(x)):  # the modelled one's level never matters
+    for other in (x, 7.0 * x, np.zeros_like(x), np.full_like(x, 1e-40)):  # level never matters
         np.testing.assert_allclose(layer(x, other), x, atol=2e-4)
     np.testing.assert_allclose(layer(x, _noise(1.2, 0), weight=1.0), x, atol=2e-4)
 
@@ -79,5 +83,9 @@ def test_the_method_plays_the_content_notes_at_its_peak_and_repeats_its_bits(cfg
         got = median_f0(out[int(a * SR):int((a + 0.3) * SR)])
         assert abs(1200 * np.log2(got / f)) < 30, (f, got)
     np.testing.assert_array_equal(run_method([content], [style], cfg, seeds=[0])[0].audio, out)
+    sampled = play(content, style_bank(style))  # the layer of the two methods' renderings
+    modelled = resynthesise(content, NoteTemplate.from_audio(style), 0)
+    np.testing.assert_allclose(out, at_peak_of(layer(sampled, modelled), content), atol=1e-6)
+    assert np.abs(out - at_peak_of(sampled, content)).max() > 0.01  # not the sampler's alone
     with pytest.raises(TransferError, match="no pitched note"):
         run_method([content], [np.zeros(SR, np.float32)], cfg, seeds=[0])

@@ -1,5 +1,5 @@
-"""What both resynthesis methods (``harmonic``, ``sampler``) promise: the style's note shape and
-harmonic structure on the content's notes."""
+"""What the resynthesis methods (``harmonic``, ``sampler``, ``layered``) promise: the style's
+note shape and harmonic structure on the content's notes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hpc_nst.engine.methods import run_method
 from tests.engine.tones import SR, harmonic_db, level_db, notes
 
 
-@pytest.fixture(scope="module", params=["harmonic", "sampler"])
+@pytest.fixture(scope="module", params=["harmonic", "sampler", "layered"])
 def cfg(request):
     return load_job(overrides={"method": request.param})
 

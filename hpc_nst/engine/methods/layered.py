@@ -32,7 +32,9 @@ def layer(sampled: np.ndarray, modelled: np.ndarray,
           weight: float = SAMPLED_WEIGHT) -> np.ndarray:
     """``|S|^weight * |M|^(1 - weight)`` with ``S``'s phase (``S``, ``M``: the STFTs of
     ``sampled`` and of ``modelled`` brought to ``sampled``'s RMS level), back to audio of
-    ``sampled``'s length. A silent ``modelled`` leaves ``sampled`` as it is."""
+    ``sampled``'s length. A silent (or nearly silent) ``modelled``, or audio shorter than one
+    STFT frame, leaves ``sampled`` as it is. The product is an AND: where ``modelled`` is
+    silent (a note the harmonic analysis missed) the layer is too."""
     import librosa
 
     if not 0.0 <= weight <= 1.0:
@@ -42,7 +44,7 @@ def layer(sampled: np.ndarray, modelled: np.ndarray,
     m[: min(len(s), len(modelled))] = np.asarray(modelled, dtype=np.float32)[: len(s)]
     rms_s, rms_m = float(np.sqrt(np.mean(np.square(s, dtype=np.float64)))), float(
         np.sqrt(np.mean(np.square(m, dtype=np.float64))))
-    if rms_m == 0.0 or rms_s == 0.0 or len(s) < N_FFT:
+    if rms_m <= 1e-30 * rms_s or rms_s == 0.0 or len(s) < N_FFT:  # (the gain would overflow)
         return s.copy()
     spec_s = librosa.stft(s, n_fft=N_FFT, hop_length=HOP)
     spec_m = librosa.stft(m * np.float32(rms_s / rms_m), n_fft=N_FFT, hop_length=HOP)
