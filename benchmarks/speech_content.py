@@ -12,8 +12,9 @@ generator (seed ``--seed``: not the benchmark's triplets). Per job and pair (in-
 metric code of ``hpc_nst.metrics``):
 
 - contour: pYIN (65-2100 Hz) on output and speech; over the frames where both are voiced,
-  the share within 50 cents and the median distance in cents; ``voiced_kept``: the share of
-  the speech's voiced frames that the output voices too;
+  the share within 50 cents and the median distance in cents (neither defined, and left out of
+  the mean, for a pair with no such frame); ``voiced_kept``: the share of the speech's voiced
+  frames that the output voices too;
 - ``judge_top1`` (the shipped EQ-proof judge), ``judge_2sf_top1`` (the two-SoundFont judge),
   ``style_top1`` (the shipped classifier): is the style instrument heard;
 - seconds per pair.
@@ -73,7 +74,7 @@ def contour(out: np.ndarray, speech: np.ndarray) -> dict[str, float]:
     n = min(len(f_o), len(f_s))
     both = v_o[:n] & v_s[:n]
     cents = np.abs(1200 * np.log2(f_o[:n][both] / f_s[:n][both]))
-    return {"within_50c": float(np.mean(cents < 50)) if both.any() else 0.0,
+    return {"within_50c": float(np.mean(cents < 50)) if both.any() else float("nan"),
             "median_cents": float(np.median(cents)) if both.any() else float("nan"),
             "voiced_kept": float(both.sum() / max(v_s[:n].sum(), 1))}
 
@@ -105,7 +106,9 @@ def main() -> None:
     clf = load_classifier()
     rows = []
     for i, (_, st) in enumerate(styles.iterrows()):
-        text, voice = SENTENCES[i % len(SENTENCES)], VOICES[i % len(VOICES)]
+        # a sentence's repeats in other voices (count > len(SENTENCES))
+        text = SENTENCES[i % len(SENTENCES)]
+        voice = VOICES[(i + i // len(SENTENCES)) % len(VOICES)]
         pitch = PITCHES[(i // len(VOICES)) % len(PITCHES)]
         speech = speak(text, voice, pitch, work / f"speech-{i:02d}.wav")
         style = load_audio(work / "styles" / st["style"], SR)
@@ -115,8 +118,10 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 out = run_method([speech], [style], cfg, seeds=[cfg.optim.seed])[0].audio
-            except HpcNstError as exc:  # a method that cannot play this pair: reported
-                rows.append({"pair": i, "job": job, "style": label, "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 (a method that fails a pair: reported)
+                kind = "" if isinstance(exc, HpcNstError) else f"{type(exc).__name__}: "
+                rows.append({"pair": i, "job": job, "voice": voice, "style": label,
+                             "error": f"{kind}{exc}"})
                 continue
             row = {"pair": i, "job": job, "voice": voice, "style": label,
                    "seconds": time.perf_counter() - started, **contour(out, speech)}
@@ -129,7 +134,9 @@ def main() -> None:
         df.to_csv(args.csv, index=False)
     cols = ["within_50c", "median_cents", "voiced_kept", "judge_top1", "judge_2sf_top1",
             "style_top1", "seconds"]
-    done = df.dropna(subset=["within_50c"])
+    done = df[df["error"].isna()] if "error" in df else df
+    if done.empty:
+        raise SystemExit("every pair failed:\n" + "\n".join(df["error"].astype(str)))
     table = done.groupby("job", sort=False)[cols].mean()
     table.insert(0, "pairs", done.groupby("job", sort=False).size())
     print(f"{args.count} spoken contents (espeak-ng) x instrument styles (seed {args.seed}); "
