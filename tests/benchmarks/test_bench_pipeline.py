@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pipeline.py"
+from tests.benchmarks.loader import load_benchmark
 
 pytestmark = pytest.mark.slow
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_pipeline")
 
 
 def test_pipeline_benchmark_records_every_stage_and_builds_the_table(tmp_path, capsys):
