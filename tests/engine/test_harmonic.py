@@ -9,6 +9,7 @@ from hpc_nst.config import load_job
 from hpc_nst.engine import harmonic as H
 from hpc_nst.engine import note_analysis as N
 from hpc_nst.engine.methods import run_method
+from hpc_nst.engine.transfer import at_peak_of
 from tests.engine.tones import SR, level_db, notes
 
 
@@ -80,3 +81,26 @@ def test_a_fast_pluck_keeps_decaying_on_long_notes(cfg, decay_s):
     content = notes([330.0, 262.0], seconds=1.0)
     out = transfer(content, notes([220.0, 294.0, 247.0], 0.6, decay_s=decay_s), cfg)
     assert level_db(out, 0.02, 0.07) - level_db(out, 0.5, 0.55) > 25
+
+
+def test_a_style_is_analysed_once_for_many_contents(cfg):
+    from hpc_nst.engine.methods.harmonic import style_template
+
+    style = notes([220.0, 330.0], 0.5)
+    assert style_template(style) is style_template(style.copy())  # same audio: one analysis
+    assert style_template(style) is not style_template(0.5 * style)
+    content = notes([262.0, 392.0])
+    fresh = H.resynthesise(content, H.NoteTemplate.from_audio(style), 0)
+    first = run_method([content], [style], cfg, seeds=[0])[0].audio
+    again = run_method([content], [style], cfg, seeds=[0])[0].audio  # the cached template
+    np.testing.assert_array_equal(again, first)  # playing never changed it
+    np.testing.assert_allclose(first, at_peak_of(fresh, content))
+
+
+def test_the_sampler_and_the_harmonic_analyses_share_one_cache_without_mixing():
+    from hpc_nst.engine.methods.harmonic import style_template
+    from hpc_nst.engine.methods.sampler import style_bank
+
+    style = notes([220.0, 330.0], 0.5)
+    assert isinstance(style_template(style), H.NoteTemplate)
+    assert not isinstance(style_bank(style), H.NoteTemplate)

@@ -9,13 +9,19 @@ import numpy as np
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.harmonic import SR, NoteTemplate, resynthesise
 from hpc_nst.engine.methods.base import per_pair_method
+from hpc_nst.engine.methods.style_cache import cached_analysis
 from hpc_nst.engine.transfer import at_peak_of
+
+
+def style_template(style: np.ndarray) -> NoteTemplate:
+    """``NoteTemplate.from_audio(style)``, reused for a style seen in the last few pairs."""
+    return cached_analysis("harmonic template", NoteTemplate.from_audio, style)
 
 
 def harmonic_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
     if cfg.stft.sample_rate != SR:
         raise ValueError(f"method harmonic works at {SR} Hz (stft.sample_rate)")
-    out = resynthesise(content, NoteTemplate.from_audio(style), cfg.optim.seed)
+    out = resynthesise(content, style_template(style), cfg.optim.seed)
     return at_peak_of(out, content)
 
 

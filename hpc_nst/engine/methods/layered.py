@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_nst.config import JobConfig
-from hpc_nst.engine.harmonic import NoteTemplate, resynthesise
+from hpc_nst.engine.harmonic import resynthesise
 from hpc_nst.engine.methods.base import per_pair_method
+from hpc_nst.engine.methods.harmonic import style_template
 from hpc_nst.engine.methods.sampler import style_bank
 from hpc_nst.engine.sampler import SR, play
 from hpc_nst.engine.transfer import at_peak_of
@@ -57,7 +58,7 @@ def layered_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> 
     if cfg.stft.sample_rate != SR:
         raise ValueError(f"method layered works at {SR} Hz (stft.sample_rate)")
     sampled = play(content, style_bank(style))
-    modelled = resynthesise(content, NoteTemplate.from_audio(style), cfg.optim.seed)
+    modelled = resynthesise(content, style_template(style), cfg.optim.seed)
     return at_peak_of(layer(sampled, modelled), content)
 
 
