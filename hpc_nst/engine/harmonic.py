@@ -12,8 +12,10 @@ harmonic interval from it is the track slipping onto a harmonic in a decay, no n
 in the style's notes such slipped frames are measured at the note's median pitch) and each
 note's peak level. The output is additive synthesis of each note at its median pitch plus
 the style's vibrato, with the template's harmonic levels at each frame's time since onset
-scaled to the note's level, plus noise shaped by the template: attack, decay, spectral
-evolution and vibrato come from the style; pitch, rhythm and dynamics from the content.
+scaled to the note's level, and the style's within-note level fluctuation per harmonic
+(:mod:`hpc_nst.engine.harmonic_texture`) added, plus noise shaped by the template: attack, decay,
+spectral evolution, texture and vibrato come from the style; pitch, rhythm and dynamics from
+the content.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from hpc_nst.engine.harmonic_texture import add_texture, level_texture
 from hpc_nst.engine.note_analysis import (
     HOP,
     SR,
@@ -82,7 +85,10 @@ class NoteTemplate:
 
     def __init__(self, envelope: np.ndarray, correction: np.ndarray,
                  release: np.ndarray | None = None, noise: np.ndarray | None = None,
-                 vibrato: tuple[float, float] = (0.0, 0.0), by_index: np.ndarray | None = None):
+                 vibrato: tuple[float, float] = (0.0, 0.0), by_index: np.ndarray | None = None,
+                 texture: np.ndarray | None = None):
+        # dB per frame and harmonic 1..TEXTURE_HARMONICS, added from the attack on (None: smooth)
+        self.texture = texture
         # dB of harmonics 1..HARMONIC_CORRECTION by tau bin (NaN: use the envelope)
         self.by_index = by_index
         self.vibrato = vibrato  # (depth in cents, std of the sinusoid; rate in Hz)
@@ -177,7 +183,8 @@ class NoteTemplate:
             if len(good):
                 for i in np.flatnonzero(~np.isfinite(by_index[:, k])):
                     by_index[i, k] = by_index[good[np.argmin(np.abs(good - i))], k]
-        return cls(env, corr, release_curve(tails), noise, vibrato, by_index)
+        return cls(env, corr, release_curve(tails), noise, vibrato, by_index,
+                   level_texture(levels, notes, f0))
 
     def levels_db(self, tau: int, f0: float) -> np.ndarray:
         """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
@@ -192,7 +199,7 @@ class NoteTemplate:
             low = np.where(np.isfinite(self.by_index[i]), self.by_index[i], low)
         db[:HARMONIC_CORRECTION] = low
         db[freqs >= TOP_HZ] = -np.inf
-        return db
+        return add_texture(db, self.texture, tau)
 
 
 def _body_end(db: np.ndarray, last_voiced: int) -> int:
