@@ -113,7 +113,7 @@ class NoteTemplate:
             held[a:b] = fill_f0(f0, a, b)
         levels = harmonic_levels(mag, held)
         taus, freqs, dbs, hs = [], [], [], []
-        tails = []
+        tails, bodies = [], []
         vibratos: list[tuple[float, float]] = []
         noise_pts: list[tuple[int, np.ndarray]] = []  # (tau bin, dB per F_GRID band)
         between = _between_harmonics(mag, held)
@@ -128,6 +128,7 @@ class NoteTemplate:
                 vibratos.append(vib)
             voiced_at = np.flatnonzero(np.isfinite(f0[a:b]))
             last = _body_end(_db(total), int(voiced_at[-1])) if len(voiced_at) else b - a
+            bodies.append((a, a + last + 1))
             if last + 1 < b - a:
                 tails.append(_db(total[last + 1:]) - _db(total[last]))
             for t in range(a, b):
@@ -184,7 +185,7 @@ class NoteTemplate:
                 for i in np.flatnonzero(~np.isfinite(by_index[:, k])):
                     by_index[i, k] = by_index[good[np.argmin(np.abs(good - i))], k]
         return cls(env, corr, release_curve(tails), noise, vibrato, by_index,
-                   level_texture(levels, notes, f0))
+                   level_texture(levels, bodies))
 
     def levels_db(self, tau: int, f0: float) -> np.ndarray:
         """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above

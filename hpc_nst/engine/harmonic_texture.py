@@ -8,8 +8,9 @@ the EQ-proof judge hears exactly that, the modulation of each band within a note
 "Quality": its modulation-power features are what the per-pair outputs miss).
 
 The texture is that fluctuation as measured: per style note, from :data:`ATTACK_FRAMES` after
-its onset to its last voiced frame, each harmonic's level (dB) less its moving mean over
-:data:`DETREND_FRAMES` (150 ms: the note's slower trend is the template's), clipped to
+its onset to the end of its body (before its release; the template's own), each harmonic's
+level (dB) less its moving mean over :data:`DETREND_FRAMES` (150 ms: the note's slower trend
+is the template's), clipped to
 +-:data:`CLIP_DB` and zero where the harmonic is more than :data:`RANGE_DB` under its own peak
 (noise, not texture); the notes' residuals are laid end to end. Resynthesis adds it, at the
 style's own rates (no pitch shift scales them), to each content note's harmonic levels from
@@ -37,26 +38,28 @@ def _moving_mean(x: np.ndarray, n: int) -> np.ndarray:
     return (csum[n:] - csum[:-n]) / n
 
 
-def level_texture(levels: np.ndarray, notes: list[tuple[int, int]],
-                  f0: np.ndarray) -> np.ndarray | None:
+def level_texture(levels: np.ndarray, bodies: list[tuple[int, int]]) -> np.ndarray | None:
     """The texture ``(frames, TEXTURE_HARMONICS)`` in dB of a style's harmonic amplitudes
-    ``levels`` ``(frames, harmonics)`` over its ``notes`` (onset, end frames; ``f0`` NaN where
-    unvoiced); None where no note is long enough (a percussive or very short style)."""
+    ``levels`` ``(frames, harmonics)`` over its notes' bodies (onset frame, frame after the
+    last one before the release), each ended early where the note's level falls RANGE_DB under
+    its peak; None where no note is long enough (a percussive or very short style)."""
     pieces = []
     k = min(TEXTURE_HARMONICS, levels.shape[1])
-    for a, b in notes:
-        voiced = np.flatnonzero(np.isfinite(f0[a:b]))
-        if len(voiced) == 0:
+    for onset, body_end in bodies:
+        start = onset + ATTACK_FRAMES
+        db = 20.0 * np.log10(np.maximum(levels[start:body_end, :k], 1e-9))
+        if len(db) == 0:
             continue
-        start, end = a + ATTACK_FRAMES, a + int(voiced[-1]) + 1
-        if end - start < MIN_FRAMES:
+        total = 10.0 * np.log10(np.maximum((levels[start:body_end] ** 2).sum(axis=1), 1e-18))
+        audible = np.flatnonzero(total >= total.max() - RANGE_DB)
+        db = db[: audible[-1] + 1]
+        if len(db) < MIN_FRAMES:
             continue
-        db = 20.0 * np.log10(np.maximum(levels[start:end, :k], 1e-9))
         residual = db - _moving_mean(db, DETREND_FRAMES)
         own_peak = db.max(axis=0)
         residual[:, own_peak < db.max() - RANGE_DB] = 0.0
         residual[db < own_peak - RANGE_DB] = 0.0
-        piece = np.zeros((end - start, TEXTURE_HARMONICS))
+        piece = np.zeros((len(db), TEXTURE_HARMONICS))
         piece[:, :k] = np.clip(residual, -CLIP_DB, CLIP_DB)
         pieces.append(piece)
     return np.concatenate(pieces) if pieces else None
