@@ -187,9 +187,9 @@ class NoteTemplate:
         return cls(env, corr, release_curve(tails), noise, vibrato, by_index,
                    level_texture(levels, bodies))
 
-    def levels_db(self, tau: int, f0: float) -> np.ndarray:
-        """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset; -inf above
-        TOP_HZ."""
+    def levels_db(self, tau: int, f0: float, textured: bool = True) -> np.ndarray:
+        """dB of harmonics 1..H (re. note peak) at ``tau`` frames after onset (the style's
+        texture added unless ``textured`` is False); -inf above TOP_HZ."""
         h = np.arange(1, MAX_HARMONICS + 1)
         freqs = h * f0
         i = min(int(np.searchsorted(TAU_EDGES, tau, side="right") - 1), len(TAU_EDGES) - 2)
@@ -200,7 +200,7 @@ class NoteTemplate:
             low = np.where(np.isfinite(self.by_index[i]), self.by_index[i], low)
         db[:HARMONIC_CORRECTION] = low
         db[freqs >= TOP_HZ] = -np.inf
-        return add_texture(db, self.texture, tau)
+        return add_texture(db, self.texture, tau) if textured else db
 
 
 def _body_end(db: np.ndarray, last_voiced: int) -> int:
@@ -330,9 +330,10 @@ def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> 
             if t <= last_voiced:
                 amps[t] = peak * 10.0 ** (template.levels_db(t - a, track[t]) / 20.0)
                 noise_db[t] = _db(peak) + template.noise[tau_bin]
-            elif t - last_voiced <= len(template.release):
+                released = peak * 10.0 ** (template.levels_db(t - a, track[t], False) / 20.0)
+            elif t - last_voiced <= len(template.release):  # from the level without texture
                 fall = template.release[t - last_voiced - 1]
-                amps[t] = amps[last_voiced] * 10.0 ** (fall / 20.0)
+                amps[t] = released * 10.0 ** (fall / 20.0)
                 noise_db[t] = noise_db[last_voiced] + fall
     out = additive(track, amps, len(content))
     return out + shaped_noise(noise_db, len(content), seed)

@@ -35,6 +35,25 @@ def test_a_steady_style_has_almost_no_texture(steady):
     assert np.median(np.abs(texture)) < 0.05 and texture.std() < 0.5  # the notes' ends only
 
 
+@pytest.mark.parametrize("decay_s", [0.1, 0.15])
+def test_a_decaying_style_has_no_texture(decay_s):
+    """A pluck's steady fall is the template's: no sawtooth at the notes' ends (a moving mean
+    held at the ends read +0.6-0.9 dB at every note's start)."""
+    texture = H.NoteTemplate.from_audio(notes([220.0, 330.0], 1.0, decay_s=decay_s)).texture
+    assert texture is not None and np.abs(texture[:5]).max() < 0.1 and texture.std() < 0.1
+
+
+def test_masked_frames_leave_their_neighbours_alone():
+    """A harmonic that vanishes for a few frames (past TOP_HZ with a vibrato, say) is no
+    texture before or after the gap."""
+    levels = np.tile(1.0 / np.arange(1, 31), (60, 1))
+    levels[:, 2] *= 10.0 ** (-0.5 * np.arange(60) / 20.0)  # one harmonic decaying 0.5 dB/frame
+    levels[30:32, 1] = 0.0
+    levels[40:41, 2] = 0.0
+    texture = T.level_texture(levels, [(0, 60)])
+    assert texture is not None and np.abs(texture).max() < 0.01, np.abs(texture).max(axis=0)
+
+
 def test_a_tremolo_is_measured_at_its_rate_and_depth_whatever_the_gain(steady):
     style = with_tremolo(steady)
     texture = H.NoteTemplate.from_audio(style).texture
