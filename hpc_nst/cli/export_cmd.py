@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="items per WebDataset shard / Parquet row group (default: 1000)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="a folder written by hpc-nst report: add its per-pair metrics")
+    p.add_argument("--where", metavar="EXPR",
+                   help="keep only the pairs whose fields satisfy EXPR, e.g. \"judge_top1 == 1\" "
+                        "(the EQ-proof judge hears the style; report metrics need --report) or "
+                        "\"lsd_db < 12 and split == 'train'\"; see hpc_nst/export/select.py")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out pairs whose audio fails its checksum (default: refuse to "
                         "export; see hpc-nst verify)")
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = ExportOptions(codec=args.codec, overwrite=args.overwrite,
                          shard_size=args.shard_size, report=args.report,
-                         skip_bad=args.skip_bad)
+                         skip_bad=args.skip_bad, where=args.where)
     res = export_store(args.store, args.output, args.format, opts)
     what = (f"{res['written']} file(s)" if args.format in ("wav", "flac") else
             f"{res['items']} item(s) as {args.format} ({', '.join(res['files'][:3])}"
@@ -50,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
           + (f"; kept {res['kept']} existing (use --overwrite to replace)"
              if res["kept"] else "")
           + (f"; {res['not_done']} pair(s) not done (see hpc-nst status)"
-             if res["not_done"] else ""))
+             if res["not_done"] else "")
+          + (f"; {res['left_out_by_where']} pair(s) left out by --where"
+             if res["left_out_by_where"] else ""))
     return 0

@@ -9,6 +9,7 @@ there are kept unless ``overwrite``. An output folder holding another store's ex
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -30,6 +31,7 @@ from hpc_nst.export.items import (
     iter_items,
     to_json,
 )
+from hpc_nst.export.select import PairFilter
 from hpc_nst.fsutil import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class ExportOptions:
     shard_size: int = 1000  # items per WebDataset tar / Parquet row group
     report: Path | None = None
     skip_bad: bool = False  # leave out pairs failing their checksum (default: refuse)
+    where: str | None = None  # keep only the pairs matching it (:mod:`hpc_nst.export.select`)
 
 
 Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
@@ -148,8 +151,9 @@ def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) 
         finally:
             if writer is not None:
                 writer.close()
-        if writer is None:  # every pair left out (--skip-bad): no empty, invalid file
-            raise UsageError("no pair to export (every done pair failed verification)")
+        if writer is None:  # every pair left out: no empty, schema-less file
+            raise UsageError("no pair to export as Parquet: every done pair was left out "
+                             "(by --where, or failing verification with --skip-bad)")
     return {"written": rows, "kept": 0, "items": rows, "files": ["data.parquet"]}
 
 
@@ -219,11 +223,12 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: must be one of {', '.join(FORMATS)}")
     if fmt in CODECS:
-        opts = ExportOptions(fmt, opts.overwrite, opts.shard_size, opts.report, opts.skip_bad)
+        opts = dataclasses.replace(opts, codec=fmt)
     if opts.codec not in CODECS:
         raise UsageError(f"--codec {opts.codec!r}: must be one of {', '.join(CODECS)}")
     if opts.shard_size < 1:
         raise UsageError(f"--shard-size {opts.shard_size}: must be at least 1")
+    selection = PairFilter(opts.where) if opts.where is not None else None
     info = store_info(store)
     out = Path(out)
     _check_target(out, info, fmt, opts.overwrite)
@@ -233,14 +238,18 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if not done and fmt not in CODECS:
         raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
                          "status)")
-    result = FORMATS[fmt](iter_items(info, only=done, report=opts.report,
-                                     skip_bad=opts.skip_bad), out, opts)
-    result.update(not_done=int(len(status) - len(done)))
+    items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad)
+    counts: dict[str, int] = {"left_out": 0}
+    if selection is not None:
+        items = selection.apply(items, opts.report is not None, counts)
+    result = FORMATS[fmt](items, out, opts)
+    result.update(not_done=int(len(status) - len(done)), left_out_by_where=counts["left_out"])
     card = {"store": str(info.path.resolve()), "format": fmt, "codec": opts.codec,
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
             "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
             "sample_rate": info.sample_rate, "metadata_columns": list(info.metadata_columns),
-            "report": str(opts.report) if opts.report else None, **result}
+            "report": str(opts.report) if opts.report else None, "where": opts.where,
+            **result}
     text = json.dumps(card, indent=1, sort_keys=True, default=str)
     atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
     log.info("exported %s pair(s) of %s to %s as %s", result.get("items", result["written"]),

@@ -160,3 +160,58 @@ def test_plain_files_keep_what_exists(store, tmp_path, capsys):
     assert _export(store, out, "wav") == 0
     assert "kept 3 existing" in capsys.readouterr().out and \
         (out / "ab.wav").read_bytes() == b"mine"
+
+
+def test_where_keeps_the_matching_pairs_in_every_format(store, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    report = tmp_path / "report"
+    assert main(["report", str(store), "-o", str(report), "--metrics", "spectral",
+                 "--quiet"]) == 0
+    out = tmp_path / "harp"
+    assert _export(store, out, "audiofolder", "--where", "style_label == 'harp'") == 0
+    assert "1 pair(s) left out by --where" in capsys.readouterr().out
+    rows = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    assert sorted(r["pair_id"] for r in rows) == ["ab", "ca"]
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["ab.wav", "ca.wav"]
+    card = json.loads((out / "export.json").read_text())
+    assert card["where"] == "style_label == 'harp'" and card["left_out_by_where"] == 1
+    # a report metric, through Parquet: the matching rows only, read back with pyarrow
+    assert _export(store, tmp_path / "all", "parquet", "--report", str(report)) == 0
+    table = pq.read_table(tmp_path / "all" / "data.parquet").to_pydict()
+    ratios = dict(zip(table["pair_id"], table["bandwidth_ratio"]))
+    cut = sorted(ratios.values())[1]
+    assert _export(store, tmp_path / "wide", "parquet", "--report", str(report),
+                   "--where", f"bandwidth_ratio >= {cut!r}") == 0
+    kept = pq.read_table(tmp_path / "wide" / "data.parquet").column("pair_id").to_pylist()
+    assert sorted(kept) == sorted(p for p, r in ratios.items() if r >= cut) and len(kept) == 2
+    # plain files: only the matching ones written
+    assert _export(store, tmp_path / "wav", "wav", "--where", "pair_id == 'v1.2'") == 0
+    assert [p.name for p in (tmp_path / "wav").glob("*.wav")] == ["v1.2.wav"]
+    capsys.readouterr()
+
+
+def test_where_refuses_before_writing_anything(store, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert _export(store, out, "parquet", "--where", "judge_top1 == 1") == 2
+    err = capsys.readouterr().err
+    assert "'judge_top1' is not a field of this export" in err and "add --report DIR" in err
+    assert not (out / "data.parquet").exists() and not (out / "export.json").exists()
+    assert _export(store, tmp_path / "y", "wav", "--where", "open('f')") == 2
+    assert "Call is not allowed" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "audiofolder"])
+def test_where_matching_nothing_gives_an_empty_dataset(store, tmp_path, fmt, capsys):
+    out = tmp_path / fmt
+    assert _export(store, out, fmt, "--where", "pair_id == 'none of them'") == 0
+    card = json.loads((out / "export.json").read_text())
+    assert card["items"] == 0 and card["left_out_by_where"] == 3
+    assert "3 pair(s) left out by --where" in capsys.readouterr().out
+
+
+def test_where_matching_nothing_writes_no_schemaless_parquet(store, tmp_path, capsys):
+    out = tmp_path / "pq"
+    assert _export(store, out, "parquet", "--where", "pair_id == 'none of them'") == 2
+    assert "every done pair was left out (by --where" in capsys.readouterr().err
+    assert not (out / "data.parquet").exists()

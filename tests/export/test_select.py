@@ -1,0 +1,58 @@
+"""``hpc-nst export --where``: the expression language, what it refuses and what it keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc_nst.errors import UsageError
+from hpc_nst.export.select import PairFilter
+
+FIELDS = {"pair_id": "ab", "style_label": "harp", "judge_top1": 1.0, "judge_prob": 0.62,
+          "lsd_db": 11.5, "seed": 3, "split": "train", "loss_total": None, "note": ""}
+
+
+@pytest.mark.parametrize("expression, kept", [
+    ("judge_top1 == 1", True),
+    ("judge_top1 == 1 and lsd_db < 11", False),
+    ("judge_prob >= 0.5 or lsd_db < 11", True),
+    ("not judge_top1", False),
+    ("style_label in ['harp', 'violin'] and split != 'test'", True),
+    ("style_label not in ('harp',)", False),
+    ("10 < lsd_db <= 12", True),
+    ("10 < lsd_db <= 11", False),
+    ("lsd_db - 2 * seed > 5", True),
+    ("-lsd_db < -20", False),
+    ("loss_total < 1", False),  # missing: no comparison holds
+    ("not loss_total < 1", True),
+    ("loss_total == None", False),
+    ("note == ''", False),  # empty text counts as missing
+    ("True", True),
+])
+def test_expressions_select_as_written(expression, kept):
+    assert PairFilter(expression).keep(FIELDS) is kept
+
+
+@pytest.mark.parametrize("expression, says", [
+    ("judge_top1 ==", "not an expression"),
+    ("__import__('os').system('true')", "Call is not allowed"),
+    ("style_label.upper() == 'HARP'", "is not allowed"),
+    ("pair_id[0] == 'a'", "Subscript is not allowed"),
+    ("lambda: 1", "Lambda is not allowed"),
+])
+def test_anything_but_plain_comparisons_is_refused_before_any_pair_is_read(expression, says):
+    with pytest.raises(UsageError, match=says):
+        PairFilter(expression)
+
+
+def test_an_unknown_name_is_refused_with_where_it_comes_from():
+    f = PairFilter("judge_top1 == 1 and bandwidth_ratio > 1")
+    with pytest.raises(UsageError, match="'bandwidth_ratio' is not a field.*add --report DIR"):
+        f.check_fields({"pair_id": "x", "judge_top1": 1.0}, have_report=False)
+    with pytest.raises(UsageError, match="'lsd' is not a field.*the fields are: .*lsd_db"):
+        PairFilter("lsd < 3").check_fields(FIELDS, have_report=True)
+    PairFilter("lsd_db < 3 and style_label == 'x'").check_fields(FIELDS, have_report=True)
+
+
+def test_mixing_text_and_numbers_is_a_clear_error():
+    with pytest.raises(UsageError, match="cannot compute 'harp' and 1"):
+        PairFilter("style_label > 1").keep(FIELDS)
