@@ -253,6 +253,14 @@ def _into_tail(head: np.ndarray, tail: np.ndarray) -> np.ndarray:
     return np.concatenate([head[:-n_x], joint, tail[n_x:]])
 
 
+def _extended_from(sn: StyleNote, ratio: float, want: int) -> int | None:
+    """Samples after the onset where :func:`_fit` starts continuing the style note ``sn``
+    (shifted by ``ratio``) with pieces of itself to sound ``want`` samples; None where it is
+    played as recorded (long enough, or its sustain too short to take pieces from)."""
+    body = int(round(sn.body / ratio))
+    return body if want > body >= min(ATTACK, body // 2) + HOP else None
+
+
 def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int) -> np.ndarray:
     """The style note ``sn`` shifted by ``ratio`` (``y``: its onset at ``pre``) made to sound
     for ``want`` samples after its onset, then its tail: its sustain after the attack (after
@@ -262,7 +270,7 @@ def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int) -> np.
     body = int(round(sn.body / ratio))
     head, tail = y[: pre + body], y[pre + body:]
     attack = min(ATTACK, body // 2)
-    if want > body >= attack + HOP:
+    if _extended_from(sn, ratio, want) is not None:
         sustain = head[pre + attack:]
         longer = extend(sustain, want - attack)
         longer[len(sustain):] *= 10.0 ** (trend_db_per_sample(sustain)
@@ -287,6 +295,14 @@ def _faded_in(y: np.ndarray, pre: int) -> np.ndarray:
 
 def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
     """The content's notes played with ``bank``'s notes; the content's length."""
+    return play_with_extensions(content, bank)[0]
+
+
+def play_with_extensions(content: np.ndarray,
+                         bank: StyleBank) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """:func:`play`, and the spans (first and end sample) where a style note was continued
+    with pieces of itself, not played as recorded (``layered`` trusts those spans less)."""
+    extended: list[tuple[int, int]] = []
     n_out = len(content)
     out = np.zeros(n_out + SR, dtype=np.float64)
     written = 0  # out[written:] is still silence: nothing there to duck
@@ -298,6 +314,8 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         level = frame_rms(y[pre: pre + max(int(round(sn.body / ratio)), HOP)]).max()
         if level <= 0:
             continue
+        if (body := _extended_from(sn, ratio, want)) is not None:
+            extended.append((note.onset * HOP + body, note.onset * HOP + want))
         y = glide(_fit(y, sn, ratio, want, pre), slow_cents(note.contour, note.f0), pre)
         y = y * (note.peak / level)  # the style note's peak at the content note's
         start = note.onset * HOP - pre
@@ -306,7 +324,8 @@ def play(content: np.ndarray, bank: StyleBank) -> np.ndarray:
         seg = y[lo - start:][: len(out) - lo]
         out[lo: lo + len(seg)] += seg
         written = max(written, lo + len(seg))
-    return _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB).astype(np.float32)
+    gated = _gate(out[:n_out], np.asarray(content, dtype=np.float64), GATE_DB)
+    return gated.astype(np.float32), extended
 
 
 def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:

@@ -12,7 +12,7 @@ from hpc_nst.engine.harmonic import NoteTemplate, resynthesise
 from hpc_nst.engine.methods import run_method
 from hpc_nst.engine.methods.layered import layer
 from hpc_nst.engine.methods.sampler import style_bank
-from hpc_nst.engine.sampler import play
+from hpc_nst.engine.sampler import play, play_with_extensions
 from hpc_nst.engine.transfer import at_peak_of
 from hpc_nst.errors import TransferError
 from tests.engine.test_sampler import median_f0
@@ -56,6 +56,19 @@ def test_the_weights_average_log_magnitudes():
     for f in (500.0, 1500.0):
         want = 0.8 * db_at(a, f) + 0.2 * db_at(b, f)
         assert abs(db_at(out, f) - want) < 0.5, (f, db_at(out, f), want)
+    # where the sampler extended a note, the extended weight; elsewhere the weight
+    out = layer(a, b, weight=0.8, extended=[(0, SR)], extended_weight=0.5)
+    assert abs(db_at(out, 1500.0) - (0.5 * db_at(a, 1500.0) + 0.5 * db_at(b, 1500.0))) < 0.5
+    half = layer(a, b, weight=0.8, extended=[(SR // 2, SR)], extended_weight=0.3)
+
+    def tilt(x: np.ndarray) -> float:  # dB of 1500 Hz re. 500 Hz
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        k1, k3 = (int(round(f * len(x) / SR)) for f in (500.0, 1500.0))
+        return 20 * np.log10(spec[k3 - 2:k3 + 3].max() / spec[k1 - 2:k1 + 3].max())
+
+    for seg, w in ((slice(2000, 6000), 0.8), (slice(10000, 14000), 0.3)):
+        want = w * tilt(a[seg]) + (1 - w) * tilt(b[seg])
+        assert abs(tilt(half[seg]) - want) < 0.5, (w, tilt(half[seg]), want)
 
 
 def test_energy_stays_only_where_both_renderings_have_it():
@@ -70,6 +83,20 @@ def test_energy_stays_only_where_both_renderings_have_it():
 def test_bad_weights_are_refused():
     with pytest.raises(ValueError, match="within"):
         layer(np.zeros(1000, np.float32), np.zeros(1000, np.float32), weight=1.5)
+    with pytest.raises(ValueError, match="within"):
+        layer(np.zeros(1000, np.float32), np.zeros(1000, np.float32), extended_weight=-0.1)
+
+
+def test_the_sampler_says_where_it_continued_a_note_with_pieces_of_itself():
+    short_style = notes([220.0, 300.0, 440.0], 0.25)  # sustained, 0.25 s
+    long_content = notes([262.0, 330.0], 0.9, gap_s=0.2)
+    audio, spans = play_with_extensions(long_content, style_bank(short_style))
+    np.testing.assert_array_equal(audio, play(long_content, style_bank(short_style)))
+    assert len(spans) == 2
+    for (first, end), onset in zip(spans, (0.0, 1.1)):
+        assert onset * SR + 0.1 * SR < first < end <= onset * SR + 1.05 * SR, (first, end)
+    short_content = notes([262.0, 330.0], 0.2, gap_s=0.2)
+    assert play_with_extensions(short_content, style_bank(notes([220.0, 440.0], 1.0)))[1] == []
 
 
 def test_the_method_plays_the_content_notes_at_its_peak_and_repeats_its_bits(cfg):
@@ -83,9 +110,13 @@ def test_the_method_plays_the_content_notes_at_its_peak_and_repeats_its_bits(cfg
         got = median_f0(out[int(a * SR):int((a + 0.3) * SR)])
         assert abs(1200 * np.log2(got / f)) < 30, (f, got)
     np.testing.assert_array_equal(run_method([content], [style], cfg, seeds=[0])[0].audio, out)
-    sampled = play(content, style_bank(style))  # the layer of the two methods' renderings
+    # the layer of the two methods' renderings, the extended notes weighted as such
+    sampled, extended = play_with_extensions(content, style_bank(style))
+    assert extended  # the 0.35 s sustain of the style's notes, extended to 0.5 s
     modelled = resynthesise(content, NoteTemplate.from_audio(style), 0)
-    np.testing.assert_allclose(out, at_peak_of(layer(sampled, modelled), content), atol=1e-6)
+    np.testing.assert_allclose(out, at_peak_of(layer(sampled, modelled, extended=extended),
+                                               content), atol=1e-6)
+    assert np.abs(out - at_peak_of(layer(sampled, modelled), content)).max() > 1e-3
     assert np.abs(out - at_peak_of(sampled, content)).max() > 0.01  # not the sampler's alone
     with pytest.raises(TransferError, match="no pitched note"):
         run_method([content], [np.zeros(SR, np.float32)], cfg, seeds=[0])
