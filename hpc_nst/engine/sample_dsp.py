@@ -80,6 +80,13 @@ def trend_db_per_sample(x: np.ndarray) -> float:
     return float(min(slope, 0.0)) / HOP if r2 >= TREND_R2 else 0.0
 
 
+def extension_start(n: int) -> int:
+    """Where :func:`extend` of an ``n``-sample ``x`` stops being ``x`` as recorded: its first
+    crossfade into a piece (``n`` where it pads with silence instead)."""
+    ov = min(EXTEND_OVERLAP, n // 4)
+    return n if ov < 16 or min(EXTEND_PIECE, n // 2) <= ov else n - ov
+
+
 def extend(x: np.ndarray, length: int) -> np.ndarray:
     """``x`` continued to ``length`` samples with pieces of its second half, each placed where
     it best continues the waveform (cross-correlation over the EXTEND_OVERLAP, crossfaded): the

@@ -36,6 +36,7 @@ from hpc_nst.engine.note_analysis import (
 )
 from hpc_nst.engine.sample_dsp import (
     extend,
+    extension_start,
     glide,
     shift,
     slow_cents,
@@ -255,10 +256,12 @@ def _into_tail(head: np.ndarray, tail: np.ndarray) -> np.ndarray:
 
 def _extended_from(sn: StyleNote, ratio: float, want: int) -> int | None:
     """Samples after the onset where :func:`_fit` starts continuing the style note ``sn``
-    (shifted by ``ratio``) with pieces of itself to sound ``want`` samples; None where it is
-    played as recorded (long enough, or its sustain too short to take pieces from)."""
+    (shifted by ``ratio``) with pieces of itself to sound ``want`` samples (the first
+    crossfade, just before its sustain's end); None where it is played as recorded (long
+    enough, or its sustain too short to take pieces from)."""
     body = int(round(sn.body / ratio))
-    return body if want > body >= min(ATTACK, body // 2) + HOP else None
+    attack = min(ATTACK, body // 2)
+    return attack + extension_start(body - attack) if want > body >= attack + HOP else None
 
 
 def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int) -> np.ndarray:
@@ -314,8 +317,8 @@ def play_with_extensions(content: np.ndarray,
         level = frame_rms(y[pre: pre + max(int(round(sn.body / ratio)), HOP)]).max()
         if level <= 0:
             continue
-        if (body := _extended_from(sn, ratio, want)) is not None:
-            extended.append((note.onset * HOP + body, note.onset * HOP + want))
+        if (first := _extended_from(sn, ratio, want)) is not None:
+            extended.append((note.onset * HOP + first, note.onset * HOP + want))
         y = glide(_fit(y, sn, ratio, want, pre), slow_cents(note.contour, note.f0), pre)
         y = y * (note.peak / level)  # the style note's peak at the content note's
         start = note.onset * HOP - pre

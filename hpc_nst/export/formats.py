@@ -232,7 +232,6 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     info = store_info(store)
     out = Path(out)
     _check_target(out, info, fmt, opts.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
     status = st.read_column(st.open_root(info.path), "status")
     done = [int(i) for i in (status == st.DONE).nonzero()[0]]
     if not done and fmt not in CODECS:
@@ -240,8 +239,13 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                          "status)")
     items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad)
     counts: dict[str, int] = {"left_out": 0}
-    if selection is not None:
+    if selection is not None:  # its field names checked on the first pair, before any write
+        first = next(items, None)
+        if first is not None:
+            selection.check_fields(first.fields, opts.report is not None)
+            items = itertools.chain([first], items)
         items = selection.apply(items, opts.report is not None, counts)
+    out.mkdir(parents=True, exist_ok=True)
     result = FORMATS[fmt](items, out, opts)
     result.update(not_done=int(len(status) - len(done)), left_out_by_where=counts["left_out"])
     card = {"store": str(info.path.resolve()), "format": fmt, "codec": opts.codec,

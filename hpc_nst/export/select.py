@@ -6,9 +6,12 @@ comparisons (``== != < <= > >=``, ``in`` / ``not in`` a list), ``and`` / ``or`` 
 ``+ - * /``, numbers, strings, ``True`` / ``False`` / ``None``, and the export's field names
 (its ``export.json`` lists them: the store's fields, the manifest's metadata columns,
 ``loss_<term>`` and, with ``--report``, the report's per-pair metrics). Nothing else is
-evaluated (no calls, attributes or indexing), so an expression cannot run code. A pair whose
-field is missing or empty (a metric the report has no value for) does not match a comparison
-with it, so it is left out.
+evaluated (no calls, attributes or indexing), arithmetic takes numbers only and an expression
+at most MAX_LENGTH characters, so an expression can neither run code nor exhaust memory. A
+field that is missing or empty (a metric the report has no value for) makes every comparison
+with it unknown, and ``not`` of unknown is unknown (as in SQL): a pair is kept only where the
+expression is true, so such a pair is left out unless the rest decides it (``a or b`` with
+``b`` true). The manifest's metadata columns are text: compare them with quoted text.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, a
             ast.List, ast.Tuple, *_COMPARE, *_ARITH)
 
 
+MAX_LENGTH = 1000
+
+
 class _Missing:
     """A missing or empty field: no comparison with it holds."""
 
@@ -42,6 +48,9 @@ class PairFilter:
 
     def __init__(self, expression: str) -> None:
         self.expression = expression.strip()
+        if len(self.expression) > MAX_LENGTH:
+            raise UsageError(f"--where: an expression of {len(self.expression)} characters; at "
+                             f"most {MAX_LENGTH}")
         try:
             tree = ast.parse(self.expression, mode="eval")
         except SyntaxError as exc:
@@ -68,7 +77,9 @@ class PairFilter:
                              f"export; {hint}")
 
     def keep(self, fields: dict[str, Any]) -> bool:
-        return bool(self._eval(self._tree.body, fields))
+        """True where the expression is true for ``fields`` (not where it is unknown)."""
+        value = self._eval(self._tree.body, fields)
+        return value is not MISSING and bool(value)
 
     def _eval(self, node: ast.AST, fields: dict[str, Any]) -> Any:  # noqa: PLR0911
         if isinstance(node, ast.Constant):
@@ -78,36 +89,50 @@ class PairFilter:
             return MISSING if value is None or value == "" else value
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self._eval(e, fields) for e in node.elts]
-        if isinstance(node, ast.BoolOp):
-            values = (self._eval(v, fields) for v in node.values)
-            if isinstance(node.op, ast.And):
-                return all(_truth(v) for v in values)
-            return any(_truth(v) for v in values)
+        if isinstance(node, ast.BoolOp):  # three-valued: unknown unless decided without it
+            values = [self._eval(v, fields) for v in node.values]
+            decisive = isinstance(node.op, ast.Or)  # a true value decides "or", false "and"
+            if any(v is not MISSING and bool(v) is decisive for v in values):
+                return decisive
+            return MISSING if any(v is MISSING for v in values) else not decisive
         if isinstance(node, ast.UnaryOp):
             value = self._eval(node.operand, fields)
+            if value is MISSING:
+                return MISSING
             if isinstance(node.op, ast.Not):
-                return not _truth(value)
-            return MISSING if value is MISSING else -value
+                return not value
+            return -self._number(value)
         if isinstance(node, ast.BinOp):
             a, b = self._eval(node.left, fields), self._eval(node.right, fields)
             if a is MISSING or b is MISSING:
                 return MISSING
-            return _apply(_ARITH[type(node.op)], a, b, self.expression)
+            return _apply(_ARITH[type(node.op)], self._number(a), self._number(b),
+                          self.expression)
         assert isinstance(node, ast.Compare)
-        left = self._eval(node.left, fields)
+        left, result = self._eval(node.left, fields), True
         for op, right_node in zip(node.ops, node.comparators):
             right = self._eval(right_node, fields)
             if left is MISSING or right is MISSING:
-                return False
-            if isinstance(op, (ast.In, ast.NotIn)):
-                found = left in right if isinstance(right, (list, str)) else False
-                ok = found if isinstance(op, ast.In) else not found
+                ok: Any = MISSING
+            elif isinstance(op, (ast.In, ast.NotIn)):
+                if not isinstance(right, (list, str)):
+                    raise UsageError(f"--where {self.expression!r}: 'in' needs a list "
+                                     f"(['a', 'b']) or text on its right, not {right!r}")
+                ok = (left in right) is isinstance(op, ast.In)
             else:
                 ok = _apply(_COMPARE[type(op)], left, right, self.expression)
-            if not ok:
+            if ok is not MISSING and not ok:
                 return False
+            if ok is MISSING:
+                result = MISSING
             left = right
-        return True
+        return result
+
+    def _number(self, value: Any) -> float:
+        if isinstance(value, (int, float)):  # (bool is an int)
+            return value
+        raise UsageError(f"--where {self.expression!r}: arithmetic takes numbers, not "
+                         f"{value!r} (the manifest's metadata columns are text)")
 
     def apply(self, items: Iterator[ExportItem], have_report: bool,
               counts: dict[str, int]) -> Iterator[ExportItem]:
@@ -124,13 +149,10 @@ class PairFilter:
                 counts["left_out"] += 1
 
 
-def _truth(value: Any) -> bool:
-    return False if value is MISSING else bool(value)
-
-
 def _apply(op: Any, a: Any, b: Any, expression: str) -> Any:
     try:
         return op(a, b)
-    except (TypeError, ZeroDivisionError) as exc:
+    except (TypeError, ZeroDivisionError, OverflowError) as exc:
         raise UsageError(f"--where {expression!r}: cannot compute {a!r} and {b!r} ({exc}); "
-                         "compare numbers with numbers and text with quoted text") from exc
+                         "compare numbers with numbers and text with quoted text (the "
+                         "manifest's metadata columns are text)") from exc

@@ -158,6 +158,17 @@ def test_extend_and_shift_keep_what_they_promise():
     assert len(down) == pytest.approx(len(x) * 2 ** (7 / 12), abs=2)
 
 
+@pytest.mark.parametrize("seconds", [0.05, 0.3, 1.0])
+def test_extension_start_is_where_extend_stops_being_the_recording(seconds):
+    """``layered`` weights the sampler's extended spans from there on (the first crossfade)."""
+    x = (notes([300.0], seconds, gap_s=0.0) + 0.01).astype(np.float32)
+    first = D.extension_start(len(x))
+    longer = D.extend(x, 3 * len(x))
+    np.testing.assert_array_equal(longer[:first], x[:first].astype(np.float64))
+    assert first == len(x) or not np.array_equal(longer[first:len(x)], x[first:].astype(np.float64))
+    assert first < len(x) or seconds < 0.1  # pieces for a sustain of 0.3 s or more
+
+
 def test_silent_content_gives_silence_and_a_silent_style_an_error(cfg):
     out = transfer(np.zeros(SR, np.float32), notes([220.0]), cfg)
     assert not np.any(out)

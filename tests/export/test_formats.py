@@ -192,11 +192,14 @@ def test_where_keeps_the_matching_pairs_in_every_format(store, tmp_path, capsys)
 
 
 def test_where_refuses_before_writing_anything(store, tmp_path, capsys):
-    out = tmp_path / "x"
-    assert _export(store, out, "parquet", "--where", "judge_top1 == 1") == 2
-    err = capsys.readouterr().err
-    assert "'judge_top1' is not a field of this export" in err and "add --report DIR" in err
-    assert not (out / "data.parquet").exists() and not (out / "export.json").exists()
+    for fmt in ("parquet", "audiofolder", "wav"):
+        out = tmp_path / fmt
+        assert _export(store, out, fmt, "--where", "judge_top1 == 1") == 2
+        err = capsys.readouterr().err
+        assert "'judge_top1' is not a field of this export" in err and "add --report DIR" in err
+        assert not out.exists()  # not even the folder: the corrected rerun is not refused
+        assert _export(store, out, fmt, "--where", "style_label == 'harp'") == 0
+        assert "1 pair(s) left out by --where" in capsys.readouterr().out
     assert _export(store, tmp_path / "y", "wav", "--where", "open('f')") == 2
     assert "Call is not allowed" in capsys.readouterr().err and not (tmp_path / "y").exists()
 

@@ -22,9 +22,15 @@ FIELDS = {"pair_id": "ab", "style_label": "harp", "judge_top1": 1.0, "judge_prob
     ("10 < lsd_db <= 11", False),
     ("lsd_db - 2 * seed > 5", True),
     ("-lsd_db < -20", False),
-    ("loss_total < 1", False),  # missing: no comparison holds
-    ("not loss_total < 1", True),
+    ("loss_total < 1", False),  # missing: the comparison is unknown, the pair left out
+    ("not loss_total < 1", False),  # and so is its negation (as in SQL)
+    ("not loss_total", False),
+    ("loss_total < 1 or judge_top1 == 1", True),  # decided without it
+    ("loss_total < 1 and judge_top1 == 0", False),
+    ("not (loss_total < 1 and judge_top1 == 0)", True),
     ("loss_total == None", False),
+    ("1 < loss_total < 2", False),
+    ("5 < seed < loss_total", False),  # false before the unknown part
     ("note == ''", False),  # empty text counts as missing
     ("True", True),
 ])
@@ -54,5 +60,24 @@ def test_an_unknown_name_is_refused_with_where_it_comes_from():
 
 
 def test_mixing_text_and_numbers_is_a_clear_error():
-    with pytest.raises(UsageError, match="cannot compute 'harp' and 1"):
+    with pytest.raises(UsageError, match="cannot compute 'harp' and 1.*metadata columns are text"):
         PairFilter("style_label > 1").keep(FIELDS)
+    with pytest.raises(UsageError, match="'in' needs a list"):
+        PairFilter("seed in 5").keep(FIELDS)
+
+
+@pytest.mark.parametrize("expression", [
+    "style_label * 1000000000 == 'x'",  # would allocate 4 GB per pair
+    "['a'] * 1000000000 == []",
+    "-split == 'x'",
+])
+def test_arithmetic_takes_numbers_only(expression):
+    with pytest.raises(UsageError, match="arithmetic takes numbers"):
+        PairFilter(expression).keep(FIELDS)
+
+
+def test_overflow_and_very_long_expressions_are_refused():
+    with pytest.raises(UsageError, match="cannot compute"):
+        PairFilter("1e308 * 1e308 / 0 > 1").keep(FIELDS)
+    with pytest.raises(UsageError, match="at most 1000"):
+        PairFilter(" or ".join(["seed == 1"] * 200))

@@ -63,14 +63,15 @@ def layer(sampled: np.ndarray, modelled: np.ndarray, weight: float = SAMPLED_WEI
         return s.copy()
     spec_s = librosa.stft(s, n_fft=N_FFT, hop_length=HOP)
     spec_m = librosa.stft(m * np.float32(rms_s / rms_m), n_fft=N_FFT, hop_length=HOP)
-    w = np.full(spec_s.shape[1], weight)
-    centres = np.arange(spec_s.shape[1]) * HOP
-    for first, end in extended:
-        w[(centres >= first) & (centres < end)] = extended_weight
+    w: float | np.ndarray = weight  # (a scalar keeps float32 powers where nothing extended)
     if extended:
+        frames = np.full(spec_s.shape[1], weight)
+        centres = np.arange(spec_s.shape[1]) * HOP
+        for first, end in extended:
+            frames[(centres >= first) & (centres < end)] = extended_weight
         half = SMOOTH_FRAMES // 2
-        w = np.convolve(np.pad(w, half, mode="edge"), np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES,
-                        mode="valid")
+        w = np.convolve(np.pad(frames, half, mode="edge"),
+                        np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="valid").astype(np.float32)
     mag = np.abs(spec_s) ** w * np.abs(spec_m) ** (1.0 - w)
     phase = np.exp(1j * np.angle(spec_s))
     return librosa.istft(mag * phase, hop_length=HOP, length=len(s)).astype(np.float32)
