@@ -12,10 +12,9 @@ harmonic interval from it is the track slipping onto a harmonic in a decay, no n
 in the style's notes such slipped frames are measured at the note's median pitch) and each
 note's peak level. The output is additive synthesis of each note at its median pitch plus
 the style's vibrato, with the template's harmonic levels at each frame's time since onset
-scaled to the note's level, and the style's within-note level fluctuation per harmonic
-(:mod:`hpc_nst.engine.harmonic_texture`) added, plus noise shaped by the template: attack, decay,
-spectral evolution, texture and vibrato come from the style; pitch, rhythm and dynamics from
-the content.
+scaled to the note's level plus the style's texture (:mod:`.harmonic_texture`), and noise
+shaped by the template: attack, decay, spectral evolution, texture and vibrato come from the
+style; pitch, rhythm and dynamics from the content.
 """
 
 from __future__ import annotations

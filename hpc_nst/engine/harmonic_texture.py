@@ -11,14 +11,13 @@ The texture is that fluctuation as measured: per style note, from :data:`ATTACK_
 its onset to the end of its body (before its release; the template's own), each harmonic's
 level (dB) less its local trend over :data:`DETREND_FRAMES` (150 ms, a moving mean, or a line
 fitted where the window is cut by the note's ends or masked frames: the note's slower course
-is the template's), clipped to
-+-:data:`CLIP_DB` and zero where the harmonic is more than :data:`RANGE_DB` under its own peak
-(noise, not texture); the notes' residuals are laid end to end. Resynthesis adds it, at the
-style's own rates (no pitch shift scales them), to each content note's harmonic levels from
-:data:`ATTACK_FRAMES` on, cycling through it (harmonics above TEXTURE_HARMONICS, whose bands
-hold several harmonics each, the mean of the upper half); the note's release starts from its
-level without it. A dB residual is unchanged by the style's gain
-or any static filter.
+is the template's), clipped to +-:data:`CLIP_DB` and zero where the harmonic is more than
+:data:`RANGE_DB` under its own peak (noise, not texture); the notes' residuals are laid end
+to end. Resynthesis adds it, at the style's own rates (no pitch shift scales them), to each
+content note's harmonic levels from :data:`ATTACK_FRAMES` on, cycling through it (harmonics
+above TEXTURE_HARMONICS, whose bands hold several harmonics each, the mean of the upper
+half); the note's release starts from its level without it. A dB residual is unchanged by
+the style's gain or any static filter.
 """
 
 from __future__ import annotations
