@@ -329,8 +329,9 @@ def resynthesise(content: np.ndarray, template: NoteTemplate, seed: int = 0) -> 
             if t <= last_voiced:
                 amps[t] = peak * 10.0 ** (template.levels_db(t - a, track[t]) / 20.0)
                 noise_db[t] = _db(peak) + template.noise[tau_bin]
-                released = peak * 10.0 ** (template.levels_db(t - a, track[t], False) / 20.0)
-            elif t - last_voiced <= len(template.release):  # from the level without texture
+                if t == last_voiced:  # the release starts from the level without texture
+                    released = peak * 10.0 ** (template.levels_db(t - a, track[t], False) / 20.0)
+            elif t - last_voiced <= len(template.release):
                 fall = template.release[t - last_voiced - 1]
                 amps[t] = released * 10.0 ** (fall / 20.0)
                 noise_db[t] = noise_db[last_voiced] + fall

@@ -239,11 +239,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                          "status)")
     items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad)
     counts: dict[str, int] = {"left_out": 0}
-    if selection is not None:  # its field names checked on the first pair, before any write
-        first = next(items, None)
-        if first is not None:
-            selection.check_fields(first.fields, opts.report is not None)
-            items = itertools.chain([first], items)
+    if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)
     out.mkdir(parents=True, exist_ok=True)
     result = FORMATS[fmt](items, out, opts)

@@ -17,6 +17,7 @@ expression is true, so such a pair is left out unless the rest decides it (``a o
 from __future__ import annotations
 
 import ast
+import itertools
 import operator
 from collections.abc import Iterator
 from typing import Any
@@ -136,13 +137,18 @@ class PairFilter:
 
     def apply(self, items: Iterator[ExportItem], have_report: bool,
               counts: dict[str, int]) -> Iterator[ExportItem]:
-        """The items that match; ``counts["left_out"]`` counts the others."""
+        """The items that match; ``counts["left_out"]`` counts the others. The field names
+        are checked against the first item now, before the caller writes anything."""
         counts.setdefault("left_out", 0)
-        checked = False
+        first = next(items, None)
+        if first is None:
+            return iter(())
+        self.check_fields(first.fields, have_report)
+        return self._matching(itertools.chain([first], items), counts)
+
+    def _matching(self, items: Iterator[ExportItem],
+                  counts: dict[str, int]) -> Iterator[ExportItem]:
         for item in items:
-            if not checked:
-                self.check_fields(item.fields, have_report)
-                checked = True
             if self.keep(item.fields):
                 yield item
             else:
