@@ -47,8 +47,10 @@ def dev_suite(cache: Path) -> list[tuple[str, Path, str]]:
     return sets
 
 
-def evaluate(folder: Path, split: str, cfg, args, judges: dict, clf) -> pd.DataFrame:
-    """Every metric of the job's output for the pairs of ``folder`` in ``split``."""
+def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
+             clf) -> pd.DataFrame:
+    """Every metric of the job's output for the pairs of ``folder`` (the set ``name``) in
+    ``split``."""
     from hpc_nst.audio.io import load_audio, write_audio
     from hpc_nst.engine.methods import run_method
     from hpc_nst.metrics import pitch, reference
@@ -67,8 +69,8 @@ def evaluate(folder: Path, split: str, cfg, args, judges: dict, clf) -> pd.DataF
                          seeds=[cfg.optim.seed])[0].audio
         secs = time.perf_counter() - started
         if args.outputs:
-            (args.outputs / folder.name).mkdir(parents=True, exist_ok=True)
-            write_audio(args.outputs / folder.name / f"{r.pair_id}.flac", out, 16000)
+            (args.outputs / name).mkdir(parents=True, exist_ok=True)
+            write_audio(args.outputs / name / f"{r.pair_id}.flac", out, 16000)
         lab = labels.loc[r.pair_id]
         row = {"pair_id": r.pair_id, "seconds": secs,
                **reference.compare(reference.features(out, 16000, len(t)),
@@ -123,7 +125,7 @@ def main() -> None:
         " [oracle style = target]" if args.oracle_style else "")
     frames = []
     for set_name, folder, split in sets:
-        df = evaluate(folder, split, cfg, args, judges, clf).assign(set=set_name)
+        df = evaluate(set_name, folder, split, cfg, args, judges, clf).assign(set=set_name)
         frames.append(df)
         means = df.drop(columns=["pair_id", "set"]).mean()
         print(f"{name} [{set_name} {split}, {len(df)} pairs] " + " ".join(
