@@ -92,7 +92,8 @@ def main() -> None:
     from hpc_nst.metrics.style_class import load_classifier
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--triplets", type=Path, nargs="+", default=[ROOT / "manifests" / "triplets"])
+    ap.add_argument("--triplets", type=Path, nargs="+",
+                    help="triplet folders (default: manifests/triplets); each a set")
     ap.add_argument("--split", choices=("dev", "test", "all"), default="dev")
     ap.add_argument("--dev-suite", type=Path, metavar="CACHE_DIR",
                     help="the 104-pair dev suite (rendered into CACHE_DIR on first use)")
@@ -115,8 +116,11 @@ def main() -> None:
     if len(judges) < len(args.judge) + 1:
         ap.error("--judge files need distinct file names (each names a column)")
     if args.dev_suite:
+        if args.triplets or args.split != "dev":
+            ap.error("--dev-suite chooses its own sets and splits: drop --triplets / --split")
         sets = dev_suite(args.dev_suite)
     else:
+        args.triplets = args.triplets or [ROOT / "manifests" / "triplets"]
         names = [p.name for p in args.triplets]
         if len(set(names)) < len(names):
             ap.error("--triplets folders need distinct names (each names a set)")
