@@ -61,6 +61,8 @@ def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
         manifest = manifest[manifest.pair_id.isin(DEV)]
     elif split == "test":
         manifest = manifest[~manifest.pair_id.isin(DEV)]
+    if args.outputs:
+        (args.outputs / name).mkdir(parents=True, exist_ok=True)
     rows = []
     for _, r in manifest.iterrows():
         c, s, t = (load_audio(folder / r[k], 16000) for k in ("content", "style", "target"))
@@ -69,7 +71,6 @@ def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
                          seeds=[cfg.optim.seed])[0].audio
         secs = time.perf_counter() - started
         if args.outputs:
-            (args.outputs / name).mkdir(parents=True, exist_ok=True)
             write_audio(args.outputs / name / f"{r.pair_id}.flac", out, 16000)
         lab = labels.loc[r.pair_id]
         row = {"pair_id": r.pair_id, "seconds": secs,

@@ -264,16 +264,18 @@ def _extended_from(sn: StyleNote, ratio: float, want: int) -> int | None:
     return attack + extension_start(body - attack) if want > body >= attack + HOP else None
 
 
-def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int) -> np.ndarray:
+def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int,
+         extended_from: int | None) -> np.ndarray:
     """The style note ``sn`` shifted by ``ratio`` (``y``: its onset at ``pre``) made to sound
     for ``want`` samples after its onset, then its tail: its sustain after the attack (after
     its first half, for a sustain shorter than two attacks) continued with pieces of itself at
-    its level trend where the content note is longer, or cut where it is shorter; the tail
-    joins at the level reached."""
+    its level trend where the content note is longer (``extended_from``: the caller's
+    :func:`_extended_from`, not None), or cut where it is shorter; the tail joins at the
+    level reached."""
     body = int(round(sn.body / ratio))
     head, tail = y[: pre + body], y[pre + body:]
     attack = min(ATTACK, body // 2)
-    if _extended_from(sn, ratio, want) is not None:
+    if extended_from is not None:
         sustain = head[pre + attack:]
         longer = extend(sustain, want - attack)
         longer[len(sustain):] *= 10.0 ** (trend_db_per_sample(sustain)
@@ -319,7 +321,7 @@ def play_with_extensions(content: np.ndarray,
             continue
         if (first := _extended_from(sn, ratio, want)) is not None:
             extended.append((note.onset * HOP + first, note.onset * HOP + want))
-        y = glide(_fit(y, sn, ratio, want, pre), slow_cents(note.contour, note.f0), pre)
+        y = glide(_fit(y, sn, ratio, want, pre, first), slow_cents(note.contour, note.f0), pre)
         y = y * (note.peak / level)  # the style note's peak at the content note's
         start = note.onset * HOP - pre
         lo = max(start, 0)
