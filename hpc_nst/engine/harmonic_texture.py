@@ -4,8 +4,8 @@
 since onset: the attack, decay and spectral evolution common to the style's notes, but smooth.
 A bowed, blown or sung note is not smooth: its harmonics rise and fall by a few dB several times
 a second (bow pressure, breath, the vibrato moving harmonics across the body's resonances), and
-the EQ-proof judge hears exactly that, the modulation of each band within a note (README
-"Quality": its modulation-power features are what the per-pair outputs miss).
+the EQ-proof judge hears exactly that, the modulation of each band within a note (docs/quality.md,
+"harmonic v3.2": its modulation-power features are what the per-pair outputs miss).
 
 The texture is that fluctuation as measured: per style note, from :data:`ATTACK_FRAMES` after
 its onset to the end of its body (before its release; the template's own), each harmonic's

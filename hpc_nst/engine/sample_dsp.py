@@ -8,7 +8,7 @@ import numpy as np
 from hpc_nst.engine.note_analysis import HOP, SR, frame_rms
 
 # 60 ms crossfades (the match spans several periods of a low note: 20 ms, one period at 50 Hz,
-# aligned worse; dev LSD 10.21 -> 10.13, README "v1.4"), 200 ms pieces
+# aligned worse; dev LSD 10.21 -> 10.13, docs/quality.md "v1.4"), 200 ms pieces
 EXTEND_OVERLAP, EXTEND_PIECE = 960, 3200
 TREND_R2 = 0.6  # a level trend is kept only where a line explains this much of the level
 GLIDE_S = 0.15  # pitch movement slower than this (seconds) is followed; vibrato is not

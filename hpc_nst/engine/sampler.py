@@ -340,7 +340,8 @@ def _duck(out: np.ndarray, at: int, db: float, fade: int = 5 * HOP) -> None:
     brings up to TAIL_S of its own ring while the content note's voiced length already holds
     the content instrument's release, so unducked the overlapping tails sum louder than the
     style instrument's own (on every dev set LSD, dynamics and pitch improve with 6 dB, the
-    judges improve or stay; 6-12 dB and 20-100 ms fades are within noise of each other; README)."""
+    judges improve or stay; 6-12 dB and 20-100 ms fades are within noise of each other;
+    docs/quality.md)."""
     if db <= 0 or at >= len(out):
         return
     n = min(fade, len(out) - at)

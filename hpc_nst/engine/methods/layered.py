@@ -8,11 +8,11 @@ Why: the two renderings play the same content notes with the same style, by diff
 (the style's recorded notes, cut, shifted and extended; a harmonic template of them, by
 additive synthesis), and their errors differ: averaged where the metrics compare (log
 magnitudes), the distances to the target fall on every dev set, and energy is left only where
-both renderings have it, so each one's stray tails and seams are lowered (README "Quality",
+both renderings have it, so each one's stray tails and seams are lowered (docs/quality.md,
 "Layered"). Where a content note outlasts the style note's sustain, the sampled rendering is
 no recording but pieces of one joined (a seam every 200 ms); there the modelled rendering,
-whose harmonics carry the style's measured texture without seams, gets an equal say (README,
-"layered v2").
+whose harmonics carry the style's measured texture without seams, gets an equal say
+(docs/quality.md, "layered v2").
 """
 
 from __future__ import annotations
