@@ -5,10 +5,14 @@
         [--outputs DIR]
     python benchmarks/quality_dev.py --dev-suite CACHE_DIR [--job TOML] ...
 
-For fast iteration on the dev split only (``dev`` = s256-000..s256-007, the pairs the presets
-are tuned on; ``test`` = every other triplet). The figures quoted in the README come from
-``benchmarks/run_evaluation.py`` (through ``hpc-nst run`` and ``hpc-nst report``); this script
-computes the same metrics with the same code (``hpc_nst.metrics``) and prints their means.
+For fast iteration on the dev split only (``dev`` = s256-000..s256-007 of
+``manifests/triplets``, the pairs the presets are tuned on; ``test`` = its other triplets). The
+split names pairs of that benchmark only: every other folder (the TimGM6mb set, a generated
+one, whose pair ids repeat the same names) is evaluated whole, ``--split all``, and any other
+split there is refused rather than silently scoring held-out pairs as dev ones. The figures
+quoted in the README come from ``benchmarks/run_evaluation.py`` (through ``hpc-nst run`` and
+``hpc-nst report``); this script computes the same metrics with the same code
+(``hpc_nst.metrics``) and prints their means.
 
 ``--dev-suite CACHE_DIR``: the 104 dev pairs the README's "Quality" choices are made on, the
 dev split of ``manifests/triplets`` and three sets of the same generator with seeds of their
@@ -20,6 +24,7 @@ suite with the verdicts as counts. Never the held-out sets.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -31,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV = TUNING_PAIRS  # the pairs the presets were tuned on
 #: (name, count, seconds, seed) of the generated dev sets in the suite
 DEV_SETS = (("dev2", 24, 2.56, 7), ("dev3", 48, 2.56, 11), ("dev8", 24, 8.0, 17))
+TUNED = ROOT / "manifests" / "triplets"  # the only folder with a dev / test split
+SUITE_RECORD = "dev_suite.json"  # (count, seconds, seed) a cached dev set was rendered with
 VERDICTS = ("judge_top1", "style_top1")  # columns printed as counts for the suite
 
 
@@ -38,13 +45,40 @@ def dev_suite(cache: Path) -> list[tuple[str, Path, str]]:
     """(name, triplet folder, split) of every set in the dev suite, rendering the missing."""
     from hpc_nst.data.triplets import render_triplets
 
-    sets = [("dev", ROOT / "manifests" / "triplets", "dev")]
+    sets = [("dev", TUNED, "dev")]
     for name, count, seconds, seed in DEV_SETS:
         folder = cache / name
+        wanted = {"count": count, "seconds": seconds, "seed": seed}
         if not (folder / "manifest.csv").is_file():
             render_triplets(folder, [count], [seconds], seed)
+            (folder / SUITE_RECORD).write_text(json.dumps(wanted))
+        elif (folder / SUITE_RECORD).is_file():
+            have = json.loads((folder / SUITE_RECORD).read_text())
+            if have != wanted:
+                raise SystemExit(f"{folder}: rendered with {have}, the suite's {name} is "
+                                 f"{wanted}; delete the folder to render it again")
+        else:  # cached before the record existed: its size and length must match
+            labels = pd.read_csv(folder / "labels.csv")
+            if len(labels) != count or not np.allclose(labels["seconds"], seconds):
+                raise SystemExit(f"{folder}: {len(labels)} pairs, not the suite's {name} "
+                                 f"({count} x {seconds} s); delete the folder to render it")
         sets.append((name, folder, "all"))
     return sets
+
+
+def split_pairs(folder: Path, manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of ``manifest`` (of the triplet ``folder``) in ``split``; a dev or test split
+    of any folder but ``manifests/triplets`` is refused, and so is an empty selection."""
+    if split != "all":
+        if folder.resolve() != TUNED.resolve():
+            raise SystemExit(f"--split {split}: only manifests/triplets has a dev / test split "
+                             f"(the pairs the presets were tuned on); {folder} is another set, "
+                             "its pair ids name no split: use --split all")
+        keep = manifest.pair_id.isin(DEV)
+        manifest = manifest[keep if split == "dev" else ~keep]
+    if manifest.empty:
+        raise SystemExit(f"{folder}: no pair in split {split!r}")
+    return manifest
 
 
 def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
@@ -57,10 +91,7 @@ def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
 
     manifest = pd.read_csv(folder / "manifest.csv")
     labels = pd.read_csv(folder / "labels.csv").set_index("pair_id")
-    if split == "dev":
-        manifest = manifest[manifest.pair_id.isin(DEV)]
-    elif split == "test":
-        manifest = manifest[~manifest.pair_id.isin(DEV)]
+    manifest = split_pairs(folder, manifest, split)
     if args.outputs:
         (args.outputs / name).mkdir(parents=True, exist_ok=True)
     rows = []
@@ -126,6 +157,8 @@ def main() -> None:
         if len(set(names)) < len(names):
             ap.error("--triplets folders need distinct names (each names a set)")
         sets = [(p.name, p, args.split) for p in args.triplets]
+    for _, folder, split in sets:  # every set's split checked before any is computed
+        split_pairs(folder, pd.read_csv(folder / "manifest.csv"), split)
     name = args.label or f"{cfg.method} {' '.join(args.sets)}" + (
         " [oracle style = target]" if args.oracle_style else "")
     frames = []

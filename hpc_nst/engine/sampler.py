@@ -68,6 +68,7 @@ class Note:
     contour: np.ndarray  # f0 per frame onset..voiced_end (held through unvoiced frames)
     sustain_end: int  # frame after the last one (after the peak) within SUSTAIN_DB of it
     rise: float  # dB from the level just before the onset to the peak (an attack: > 0)
+    voiced: np.ndarray  # bool per frame onset..voiced_end: the f0 track's own (not held) frames
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def _build_notes(onsets: np.ndarray, f0: np.ndarray, rms: np.ndarray) -> list[No
         top = int(np.argmax(db[: ve - a]))
         near = np.flatnonzero(db[top: ve - a] >= db[top] - SUSTAIN_DB)
         contour = without_track_slips(fill_f0(f0, a, b)[: ve - a], r.f0)
-        notes.append(Note(a, ve, r.f0, r.peak, contour, a + top + int(near[-1]) + 1, r.rise))
+        notes.append(Note(a, ve, r.f0, r.peak, contour, a + top + int(near[-1]) + 1, r.rise,
+                          np.isfinite(f0[a:ve])))
     return notes
 
 
@@ -121,8 +123,8 @@ def reliable(notes: list[Note]) -> list[Note]:
     loudest = max(n.peak for n in notes)
     keep = []
     for n in notes:
-        cents = 1200 * np.abs(np.log2(n.contour / n.f0))
-        if (len(n.contour) >= MIN_VOICED and 20 * np.log10(loudest / n.peak) <= QUIET_DB
+        cents = 1200 * np.abs(np.log2(n.contour[n.voiced] / n.f0))  # held frames not counted
+        if (len(cents) >= MIN_VOICED and 20 * np.log10(loudest / n.peak) <= QUIET_DB
                 and np.mean(cents <= 50) >= STEADY and n.rise >= MIN_RISE_DB):
             keep.append(n)
     return keep or notes
@@ -277,9 +279,7 @@ def _fit(y: np.ndarray, sn: StyleNote, ratio: float, want: int, pre: int,
     attack = min(ATTACK, body // 2)
     if extended_from is not None:
         sustain = head[pre + attack:]
-        longer = extend(sustain, want - attack)
-        longer[len(sustain):] *= 10.0 ** (trend_db_per_sample(sustain)
-                                          * np.arange(1, len(longer) - len(sustain) + 1) / 20.0)
+        longer = extend(sustain, want - attack, trend_db_per_sample(sustain))
         head = np.concatenate([head[: pre + attack], longer])
     elif want < body:
         head = head[: pre + want]
