@@ -109,12 +109,21 @@ class JobConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def record(self) -> dict[str, Any]:
+        """What a store or a result records of this job: :meth:`to_dict` plus the method's
+        ``method_revision`` (:data:`METHOD_REVISIONS`) where it is not 0."""
+        data = self.to_dict()
+        revision = METHOD_REVISIONS.get(self.method, 0)
+        if revision:
+            data["method_revision"] = revision
+        return data
+
     def effective(self) -> dict[str, Any]:
-        """:func:`effective_parameters` of this job, computed once per (frozen) instance;
-        treat as read-only."""
+        """:func:`effective_parameters` of this job (its :meth:`record`), computed once per
+        (frozen) instance; treat as read-only."""
         cached = self.__dict__.get("_effective")
         if cached is None:
-            cached = effective_parameters(self.to_dict())
+            cached = effective_parameters(self.record())
             object.__setattr__(self, "_effective", cached)  # not a field: eq/asdict skip it
         return cached
 
@@ -136,6 +145,14 @@ class JobConfig:
         return new
 
 
+#: Each method's revision, raised when the method's output changes for the same parameters (a
+#: defect mended, a rule changed): it enters the job's digest, so a store made by an earlier
+#: revision is refused, naming ``method_revision``, instead of being resumed into a dataset that
+#: mixes the two. A method not listed is at revision 0, which leaves the digest as it was.
+#: sampler 1 (and layered, which plays it): an extended note keeps its level trend through the
+#: pieces (no swell at each seam), and a style note's voiced frames are the f0 track's own.
+METHOD_REVISIONS: dict[str, int] = {"sampler": 1, "layered": 1}
+
 #: Keys added after stores existed, with the value that reproduces the results from before the
 #: key: at that value a key is left out of the digest, so older stores still resume. A new key
 #: goes here with its neutral value (and its default should be that value, or the preset
@@ -146,6 +163,7 @@ NEUTRAL: dict[str, Any] = {
     "optim.window_s": 0.0,
     "optim.window_overlap_s": 1.0,
     "optim.precision": "fp32",
+    "method_revision": 0,
 }
 
 

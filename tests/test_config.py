@@ -82,3 +82,20 @@ def test_digest_leaves_out_what_cannot_change_results():
     # the per-bin term ignores timbre_coefficients: any value gives one digest
     other = apply_overrides(spectrum, {"loss.timbre_coefficients": "30"})
     assert spectrum.digest() == other.digest() != cepstral
+
+
+def test_a_method_revision_enters_the_digest_only_where_it_is_not_zero(monkeypatch):
+    import hpc_nst.config as C
+    from hpc_nst.registry import METHODS
+
+    assert set(C.METHOD_REVISIONS) <= set(METHODS.names())  # no typo of a method's name
+    paper = load_job()
+    assert paper.digest() == "be81a869075ef780"  # revision 0: the digest stores were made with
+    assert "method_revision" not in paper.record()
+    sampler = load_job(overrides={"method": "sampler"})
+    assert sampler.record()["method_revision"] == C.METHOD_REVISIONS["sampler"]
+    before = sampler.digest()
+    monkeypatch.setitem(C.METHOD_REVISIONS, "sampler", C.METHOD_REVISIONS["sampler"] + 1)
+    bumped = load_job(overrides={"method": "sampler"})
+    assert bumped.digest() != before
+    assert bumped.with_seed(3).effective()["method_revision"] == C.METHOD_REVISIONS["sampler"]

@@ -39,7 +39,7 @@ def cost_key(job: JobConfig | dict[str, Any]) -> str:
     import copy
     import hashlib
 
-    data = copy.deepcopy(job.to_dict() if isinstance(job, JobConfig) else dict(job))
+    data = copy.deepcopy(job.record() if isinstance(job, JobConfig) else dict(job))
     data = effective_parameters(data)
     for section, key in (("optim", "seed"), ("optim", "iterations"),
                          ("optim", "record_every"), ("griffin_lim", "iterations")):

@@ -159,7 +159,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     pairs = [manifest.pairs[i] for i in order]
     attrs = {
         "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "job": cfg.to_dict(), "job_digest": cfg.digest(),
+        "job": cfg.record(), "job_digest": cfg.digest(),
         "manifest": {"path": str(manifest.path.resolve()), "sha256": manifest.sha256,
                      "rows": len(manifest.pairs)},
         "versions": versions(),
@@ -220,7 +220,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
     params = {}
     for p in pairs:
         if p.cfg is not None and p.digest not in params:
-            params[p.digest] = json.dumps(p.cfg.to_dict(), sort_keys=True, default=list)
+            params[p.digest] = json.dumps(p.cfg.record(), sort_keys=True, default=list)
     small("params", ["pair"], strings([params.get(p.digest, "") for p in pairs]), str, "",
           description="effective job configuration (JSON)")
     small("params_digest", ["pair"], strings([p.digest for p in pairs]), str, "")
@@ -363,7 +363,7 @@ def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
     if root.attrs.get("job_digest") == cfg.digest():
         return
     old = _flat(effective_parameters(dict(root_attrs(root)["job"])))
-    new = _flat(effective_parameters(cfg.to_dict()))
+    new = _flat(effective_parameters(cfg.record()))
     diffs = [f"{k}: store has {old.get(k)!r}, this run {new.get(k)!r}"
              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     raise StoreError(

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "style": str(args.style),
         "output": str(args.output),
         "version": __version__,
-        "job": cfg.to_dict(),
+        "job": cfg.record(),
         "device": result.device,
         "seed": result.seed,
         "timings": result.timings,

@@ -19,7 +19,7 @@ from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.batch.worker import PairOutcome, PairSpec, TaskSpec
 from hpc_nst.batch.writer import write_task_data
-from hpc_nst.config import apply_overrides
+from hpc_nst.config import apply_overrides, load_job
 from hpc_nst.engine.transfer import TransferResult
 
 from .conftest import write_csv
@@ -240,3 +240,21 @@ def test_store_from_before_the_timbre_keys_resumes_with_the_per_bin_term(tmp_pat
     with pytest.raises(st.StoreError, match=r"loss.timbre_envelope: store has None, this run "
                                             r"'cepstral'"):
         st.check_job(path, root, cepstral)
+
+
+def test_a_store_of_an_earlier_method_revision_is_refused_naming_it(tmp_path, audio_dir,
+                                                                     monkeypatch):
+    """A method whose output changed (its revision raised) must not resume a store of the
+    earlier revision: the dataset would mix the two."""
+    import hpc_nst.config as C
+
+    sampler = load_job(overrides={"method": "sampler"})
+    path, _, _ = _make(tmp_path, audio_dir, sampler)
+    root = st.open_root(path, mode="r+")
+    revision = C.METHOD_REVISIONS["sampler"]
+    assert st.root_attrs(root)["job"]["method_revision"] == revision  # travels with the data
+    st.check_job(path, root, load_job(overrides={"method": "sampler"}))
+    monkeypatch.setitem(C.METHOD_REVISIONS, "sampler", revision + 1)
+    with pytest.raises(st.StoreError, match=rf"method_revision: store has {revision}, this "
+                                            rf"run {revision + 1}"):
+        st.check_job(path, root, load_job(overrides={"method": "sampler"}))
