@@ -110,9 +110,21 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
 
 def metadata_names(info: StoreInfo) -> dict[str, str]:
     """Metadata column -> its name in tables: itself, or ``meta_<name>`` where it would clash
-    with one of the store's own columns."""
+    with one of the store's own columns (``meta_<name>_2``, ... where that is another metadata
+    column's name: no column ever hides another)."""
     own = {*TABLE_COLUMNS, "timing", *(str(t) for t in st.TIMINGS), "pair_id"}
-    return {c: f"meta_{c}" if c in own else c for c in info.metadata_columns}
+    taken = own | set(info.metadata_columns)
+    out: dict[str, str] = {}
+    for c in info.metadata_columns:
+        if c not in own:
+            out[c] = c
+            continue
+        name, k = f"meta_{c}", 2
+        while name in taken:
+            name, k = f"meta_{c}_{k}", k + 1
+        taken.add(name)
+        out[c] = name
+    return out
 
 
 #: Small per-pair arrays in :func:`pairs_table` (2-D ones are expanded by their coordinate).

@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
             f"{res['items']} item(s) as {args.format} ({', '.join(res['files'][:3])}"
             + (" ..." if len(res["files"]) > 3 else "") + ")")
     print(f"wrote {what} to {args.output}"
-          + (f"; kept {res['kept']} existing (use --overwrite to replace)"
+          + (f"; kept {res['kept']} existing with the same audio (use --overwrite to replace)"
              if res["kept"] else "")
+          + (f"; removed {res['removed']} of an earlier export no longer in it"
+             if res.get("removed") else "")
           + (f"; {res['not_done']} pair(s) not done (see hpc-nst status)"
              if res["not_done"] else "")
           + (f"; {res['left_out_by_where']} pair(s) left out by --where"

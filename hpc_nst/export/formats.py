@@ -3,8 +3,10 @@
 Every format writes ``export.json`` beside the data (store, job, versions, counts, columns)
 and writes each file atomically (temporary name, then rename), so an interrupted export leaves
 complete files only; rerunning it gives the same bytes. Container formats are rewritten as a
-whole on each run (a store with more pairs done gives a bigger export); plain files already
-there are kept unless ``overwrite``. An output folder holding another store's export is refused.
+whole on each run (a store with more pairs done gives a bigger export); the audio files of a
+file-based export are kept from an earlier run only where they hold the same audio (the store's
+checksum, recorded in ``export.files.json``), and those of pairs no longer exported are
+removed. An output folder holding another store's export is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from hpc_nst.fsutil import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "export.json"
+FILES_NAME = "export.files.json"  # pair id -> "<codec>:<audio checksum>" of a file-based export
 _KEY_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -52,17 +55,56 @@ class ExportOptions:
 Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
 
 
+class _AudioFiles:
+    """The audio files of a file-based export (``<sub><pair_id>.<codec>``), each kept from an
+    earlier run only where ``export.files.json`` says it holds the same audio (the store's
+    checksum of it, and the codec): a store made again at the same path, or a pair computed
+    again, rewrites its file. Files of pairs the earlier run wrote and this one does not (left
+    out by ``--where`` now, or by ``--skip-bad``) are removed, so the folder holds this export
+    only."""
+
+    def __init__(self, out: Path, sub: str, opts: ExportOptions) -> None:
+        self.out, self.sub, self.opts = out, sub, opts
+        self.written = self.kept = 0
+        self.now: dict[str, str] = {}
+        try:
+            self.before = json.loads((out / FILES_NAME).read_text("utf-8"))
+        except (OSError, ValueError):
+            self.before = {}
+
+    def put(self, item: ExportItem) -> str:
+        """Write (or keep) ``item``'s file; its path relative to the export folder."""
+        rel = f"{self.sub}{item.pair_id}.{self.opts.codec}"
+        tag = f"{self.opts.codec}:{item.audio_digest}" if item.audio_digest else ""
+        if (tag and not self.opts.overwrite and self.before.get(item.pair_id) == tag
+                and (self.out / rel).is_file()):
+            self.kept += 1
+        else:
+            data = item.encode(self.opts.codec)
+            atomic_write(self.out / rel, lambda tmp: Path(tmp).write_bytes(data))
+            self.written += 1
+        self.now[item.pair_id] = tag
+        return rel
+
+    def finish(self) -> dict[str, Any]:
+        removed = 0
+        for pair_id, tag in self.before.items():
+            codec = tag.partition(":")[0] or self.opts.codec
+            if pair_id not in self.now or codec != self.opts.codec:
+                old = self.out / f"{self.sub}{pair_id}.{codec}"
+                if old.is_file():
+                    old.unlink()
+                    removed += 1
+        text = json.dumps(self.now, sort_keys=True)
+        atomic_write(self.out / FILES_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+        return {"written": self.written, "kept": self.kept, "removed": removed}
+
+
 def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
-    written = kept = 0
+    files = _AudioFiles(out, "", opts)
     for item in items:
-        path = out / f"{item.pair_id}.{opts.codec}"
-        if path.exists() and not opts.overwrite:
-            kept += 1
-            continue
-        data = item.encode(opts.codec)
-        atomic_write(path, lambda tmp, d=data: Path(tmp).write_bytes(d))
-        written += 1
-    return {"written": written, "kept": kept, "files": ["<pair_id>." + opts.codec]}
+        files.put(item)
+    return {**files.finish(), "files": ["<pair_id>." + opts.codec]}
 
 
 def _write_audiofolder(items: Iterator[ExportItem], out: Path,
@@ -70,19 +112,11 @@ def _write_audiofolder(items: Iterator[ExportItem], out: Path,
     """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl`` (with ``file_name``): what
     ``datasets.load_dataset("audiofolder", data_dir=out)`` reads, metadata as columns."""
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    lines, written, kept = [], 0, 0
-    for item in items:
-        rel = f"audio/{item.pair_id}.{opts.codec}"
-        if (out / rel).exists() and not opts.overwrite:
-            kept += 1
-        else:
-            data = item.encode(opts.codec)
-            atomic_write(out / rel, lambda tmp, d=data: Path(tmp).write_bytes(d))
-            written += 1
-        lines.append(to_json({**item.fields, "file_name": rel}))
+    files = _AudioFiles(out, "audio/", opts)
+    lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
-    return {"written": written, "kept": kept, "items": len(lines),
+    return {**files.finish(), "items": len(lines),
             "files": ["metadata.jsonl", f"audio/<pair_id>.{opts.codec}"]}
 
 

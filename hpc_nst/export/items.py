@@ -24,6 +24,8 @@ CODECS = ("wav", "flac")
 EXPORT_FIELDS = ("pair_id", "content", "style", "target", "seed", "job", "method",
                  "job_digest", "duration_s", "sample_rate", "device", "attempts",
                  "spectral_convergence")
+#: Names the containers use themselves (the Parquet / audiofolder audio column).
+CONTAINER_FIELDS = ("audio",)
 #: Their types, for containers that fix a schema (Parquet): the others are text or float.
 INT_FIELDS = ("seed", "sample_rate", "attempts")
 TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_digest",
@@ -39,6 +41,7 @@ class ExportItem:
     audio: np.ndarray
     sample_rate: int
     fields: dict[str, Any]
+    audio_digest: str = ""  # the store's checksum of this audio ("" where none was recorded)
 
     def encode(self, codec: str) -> bytes:
         """The audio as a ``wav`` (32-bit float, as stored) or ``flac`` (24-bit) file."""
@@ -59,6 +62,60 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         return None if not math.isfinite(float(value)) else float(value)
     return value
+
+
+def export_names(names: dict[str, str], reserved: set[str]) -> dict[str, str]:
+    """Export field names for metadata columns (``{column: name}``): a name that is an export
+    field, a container's own (``audio``), or looks like an audiofolder's file reference
+    (``file_name``, ``<feature>_file_name``) is renamed (``meta_<name>``, ``<name>_meta``), and
+    a rename that meets another column's name gets a number: no field ever overwrites another."""
+    taken = set(reserved) | set(names.values())
+    out: dict[str, str] = {}
+    for column, name in names.items():
+        if name.endswith("file_name"):
+            new = f"{name}_meta"
+        elif name in reserved:
+            new = f"meta_{name}"
+        else:
+            out[column] = name
+            continue
+        stem, k = new, 2
+        while new in taken:
+            new, k = f"{stem}_{k}", k + 1
+        taken.add(new)
+        out[column] = new
+    return out
+
+
+def report_label(report: Path, info: StoreInfo) -> str:
+    """The label under which the report folder ``report`` holds the rows of the store
+    ``info``: found by the store's path in the report's ``stores.json``, and refused where the
+    report covers another store only, or was made from an earlier store at that path (another
+    job digest). A report from before ``stores.json`` is matched by the label alone."""
+    import logging
+
+    from hpc_nst.errors import UsageError
+    from hpc_nst.report import STORES_NAME
+
+    record = report / STORES_NAME
+    if not record.is_file():
+        logging.getLogger(__name__).warning(
+            "--report %s: no %s (a report of an earlier release): its rows are matched by "
+            "the job label %r only", report, STORES_NAME, info.label)
+        return info.label
+    stores = json.loads(record.read_text("utf-8"))
+    here = str(info.path.resolve())
+    mine = [s for s in stores if s.get("store") == here]
+    if not mine:
+        covered = ", ".join(s.get("store", "?") for s in stores)
+        raise UsageError(f"--report {report}: it does not cover {here} (it reports {covered}); "
+                         f"run hpc-nst report {info.path} first")
+    digest = info.attrs.get("job_digest")
+    if mine[0].get("job_digest") != digest:
+        raise UsageError(f"--report {report}: made from an earlier store at {here} (job digest "
+                         f"{mine[0].get('job_digest')}, the store's is now {digest}); report "
+                         "it again")
+    return str(mine[0]["label"])
 
 
 def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]:
@@ -91,13 +148,10 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
                report: Path | None = None, skip_bad: bool = False) -> Iterator[ExportItem]:
     """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`;
     a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out)."""
-    metrics = report_metrics(report, info.label)
-    # A metadata column never overwrites an export field, nor looks like an audiofolder's
-    # file reference (``file_name``, ``<feature>_file_name``).
-    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS}
-    meta_names = {k: f"{v}_meta" if v.endswith("file_name") else
-                  f"meta_{v}" if v in reserved else v
-                  for k, v in metadata_names(info).items()}
+    metrics = report_metrics(report, report_label(report, info) if report else info.label)
+    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS,
+                *CONTAINER_FIELDS}
+    meta_names = export_names(metadata_names(info), reserved)
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m},
@@ -121,8 +175,10 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
             fields[f"loss_{term}"] = _scalar(final)
         got = metrics.get(pair.pair_id, {})
         fields.update({k: got.get(k) for k in metric_keys})
+        digest = next((part[6:] for part in pair.checksum.split() if part.startswith("audio:")),
+                      "")
         yield ExportItem(pair.pair_id, np.asarray(pair.audio, np.float32), info.sample_rate,
-                         fields)
+                         fields, digest)
 
 
 def to_json(fields: dict[str, Any]) -> str:

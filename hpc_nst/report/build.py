@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import sys
 import time
@@ -30,6 +31,7 @@ from hpc_nst.batch.reader import (
 )
 from hpc_nst.batch.verify import check_audio
 from hpc_nst.config import STFTConfig
+from hpc_nst.report import STORES_NAME
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
     GROUPS,
@@ -231,6 +233,10 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
         cols = _compact_columns(gs, metrics)
         headline = _compact_columns(gs, [m for m in HEADLINE if m in metrics])
         tables[name] = (cols, _compact_rows(gs, metrics), list(gs.keys), headline)
+    record = [{"label": i.label, "store": str(i.path.resolve()), "method": i.method,
+               "job_digest": i.attrs.get("job_digest")} for i in infos]
+    (out / STORES_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    files["stores"] = [STORES_NAME]
     index = out / "index.html"
     index.write_text(H.render_index(opts.title, summaries, tables, files,
                                     list(details.values()), notes), encoding="utf-8")
