@@ -74,6 +74,7 @@ class PairData:
     metadata: dict[str, str] = field(default_factory=dict)  # the manifest's extra columns
     accounting: dict[str, Any] = field(default_factory=dict)  # :data:`ACCOUNTING` values
     checksum: str = ""  # recorded with the data ("" in stores of earlier releases)
+    unreadable: str = ""  # why its bulk data could not be read (a corrupted chunk), if so
 
 
 def method_name(job: dict[str, Any]) -> str:
@@ -131,6 +132,28 @@ def metadata_names(info: StoreInfo) -> dict[str, str]:
 TABLE_COLUMNS = ("pair", "row", "status", "error", "attempts", "content_path", "style_path",
                  "target_path", "seed", "device", "host", "samples", "records",
                  "spectral_convergence", "batch", "batch_pairs", "timings", *ACCOUNTING)
+
+
+def _read_rows(arr: Any, r0: int, r1: int, width: int | None,
+               broken: dict[int, str]) -> np.ndarray:
+    """Rows ``r0:r1`` of a bulk array (the first ``width`` columns), in one read; where a chunk
+    cannot be decoded (corrupted on disk), row by row, the unreadable rows zero and named in
+    ``broken`` (offset -> error) instead of failing every pair of the read."""
+    cols = slice(None) if width is None else slice(0, width)
+    try:
+        return np.asarray(arr[r0:r1, cols])
+    except Exception:  # noqa: BLE001 - zarr and its codecs raise several kinds on bad data
+        rows = []
+        for r in range(r0, r1):
+            try:
+                rows.append(np.asarray(arr[r, cols]))
+            except Exception as exc:  # noqa: BLE001
+                broken[r - r0] = f"{type(exc).__name__}: {exc}"
+                rows.append(None)
+        shape = next((x.shape for x in rows if x is not None), None)
+        if shape is None:
+            shape = (arr.shape[1], *arr.shape[2:]) if width is None else (width,)
+        return np.stack([np.zeros(shape, arr.dtype) if x is None else x for x in rows])
 
 
 def pairs_table(info: StoreInfo) -> pd.DataFrame:
@@ -260,11 +283,12 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
             done = status == st.DONE
             samples = meta["samples"][w0 - b0:w1 - b0]
             audio = loss = None
+            broken: dict[int, str] = {}
             if (done & wanted[w0:w1]).any():
                 if with_losses:
-                    loss = np.asarray(loss_arr[w0:w1])
+                    loss = _read_rows(loss_arr, w0, w1, None, broken)
                 if with_audio:
-                    audio = np.asarray(audio_arr[w0:w1, : int(samples[done].max())])
+                    audio = _read_rows(audio_arr, w0, w1, int(samples[done].max()), broken)
             timings = meta["timings"][w0 - b0:w1 - b0]
             started = timings[:, t_started] if t_started is not None else \
                 np.full(w1 - w0, np.nan)
@@ -295,8 +319,9 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                 if done[k]:
                     pair.records = int(meta["records"][j])
                     pair.spectral_convergence = float(meta["spectral_convergence"][j])
-                    pair.losses = loss[k] if loss is not None else None
-                    if audio is not None:
+                    pair.unreadable = broken.get(k, "")
+                    pair.losses = loss[k] if loss is not None and not pair.unreadable else None
+                    if audio is not None and not pair.unreadable:
                         pair.audio = audio[k, : int(samples[k])]
                 yield pair
 

@@ -148,10 +148,14 @@ def check_audio(info: StoreInfo, pair: Any, skip_bad: bool) -> bool:
     without it such a pair stops the export or report (it would publish corrupted data)."""
     from hpc_nst.errors import StoreError
 
-    if pair.audio is None or audio_matches(pair.checksum, pair.audio) is not False:
+    if getattr(pair, "unreadable", ""):
+        message = (f"{info.path}: pair {pair.pair_id}: its data cannot be read "
+                   f"({pair.unreadable})")
+    elif pair.audio is None or audio_matches(pair.checksum, pair.audio) is not False:
         return True
-    message = (f"{info.path}: pair {pair.pair_id}: its audio does not match the checksum "
-               "written with it (corrupted or missing chunk)")
+    else:
+        message = (f"{info.path}: pair {pair.pair_id}: its audio does not match the checksum "
+                   "written with it (corrupted or missing chunk)")
     if not skip_bad:
         raise StoreError(f"{message}; run hpc-nst verify {info.path} --repair and rerun the "
                          "batch, or pass --skip-bad to leave such pairs out")

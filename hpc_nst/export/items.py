@@ -157,7 +157,7 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     metric_keys = sorted({k for m in metrics.values() for k in m},
                          key=lambda k: REPORT_METRICS.index(k))
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
-        if pair.status != "done" or pair.audio is None or not check_audio(info, pair, skip_bad):
+        if pair.status != "done" or not check_audio(info, pair, skip_bad) or pair.audio is None:
             continue
         fields: dict[str, Any] = {
             "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],
