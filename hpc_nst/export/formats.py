@@ -201,14 +201,16 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
                       opts: ExportOptions) -> dict[str, Any]:
     """``shard-000000.tar``...: per item ``<key>.<codec>`` and ``<key>.json`` (the fields;
     ``key`` is the pair id with characters other than letters, digits, ``_`` and ``-`` as
-    ``_``, since WebDataset splits keys at the first dot)."""
+    ``_``, since WebDataset splits keys at the first dot). POSIX (pax) tar: a pair id may be
+    longer than ustar's 100-character names (up to 200; `hpc-nst manifest` makes ids over
+    100), and a short name's header is the same as ustar's."""
     shards: list[str] = []
     count = 0
     seen: set[str] = set()
     while chunk := list(itertools.islice(items, opts.shard_size)):
         shards.append(f"shard-{len(shards):06d}.tar")
         with atomic_path(out / shards[-1]) as tmp, \
-                tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+                tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for item in chunk:
                 key = _KEY_RE.sub("_", item.pair_id)
                 while key in seen:

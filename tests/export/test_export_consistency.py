@@ -118,3 +118,17 @@ def test_report_rows_come_from_this_stores_own_report(inputs, tmp_path, capsys):
     run(inputs / "m.csv", other, "content-copy.toml")
     assert export(other, tmp_path / "none", "audiofolder", "--report", str(report)) == 2
     assert "it does not cover" in capsys.readouterr().err
+
+
+def test_webdataset_takes_pair_ids_longer_than_a_ustar_name(inputs, tmp_path):
+    import webdataset as wds
+
+    long_id = "Philharmonia_violin_A4_forte_arco-normal__" + "x" * 130
+    (inputs / "long.csv").write_text(f"pair_id,content,style\n{long_id},a.wav,b.wav\n"
+                                     "short,b.wav,c.wav\n")
+    store, out = tmp_path / "s.zarr", tmp_path / "wds"
+    run(inputs / "long.csv", store, "content-copy.toml")
+    assert export(store, out, "webdataset") == 0
+    items = list(wds.WebDataset(str(out / "shard-000000.tar"), shardshuffle=False).decode())
+    assert sorted(i["json"]["pair_id"] for i in items) == sorted([long_id, "short"])
+    assert {i["__key__"] for i in items} == {long_id, "short"}
