@@ -202,8 +202,10 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         line = start
         if not fields or all(not f.strip() for f in fields):
             continue  # blank line
-        if fields[0].lstrip().startswith("#"):
-            continue  # comment line
+        if fields[0].lstrip().startswith("#") and not (
+                cols[0] in ("content", "style", "target")
+                and os.path.isfile(os.path.join(base, fields[0].strip()))):
+            continue  # comment line (not a file of that name: "#01 take.wav" is a pair)
         errs: list[str] = []
         if len(fields) != len(cols):
             errs.append(f"expected {len(cols)} fields ({','.join(cols)}), found {len(fields)}")
@@ -244,7 +246,8 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         explicit = bool(pair_id)
         if pair_id and not _ID_RE.match(pair_id):
             errs.append(f"pair_id {pair_id!r} is not a safe file name (letters, digits, "
-                        "'_', '.', '+', '-'; at most 200 characters; not starting with '.')")
+                        "'_', '.', '+', '-'; at most 200 characters; starting with a letter, "
+                        "a digit or '_')")
             pair_id = ""
         if not explicit and row["content"] and row["style"]:
             pair_id = default_pair_id(row["content"], row["style"], digest or f"line{line}")

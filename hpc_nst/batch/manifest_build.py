@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ import numpy as np
 from hpc_nst.batch.manifest import OVERRIDE_COLUMNS
 from hpc_nst.errors import ManifestError
 
+log = logging.getLogger(__name__)
 MODES = ("cross", "zip", "sample")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 _SLUG = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -79,12 +81,14 @@ def find_audio(spec: str, recursive: bool = True,
     if path.is_dir():
         root = path.resolve()
         it = root.rglob("*") if recursive else root.glob("*")
-        found = [p for p in it if p.is_file() and p.suffix.lower() in exts]
+        found = [p for p in it if p.is_file() and p.suffix.lower() in exts
+                 and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     elif glob.has_magic(spec):
         root = Path(spec.split("*")[0].split("?")[0].split("[")[0] or ".")
         root = (root if root.is_dir() else root.parent).resolve()
         found = [Path(p).resolve() for p in glob.glob(spec, recursive=recursive)
-                 if Path(p).is_file() and Path(p).suffix.lower() in exts]
+                 if Path(p).is_file() and Path(p).suffix.lower() in exts
+                 and not Path(p).name.startswith(".")]
     elif path.is_file():
         root, found = path.resolve().parent, [path.resolve()]
     else:
@@ -103,7 +107,7 @@ def find_audio(spec: str, recursive: bool = True,
 def pair_id(content_rel: str, style_rel: str) -> str:
     """``<content stem>__<style stem>-<8 hex>``: readable, unique, stable for the same paths."""
     digest = hashlib.sha256(f"{content_rel}\0{style_rel}".encode()).hexdigest()[:8]
-    stem = lambda p: _SLUG.sub("_", Path(p).stem).strip("._")[:60] or "x"  # noqa: E731
+    stem = lambda p: _SLUG.sub("_", Path(p).stem).strip("._+-")[:60] or "x"  # noqa: E731
     return f"{stem(content_rel)}__{stem(style_rel)}-{digest}"
 
 
@@ -169,6 +173,9 @@ def _side_labels(paths: Sequence[Path]) -> dict[Path, dict[str, str]]:
                 raise ManifestError(src, ["line 1: a labels file needs a 'path' column and at "
                                           "least one label column"])
             for line, row in enumerate(reader, start=2):
+                if None in row:  # csv's restkey: more fields than the header names
+                    raise ManifestError(src, [f"line {line}: {len(cols) + len(row[None])} "
+                                              f"fields, the header names {len(cols)}"])
                 row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
                 if not row.get("path"):
                     raise ManifestError(src, [f"line {line}: empty 'path'"])
@@ -187,6 +194,17 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
             raise ManifestError("--override", [
                 f"{key!r} is not a per-row key; allowed: {', '.join(OVERRIDE_COLUMNS)}"])
     side = _side_labels(opts.side_labels)
+    if side:  # a path that names none of the files found labels nothing: say so
+        found = {f.path for f in (*contents, *styles)}
+        unmatched = sorted(str(k) for k in side if k not in found)
+        unlabelled = sum(f.path not in side for f in (*contents, *styles))
+        if unmatched:
+            log.warning("%d path(s) of the labels file(s) match no file found (first: %s); "
+                        "paths are relative to the labels file and case-sensitive",
+                        len(unmatched), ", ".join(unmatched[:3]))
+        if unlabelled:
+            log.warning("%d file(s) found have no row in the labels file(s): their label "
+                        "columns are empty", unlabelled)
     # Side-CSV columns named like a per-row job key (seed, style_weight, ...) are overrides of
     # that pair (the style file's value wins over the content file's); the others are labels.
     present = {role: sorted({c for f in files for c in side.get(f.path, {})

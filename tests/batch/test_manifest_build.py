@@ -184,3 +184,42 @@ def test_two_roots_with_the_same_file_names_get_distinct_ids(tmp_path):
                   "--style", str(tmp_path / "st"), "-o", str(out)) == 0
     ids = [r["pair_id"] for r in _rows(out)]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_awkward_file_names_give_ids_the_run_accepts_and_hidden_files_are_skipped(tmp_path,
+                                                                                  tiny):
+    lib = tmp_path / "lib"
+    (lib / "c").mkdir(parents=True)
+    (lib / "s").mkdir()
+    for rel in ("c/-6dB take.wav", "c/+3 boost-.wav", "s/#01 violin.wav"):
+        sf.write(lib / rel, tone(330, 0.3), SR)
+    (lib / "c/._-6dB take.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS litter
+    out = tmp_path / "m.csv"
+    assert _build("--content", str(lib / "c"), "--style", str(lib / "s"), "-o", str(out)) == 0
+    rows = _rows(out)
+    assert len(rows) == 2 and all(not r["content"].split("/")[-1].startswith(".") for r in rows)
+    man = read_manifest(out, tiny)
+    assert len(man.valid) == 2, [p.errors for p in man.pairs]
+    # a content path starting with '#' is a pair, not a comment, where the file exists
+    flipped = tmp_path / "flip.csv"
+    flipped.write_text("content,style\n#01 violin.wav,-6dB take.wav\n# a comment,x.wav\n")
+    for name in ("#01 violin.wav", "-6dB take.wav"):
+        (tmp_path / name).write_bytes((lib / ("s" if name[0] == "#" else "c") / name)
+                                      .read_bytes())
+    assert [p.content for p in read_manifest(flipped, tiny).pairs] == ["#01 violin.wav"]
+
+
+def test_a_bad_labels_file_is_named_with_its_line_and_unmatched_paths_are_reported(
+        library, tmp_path, capsys, caplog):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,family\nlib/style/harp/h1.wav,strings\n"
+                      "lib/style/harp/h2.wav,strings,extra\n")
+    args = ["--content", str(library / "content"), "--style", str(library / "style"), "-r",
+            "--labels", str(labels), "-o", str(tmp_path / "m.csv")]
+    assert _build(*args) == 2
+    assert "line 3: 3 fields, the header names 2" in capsys.readouterr().err
+    labels.write_text("path,family\nlib/style/harp/h1.wav,strings\nlib/style/HARP/h2.wav,x\n")
+    with caplog.at_level("WARNING"):
+        assert _build(*args) == 0
+    assert "1 path(s) of the labels file(s) match no file found" in caplog.text
+    assert "have no row in the labels file(s)" in caplog.text
