@@ -69,6 +69,8 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     batches = [b for t in tasks for b in t.batches]
     # where the tasks will run: the GPUs of worker jobs, or the local device asked for
     run_device = "cuda" if copts.kind != "local" and copts.gpus != 0 else device
+    if run_device == "auto":  # the kind of device here, or the first entry's (by name) wins
+        run_device = "cuda" if _is_cuda("auto") else "cpu"
     model = None
     if calibration is not None and calibration.suffix == ".zarr":
         model = costs.from_store(calibration, cfg)

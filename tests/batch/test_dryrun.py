@@ -110,3 +110,23 @@ def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, a
     assert "-m distributed.cli.dask_worker" in out and not store.exists()
     assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
                  "--skip-invalid"]) == 0
+
+
+def test_auto_takes_the_calibration_of_the_device_here_not_the_first_by_name(
+        tmp_path, audio_dir, calibration):
+    """A calibration file with a GPU entry sorting before the CPU's: on this CPU machine the
+    estimate of ``--device auto`` (the default) is the CPU's."""
+    data = json.loads(calibration.read_text())
+    (name, models), = data.items()
+    assert name.startswith("CPU")
+    gpu = {key: {b: dict(c, ms_per_iteration=c["ms_per_iteration"] / 100,
+                         features_s=c["features_s"] / 100, gl_ms_per_iteration=0.01)
+                 for b, c in per_batch.items()} for key, per_batch in models.items()}
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"A100-SXM4-80GB": gpu, name: models}))
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ["p1,a.wav,b.wav"])
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    here, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 2, None, ClusterOptions(), both)
+    cpu_only, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 2, None, ClusterOptions(),
+                            calibration)
+    assert "(CPU" in here.model and here.device_s == pytest.approx(cpu_only.device_s)
