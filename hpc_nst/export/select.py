@@ -121,6 +121,13 @@ class PairFilter:
                                      f"(['a', 'b']) or text on its right, not {right!r}")
                 ok = (left in right) is isinstance(op, ast.In)
             else:
+                if isinstance(op, (ast.Eq, ast.NotEq)) and (
+                        (isinstance(left, str) and isinstance(right, (int, float)))
+                        or (isinstance(right, str) and isinstance(left, (int, float)))):
+                    raise UsageError(  # "fold == 0" on a text column would match nothing
+                        f"--where {self.expression!r}: {left!r} and {right!r} are text and a "
+                        "number, never equal: quote the number (fold == '0'; the manifest's "
+                        "metadata columns are text)")
                 ok = _apply(_COMPARE[type(op)], left, right, self.expression)
             if ok is not MISSING and not ok:
                 return False

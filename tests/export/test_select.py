@@ -64,6 +64,11 @@ def test_mixing_text_and_numbers_is_a_clear_error():
         PairFilter("style_label > 1").keep(FIELDS)
     with pytest.raises(UsageError, match="'in' needs a list"):
         PairFilter("seed in 5").keep(FIELDS)
+    # equality of text and a number is never true: refused, not an empty selection
+    for expression in ("split == 0", "0 != split", "style_label == 1.5"):
+        with pytest.raises(UsageError, match="text and a number, never equal: quote"):
+            PairFilter(expression).keep(FIELDS)
+    assert PairFilter("split == 'train'").keep(FIELDS) and PairFilter("seed == 3").keep(FIELDS)
 
 
 @pytest.mark.parametrize("expression", [
