@@ -1,4 +1,5 @@
-"""One driver per store: an exclusive lock file inside it (host, pid, start time)."""
+"""One driver per store: an exclusive lock file inside it (host, pid, start time and, under
+Slurm, the job and its restart count)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,38 @@ from pathlib import Path
 from hpc_nst.errors import StoreError
 
 LOCK_NAME = ".hpc_nst.lock"
+#: A lock file with no owner in it (its writer died or ran out of space between creating and
+#: writing it, with the fallback below) counts as stale after this many seconds.
+EMPTY_STALE_S = 30.0
+
+
+def slurm_incarnation() -> str:
+    """``slurm=<job id>:<restart count>`` inside a Slurm job ("" outside one): a requeued
+    driver has the same job id and a higher restart count."""
+    job = os.environ.get("SLURM_JOB_ID", "")
+    return f"slurm={job}:{os.environ.get('SLURM_RESTART_COUNT', '0')}" if job else ""
 
 
 class StoreLock:
-    """An exclusive lock file inside the store: one driver per store at a time."""
+    """An exclusive lock file inside the store: one driver per store at a time.
+
+    The lock is created with its owner already in it (written to a temporary file, then
+    hard-linked to the lock's name, which fails if the lock exists), so no crash or full disk
+    leaves an empty lock behind. A lock is taken over when it is stale: its owner ran on this
+    host and is gone; or it was left by an earlier incarnation of this Slurm job (a driver
+    killed by a node failure or preemption and requeued, maybe onto another node); or it is
+    empty and older than :data:`EMPTY_STALE_S`."""
 
     def __init__(self, path: str | Path):
         self.file = Path(path) / LOCK_NAME
         self.held = False
 
     def __enter__(self) -> StoreLock:
-        me = f"{socket.gethostname()} {os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+        me = " ".join(filter(None, (socket.gethostname(), str(os.getpid()),
+                                    time.strftime("%Y-%m-%dT%H:%M:%S"), slurm_incarnation())))
         for _ in range(2):
             try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create(me + "\n")
             except FileExistsError:
                 if not self._stale():
                     owner = self.file.read_text().strip() if self.file.exists() else "?"
@@ -41,20 +60,60 @@ class StoreLock:
             except OSError as exc:
                 raise StoreError(f"{self.file.parent}: cannot take the store's lock: "
                                  f"{exc.strerror or exc}; is the store writable?") from exc
-            with os.fdopen(fd, "w") as fh:
-                fh.write(me + "\n")
             self.held = True
             return self
         raise StoreError(f"could not take the lock {self.file}")
 
+    def _create(self, text: str) -> None:
+        """The lock file with ``text`` in it, or FileExistsError."""
+        tmp = self.file.with_name(f"{LOCK_NAME}.{socket.gethostname()}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text)
+            try:
+                os.link(tmp, self.file)
+                return
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: exclusive create, then write
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+        except BaseException:
+            self.file.unlink(missing_ok=True)
+            raise
+
     def _stale(self) -> bool:
-        """True when the owner ran on this host and its process is gone."""
-        return owner_alive(self.file) is False
+        if owner_alive(self.file) is False:
+            return True
+        try:
+            text, age = self.file.read_text(), time.time() - self.file.stat().st_mtime
+        except OSError:
+            return False
+        if not text.strip():
+            return age > EMPTY_STALE_S
+        mine = slurm_incarnation()
+        theirs = next((t for t in text.split() if t.startswith("slurm=")), "")
+        if mine and theirs:
+            (job, _, restart), (their_job, _, their_restart) = (
+                mine[6:].partition(":"), theirs[6:].partition(":"))
+            return job == their_job and _int(their_restart) < _int(restart)
+        return False
 
     def __exit__(self, *exc: object) -> None:
         if self.held:
             self.file.unlink(missing_ok=True)
             self.held = False
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
 
 
 def owner_alive(file: Path) -> bool | None:

@@ -258,3 +258,36 @@ def test_a_store_of_an_earlier_method_revision_is_refused_naming_it(tmp_path, au
     with pytest.raises(st.StoreError, match=rf"method_revision: store has {revision}, this "
                                             rf"run {revision + 1}"):
         st.check_job(path, root, load_job(overrides={"method": "sampler"}))
+
+
+def test_an_empty_or_requeued_jobs_lock_is_taken_over_and_no_other(tmp_path, audio_dir, tiny,
+                                                                   monkeypatch):
+    """An empty lock (its writer died between creating and writing it) blocks for a while
+    only; a lock of an earlier incarnation of this Slurm job (a requeued driver, maybe on
+    another node) is stale; a lock of another job or another live driver is not."""
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    lock = path / st.LOCK_NAME
+    with st.StoreLock(path):
+        assert lock.read_text().split()[:2] == [socket.gethostname(), str(os.getpid())]
+    assert sorted(p.name for p in path.glob(".hpc_nst.lock*")) in ([], [".hpc_nst.lock.guard"])
+    lock.write_text("")
+    with pytest.raises(st.StoreError, match="in use by another run"):
+        st.StoreLock(path).__enter__()
+    old = lock.stat().st_mtime - 120
+    os.utime(lock, (old, old))
+    with st.StoreLock(path) as taken:
+        assert taken.held
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    for owner, stale in (("node7 123 2026-01-01T00:00:00 slurm=4242:0", True),
+                         ("node7 123 2026-01-01T00:00:00 slurm=4242:1", False),
+                         ("node7 123 2026-01-01T00:00:00 slurm=99:0", False),
+                         ("node7 123 2026-01-01T00:00:00", False)):
+        lock.write_text(owner + "\n")
+        if stale:
+            with st.StoreLock(path) as taken:
+                assert "slurm=4242:1" in lock.read_text()
+        else:
+            with pytest.raises(st.StoreError, match="in use by another run"):
+                st.StoreLock(path).__enter__()
+    lock.unlink()
