@@ -171,6 +171,10 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
     from hpc_nst.batch.runner import run_batch
 
     with make_runner(copts, args.output) as runner, Client(runner) as client:
+        # dask_jobqueue's runner module makes SIGINT a sys.exit on import (its scheduler and
+        # worker ranks shut down that way); the driver rank wants Ctrl-C back as a
+        # KeyboardInterrupt, whose handling saves the finished work and exits 130
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         gpus = scheduler_gpus(copts)
         slots = worker_slots(copts, gpus)
         # every rank of the allocation has the cores Slurm grants a task: split between slots
