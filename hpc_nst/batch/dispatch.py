@@ -1,8 +1,9 @@
 """The driver's task loop: submit tasks, record what comes back, resubmit what was lost.
 
-A finished task's outcomes are settled (attempts from the scheduler) and its result released
-at once; a task whose workers died is resubmitted up to ``max_resubmits`` times; on an
-interrupt, tasks not started are cancelled and the running ones waited for (``grace_s``).
+A finished task's outcomes are settled (attempts: the executions its shard's tasks announced,
+:data:`hpc_nst.batch.worker.ATTEMPT_TOPIC`) and its result released at once; a task whose
+workers died is resubmitted up to ``max_resubmits`` times; on an interrupt, tasks not started
+are cancelled and the running ones waited for (``grace_s``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hpc_nst.batch.preempt import BUSY_STATES
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.tasks import Task
-from hpc_nst.batch.worker import PairSpec, TaskSpec, run_task
+from hpc_nst.batch.worker import ATTEMPT_TOPIC, PairSpec, TaskSpec, run_task
 
 if TYPE_CHECKING:
     from hpc_nst.batch.runner import RunOptions
@@ -33,16 +34,6 @@ def _executing(dask_worker: Any) -> list[str]:
     not yet collected (its shard already written: cancelling it would leave its pairs
     pending). Run on each worker."""
     return [k for k, ts in dask_worker.state.tasks.items() if ts.state in BUSY_STATES]
-
-
-def _suspicious(dask_scheduler: Any, keys: list[str]) -> dict[str, int]:
-    """Per task key: times its worker died under it, plus dask retries used."""
-    out = {}
-    for key in keys:
-        ts = dask_scheduler.tasks.get(key)
-        if ts is not None:
-            out[key] = int(ts.suspicious) + max(0, DASK_RETRIES - int(ts.retries or 0))
-    return out
 
 
 def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: str,
@@ -73,10 +64,31 @@ class Dispatch:
         self.tries: dict[int, int] = {}
         self.by_key: dict[str, Task] = {}
         self.finished: list[tuple[Any, list[Any]]] = []
+        #: Executions started per shard in this run, from the workers' attempt events (every
+        #: try, dask retries and reruns after a worker died included; a task only queued on a
+        #: worker that died did not start and is not counted).
+        self.started: dict[int, int] = {}
+        self.shard_of: dict[str, int] = {}
+        try:
+            client.subscribe_topic(ATTEMPT_TOPIC, self._on_attempt)
+        except Exception:  # noqa: BLE001 - a client without events: one attempt per try
+            log.debug("no attempt events: attempts count the driver's tries")
+
+    def _on_attempt(self, event: Any) -> None:
+        """An attempt event (timestamp, task key): count it for its shard (this run's only)."""
+        shard = self.shard_of.get(str(event[1]) if isinstance(event, tuple) else str(event))
+        if shard is not None:
+            self.started[shard] = self.started.get(shard, 0) + 1
+
+    def attempts(self, shard: int) -> int:
+        """Executions of ``shard``'s tasks in this run, at least the driver's tries of it (an
+        event can still be on its way when the result arrives)."""
+        return max(self.started.get(shard, 0), self.tries.get(shard, 1), 1)
 
     def submit(self, task: Task) -> Any:
         self.tries[task.shard] = self.tries.get(task.shard, 0) + 1
         key = f"{TASK_PREFIX}-{task.shard}-try{self.tries[task.shard]}-{self.run_id}"
+        self.shard_of[key] = task.shard
         spec = _spec(task, self.manifest, self.where, self.path, self.opts.device,
                      self.threads, self.slots)
         self.by_key[key] = task
@@ -120,22 +132,17 @@ class Dispatch:
                         sum(o.error is not None for o in result.outcomes))
 
     def settle(self) -> None:
-        """Record the finished tasks' outcomes in memory (attempts from the scheduler) and
+        """Record the finished tasks' outcomes in memory (with their shard's attempts) and
         release their results at once: a result the scheduler still holds would be computed
         again if its worker died, and that rerun would rewrite the shard under outcomes
-        already taken (found by benchmarks/bench_load.py and hpc-nst verify)."""
-        extra: dict[str, int] = {}
-        if self.finished:
-            try:
-                extra = self.client.run_on_scheduler(
-                    _suspicious, keys=[f.key for f, _ in self.finished])
-            except Exception:  # noqa: BLE001 - e.g. interrupted: count one attempt each
-                extra = {}
-        for fut, outcomes in self.finished:
+        already taken (found by benchmarks/bench_load.py and hpc-nst verify). Each is taken
+        off the list as it is recorded, so a signal arriving mid-way records none twice."""
+        while self.finished:
+            fut, outcomes = self.finished.pop(0)
+            attempts = self.attempts(self.shard_of.get(fut.key, -1))
             for o in outcomes:
-                self.recorder.record(o, attempts=1 + extra.get(fut.key, 0))
+                self.recorder.record(o, attempts=attempts)
             fut.release()
-        self.finished.clear()
 
     def flush(self) -> None:
         """Settle the finished tasks, then write the recorded outcomes to the store."""
@@ -180,7 +187,7 @@ class Dispatch:
                 log.error("shard %d failed: %s", task.shard, what)
                 for i in task.indices:
                     self.recorder.fail(i, f"task for shard {task.shard} failed: {what}",
-                                       attempts=1)
+                                       attempts=self.attempts(task.shard))
                 progress.update(0, len(task.indices))
             if time.monotonic() - last_flush >= self.opts.flush_interval:
                 self.flush()

@@ -278,9 +278,26 @@ def tune_malloc() -> bool:
     return _MALLOC_TUNED
 
 
+#: Event topic of a task starting to run: one event per execution, the task's key as message.
+ATTEMPT_TOPIC = "hpc-nst-attempt"
+
+
+def _announce_attempt() -> None:
+    """Tell the driver (through the scheduler's events) that this task starts running: it
+    counts a pair's attempts from these, executions that died with their worker included."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        worker.log_event(ATTEMPT_TOPIC, str(worker.get_current_task()))
+    except Exception:  # noqa: BLE001 - not on a dask worker (run_task called directly)
+        return
+
+
 def run_task(spec: TaskSpec) -> TaskResult:
     """Run every batch of ``spec``, write the successful pairs, return one outcome per pair
     (and the log records of the task, which the driver logs)."""
+    _announce_attempt()
     with _capturing() as capture:
         outcomes = _run_task(spec, capture)
     return TaskResult(outcomes, capture.records)
