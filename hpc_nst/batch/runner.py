@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -74,6 +75,19 @@ class RunSummary:
 #: MIN_TASKS of them: at batch size 1-4 the driver's and scheduler's ~11 ms per task would
 #: otherwise cap a fast engine at ~100 pairs/s (docs/performance.md).
 MIN_TASK_PAIRS, MIN_TASKS, MAX_TASKS = 16, 64, 2000
+
+
+#: The driver's own writes failing for want of space or a writable disk: a clear error and
+#: the cluster stopped, not a traceback with exit code 1 (which means "a pair failed").
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def _cannot_record(path: Path, exc: OSError) -> st.StoreError:
+    log.error("cannot record results in %s: %s", path, exc)
+    return st.StoreError(
+        f"{path}: cannot record the results ({exc.strerror or exc}); free space (or make the "
+        "filesystem writable) and rerun the same command: what was recorded stays, the pairs "
+        "not recorded are pending and run again")
 
 
 def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) -> int:
@@ -208,13 +222,23 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
         log.info("run %s interrupted; finished pairs are saved", run_id)  # the print says so
         print("interrupted: finished pairs are saved; rerun the same command to resume",
               file=out)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        gone = _cannot_record(path, exc)
     finally:
         try:
-            recorder.flush()
-        except st.StoreGoneError as exc:  # nothing more goes there (raised below)
-            gone = exc
-        if own is not None:
-            _stop_cluster(*own)
+            try:
+                recorder.flush()
+            except st.StoreGoneError as exc:  # nothing more goes there (raised below)
+                gone = exc
+            except OSError as exc:
+                if exc.errno not in _DISK_ERRNOS:
+                    raise
+                gone = gone or _cannot_record(path, exc)
+        finally:
+            if own is not None:
+                _stop_cluster(*own)
         counts = recorder.counts()
         if gone is None:
             st.update_runs(path, root, entry | {

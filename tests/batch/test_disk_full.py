@@ -60,3 +60,32 @@ def test_enospc_in_the_writer_fails_the_pairs_and_a_rerun_completes(
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all() and np.isfinite(ds.audio.sel(pair="p2").values).all()
     assert verify_store(store).ok
+
+
+def test_enospc_in_the_drivers_own_writes_is_a_clear_error_and_a_rerun_completes(
+        tmp_path, audio_dir, tiny, threads_client, monkeypatch):
+    """The driver's record of outcomes failing (a full disk, a quota) ends the run with an
+    error that says what to do, not a traceback and exit code 1 ("a pair failed"); what it
+    could not record stays pending and the rerun completes it."""
+    from hpc_nst.batch import record as record_mod
+    from hpc_nst.batch import store as st
+
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,b.wav,c.wav"])
+    store = tmp_path / "s.zarr"
+    real = record_mod.Recorder.flush
+
+    def full(self):  # noqa: ANN001, ANN202
+        if self.dirty:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        return real(self)
+
+    monkeypatch.setattr(record_mod.Recorder, "flush", full)
+    opts = RunOptions(batch_size=1, batches_per_task=1, progress_interval=0, quiet=True)
+    with pytest.raises(st.StoreError, match=r"cannot record the results \(Disk quota exceeded\)"
+                                            r".*rerun the same command"):
+        run_batch(manifest, store, tiny, opts, client=threads_client)
+    monkeypatch.setattr(record_mod.Recorder, "flush", real)
+    summary = run_batch(manifest, store, tiny, opts, client=threads_client)
+    assert summary.done == 2 and summary.failed == 0
+    assert verify_store(store).ok
