@@ -47,7 +47,7 @@ def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: 
                                   p.cfg.optim.seed))
         batches.append((b.cfg, tuple(pairs)))
     return TaskSpec(str(path.resolve()), task.shard, task.start, task.stop, tuple(batches),
-                    device, threads, slots)
+                    device, threads, slots, path.stat().st_ino)
 
 
 class Dispatch:

@@ -40,6 +40,9 @@ class TaskSpec:
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     slots: int = 1  # tasks its worker runs at once (they share the device's memory)
+    #: inode of the store's folder when the task was made (the same on every node of a shared
+    #: filesystem, unlike the device number): a store put in its place is not written into
+    store_inode: int | None = None
 
     @property
     def pairs(self) -> list[PairSpec]:

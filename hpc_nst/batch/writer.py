@@ -60,6 +60,20 @@ def pair_checksum(audio: np.ndarray, spectrograms: list[np.ndarray], loss: np.nd
             f"loss:{digest(loss)}")
 
 
+def _check_store(spec: TaskSpec) -> None:
+    """Raise :class:`StoreGoneError` unless the task's store is still there, and the same
+    folder (its inode) as when the task was made."""
+    root = Path(spec.store)
+    try:
+        same = (root / "zarr.json").is_file() and (
+            spec.store_inode is None or root.stat().st_ino == spec.store_inode)
+    except OSError:
+        same = False
+    if not same:
+        raise StoreGoneError(f"{spec.store}: the store is gone (deleted, moved, replaced or "
+                             "unmounted); this task's results are not written")
+
+
 def write_task_data(
     spec: TaskSpec, results: dict[int, TransferResult]
 ) -> tuple[dict[int, str], dict[int, int], dict[int, str]]:
@@ -69,9 +83,7 @@ def write_task_data(
     the number of loss records kept for each pair written, and each written pair's checksum
     (:func:`pair_checksum`, recorded by the driver; ``hpc-nst verify`` recomputes it).
     """
-    if not (Path(spec.store) / "zarr.json").is_file():  # never write into a ghost store
-        raise StoreGoneError(f"{spec.store}: the store is gone (deleted, moved or unmounted); "
-                             "this task's results are not written")
+    _check_store(spec)  # never write into a ghost store
     store = LocalStore(spec.store)
     spec_arr = zarr.open_array(store, path="spectrogram", mode="r+")
     audio_arr = zarr.open_array(store, path="audio", mode="r+")
@@ -141,4 +153,7 @@ def write_task_data(
         sums[i] = pair_checksum(r.audio, [r.content, r.style, r.init, r.output],
                                 block[i - start, :, : records[i]])
     loss_arr[start:stop] = block
+    # the store deleted or replaced while this wrote: zarr re-creates the folders it writes
+    # into, so the write "succeeded" into a ghost; report the pairs failed instead of done
+    _check_store(spec)
     return errors, records, sums

@@ -291,3 +291,19 @@ def test_an_empty_or_requeued_jobs_lock_is_taken_over_and_no_other(tmp_path, aud
             with pytest.raises(st.StoreError, match="in use by another run"):
                 st.StoreLock(path).__enter__()
     lock.unlink()
+
+
+def test_a_task_never_writes_into_a_store_put_in_its_place(tmp_path, audio_dir, tiny):
+    """A task made for one store finds another at its path (deleted and created again): it
+    writes nothing and says so; for the same store it writes."""
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    inode = path.stat().st_ino
+    pairs = ((tiny, (PairSpec(0, "p", "c", "s", 0),)),)
+    other = TaskSpec(str(path), 0, 0, 2, pairs, store_inode=inode + 1)
+    before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    with pytest.raises(st.StoreGoneError, match="deleted, moved, replaced"):
+        write_task_data(other, {0: _result(30, 20, 4000, 1.0)})
+    assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+    same = TaskSpec(str(path), 0, 0, 2, pairs, store_inode=inode)
+    errors, records, _ = write_task_data(same, {0: _result(30, 20, 4000, 1.0)})
+    assert not errors and records == {0: 4}
