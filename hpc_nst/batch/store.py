@@ -407,7 +407,9 @@ def match_manifest(path: Path, root: zarr.Group, manifest: Manifest) -> list[int
 
 def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
                     records: int) -> bool:
-    """Grow the frame/sample/record axes (driver only, before any task runs)."""
+    """Grow the frame/sample/record axes (driver only, before any task runs). Idempotent: a
+    growth cut short (an array resized, its index coordinate or the consolidated metadata not
+    yet) is completed by the next call."""
     grown = False
     for name, axis, need in (("spectrogram", 3, frames), ("audio", 1, samples),
                              ("loss", 2, records)):
@@ -420,8 +422,10 @@ def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
             shape = list(arr.shape)
             shape[axis] = need
             arr.resize(tuple(shape))
-            if coord in root:  # stores of earlier releases have no index coordinates
-                index_coord(root, coord, need)
+            grown = True
+        # stores of earlier releases have no index coordinates
+        if coord in root and root[coord].shape[0] != arr.shape[axis]:
+            index_coord(root, coord, arr.shape[axis])
             grown = True
     if grown:
         consolidate(path)

@@ -307,3 +307,18 @@ def test_a_task_never_writes_into_a_store_put_in_its_place(tmp_path, audio_dir, 
     same = TaskSpec(str(path), 0, 0, 2, pairs, store_inode=inode)
     errors, records, _ = write_task_data(same, {0: _result(30, 20, 4000, 1.0)})
     assert not errors and records == {0: 4}
+
+
+def test_a_growth_cut_short_is_completed_by_the_next_call(tmp_path, audio_dir, tiny):
+    """Interrupted after resizing the spectrograms only: the next ensure_capacity (the rerun)
+    brings the frame coordinate and the consolidated metadata to the array's size."""
+    path, _, _ = _make(tmp_path, audio_dir, tiny)
+    root = st.open_root(path, mode="r+")
+    arr = root["spectrogram"]
+    frames = arr.shape[3] + 50
+    arr.resize((*arr.shape[:3], frames))  # ... and killed here
+    assert st.open_root(path)["frame"].shape[0] == frames - 50
+    assert st.ensure_capacity(path, st.open_root(path, mode="r+"), frames, 1, 1)
+    ds = xr.open_zarr(path)
+    assert ds.sizes["frame"] == frames and ds.spectrogram.shape[3] == frames
+    assert not st.ensure_capacity(path, st.open_root(path, mode="r+"), frames, 1, 1)
