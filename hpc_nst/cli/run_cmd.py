@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from hpc_nst.cli.transfer_cmd import add_job_arguments
@@ -101,8 +102,20 @@ def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
         print("some pairs are still pending: rerun the same command to resume", file=out)
 
 
+#: A second SIGTERM within this many seconds is the same request: ``scancel`` signals the
+#: driver and the job script's trap forwards the signal again, which would otherwise count as
+#: the "stop now" second interrupt and skip the grace wait for running tasks.
+TERM_REPEAT_S = 2.0
+_last_term = [-TERM_REPEAT_S]
+
+
 def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # batch systems send SIGTERM before killing: save and stop
+    """Batch systems send SIGTERM before killing: save and stop (as Ctrl-C)."""
+    now = time.monotonic()
+    if now - _last_term[0] < TERM_REPEAT_S:
+        return
+    _last_term[0] = now
+    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:

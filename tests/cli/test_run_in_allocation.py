@@ -47,3 +47,20 @@ def test_the_driver_rank_handles_ctrl_c_as_an_interrupt(monkeypatch, tmp_path):
     finally:
         signal.signal(signal.SIGINT, before)
     assert seen["handler"] is signal.default_int_handler
+
+
+def test_a_repeated_sigterm_is_one_stop_request(monkeypatch):
+    """scancel signals the driver and the job script forwards it: the two arrive together and
+    must not count as the second, "stop now", interrupt; one later still does."""
+    import pytest
+
+    clock = [100.0]
+    monkeypatch.setattr(run_cmd.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_cmd, "_last_term", [-run_cmd.TERM_REPEAT_S])
+    with pytest.raises(KeyboardInterrupt):
+        run_cmd._sigterm(signal.SIGTERM, None)
+    clock[0] += 0.01
+    run_cmd._sigterm(signal.SIGTERM, None)  # the forwarded copy: ignored
+    clock[0] += run_cmd.TERM_REPEAT_S
+    with pytest.raises(KeyboardInterrupt):
+        run_cmd._sigterm(signal.SIGTERM, None)
