@@ -1,6 +1,6 @@
 """``hpc-nst export STORE -o DIR``: the done pairs' audio and metadata in a format ML users load.
 
-``--format wav|flac`` (default ``wav``): bare ``<pair_id>.<format>`` files;
+``--format wav|flac`` (default ``wav``): ``<pair_id>.<format>`` files and ``metadata.jsonl``;
 ``audiofolder``: a Hugging Face ``datasets`` AudioFolder (``metadata.jsonl`` + ``audio/``);
 ``parquet``: ``data.parquet`` with the audio bytes and every field; ``webdataset``: tar shards of
 ``--shard-size`` items. See :mod:`hpc_nst.export`.
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("store", type=Path, help="the Zarr store written by hpc-nst run")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
     p.add_argument("--format", choices=tuple(FORMATS), default="wav",
-                   help="wav/flac: <pair_id>.<format> files (default: wav); audiofolder: "
-                        "Hugging Face AudioFolder; parquet; webdataset (tar shards)")
+                   help="wav/flac: <pair_id>.<format> files + metadata.jsonl (default: "
+                        "wav); audiofolder: Hugging Face AudioFolder; parquet; webdataset "
+                        "(tar shards)")
     p.add_argument("--codec", choices=("wav", "flac"), default="wav",
                    help="audio encoding inside audiofolder/parquet/webdataset (default: wav, "
                         "32-bit float as stored; flac: 24-bit)")

@@ -38,6 +38,9 @@ from hpc_nst.fsutil import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "export.json"
+#: A Parquet row group is written once its items' audio reaches this many bytes (or
+#: ``--shard-size`` items): long outputs never hold a thousand decoded clips in memory.
+MAX_GROUP_BYTES = 256 << 20
 FILES_NAME = "export.files.json"  # pair id -> "<codec>:<audio checksum>" of a file-based export
 _KEY_RE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -101,10 +104,14 @@ class _AudioFiles:
 
 
 def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
+    """``<pair_id>.<codec>`` plus ``metadata.jsonl`` (every field, ``file_name`` the audio's):
+    the metadata travels with plain files too, and the folder loads as a flat audiofolder."""
     files = _AudioFiles(out, "", opts)
-    for item in items:
-        files.put(item)
-    return {**files.finish(), "files": ["<pair_id>." + opts.codec]}
+    lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
+    text = "".join(line + "\n" for line in lines)
+    atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    return {**files.finish(), "items": len(lines),
+            "files": ["metadata.jsonl", "<pair_id>." + opts.codec]}
 
 
 def _write_audiofolder(items: Iterator[ExportItem], out: Path,
@@ -177,10 +184,13 @@ def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) 
 
     with atomic_path(path) as tmp:
         try:
+            held = 0  # bytes of audio held for the row group: long outputs cap it sooner
             for item in items:
                 batch.append(item)
-                if len(batch) >= opts.shard_size:
+                held += item.audio.nbytes
+                if len(batch) >= opts.shard_size or held >= MAX_GROUP_BYTES:
                     flush()
+                    held = 0
             flush()
         finally:
             if writer is not None:
@@ -207,11 +217,12 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
     shards: list[str] = []
     count = 0
     seen: set[str] = set()
-    while chunk := list(itertools.islice(items, opts.shard_size)):
+    items = iter(items)
+    while (first := next(items, None)) is not None:  # items stream into the tar: one in memory
         shards.append(f"shard-{len(shards):06d}.tar")
         with atomic_path(out / shards[-1]) as tmp, \
                 tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for item in chunk:
+            for item in itertools.chain([first], itertools.islice(items, opts.shard_size - 1)):
                 key = _KEY_RE.sub("_", item.pair_id)
                 while key in seen:
                     key += "_"

@@ -132,3 +132,17 @@ def test_webdataset_takes_pair_ids_longer_than_a_ustar_name(inputs, tmp_path):
     items = list(wds.WebDataset(str(out / "shard-000000.tar"), shardshuffle=False).decode())
     assert sorted(i["json"]["pair_id"] for i in items) == sorted([long_id, "short"])
     assert {i["__key__"] for i in items} == {long_id, "short"}
+
+
+def test_plain_files_carry_their_metadata_and_load_as_an_audiofolder(inputs, tmp_path):
+    import datasets
+
+    store, out = tmp_path / "s.zarr", tmp_path / "flac"
+    run(inputs / "m.csv", store, "content-copy.toml")
+    assert export(store, out, "flac") == 0
+    ds = datasets.load_dataset("audiofolder", data_dir=str(out), split="train")
+    assert sorted(ds["pair_id"]) == ["ab", "bc", "ca"] and "meta_audio" in ds.column_names
+    now = stored(store)
+    for row in ds:
+        samples = row["audio"].get_all_samples()
+        np.testing.assert_allclose(samples.data.numpy()[0], now[row["pair_id"]], atol=2.0**-22)
