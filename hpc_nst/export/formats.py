@@ -246,7 +246,10 @@ FORMATS: dict[str, Writer] = {
 def _check_target(out: Path, info: StoreInfo, fmt: str, overwrite: bool) -> None:
     marker = out / MANIFEST_NAME
     if not marker.is_file():
-        if fmt not in CODECS and out.is_dir() and any(out.iterdir()) and not overwrite:
+        # plain files may go into a folder of other files, but never over someone's own
+        # metadata.jsonl (which they now write beside the audio)
+        mixed = fmt not in CODECS or (out / "metadata.jsonl").exists()
+        if mixed and out.is_dir() and any(out.iterdir()) and not overwrite:
             raise UsageError(f"{out} is not empty and holds no hpc-nst export: export to a new "
                              "folder, or pass --overwrite to write into it anyway")
         return

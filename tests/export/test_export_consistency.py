@@ -146,3 +146,16 @@ def test_plain_files_carry_their_metadata_and_load_as_an_audiofolder(inputs, tmp
     for row in ds:
         samples = row["audio"].get_all_samples()
         np.testing.assert_allclose(samples.data.numpy()[0], now[row["pair_id"]], atol=2.0**-22)
+
+
+def test_plain_files_never_replace_a_metadata_file_they_did_not_write(inputs, tmp_path, capsys):
+    store, out = tmp_path / "s.zarr", tmp_path / "mine"
+    run(inputs / "m.csv", store, "content-copy.toml")
+    out.mkdir()
+    (out / "metadata.jsonl").write_text("my own\n")
+    assert export(store, out, "wav") == 2
+    assert "holds no hpc-nst export" in capsys.readouterr().err
+    assert (out / "metadata.jsonl").read_text() == "my own\n"
+    (out / "metadata.jsonl").unlink()
+    (out / "notes.txt").write_text("other files are fine")
+    assert export(store, out, "wav") == 0
