@@ -207,7 +207,8 @@ def read_labels(manifest: Path | None,
                 continue
             for row in reader:
                 entry = out.setdefault(row["pair_id"].strip(), {})
-                entry.update({c: (row.get(c) or "").strip() for c in cols})
+                entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
+                              or c not in entry})  # a blank cell never erases a label
     return out
 
 

@@ -149,9 +149,9 @@ class Evaluator:
                 continue
             try:
                 row.update(step())
-            except FileNotFoundError as exc:
-                notes.append(f"{group}: {exc}")
-            except _Skip:
+            except (FileNotFoundError, ValueError) as exc:  # ValueError: e.g. a clip too
+                notes.append(f"{group}: {exc}")  # short for the judge's frames: that group's
+            except _Skip:  # metrics stay empty for this pair, the report goes on
                 pass
         row["notes"] = "; ".join(notes)
         return row

@@ -121,6 +121,10 @@ def test_labels_from_manifest_columns_and_sidecars(tmp_path):
         "b": {"content_label": "Harp", "style_label": "Oboe"}}
     assert reader.read_labels(None) == {}
     assert reader.read_labels(tmp_path / "missing.csv") == {}
+    blank = tmp_path / "blank.csv"  # a later file's blank cell never erases a label
+    blank.write_text("pair_id,style_label,content_label\na,,Oboe\n")
+    assert reader.read_labels(m, [blank])["a"] == {"content_label": "Oboe",
+                                                   "style_label": "Viola"}
 
 
 def test_method_names():

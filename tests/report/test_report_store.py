@@ -129,3 +129,28 @@ def test_missing_input_files_leave_notes_not_crashes(real_stores, tmp_path):
     assert done.centroid_output_hz.notna().all() and done.centroid_content_hz.isna().all()
     assert all(math.isnan(v) for v in done.lsd_db)
     assert result.rows == 3 and np.isfinite(result.seconds)
+
+
+def test_a_clip_too_short_for_a_metric_leaves_that_metric_empty_not_the_report(tmp_path):
+    """An output of 0.1 s is under the judge's frame: its judge columns stay empty with a
+    note, the other pair and the other metrics are reported (before: the report stopped)."""
+    from pathlib import Path
+
+    t = np.arange(int(0.1 * 16000)) / 16000
+    sf.write(tmp_path / "short.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 16000)
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 220 * t), 16000)
+    (tmp_path / "m.csv").write_text("pair_id,content,style\nshort,short.wav,long.wav\n"
+                                    "fine,long.wav,long.wav\n")
+    jobs = Path(__file__).resolve().parents[2] / "jobs"
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(tmp_path / "m.csv"), "-o", str(store), "--job",
+                 str(jobs / "content-copy.toml"), "--workers", "1",
+                 "--progress-interval", "0"]) == 0
+    out = tmp_path / "rep"
+    assert main(["report", str(store), "-o", str(out), "--metrics", "spectral,judge",
+                 "--quiet"]) == 0
+    rows = pd.read_csv(out / "pairs.csv").set_index("pair_id")
+    assert "judge:" in rows.loc["short", "notes"] and math.isnan(rows.loc["short", "judge_prob"])
+    assert math.isfinite(rows.loc["short", "centroid_ratio"])
+    assert math.isfinite(rows.loc["fine", "judge_prob"])
