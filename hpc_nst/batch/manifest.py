@@ -190,6 +190,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
     pairs: list[Pair] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    folded: dict[str, str] = {}  # casefolded id -> the first id spelled so
     line = 1
     while True:
         start = reader.line_num + 1
@@ -255,6 +256,14 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             what = "pair_id" if explicit else "pair (same content, style and parameters)"
             errs.append(f"duplicate {what} {pair_id!r}, first on line {seen[pair_id]}")
             pair_id = ""
+        elif pair_id and folded.get(pair_id.casefold(), pair_id) != pair_id:
+            other = folded[pair_id.casefold()]
+            errs.append(f"pair_id {pair_id!r} differs from {other!r} (line {seen[other]}) only "
+                        "in case: their exported files would overwrite each other on a "
+                        "case-insensitive filesystem (macOS, Windows); rename one")
+            pair_id = ""
+        if pair_id:
+            folded.setdefault(pair_id.casefold(), pair_id)
         if not pair_id:
             pair_id = f"invalid-line-{line}"
             while pair_id in seen:

@@ -49,6 +49,7 @@ def test_every_row_problem_is_reported_with_its_line(audio_dir, tiny):
         "tgt,a.wav,b.wav,gone.wav,,",        # 13: target missing
         "",                                  # 14: blank line, ignored
         "ok2,c.wav,a.wav,,5,content",        # 15: fine, with overrides
+        "OK,a.wav,c.wav,,,",                 # 16: 'ok' in other case
     ])
     man = read_manifest(m, tiny)
     by_line = {p.line: p for p in man.pairs}
@@ -57,7 +58,7 @@ def test_every_row_problem_is_reported_with_its_line(audio_dir, tiny):
         3: "file not found", 4: "unreadable audio", 5: "too short", 6: "is a directory",
         7: "empty 'content'", 8: "expected 6 fields", 9: "duplicate pair_id 'ok', first on line 2",
         10: "not a safe file name", 11: "expected an integer", 12: "optim.init",
-        13: "target",
+        13: "target", 16: "differs from 'ok' (line 2) only in case",
     }
     for line, text in expect.items():
         assert by_line[line].error and text in by_line[line].error, (line, by_line[line].error)
