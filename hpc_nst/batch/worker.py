@@ -38,6 +38,13 @@ def _describe(exc: BaseException) -> str:
         f"{type(exc).__name__}: {text}"
 
 
+def _resolved(device: str) -> str:
+    """``device`` with ``auto`` resolved (``cuda`` or ``cpu``)."""
+    from hpc_nst.engine.device import pick_device
+
+    return str(pick_device(device))
+
+
 def _device(requested: str) -> str:
     """On a multi-GPU host (local cluster), spread workers over the GPUs by worker name."""
     import torch
@@ -100,7 +107,12 @@ def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.nd
     if dev.type != "cuda" or len(items) < 2:
         return [items]
     lengths = _frames(items, cfg)
-    cap = fit_batch(cfg.stft.n_bins, max(lengths), cfg.model.width, torch.device(dev),
+    width = cfg.model.width  # of model=random; a checkpoint (the classifier) brings its own
+    if cfg.model.name != "random":
+        from hpc_nst.models.checkpoint import resolve_model
+
+        width = resolve_model(cfg).width
+    cap = fit_batch(cfg.stft.n_bins, max(lengths), width, torch.device(dev),
                     headroom=HEADROOM, share=max(1, slots))
     if str(dev) in _OOM_LIMIT:
         cap = max(1, min(cap, _OOM_LIMIT[str(dev)] // max(lengths)))
@@ -123,27 +135,31 @@ def _run_batch(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.ndarra
         results = run_method([c for _, c, _ in items], [s for _, _, s in items], cfg,
                              seeds=[p.seed for p, _, _ in items], device=device)
     except Exception as exc:  # OOM, TransferError, anything: isolate the culprit
-        _free_memory()
-        if len(items) == 1:
-            log.warning("pair %s failed: %s", items[0][0].pair_id, _describe(exc))
-            return [PairResult(items[0][0].index, None, _describe(exc), batch, 1)]
-        if _is_oom(exc):
-            half = len(items) // 2
-            work = len(items) * max(_frames(items, cfg))
-            _OOM_LIMIT[str(device)] = min(_OOM_LIMIT.get(str(device), work), work // 2)
-            log.warning("batch of %d pairs (%s ...) ran out of memory; halving it (%d + %d)",
-                        len(items), items[0][0].pair_id, half, len(items) - half)
-            return _run_batch(cfg, items[:half], device, items[0][0].index) + \
-                _run_batch(cfg, items[half:], device, items[half][0].index)
-        log.warning("batch of %d pairs (%s ...) failed (%s); retrying each pair alone",
-                    len(items), items[0][0].pair_id, _describe(exc))
-        out: list[PairResult] = []
-        for item in items:
-            out.extend(_run_batch(cfg, [item], device, batch))
-        return out
-    # batch_pairs: the pairs whose timings are shared (on the CPU each pair runs alone)
-    return [PairResult(p.index, None if r.error else r, r.error, batch, r.group_pairs)
-            for (p, _, _), r in zip(items, results)]
+        failure, oom = _describe(exc), _is_oom(exc)
+    else:
+        # batch_pairs: the pairs whose timings are shared (on the CPU each pair runs alone)
+        return [PairResult(p.index, None if r.error else r, r.error, batch, r.group_pairs)
+                for (p, _, _), r in zip(items, results)]
+    # Out of the except block: the exception's traceback (which holds the failed step's
+    # tensors) is gone, so its memory is freed before any retry.
+    _free_memory()
+    if len(items) == 1:
+        log.warning("pair %s failed: %s", items[0][0].pair_id, failure)
+        return [PairResult(items[0][0].index, None, failure, batch, 1)]
+    if oom:
+        half = len(items) // 2
+        work = len(items) * max(_frames(items, cfg))
+        _OOM_LIMIT[str(device)] = min(_OOM_LIMIT.get(str(device), work), work // 2)
+        log.warning("batch of %d pairs (%s ...) ran out of memory; halving it (%d + %d)",
+                    len(items), items[0][0].pair_id, half, len(items) - half)
+        return _run_batch(cfg, items[:half], device, items[0][0].index) + \
+            _run_batch(cfg, items[half:], device, items[half][0].index)
+    log.warning("batch of %d pairs (%s ...) failed (%s); retrying each pair alone",
+                len(items), items[0][0].pair_id, failure)
+    out: list[PairResult] = []
+    for item in items:
+        out.extend(_run_batch(cfg, [item], device, batch))
+    return out
 
 
 #: Environment variables naming the batch job a worker runs in, by scheduler.
@@ -352,7 +368,9 @@ def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
     if spec.threads > 0 and torch.get_num_threads() != spec.threads:
         torch.set_num_threads(spec.threads)
     host, job = socket.gethostname(), scheduler_job()
-    device = _device(spec.device)
+    # the device as run ("auto" resolved): the memory limit an OOM taught is looked up, and
+    # the peak memory read, under the name it was stored with
+    device = _resolved(_device(spec.device))
     outcomes: dict[int, PairOutcome] = {}
     done: dict[int, PairResult] = {}
     meta: dict[int, dict[str, float]] = {}

@@ -188,7 +188,10 @@ def transfer_batch(
                     f"{stft.win_length})"
                 )
     dev = pick_device(device)
-    width = model.width if model is not None else cfg.model.width
+    # the network's width before it is built (a random one of an absurd width must fail the
+    # memory check, not allocate); a checkpoint's own (the classifier: 32), not model.width
+    width = (model.width if model is not None else cfg.model.width
+             if cfg.model.name == "random" else resolve_model(cfg).width)
     window = _window_frames(cfg)
     long = [window is not None and num_frames(len(c), stft) > window for c in contents]
     longest = max([min(num_frames(len(c), stft), window or 10**9) for c in contents]

@@ -114,6 +114,39 @@ def test_out_of_memory_halves_the_batch_and_is_logged(tiny, monkeypatch, caplog)
     assert worker._OOM_LIMIT["cpu"] > 0  # remembered for the next batches
 
 
+def test_a_halved_batch_runs_after_the_failed_steps_memory_is_freed(tiny, monkeypatch):
+    """The halves run once the exception (whose traceback holds the failed step's tensors)
+    is gone: run inside the except block they found that memory still taken."""
+    import weakref
+
+    from hpc_nst.engine import methods
+
+    held: list[weakref.ref] = []
+    alive_at_retry = []
+    real = methods.run_method
+
+    def limited(contents, styles, cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+        alive_at_retry.extend(r() is not None for r in held)
+        if len(contents) > 2:
+            step_memory = torch.ones(1000)  # what a failed step leaves in its frames
+            held.append(weakref.ref(step_memory))
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(contents, styles, cfg, **kw)
+
+    monkeypatch.setattr(methods, "run_method", limited)
+    monkeypatch.setattr(worker, "_OOM_LIMIT", {})
+    results = worker._run_batch(tiny, _items(8), "cpu", 0)
+    assert all(r.error is None for r in results)
+    assert held and not any(alive_at_retry)
+
+
+def test_the_memory_limit_an_oom_taught_is_found_under_the_resolved_device(tiny, monkeypatch):
+    """A task asked for device "auto" stored the limit under "auto" and looked it up under
+    "cuda": never used. The task now runs under the resolved name."""
+    assert worker._resolved("auto") == str(device_mod.pick_device("auto"))
+    assert worker._resolved("cpu") == "cpu"
+
+
 def test_device_batches_fit_memory_and_padding_on_a_gpu(tiny, monkeypatch, caplog):
     """On a GPU (faked: the planning is host code), a batch is cut to what fits."""
     monkeypatch.setattr(worker, "_OOM_LIMIT", {})

@@ -203,3 +203,14 @@ def test_precision_is_checked_and_fp32_keeps_the_digest_of_older_stores(tiny_job
     assert "precision" not in JobConfig().effective()["optim"]  # a store made before the key
     bf16 = apply_overrides(JobConfig(), {"optim.precision": "bf16"})
     assert bf16.digest() != JobConfig().digest()
+
+
+@pytest.mark.parametrize("term", ["modulation", "lagged_gram"])
+def test_bf16_runs_with_every_extra_term(tiny_job, term):
+    """Under autocast the modulation term's octave pooling came out bfloat16 and its write
+    into the float32 result failed: every pair of a bf16 job with the term failed."""
+    c, s = harmonic_tone(220, 0.5), harmonic_tone(440, 0.5, 1)
+    cfg = apply_overrides(tiny_job, {"optim.precision": "bf16", "iterations": "3",
+                                     f"loss.term_weights.{term}": "1"})
+    (r,) = transfer_batch([c], [s], cfg, device="cpu")
+    assert r.error is None and np.isfinite(r.output).all() and term in r.losses

@@ -88,7 +88,9 @@ def modulation_stats(log_mag: torch.Tensor, lengths: torch.Tensor, bands: int,
     for n_i in torch.unique(n).tolist():
         idx = torch.nonzero(n == n_i).flatten()
         spectrum = torch.fft.rfft(env[idx, :, :n_i], dim=-1).abs().pow(2) / float(n_i * n_i)
-        power[idx] = spectrum @ _octave_pool(int(n_i), log_mag.device, env.dtype)
+        # (autocast would make this product bfloat16 under optim.precision = "bf16")
+        power[idx] = (spectrum @ _octave_pool(int(n_i), log_mag.device, env.dtype)).to(
+            power.dtype)
     return torch.log1p(power)
 
 
