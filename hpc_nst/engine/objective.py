@@ -46,8 +46,10 @@ class Objective:
         content_lengths: torch.Tensor,
         style: torch.Tensor,
         style_lengths: torch.Tensor,
+        span: tuple[int, int, int] | None = None,
     ) -> Objective:
-        """Targets from padded log-magnitudes ``content`` ``(B, F, Tc)`` and ``style``."""
+        """Targets from padded log-magnitudes ``content`` ``(B, F, Tc)`` and ``style``;
+        ``span``: the content is that window of a longer input (``TargetInputs.span``)."""
         terms = active_terms(loss)
         c_layers: set[str] = set()
         s_layers: set[str] = set()
@@ -59,7 +61,7 @@ class Objective:
             cfeat = model.features(content[:, None], c_layers, content_lengths) if c_layers else {}
             sfeat = model.features(style[:, None], s_layers, style_lengths) if s_layers else {}
             inputs = TargetInputs(model, loss, content, content_lengths, style, style_lengths,
-                                  cfeat, sfeat)
+                                  cfeat, sfeat, span)
             targets = {t.name: t.targets(inputs) for t in terms}
         return cls(model, loss, content_lengths, terms, targets)
 

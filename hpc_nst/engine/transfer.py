@@ -242,7 +242,8 @@ def _transfer_windowed(content: np.ndarray, style: np.ndarray, cfg: JobConfig, s
     for k, (a, b) in enumerate(spans):
         part = c_spec[:, a:b].contiguous()
         objective = Objective.build(net, cfg.loss, part[None].to(dev),
-                                    torch.tensor([b - a], device=dev), style_t, s_len)
+                                    torch.tensor([b - a], device=dev), style_t, s_len,
+                                    span=(a, b, n))
         init = initial_spectrogram(part, seed + k, cfg)
         x = init[None].to(dev).clone().requires_grad_(True)
         mask = torch.ones(1, 1, b - a, device=dev)

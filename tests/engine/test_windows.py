@@ -70,3 +70,26 @@ def test_a_60_s_input_runs_in_windows_without_seams():
     np.testing.assert_array_equal(alone.audio, short_res.audio)
     again = transfer_batch([content], [style], cfg, seeds=[1], device="cpu")[0]
     np.testing.assert_array_equal(again.audio, long_res.audio)
+
+
+def test_each_window_follows_its_part_of_the_styles_envelope():
+    """A window's temporal-envelope target is its part of the whole input's (the style's
+    contour once over the input), not the whole style squeezed into every window."""
+    from hpc_nst.engine.objective import Objective
+    from hpc_nst.models.checkpoint import resolve_model
+
+    cfg = load_job(overrides={"width": 4, "model": "random"})
+    net = resolve_model(cfg)
+    gen = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 257, 300, generator=gen) * 3
+    style = torch.linspace(0.0, 4.0, 100).expand(1, 257, 100).contiguous()  # a fade-in
+    lengths = torch.tensor([100])
+    whole = Objective.build(net, cfg.loss, content, torch.tensor([300]), style, lengths)
+    target = whole.targets["envelope"]["envelope"]
+    for a, b in ((0, 100), (100, 200), (170, 300)):
+        part = Objective.build(net, cfg.loss, content[..., a:b].contiguous(),
+                               torch.tensor([b - a]), style, lengths, span=(a, b, 300))
+        torch.testing.assert_close(part.targets["envelope"]["envelope"], target[:, a:b])
+    alone = Objective.build(net, cfg.loss, content[..., :100].contiguous(), torch.tensor([100]),
+                            style, lengths)  # (what every window used to get)
+    assert not torch.allclose(alone.targets["envelope"]["envelope"], target[:, :100])

@@ -33,6 +33,11 @@ class TargetInputs:
     style_lengths: torch.Tensor
     content_features: Mapping[str, torch.Tensor]
     style_features: Mapping[str, torch.Tensor]
+    #: ``(start, stop, whole)``: the content is frames ``start:stop`` of a ``whole``-frame input
+    #: optimised window by window (batch of one); a term aligned in time to the style (the
+    #: envelope) takes its target over the whole input and keeps this window's part. None:
+    #: the content is the whole input.
+    span: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)

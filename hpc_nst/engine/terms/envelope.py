@@ -24,7 +24,11 @@ class EnvelopeTerm(Term):
                           device=content.device)
         pairs = zip(inputs.style_lengths.tolist(), inputs.content_lengths.tolist())
         for i, (s_len, c_len) in enumerate(pairs):
-            env[i, :c_len] = L.resample_envelope(senv[i], s_len, c_len)
+            if inputs.span is None:
+                env[i, :c_len] = L.resample_envelope(senv[i], s_len, c_len)
+            else:  # a window of a longer input: its part of the whole input's target
+                start, stop, whole = inputs.span
+                env[i, :c_len] = L.resample_envelope(senv[i], s_len, whole)[start:stop]
         return {"envelope": env}
 
     def value(self, current: Current, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
