@@ -81,17 +81,15 @@ def split_pairs(folder: Path, manifest: pd.DataFrame, split: str) -> pd.DataFram
     return manifest
 
 
-def evaluate(name: str, folder: Path, split: str, cfg, args, judges: dict,
+def evaluate(name: str, folder: Path, manifest: pd.DataFrame, cfg, args, judges: dict,
              clf) -> pd.DataFrame:
-    """Every metric of the job's output for the pairs of ``folder`` (the set ``name``) in
-    ``split``."""
+    """Every metric of the job's output for the pairs ``manifest`` (rows of :func:`split_pairs`)
+    of ``folder`` (the set ``name``)."""
     from hpc_nst.audio.io import load_audio, write_audio
     from hpc_nst.engine.methods import run_method
     from hpc_nst.metrics import pitch, reference
 
-    manifest = pd.read_csv(folder / "manifest.csv")
     labels = pd.read_csv(folder / "labels.csv").set_index("pair_id")
-    manifest = split_pairs(folder, manifest, split)
     if args.outputs:
         (args.outputs / name).mkdir(parents=True, exist_ok=True)
     rows = []
@@ -152,18 +150,19 @@ def main() -> None:
             ap.error("--dev-suite chooses its own sets and splits: drop --triplets / --split")
         sets = dev_suite(args.dev_suite)
     else:
-        args.triplets = args.triplets or [ROOT / "manifests" / "triplets"]
+        args.triplets = args.triplets or [TUNED]
         names = [p.name for p in args.triplets]
         if len(set(names)) < len(names):
             ap.error("--triplets folders need distinct names (each names a set)")
         sets = [(p.name, p, args.split) for p in args.triplets]
-    for _, folder, split in sets:  # every set's split checked before any is computed
-        split_pairs(folder, pd.read_csv(folder / "manifest.csv"), split)
+    # every set's pairs selected (and its split checked) before any is computed
+    selected = [split_pairs(folder, pd.read_csv(folder / "manifest.csv"), split)
+                for _, folder, split in sets]
     name = args.label or f"{cfg.method} {' '.join(args.sets)}" + (
         " [oracle style = target]" if args.oracle_style else "")
     frames = []
-    for set_name, folder, split in sets:
-        df = evaluate(set_name, folder, split, cfg, args, judges, clf).assign(set=set_name)
+    for (set_name, folder, split), rows in zip(sets, selected):
+        df = evaluate(set_name, folder, rows, cfg, args, judges, clf).assign(set=set_name)
         frames.append(df)
         means = df.drop(columns=["pair_id", "set"]).mean()
         print(f"{name} [{set_name} {split}, {len(df)} pairs] " + " ".join(

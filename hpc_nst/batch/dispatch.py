@@ -37,7 +37,7 @@ def _executing(dask_worker: Any) -> list[str]:
 
 
 def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: str,
-          threads: int, slots: int) -> TaskSpec:
+          threads: int, slots: int, store_inode: int) -> TaskSpec:
     batches = []
     for b in task.batches:
         pairs = []
@@ -47,7 +47,7 @@ def _spec(task: Task, manifest: Manifest, where: list[int], path: Path, device: 
                                   p.cfg.optim.seed))
         batches.append((b.cfg, tuple(pairs)))
     return TaskSpec(str(path.resolve()), task.shard, task.start, task.stop, tuple(batches),
-                    device, threads, slots, path.stat().st_ino)
+                    device, threads, slots, store_inode)
 
 
 class Dispatch:
@@ -69,6 +69,7 @@ class Dispatch:
         #: worker that died did not start and is not counted).
         self.started: dict[int, int] = {}
         self.shard_of: dict[str, int] = {}
+        self.store_inode = path.stat().st_ino  # once per run: every task carries it
         try:
             client.subscribe_topic(ATTEMPT_TOPIC, self._on_attempt)
         except Exception:  # noqa: BLE001 - a client without events: one attempt per try
@@ -90,7 +91,7 @@ class Dispatch:
         key = f"{TASK_PREFIX}-{task.shard}-try{self.tries[task.shard]}-{self.run_id}"
         self.shard_of[key] = task.shard
         spec = _spec(task, self.manifest, self.where, self.path, self.opts.device,
-                     self.threads, self.slots)
+                     self.threads, self.slots, self.store_inode)
         self.by_key[key] = task
         return self.client.submit(run_task, spec, key=key, resources=self.resources,
                                   retries=DASK_RETRIES, pure=False)

@@ -148,7 +148,7 @@ def check_audio(info: StoreInfo, pair: Any, skip_bad: bool) -> bool:
     without it such a pair stops the export or report (it would publish corrupted data)."""
     from hpc_nst.errors import StoreError
 
-    if getattr(pair, "unreadable", ""):
+    if pair.unreadable:
         message = (f"{info.path}: pair {pair.pair_id}: its data cannot be read "
                    f"({pair.unreadable})")
     elif pair.audio is None or audio_matches(pair.checksum, pair.audio) is not False:

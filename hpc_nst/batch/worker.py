@@ -102,17 +102,13 @@ def device_batches(cfg: JobConfig, items: list[tuple[PairSpec, np.ndarray, np.nd
 
     from hpc_nst.batch.batching import split_by_padding
     from hpc_nst.engine.device import fit_batch, pick_device
+    from hpc_nst.models.checkpoint import network_width
 
     dev = pick_device(device)
     if dev.type != "cuda" or len(items) < 2:
         return [items]
     lengths = _frames(items, cfg)
-    width = cfg.model.width  # of model=random; a checkpoint (the classifier) brings its own
-    if cfg.model.name != "random":
-        from hpc_nst.models.checkpoint import resolve_model
-
-        width = resolve_model(cfg).width
-    cap = fit_batch(cfg.stft.n_bins, max(lengths), width, torch.device(dev),
+    cap = fit_batch(cfg.stft.n_bins, max(lengths), network_width(cfg), torch.device(dev),
                     headroom=HEADROOM, share=max(1, slots))
     if str(dev) in _OOM_LIMIT:
         cap = max(1, min(cap, _OOM_LIMIT[str(dev)] // max(lengths)))

@@ -30,7 +30,7 @@ from hpc_nst.engine import windows as win
 from hpc_nst.engine.device import TransferError, check_memory, pick_device
 from hpc_nst.engine.objective import Objective
 from hpc_nst.models.alexnet import AudioAlexNet
-from hpc_nst.models.checkpoint import resolve_model
+from hpc_nst.models.checkpoint import network_width, resolve_model
 
 #: Output audio louder than this is scaled down to it (16-bit files would clip at 1.0).
 PEAK = 0.99
@@ -188,10 +188,7 @@ def transfer_batch(
                     f"{stft.win_length})"
                 )
     dev = pick_device(device)
-    # the network's width before it is built (a random one of an absurd width must fail the
-    # memory check, not allocate); a checkpoint's own (the classifier: 32), not model.width
-    width = (model.width if model is not None else cfg.model.width
-             if cfg.model.name == "random" else resolve_model(cfg).width)
+    width = model.width if model is not None else network_width(cfg)  # before it is built
     window = _window_frames(cfg)
     long = [window is not None and num_frames(len(c), stft) > window for c in contents]
     longest = max([min(num_frames(len(c), stft), window or 10**9) for c in contents]

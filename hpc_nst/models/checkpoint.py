@@ -106,6 +106,13 @@ def _cached(name: str, width: int, seed: int, stft: STFTConfig) -> AudioAlexNet:
     return load_checkpoint(name, stft)[0]
 
 
+def network_width(cfg: JobConfig) -> int:
+    """The width of the network the job asks for, without building a random one (an absurd
+    ``model.width`` must fail a memory check, not allocate): a checkpoint brings its own (the
+    classifier: 32)."""
+    return cfg.model.width if cfg.model.name == "random" else resolve_model(cfg).width
+
+
 def resolve_model(cfg: JobConfig, device: torch.device | str = "cpu") -> AudioAlexNet:
     """The feature network a job asks for (``random``, ``classifier`` or a path), frozen, on device.
 
