@@ -115,14 +115,58 @@ def verify_store(path: str | Path) -> VerifyResult:
     return res
 
 
+def _rewrite_undecodable_shards(root: Any, store: Path, rows: set[int]) -> dict[str, list[int]]:
+    """Rewrite the bulk arrays' shard files holding any of ``rows`` that do not decode as a
+    whole (a truncated shard's index is gone; a rerun's write into it would read it to merge,
+    and fail): the file is removed and the rows that still read back are written again.
+    Returns each rewritten file's store-relative key and the store rows it lost."""
+    import math
+
+    lost: dict[str, list[int]] = {}
+    for name in BULK:
+        arr = root[name]
+        shard = arr.shards or arr.chunks
+        rest = [range(math.ceil(n / s)) for n, s in zip(arr.shape[1:], shard[1:])]
+        for r0 in sorted({row - row % shard[0] for row in rows}):
+            span = range(r0, min(r0 + shard[0], arr.shape[0]))
+            for coords in np.ndindex(*(len(x) for x in rest)):
+                region = tuple(slice(c * s, (c + 1) * s) for c, s in zip(coords, shard[1:]))
+                try:
+                    arr[(slice(span.start, span.stop), *region)]
+                    continue
+                except Exception:  # noqa: BLE001 - the shard does not decode as a whole
+                    pass
+                kept: dict[int, np.ndarray] = {}
+                for i in span:
+                    try:
+                        kept[i] = np.asarray(arr[(i, *region)])
+                    except Exception:  # noqa: BLE001 - this row's chunk is lost
+                        pass
+                key = arr.metadata.encode_chunk_key((r0 // shard[0], *coords))
+                (store / name / key).unlink(missing_ok=True)
+                for i, data in kept.items():
+                    arr[(i, *region)] = data
+                lost[f"{name}/{key}"] = [i for i in span if i not in kept]
+                log.warning("%s: rewrote %s/%s, which did not decode (%d of %d rows lost)",
+                            store, name, key, len(lost[f"{name}/{key}"]), len(span))
+    return lost
+
+
 def repair(res: VerifyResult) -> int:
-    """Reset the bad pairs of ``res`` to pending (under the store's lock); returns how many."""
+    """Reset the bad pairs of ``res`` to pending (under the store's lock); returns how many.
+    A shard file that does not decode as a whole is first rewritten with the rows that still
+    read back (a rerun could not write into it), and any done pair it lost is reset too."""
     if not res.bad:
         return 0
     with st.StoreLock(res.store):
         root = st.open_root(res.store, mode="r+")
         status = root["status"][:]
         error = st.read_column(root, "error")
+        unreadable = {i for i, problem in res.bad.items() if problem.startswith("unreadable")}
+        for key, rows in _rewrite_undecodable_shards(root, res.store, unreadable).items():
+            for i in rows:
+                if status[i] == st.DONE and i not in res.bad:
+                    res.bad[i] = f"its shard {key} did not decode; its data was lost"
         for i, problem in res.bad.items():
             status[i] = st.PENDING
             error[i] = f"reset by hpc-nst verify --repair: {problem}"

@@ -163,3 +163,26 @@ def test_an_undecodable_chunk_is_left_out_by_skip_bad_and_named_without_it(tmp_p
     for row in rows:
         audio, _ = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
         np.testing.assert_array_equal(audio, before[row["pair_id"]])
+
+
+def test_a_truncated_shard_is_rewritten_by_repair_and_the_rerun_restores_the_bits(
+        tmp_path, audio_dir, capsys):
+    """A shard cut short has lost its index: nothing in it reads, and a rerun's write into it
+    (which reads the shard to merge) failed on every attempt until repair rewrote it."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    before = _audio(store)
+    f = store / "audio" / "c" / "1" / "0"  # pairs 3 and 4
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    code, res = _verify(store, capsys)
+    ids = list(before)
+    assert code == 1 and set(res["bad"]) == set(ids[2:])
+    assert main(["verify", str(store), "--repair"]) == 0
+    assert "reset 2 pair(s) to pending" in capsys.readouterr().out
+    assert _run(manifest, store) == 0
+    code, res = _verify(store, capsys)
+    assert code == 0 and res["checked"] == 4
+    after = _audio(store)
+    for pid in ids:
+        np.testing.assert_array_equal(after[pid], before[pid])
