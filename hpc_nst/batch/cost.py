@@ -2,12 +2,14 @@
 
 A batch of B pairs whose longest content has F frames costs, on one device,
 
-    features_s(B) * F/F0 + iterations * ms_per_iteration(B) / 1000 * F/F0
-        + griffin_lim_iterations * gl_ms_per_iteration(B) / 1000 * F/F0
+    (features_s(B) + fixed_s(B) + iterations * ms_per_iteration(B) / 1000
+        + griffin_lim_iterations * gl_ms_per_iteration(B) / 1000) * F/F0
 
 with the per-batch figures measured at F0 frames for each batch size B (the optimisation and
 Griffin-Lim are linear in the frames and the iterations; a batch is padded to its longest
-pair). The figures come from a calibration file (``hpc-nst calibrate`` measures them with short
+pair; ``fixed_s`` is the time that does not scale with the iterations: all of it for a
+per-pair method such as ``sampler`` or ``eq``, which has no iterations). The figures come
+from a calibration file (``hpc-nst calibrate`` measures them with short
 runs of the job on synthetic pairs) or from the timings of an earlier store of the same job.
 Entries are keyed by device name and by the job's *cost key*: its digest with the seeds and
 iteration counts zeroed, so one calibration serves any iteration count.
@@ -57,6 +59,7 @@ class BatchCost:
     features_s: float
     ms_per_iteration: float
     gl_ms_per_iteration: float
+    fixed_s: float = 0.0  # per batch, not scaled by the iterations (a per-pair method's all)
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,25 @@ class CostModel:
         c = self.batches[b]
         per_pair = batch / b  # another batch size: scale linearly from the nearest measured
         scale = frames / c.frames * per_pair
-        return scale * (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000
+        return scale * (c.features_s + c.fixed_s + cfg.optim.iterations * c.ms_per_iteration / 1000
                         + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000)
+
+
+def calibration_audio(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """A synthetic monophonic melody (harmonic notes, decaying, 0.2-0.6 s each) of ``n``
+    samples: the methods that analyse notes (``sampler``, ``harmonic``, ``layered``) need
+    pitched material; for the others only the length matters."""
+    t_all = np.arange(n) / sr
+    out = np.zeros(n, np.float32)
+    start = 0
+    while start < n:
+        length = min(int(rng.uniform(0.2, 0.6) * sr), n - start)
+        f0 = 110.0 * 2 ** (rng.integers(0, 36) / 12)
+        t = t_all[:length]
+        note = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8) if k * f0 < sr / 2)
+        out[start: start + length] = 0.2 * note * np.exp(-3.0 * t)
+        start += length
+    return out
 
 
 def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float = 2.56,
@@ -90,12 +110,18 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
             2, min(cfg.griffin_lim.iterations, iterations))))
     out: dict[int, BatchCost] = {}
     for b in batch_sizes:
-        audio = [(0.1 * rng.standard_normal(n)).astype(np.float32) for _ in range(2 * b)]
+        audio = [calibration_audio(rng, n, sr) for _ in range(2 * b)]
         run_method(audio[:1], audio[1:2], short, seeds=[0], device=device)  # warm-up
-        res = run_method(audio[:b], audio[b:], short, seeds=list(range(b)), device=device)[0]
+        results = run_method(audio[:b], audio[b:], short, seeds=list(range(b)), device=device)
+        res = results[0]
+        frames = 1 + n // cfg.stft.hop_length
+        if "ms_per_iteration" not in res.timings:  # a per-pair method: each pair timed alone
+            fixed = sum(r.timings.get("total_s", r.timings.get("optimise_s", 0.0))
+                        for r in results)
+            out[b] = BatchCost(b, frames, 0.0, 0.0, 0.0, fixed)
+            continue
         # On a CPU each pair runs alone: its timings are one pair's, not the batch's.
         t = {k: v * b / max(res.group_pairs, 1) for k, v in res.timings.items()}
-        frames = 1 + n // cfg.stft.hop_length
         gl = t.get("griffin_lim_s", 0.0) / short.griffin_lim.iterations * 1000
         out[b] = BatchCost(b, frames, t.get("features_s", 0.0),
                            t.get("ms_per_iteration", 0.0), gl)
@@ -114,8 +140,11 @@ def save(path: Path, device: str, cfg: JobConfig, costs: dict[int, BatchCost]) -
     os.replace(tmp, path)
 
 
-def load_file(path: Path) -> dict[str, Any]:
+def load_file(path: Path, must_exist: bool = False) -> dict[str, Any]:
     if not path.is_file():
+        if must_exist:
+            raise UsageError(f"--calibration {path}: no such file; give a file written by "
+                             "hpc-nst calibrate (or an earlier store of this job, *.zarr)")
         return {}
     try:
         return json.loads(path.read_text())
@@ -124,9 +153,11 @@ def load_file(path: Path) -> dict[str, Any]:
                          "hpc-nst calibrate") from None
 
 
-def from_file(path: Path, cfg: JobConfig, device: str | None = None) -> CostModel | None:
-    """The model for this job (and ``device``: a name, or ``cuda``/``cpu`` for any such)."""
-    data = load_file(path)
+def from_file(path: Path, cfg: JobConfig, device: str | None = None,
+              must_exist: bool = False) -> CostModel | None:
+    """The model for this job (and ``device``: a name, or ``cuda``/``cpu`` for any such);
+    ``must_exist``: a file the user named (a missing one is an error, not "no model")."""
+    data = load_file(path, must_exist)
     key = cost_key(cfg)
     for name in sorted(data):
         if key not in data[name]:
@@ -150,18 +181,30 @@ def from_store(path: Path, cfg: JobConfig) -> CostModel | None:
                          "model, weights or STFT); calibrate this job with hpc-nst calibrate")
     table = pairs_table(info)
     done = table[table.status == "done"]
-    if done.empty or "ms_per_iteration" not in done:
+    if done.empty:
         return None
     from hpc_nst.batch import store as st
 
     frames = st.open_root(path)["frames"][:, 0][done.index.to_numpy()]
     gl_iters = max(int(info.job.get("griffin_lim", {}).get("iterations", 1)), 1)
+
+    def median(grp: Any, column: str) -> float:
+        values = grp[column].to_numpy(float) if column in grp else np.array([])
+        values = values[np.isfinite(values)]
+        return float(np.median(values)) if len(values) else 0.0
+
     batches = {}
     for b, grp in done.assign(content_frames=frames).groupby("batch_pairs"):
         f = float(np.median(grp.content_frames))
-        batches[int(b)] = BatchCost(
-            int(b), int(f), float(np.median(grp.features_s)),
-            float(np.median(grp.ms_per_iteration)),
-            float(np.median(grp.griffin_lim_s)) / gl_iters * 1000)
+        per_iteration = median(grp, "ms_per_iteration")
+        if per_iteration > 0:
+            batches[int(b)] = BatchCost(int(b), int(f), median(grp, "features_s"),
+                                        per_iteration,
+                                        median(grp, "griffin_lim_s") / gl_iters * 1000)
+        else:  # a per-pair method: no iterations; each pair's compute is all fixed
+            batches[int(b)] = BatchCost(int(b), int(f), 0.0, 0.0, 0.0,
+                                        median(grp, "optimise_s") * int(b))
+    if not any(c.fixed_s or c.ms_per_iteration for c in batches.values()):
+        return None
     device = str(done.device_name.iloc[0]) if "device_name" in done else str(done.device.iloc[0])
     return CostModel(device, f"timings of {len(done)} done pair(s) in {path}", batches)

@@ -75,7 +75,8 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     if calibration is not None and calibration.suffix == ".zarr":
         model = costs.from_store(calibration, cfg)
     else:
-        model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg, run_device)
+        model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg, run_device,
+                                must_exist=calibration is not None)
     device_s = math.nan
     if model is not None:
         hop = cfg.stft.hop_length

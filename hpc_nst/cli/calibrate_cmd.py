@@ -59,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"{name} ({dev}, {torch.get_num_threads()} torch thread(s)), job {cfg.method} "
           f"({cfg.optim.iterations} iterations):")
     for b, c in results.items():
-        pair_s = (c.features_s + cfg.optim.iterations * c.ms_per_iteration / 1000
+        pair_s = (c.features_s + c.fixed_s + cfg.optim.iterations * c.ms_per_iteration / 1000
                   + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000) / b
-        print(f"  batch {b}: {c.ms_per_iteration:.2f} ms per iteration, features "
-              f"{c.features_s:.3f} s, Griffin-Lim {c.gl_ms_per_iteration:.2f} ms per "
-              f"iteration -> {pair_s:.2f} s per {args.seconds} s pair "
-              f"({3600 / pair_s:.0f} pairs/h)")
+        rate = f"{3600 / pair_s:.0f} pairs/h" if pair_s > 0 else "too fast to time"
+        if c.ms_per_iteration > 0:
+            print(f"  batch {b}: {c.ms_per_iteration:.2f} ms per iteration, features "
+                  f"{c.features_s:.3f} s, Griffin-Lim {c.gl_ms_per_iteration:.2f} ms per "
+                  f"iteration -> {pair_s:.2f} s per {args.seconds} s pair ({rate})")
+        else:  # a per-pair method: no iterations
+            print(f"  batch {b}: {pair_s:.3f} s per {args.seconds} s pair ({rate})")
     print(f"saved to {args.output}")
     return 0

@@ -90,10 +90,41 @@ def test_dry_run_plans_and_estimates_without_creating_anything(tmp_path, audio_d
     gpu, _ = make_plan(manifest, store, cfg, 2, 1, ClusterOptions(kind="slurm", cores=2),
                        calibration)
     assert gpu.slots == 1
-    # without a model: the plan, and how to get an estimate
+    # without a model for this job: the plan, and how to get an estimate
+    (tmp_path / "other.json").write_text("{}")
     assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
-                 "--calibration", str(tmp_path / "none.json")]) == 0
+                 "--calibration", str(tmp_path / "other.json")]) == 0
     assert "run `hpc-nst calibrate`" in capsys.readouterr().out
+    # a calibration file named but missing (a typo) is an error, not "no cost model"
+    assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
+                 "--calibration", str(tmp_path / "none.json")]) == 2
+    assert "--calibration" in capsys.readouterr().err and not store.exists()
+
+
+@pytest.mark.parametrize("job", ["eq", "sampler"])
+def test_per_pair_methods_calibrate_and_get_an_estimate(tmp_path, audio_dir, capsys, job):
+    """Methods without iterations (the dataset presets) were calibrated as zero (eq: a
+    division by zero after saving zeros) or not at all (sampler: the noise it was calibrated
+    on has no note), and a store of theirs gave a NaN estimate."""
+    cal = tmp_path / "cal.json"
+    job_file = f"jobs/{job}.toml"
+    assert main(["calibrate", "--job", job_file, "--batch-sizes", "1", "--seconds", "1",
+                 "-o", str(cal)]) == 0
+    assert "s per 1.0 s pair" in capsys.readouterr().out
+    (entry,), = [list(v.values()) for v in json.loads(cal.read_text()).values()]
+    assert entry["1"]["fixed_s"] > 0 and entry["1"]["ms_per_iteration"] == 0
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,b.wav,d.wav"])
+    cfg = load_job(job_file)
+    plan, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 1, None, ClusterOptions(), cal)
+    assert 0 < plan.device_s < 60 and math.isfinite(plan.wall_s)
+    # an earlier store of the same job as the calibration
+    store = tmp_path / "done.zarr"
+    assert main(["run", str(manifest), "-o", str(store), "--job", job_file, "--workers", "1",
+                 "--progress-interval", "0"]) == 0
+    from_store, _ = make_plan(manifest, tmp_path / "s2.zarr", cfg, 1, None, ClusterOptions(),
+                              store)
+    assert 0 < from_store.device_s < 60 and math.isfinite(from_store.wall_s)
 
 
 def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, audio_dir,
