@@ -98,7 +98,8 @@ def main() -> None:
     args = ap.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="hpc-nst-speech-"))
     work.mkdir(parents=True, exist_ok=True)
-    render_triplets(work / "styles", [args.count], [SECONDS], seed=args.seed)
+    render_triplets(work / "styles", [args.count], [SECONDS], seed=args.seed,
+                    overwrite=True)
     styles = pd.read_csv(work / "styles" / "manifest.csv")
     labels = pd.read_csv(work / "styles" / "labels.csv").set_index("pair_id")
     judges = {"judge_top1": load_judge(),

@@ -89,6 +89,9 @@ def add_triplets_parser(dsub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     t.add_argument("--soundfont", type=Path, help="a .sf2 file (default: FluidR3_GM.sf2)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--overwrite", action="store_true",
+                   help="render into a folder that already holds triplets (its manifest and "
+                   "labels are replaced, the earlier audio removed)")
     t.set_defaults(func=run_triplets)
 
 
@@ -103,7 +106,8 @@ def run_triplets(args: argparse.Namespace) -> int:
     try:
         manifest = render_triplets(
             args.out_dir, counts, args.seconds, args.seed, args.soundfont,
-            None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)))
+            None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+            overwrite=args.overwrite)
     except (ValueError, ImportError) as exc:
         raise UsageError(str(exc)) from None
     print(manifest)

@@ -113,8 +113,12 @@ def render_triplets(
     seed: int = 0,
     soundfont: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Render ``counts[g]`` triplets of ``seconds[g]`` each; returns the manifest path."""
+    """Render ``counts[g]`` triplets of ``seconds[g]`` each; returns the manifest path. A
+    folder that already holds triplets (its ``manifest.csv``) is refused unless ``overwrite``;
+    then the audio files of the earlier manifest that the new one does not list are removed
+    (a folder whose rendering was cut short, without a manifest yet, is rendered again)."""
     from hpc_nst.audio.io import write_audio
     from hpc_nst.data.soundfont import default_soundfont, render_notes
 
@@ -125,8 +129,15 @@ def render_triplets(
         raise ValueError("counts must be >= 0 and lengths between 0.5 and 600 s")
     if len({round(s * 100) for s in seconds}) != len(seconds):
         raise ValueError(f"lengths must differ (to 10 ms): {list(seconds)}")
-    sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
+    if sum(counts) == 0:
+        raise ValueError("nothing to render: every count is 0")
     out = Path(out_dir)
+    earlier = _earlier_audio(out)
+    if earlier is not None and not overwrite:
+        raise ValueError(f"{out} already holds triplets ({out / 'manifest.csv'}); pass "
+                         "--overwrite to render new ones in their place, or choose another "
+                         "folder")
+    sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows, labels = [], []
     for g, (count, secs) in enumerate(zip(counts, seconds)):
@@ -148,7 +159,23 @@ def render_triplets(
                 progress(f"{t.pair_id}: {GM_PROGRAM_NAMES[t.content_program]} -> "
                          f"{GM_PROGRAM_NAMES[t.style_program]}")
     _write_csv(out / "labels.csv", LABEL_COLUMNS, labels)
-    return _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, rows)
+    manifest = _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, rows)
+    kept = {p for row in rows for p in row[1:]}
+    for rel in sorted((earlier or set()) - kept):  # the earlier triplets' audio, now orphans
+        (out / rel).unlink(missing_ok=True)
+    return manifest
+
+
+def _earlier_audio(out: Path) -> set[str] | None:
+    """The audio paths (relative, under ``audio/``) of the triplets already in ``out``; None
+    where it holds none."""
+    path = out / "manifest.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {row[k] for row in rows for k in ("content", "style", "target")
+            if row.get(k) and str(row[k]).startswith("audio/") and ".." not in str(row[k])}
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: list[list[object]]) -> Path:

@@ -81,3 +81,29 @@ def test_cli(tmp_path, soundfont, capsys):
     assert main(["dataset", "triplets", str(tmp_path / "u"), "--count", "1", "2",
                  "--seconds", "1"]) == 2
     assert "one count per length" in capsys.readouterr().err
+
+
+def test_a_folder_with_triplets_is_not_silently_replaced(tmp_path, soundfont, capsys):
+    """Rendering fewer triplets into a folder that holds some replaced its manifest and labels
+    (a store made from it then refused to resume, its report lost labels) and left the others'
+    audio behind; now refused without --overwrite, and with it the orphans are removed."""
+    from hpc_nst.cli import main
+
+    out = tmp_path / "t"
+    args = ["dataset", "triplets", str(out), "--seconds", "1", "--seed", "2", "--quiet"]
+    assert main([*args, "--count", "2"]) == 0
+    before = (out / "manifest.csv").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--count", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds triplets" in err and "--overwrite" in err
+    assert (out / "manifest.csv").read_bytes() == before
+    assert main([*args, "--count", "1", "--overwrite"]) == 0
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    assert [r["pair_id"] for r in rows] == ["s100-000"]
+    assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(
+        Path(rows[0][k]).name for k in ("content", "style", "target"))
+    assert len(list(csv.DictReader(open(out / "labels.csv")))) == 1
+    # nothing to render is refused before anything is written
+    assert main(["dataset", "triplets", str(tmp_path / "z"), "--count", "0", "--quiet"]) == 2
+    assert "every count is 0" in capsys.readouterr().err and not (tmp_path / "z").exists()
