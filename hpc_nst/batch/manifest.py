@@ -144,15 +144,9 @@ def _header(path: Path, header: list[str] | None) -> list[str]:
     for i, name in enumerate(cols):
         if cols.index(name) != i:
             problems.append(f"line 1: column {name!r} appears twice")
-        elif name not in KNOWN_COLUMNS:
-            near = difflib.get_close_matches(name.lower(), KNOWN_COLUMNS, n=1, cutoff=0.8)
-            if near:
-                problems.append(f"line 1: unknown column {name!r} (column {i + 1}): did you "
-                                f"mean {near[0]!r}? Rename it (other columns are kept as "
-                                "metadata, but this one looks like a misspelt known column)")
-            elif not _META_RE.match(name):
-                problems.append(f"line 1: column {i + 1} has no usable name ({name!r}): give "
-                                "every column a name of 1-100 printable characters")
+        elif name not in KNOWN_COLUMNS and (
+                problem := metadata_name_problem(name, f"column {i + 1}")) is not None:
+            problems.append(f"line 1: {problem}")
     for name in REQUIRED_COLUMNS:
         if name not in cols:
             problems.append(f"line 1: missing required column {name!r}")
@@ -163,6 +157,20 @@ def _header(path: Path, header: list[str] | None) -> list[str]:
     if problems:
         raise ManifestError(path, problems)
     return cols
+
+
+def metadata_name_problem(name: str, where: str) -> str | None:
+    """Why ``name`` (not a known column; ``where``: which column, for the message) cannot be
+    a metadata column, or None."""
+    near = difflib.get_close_matches(name.lower(), KNOWN_COLUMNS, n=1, cutoff=0.8)
+    if near:
+        return (f"unknown column {name!r} ({where}): did you mean {near[0]!r}? Rename it "
+                "(other columns are kept as metadata, but this one looks like a misspelt "
+                "known column)")
+    if not _META_RE.match(name):
+        return (f"{where} has no usable name ({name!r}): give every column a name of 1-100 "
+                "printable characters")
+    return None
 
 
 def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True) -> Manifest:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_nst.batch.manifest import OVERRIDE_COLUMNS
+from hpc_nst.batch.manifest import KNOWN_COLUMNS, OVERRIDE_COLUMNS, metadata_name_problem
 from hpc_nst.errors import ManifestError
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,13 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
     header += [f"{role}_{c}" for role in ("content", "style") for c in present[role]
                if f"{role}_{c}" not in header]
     header += [k for k, _ in opts.overrides if k not in side_overrides] + side_overrides
+    for key, _ in opts.extra_columns:
+        problem = (f"{key!r} is a column this manifest already has (paths, labels or "
+                   "overrides); give the constant column another name"
+                   if key in header or key in KNOWN_COLUMNS
+                   else metadata_name_problem(key, f"--column {key}="))
+        if problem:
+            raise ManifestError("--column", [problem])
     header += [k for k, _ in opts.extra_columns]
     rows = []
     for c, s in _pairs(contents, styles, opts):

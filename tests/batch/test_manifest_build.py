@@ -223,3 +223,22 @@ def test_a_bad_labels_file_is_named_with_its_line_and_unmatched_paths_are_report
         assert _build(*args) == 0
     assert "1 path(s) of the labels file(s) match no file found" in caplog.text
     assert "have no row in the labels file(s)" in caplog.text
+
+
+@pytest.mark.parametrize("column, expected", [
+    ("style=foo", "'style' is a column this manifest already has"),
+    ("content_label=x", "'content_label' is a column this manifest already has"),
+    ("pair_id=x", "'pair_id' is a column this manifest already has"),
+    ("seed=4", "'seed' is a column this manifest already has"),
+    ("stlye=x", "did you mean 'style'?"),
+])
+def test_a_constant_column_never_replaces_a_real_one(library, tmp_path, capsys, column,
+                                                     expected):
+    """``--column style=foo`` replaced every style path with 'foo' (and the run then refused
+    the file: column 'style' twice); a folder label or an id the same; a misspelt known
+    column gave a manifest the run refuses."""
+    out = tmp_path / "m.csv"
+    assert _build("--content", str(library / "content"), "--style", str(library / "style"),
+                  "-r", "--labels-from-dirs", "--column", column, "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "--column" in err and not out.exists()
