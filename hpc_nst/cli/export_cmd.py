@@ -3,7 +3,8 @@
 ``--format wav|flac`` (default ``wav``): ``<pair_id>.<format>`` files and ``metadata.jsonl``;
 ``audiofolder``: a Hugging Face ``datasets`` AudioFolder (``metadata.jsonl`` + ``audio/``);
 ``parquet``: ``data.parquet`` with the audio bytes and every field; ``webdataset``: tar shards of
-``--shard-size`` items. See :mod:`hpc_nst.export`.
+``--shard-size`` items; and in each, the dotfile ``.export.json`` (what was exported, counts).
+See :mod:`hpc_nst.export`.
 """
 
 from __future__ import annotations
@@ -59,5 +60,13 @@ def run(args: argparse.Namespace) -> int:
           + (f"; {res['not_done']} pair(s) not done (see hpc-nst status)"
              if res["not_done"] else "")
           + (f"; {res['left_out_by_where']} pair(s) left out by --where"
-             if res["left_out_by_where"] else ""))
+             if res["left_out_by_where"] else "")
+          + (f"; {res['left_out_bad']} pair(s) left out by --skip-bad (their audio fails "
+             f"its checksum: {_ids(res['left_out_bad_ids'])}; see hpc-nst verify)"
+             if res.get("left_out_bad") else ""))
     return 0
+
+
+def _ids(ids: list[str], shown: int = 10) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more

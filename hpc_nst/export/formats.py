@@ -1,12 +1,15 @@
 """Export formats: plain files, Hugging Face ``audiofolder``, Parquet and WebDataset shards.
 
-Every format writes ``export.json`` beside the data (store, job, versions, counts, columns)
-and writes each file atomically (temporary name, then rename), so an interrupted export leaves
-complete files only; rerunning it gives the same bytes. Container formats are rewritten as a
-whole on each run (a store with more pairs done gives a bigger export); the audio files of a
-file-based export are kept from an earlier run only where they hold the same audio (the store's
-checksum, recorded in ``export.files.json``), and those of pairs no longer exported are
-removed. An output folder holding another store's export is refused.
+Every format writes the dotfile ``.export.json`` beside the data (store, job, versions, counts,
+columns; a dotfile, so folder loaders never read it as data: :mod:`.target`) and writes each
+file atomically (temporary name, then rename), so an interrupted export leaves complete files
+only, and rerunning it completes it with the same bytes as an uninterrupted one. Container
+formats are rewritten as a whole on each run (a store with more pairs done gives a bigger
+export); the audio files of a file-based export are kept from an earlier run only where they
+hold the same audio (the store's checksum, recorded in ``.export.files.json``). Files the
+earlier export in the folder wrote and this one does not (pairs no longer exported, another
+format's with ``--overwrite``) are removed. An output folder holding another store's export
+is refused without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc_nst.batch.reader import StoreInfo, store_info
+from hpc_nst.batch.reader import store_info
 from hpc_nst.errors import UsageError
+from hpc_nst.export import target
 from hpc_nst.export.items import (
     CODECS,
     INT_FIELDS,
@@ -37,11 +41,11 @@ from hpc_nst.export.select import PairFilter
 from hpc_nst.fsutil import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
-MANIFEST_NAME = "export.json"
+MANIFEST_NAME = target.MANIFEST_NAME
+FILES_NAME = target.FILES_NAME
 #: A Parquet row group is written once its items' audio reaches this many bytes (or
 #: ``--shard-size`` items): long outputs never hold a thousand decoded clips in memory.
 MAX_GROUP_BYTES = 256 << 20
-FILES_NAME = "export.files.json"  # pair id -> "<codec>:<audio checksum>" of a file-based export
 _KEY_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -60,20 +64,16 @@ Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
 
 class _AudioFiles:
     """The audio files of a file-based export (``<sub><pair_id>.<codec>``), each kept from an
-    earlier run only where ``export.files.json`` says it holds the same audio (the store's
+    earlier run only where ``.export.files.json`` says it holds the same audio (the store's
     checksum of it, and the codec): a store made again at the same path, or a pair computed
-    again, rewrites its file. Files of pairs the earlier run wrote and this one does not (left
-    out by ``--where`` now, or by ``--skip-bad``) are removed, so the folder holds this export
-    only."""
+    again, rewrites its file. (Files of pairs the earlier run wrote and this one does not are
+    removed by :func:`export_store`, so the folder holds this export only.)"""
 
     def __init__(self, out: Path, sub: str, opts: ExportOptions) -> None:
         self.out, self.sub, self.opts = out, sub, opts
         self.written = self.kept = 0
         self.now: dict[str, str] = {}
-        try:
-            self.before = json.loads((out / FILES_NAME).read_text("utf-8"))
-        except (OSError, ValueError):
-            self.before = {}
+        self.before = target.read_files_map(out)
 
     def put(self, item: ExportItem) -> str:
         """Write (or keep) ``item``'s file; its path relative to the export folder."""
@@ -90,17 +90,10 @@ class _AudioFiles:
         return rel
 
     def finish(self) -> dict[str, Any]:
-        removed = 0
-        for pair_id, tag in self.before.items():
-            codec = tag.partition(":")[0] or self.opts.codec
-            if pair_id not in self.now or codec != self.opts.codec:
-                old = self.out / f"{self.sub}{pair_id}.{codec}"
-                if old.is_file():
-                    old.unlink()
-                    removed += 1
         text = json.dumps(self.now, sort_keys=True)
         atomic_write(self.out / FILES_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
-        return {"written": self.written, "kept": self.kept, "removed": removed}
+        paths = [f"{self.sub}{p}.{self.opts.codec}" for p in self.now]
+        return {"written": self.written, "kept": self.kept, "paths": paths}
 
 
 def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
@@ -110,7 +103,8 @@ def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) ->
     lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
-    return {**files.finish(), "items": len(lines),
+    done = files.finish()
+    return {**done, "items": len(lines), "paths": ["metadata.jsonl", *done["paths"]],
             "files": ["metadata.jsonl", "<pair_id>." + opts.codec]}
 
 
@@ -123,7 +117,8 @@ def _write_audiofolder(items: Iterator[ExportItem], out: Path,
     lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
-    return {**files.finish(), "items": len(lines),
+    done = files.finish()
+    return {**done, "items": len(lines), "paths": ["metadata.jsonl", *done["paths"]],
             "files": ["metadata.jsonl", f"audio/<pair_id>.{opts.codec}"]}
 
 
@@ -198,7 +193,8 @@ def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) 
         if writer is None:  # every pair left out: no empty, schema-less file
             raise UsageError("no pair to export as Parquet: every done pair was left out "
                              "(by --where, or failing verification with --skip-bad)")
-    return {"written": rows, "kept": 0, "items": rows, "files": ["data.parquet"]}
+    return {"written": rows, "kept": 0, "items": rows, "files": ["data.parquet"],
+            "paths": ["data.parquet"]}
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -230,10 +226,7 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
                 _tar_add(tar, f"{key}.{opts.codec}", item.encode(opts.codec))
                 _tar_add(tar, f"{key}.json", to_json(item.fields).encode())
                 count += 1
-    for stale in out.glob("shard-*.tar"):  # shards of an earlier, bigger export
-        if stale.name not in shards:
-            stale.unlink()
-    return {"written": count, "kept": 0, "items": count, "files": shards}
+    return {"written": count, "kept": 0, "items": count, "files": shards, "paths": shards}
 
 
 #: Format name -> writer. ``wav``/``flac`` are plain files (``--codec`` is implied).
@@ -243,30 +236,19 @@ FORMATS: dict[str, Writer] = {
 }
 
 
-def _check_target(out: Path, info: StoreInfo, fmt: str, overwrite: bool) -> None:
-    marker = out / MANIFEST_NAME
-    if not marker.is_file():
-        # plain files may go into a folder of other files, but never over someone's own
-        # metadata.jsonl (which they now write beside the audio)
-        mixed = fmt not in CODECS or (out / "metadata.jsonl").exists()
-        if mixed and out.is_dir() and any(out.iterdir()) and not overwrite:
-            raise UsageError(f"{out} is not empty and holds no hpc-nst export: export to a new "
-                             "folder, or pass --overwrite to write into it anyway")
-        return
-    try:
-        old = json.loads(marker.read_text("utf-8"))
-    except (OSError, ValueError):
-        old = {}
-    same = (old.get("store"), old.get("format")) == (str(info.path.resolve()), fmt)
-    if not same and not overwrite:
-        raise UsageError(f"{out} holds an export of {old.get('store')!r} as "
-                         f"{old.get('format')!r}; export to another folder, or pass "
-                         "--overwrite to replace it")
+def _write_card(out: Path, card: dict[str, Any]) -> None:
+    text = json.dumps(card, indent=1, sort_keys=True, default=str)
+    atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
 def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                  opts: ExportOptions | None = None) -> dict[str, Any]:
-    """Export every done pair of ``store`` to ``out`` as ``fmt``; returns counts."""
+    """Export every done pair of ``store`` to ``out`` as ``fmt``; returns counts.
+
+    Everything that can refuse the export (the options, the folder, ``--report``, the
+    ``--where`` field names, a Parquet export with no pair) is checked before the folder is
+    made; a full disk stops it with an :class:`~hpc_nst.errors.HpcNstError`, and rerunning the
+    same command then completes it (:mod:`.target`)."""
     from hpc_nst.batch import store as st
 
     opts = opts or ExportOptions()
@@ -281,27 +263,55 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     selection = PairFilter(opts.where) if opts.where is not None else None
     info = store_info(store)
     out = Path(out)
-    _check_target(out, info, fmt, opts.overwrite)
-    status = st.read_column(st.open_root(info.path), "status")
+    here = str(info.path.resolve())
+    before, before_path = target.read_card(out)
+    target.check_target(out, here, fmt, opts.overwrite, before, fmt in CODECS)
+    root = st.open_root(info.path)
+    status = st.read_column(root, "status")
     done = [int(i) for i in (status == st.DONE).nonzero()[0]]
     if not done and fmt not in CODECS:
         raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
                          "status)")
-    items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad)
+    bad: list[str] = []  # pair ids left out by --skip-bad
+    items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad, bad=bad)
     counts: dict[str, int] = {"left_out": 0}
     if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)
-    out.mkdir(parents=True, exist_ok=True)
-    result = FORMATS[fmt](items, out, opts)
-    result.update(not_done=int(len(status) - len(done)), left_out_by_where=counts["left_out"])
-    card = {"store": str(info.path.resolve()), "format": fmt, "codec": opts.codec,
+    first = next(items, None)  # the report read, the first items checked: still nothing written
+    if first is None and fmt == "parquet":
+        raise UsageError("no pair to export as Parquet: every done pair was left out (by "
+                         "--where, or failing verification with --skip-bad); nothing written")
+    if first is not None:
+        items = itertools.chain([first], items)
+    earlier = (target.listed_files(before, target.read_files_map(out))
+               if before is not None else set())
+    ids = st.read_column(root, "pair")
+    card = {"store": here, "format": fmt, "codec": opts.codec,
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
             "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
             "sample_rate": info.sample_rate, "metadata_columns": list(info.metadata_columns),
-            "report": str(opts.report) if opts.report else None, "where": opts.where,
-            **result}
-    text = json.dumps(card, indent=1, sort_keys=True, default=str)
-    atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+            "report": str(opts.report) if opts.report else None, "where": opts.where}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
+                          "may_write": target.may_write(fmt, opts.codec,
+                                                        [str(ids[i]) for i in done],
+                                                        opts.shard_size)})
+        result = FORMATS[fmt](items, out, opts)
+        result["removed"] = target.remove_stale(out, earlier, result.pop("paths"))
+        if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced
+            (out / FILES_NAME).unlink(missing_ok=True)
+        result.update(not_done=int(len(status) - len(done)),
+                      left_out_by_where=counts["left_out"], left_out_bad=len(bad),
+                      left_out_bad_ids=list(bad))
+        _write_card(out, {**card, **result, "complete": True})
+        if before_path is not None and before_path.name != MANIFEST_NAME:
+            target.drop_old_names(out)  # a folder of an earlier release: now the dotfiles
+    except OSError as exc:
+        error = target.write_error(out, exc)
+        if error is None:
+            raise
+        raise error from exc
     log.info("exported %s pair(s) of %s to %s as %s", result.get("items", result["written"]),
              info.path, out, fmt)
     return result

@@ -51,9 +51,34 @@ class ExportItem:
         if codec == "flac":
             sf.write(buf, np.clip(self.audio, -1.0, 1.0), self.sample_rate, format="FLAC",
                      subtype="PCM_24")
-        else:
-            sf.write(buf, self.audio, self.sample_rate, format="WAV", subtype="FLOAT")
+            return buf.getvalue()
+        channels = 1 if self.audio.ndim == 1 else self.audio.shape[1]
+        with sf.SoundFile(buf, "w", self.sample_rate, channels, format="WAV",
+                          subtype="FLOAT") as f:
+            _no_peak_chunk(f)
+            f.write(self.audio)
         return buf.getvalue()
+
+
+#: libsndfile's SFC_SET_ADD_PEAK_CHUNK: its PEAK chunk of a float WAV holds the time of
+#: writing, so two exports a second apart would differ (docs/store.md: reruns give the same
+#: bytes). Turned off, the header keeps the chunk's room as a ``PAD `` chunk of zeros.
+SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def _no_peak_chunk(f: Any) -> None:
+    """Turn off the PEAK chunk of the float WAV ``f`` (a soundfile.SoundFile, before any
+    data is written); a soundfile without the call fails loudly rather than silently
+    writing timestamps."""
+    import soundfile as sf
+
+    lib, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
+    if lib is None or ffi is None or not hasattr(f, "_file"):
+        raise RuntimeError(f"soundfile {sf.__version__}: cannot turn off the PEAK chunk of a "
+                           "float WAV (no libsndfile handle); exports would not be "
+                           "byte-reproducible")
+    if lib.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, ffi.NULL, 0) != 0:  # SF_FALSE: off
+        raise RuntimeError("libsndfile refused to turn off the PEAK chunk of a float WAV")
 
 
 def _scalar(value: Any) -> Any:
@@ -67,7 +92,8 @@ def _scalar(value: Any) -> Any:
 def export_names(names: dict[str, str], reserved: set[str]) -> dict[str, str]:
     """Export field names for metadata columns (``{column: name}``): a name that is an export
     field, a container's own (``audio``), or looks like an audiofolder's file reference
-    (``file_name``, ``<feature>_file_name``) is renamed (``meta_<name>``, ``<name>_meta``), and
+    (``file_name``, ``<feature>_file_name``) is renamed (``meta_<name>``; ``<name>_meta`` for
+    the file references, since ``meta_file_name`` would again read as one), and
     a rename that meets another column's name gets a number: no field ever overwrites another."""
     taken = set(reserved) | set(names.values())
     out: dict[str, str] = {}
@@ -97,6 +123,9 @@ def report_label(report: Path, info: StoreInfo) -> str:
     from hpc_nst.errors import UsageError
     from hpc_nst.report import STORES_NAME
 
+    if not report.is_dir():
+        raise UsageError(f"--report {report}: no such folder; give the folder written by "
+                         "hpc-nst report STORE -o DIR, or export without --report")
     record = report / STORES_NAME
     if not record.is_file():
         logging.getLogger(__name__).warning(
@@ -145,10 +174,17 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
 
 
 def iter_items(info: StoreInfo, only: list[int] | None = None,
-               report: Path | None = None, skip_bad: bool = False) -> Iterator[ExportItem]:
+               report: Path | None = None, skip_bad: bool = False,
+               bad: list[str] | None = None) -> Iterator[ExportItem]:
     """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`;
-    a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out)."""
+    a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out, its id
+    appended to ``bad``). The report is read now: a bad ``report`` is refused at the call."""
     metrics = report_metrics(report, report_label(report, info) if report else info.label)
+    return _items(info, only, metrics, skip_bad, [] if bad is None else bad)
+
+
+def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str, Any]],
+           skip_bad: bool, bad: list[str]) -> Iterator[ExportItem]:
     reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS,
                 *CONTAINER_FIELDS}
     meta_names = export_names(metadata_names(info), reserved)
@@ -157,7 +193,12 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     metric_keys = sorted({k for m in metrics.values() for k in m},
                          key=lambda k: REPORT_METRICS.index(k))
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
-        if pair.status != "done" or not check_audio(info, pair, skip_bad) or pair.audio is None:
+        if pair.status != "done":
+            continue
+        if not check_audio(info, pair, skip_bad):
+            bad.append(pair.pair_id)
+            continue
+        if pair.audio is None:
             continue
         fields: dict[str, Any] = {
             "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],
@@ -166,7 +207,10 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
             "seed": pair.seed, **job,
             "duration_s": round(len(pair.audio) / info.sample_rate, 6),
             "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,
-            "spectral_convergence": _scalar(pair.spectral_convergence),
+            # as hpc-nst report: only an optimised spectrogram went through Griffin-Lim (the
+            # pair recorded losses); the 0.0 other methods store would read as "perfect"
+            "spectral_convergence": (_scalar(pair.spectral_convergence) if pair.records > 0
+                                     else None),
         }
         for t, term in enumerate(info.terms):
             final = math.nan

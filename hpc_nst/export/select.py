@@ -4,7 +4,7 @@ A dataset builder keeps the outputs a judge hears as the style (``judge_top1 == 
 close to their target (``lsd_db < 11``), one split (``split == 'train'``), or any mix:
 comparisons (``== != < <= > >=``, ``in`` / ``not in`` a list), ``and`` / ``or`` / ``not``,
 ``+ - * /``, numbers, strings, ``True`` / ``False`` / ``None``, and the export's field names
-(its ``export.json`` lists them: the store's fields, the manifest's metadata columns,
+(its ``.export.json`` lists them: the store's fields, the manifest's metadata columns,
 ``loss_<term>`` and, with ``--report``, the report's per-pair metrics). Nothing else is
 evaluated (no calls, attributes or indexing), arithmetic takes numbers only and an expression
 at most MAX_LENGTH characters, so an expression can neither run code nor exhaust memory. A

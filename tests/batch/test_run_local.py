@@ -91,8 +91,8 @@ def test_mixed_lengths_broken_rows_rerun_refuse_export(tmp_path, audio_dir, caps
     assert "done 4, failed 5, pending 0" in out and "truncated (manifest line 9" in out
     assert main(["export", str(store), "-o", str(tmp_path / "wav"), "--format", "flac"]) == 0
     files = sorted(p.name for p in (tmp_path / "wav").iterdir())
-    assert files == ["export.files.json", "export.json", "good1.flac", "good2.flac", "good3.flac",
-                     "good4.flac", "metadata.jsonl"]
+    assert files == [".export.files.json", ".export.json", "good1.flac", "good2.flac",
+                     "good3.flac", "good4.flac", "metadata.jsonl"]
     assert sf.info(str(tmp_path / "wav" / "good2.flac")).frames == \
         sf.info(str(audio_dir / "d.wav")).frames
     assert main(["export", str(store), "-o", str(tmp_path / "wav"), "--format", "flac"]) == 0

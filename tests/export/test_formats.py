@@ -68,7 +68,7 @@ def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
     assert by_id["v1.2"]["file_name_meta"] == "src/b.wav"
     assert by_id["ab"]["split"] == "train" and by_id["ab"]["loss_total"] > 0
     assert "lost" not in by_id
-    card = json.loads((out / "export.json").read_text())
+    card = json.loads((out / ".export.json").read_text())
     assert card["format"] == "audiofolder" and card["not_done"] == 1
     assert card["metadata_columns"] == list(META) and card["job"]["method"] == "nst"
     # Rerun: same bytes; another store's export there is refused.
@@ -174,7 +174,7 @@ def test_where_keeps_the_matching_pairs_in_every_format(store, tmp_path, capsys)
     rows = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
     assert sorted(r["pair_id"] for r in rows) == ["ab", "ca"]
     assert sorted(p.name for p in (out / "audio").iterdir()) == ["ab.wav", "ca.wav"]
-    card = json.loads((out / "export.json").read_text())
+    card = json.loads((out / ".export.json").read_text())
     assert card["where"] == "style_label == 'harp'" and card["left_out_by_where"] == 1
     # a report metric, through Parquet: the matching rows only, read back with pyarrow
     assert _export(store, tmp_path / "all", "parquet", "--report", str(report)) == 0
@@ -208,7 +208,7 @@ def test_where_refuses_before_writing_anything(store, tmp_path, capsys):
 def test_where_matching_nothing_gives_an_empty_dataset(store, tmp_path, fmt, capsys):
     out = tmp_path / fmt
     assert _export(store, out, fmt, "--where", "pair_id == 'none of them'") == 0
-    card = json.loads((out / "export.json").read_text())
+    card = json.loads((out / ".export.json").read_text())
     assert card["items"] == 0 and card["left_out_by_where"] == 3
     assert "3 pair(s) left out by --where" in capsys.readouterr().out
 
@@ -217,4 +217,42 @@ def test_where_matching_nothing_writes_no_schemaless_parquet(store, tmp_path, ca
     out = tmp_path / "pq"
     assert _export(store, out, "parquet", "--where", "pair_id == 'none of them'") == 2
     assert "every done pair was left out (by --where" in capsys.readouterr().err
-    assert not (out / "data.parquet").exists()
+    assert not out.exists()  # refused before the folder is made
+
+
+def test_spectral_convergence_is_empty_where_no_griffin_lim_ran(store, tmp_path):
+    """The report leaves it blank for methods that record no losses (eq, sampler, ...):
+    0.0 there would read as a perfect reconstruction. NST pairs keep theirs."""
+    import pyarrow.parquet as pq
+
+    assert _export(store, tmp_path / "nst", "parquet") == 0
+    nst = pq.read_table(tmp_path / "nst" / "data.parquet").column(
+        "spectral_convergence").to_pylist()
+    assert len(nst) == 3 and all(v is not None and v > 0 for v in nst)
+    eq = tmp_path / "eq.zarr"
+    sf.write(tmp_path / "a.wav", tone(220, 0.3), SR)
+    sf.write(tmp_path / "b.wav", tone(330, 0.3), SR)
+    (tmp_path / "m.csv").write_text("pair_id,content,style\nab,a.wav,b.wav\nba,b.wav,a.wav\n")
+    root = Path(__file__).resolve().parents[2]
+    assert main(["run", str(tmp_path / "m.csv"), "-o", str(eq), "--job",
+                 str(root / "jobs" / "eq.toml"), "--workers", "1",
+                 "--progress-interval", "0"]) == 0
+    assert _export(eq, tmp_path / "eq-pq", "parquet") == 0
+    table = pq.read_table(tmp_path / "eq-pq" / "data.parquet")
+    assert table.column("spectral_convergence").to_pylist() == [None, None]
+    assert str(table.schema.field("spectral_convergence").type) == "double"
+    assert _export(eq, tmp_path / "eq-af", "audiofolder") == 0
+    rows = [json.loads(x) for x in (tmp_path / "eq-af" / "metadata.jsonl").read_text()
+            .splitlines()]
+    assert [r["spectral_convergence"] for r in rows] == [None, None]
+
+
+def test_docs_name_the_rename_of_a_file_name_column():
+    """``file_name`` (and ``*_file_name``) metadata becomes ``file_name_meta``, not
+    ``meta_file_name``: an audiofolder reads any ``*_file_name`` column as a file path."""
+    from hpc_nst.export.items import export_names
+
+    assert export_names({"file_name": "file_name", "audio": "audio"}, {"audio"}) == {
+        "file_name": "file_name_meta", "audio": "meta_audio"}
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
+    assert "`file_name_meta`" in docs and "meta_file_name" not in docs

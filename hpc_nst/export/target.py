@@ -1,0 +1,165 @@
+"""The export folder: its sidecars, the checks before writing, and what an earlier export left.
+
+An export folder holds two sidecars, both dotfiles so that folder loaders
+(``pyarrow.parquet.read_table(DIR)``, ``pandas.read_parquet(DIR)``,
+``datasets.load_dataset(..., data_dir=DIR)``) never read them as data: ``.export.json`` (the
+card: store, format, counts, and the files it wrote) and, for the file-based formats,
+``.export.files.json`` (pair id -> ``"<codec>:<audio checksum>"`` of each audio file). Folders
+written by earlier releases have them as ``export.json`` / ``export.files.json``: they are still
+recognised, and replaced by the dotfiles on the next export there.
+
+Before writing any data, an export writes a card marked ``"complete": false`` that lists the
+files it may write and those of the earlier export it replaces; an export stopped part-way
+(a full disk) is thus still recognised as ours, and rerunning it removes what neither the
+finished export nor its data needs. Only files a card lists are ever removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from hpc_nst.errors import HpcNstError, UsageError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = ".export.json"
+FILES_NAME = ".export.files.json"  # pair id -> "<codec>:<audio checksum>" (file-based formats)
+#: The names earlier releases gave them (plain names, which folder loaders read as data).
+OLD_NAMES = {MANIFEST_NAME: "export.json", FILES_NAME: "export.files.json"}
+#: Where a file-based format puts its audio files, by format.
+AUDIO_SUB = {"wav": "", "flac": "", "audiofolder": "audio/"}
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _read_json(out: Path, name: str) -> tuple[Any, Path | None]:
+    """The parsed sidecar ``name`` of ``out`` (or its old name) and its path; (None, None)
+    where neither is there or readable."""
+    for path in (out / name, out / OLD_NAMES[name]):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text("utf-8")), path
+            except (OSError, ValueError):
+                return None, path
+    return None, None
+
+
+def read_card(out: Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """The card of the export in ``out`` (None where there is none, or where the file is not
+    an hpc-nst card: an ``export.json`` of someone else's) and the file it was read from."""
+    card, path = _read_json(out, MANIFEST_NAME)
+    if isinstance(card, dict) and "store" in card and "format" in card:
+        return card, path
+    if path is not None and path.name == MANIFEST_NAME:  # ours, but unreadable
+        return {}, path
+    return None, None
+
+
+def read_files_map(out: Path) -> dict[str, str]:
+    """``pair id -> "<codec>:<checksum>"`` of the file-based export in ``out`` ({} if none)."""
+    got, _ = _read_json(out, FILES_NAME)
+    return {str(k): str(v) for k, v in got.items()} if isinstance(got, dict) else {}
+
+
+def check_target(out: Path, store: str, fmt: str, overwrite: bool,
+                 card: dict[str, Any] | None, plain: bool) -> None:
+    """Refuse to write into ``out`` where that would mix with (or replace, without
+    ``overwrite``) something else: a file, a folder of other files, another export."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: it is a file, not a folder; name a new folder (or one "
+                         "holding an earlier export) to export into")
+    if card is None:
+        # plain files may go into a folder of other files, but never over someone's own
+        # metadata.jsonl (which they now write beside the audio)
+        mixed = not plain or (out / "metadata.jsonl").exists()
+        if mixed and out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise UsageError(f"{out} is not empty and holds no hpc-nst export: export to a new "
+                             "folder, or pass --overwrite to write into it anyway")
+        return
+    same = (card.get("store"), card.get("format")) == (store, fmt)
+    if not same and not overwrite:
+        state = "" if card.get("complete", True) else " (stopped part-way)"
+        raise UsageError(f"{out} holds an export of {card.get('store')!r} as "
+                         f"{card.get('format')!r}{state}; export to another folder, or pass "
+                         "--overwrite to replace it")
+
+
+def _safe(rel: str) -> bool:
+    p = PurePosixPath(rel)
+    return bool(rel) and "<" not in rel and not p.is_absolute() and ".." not in p.parts
+
+
+def listed_files(card: dict[str, Any] | None, files_map: dict[str, str]) -> set[str]:
+    """The files (relative paths) the export described by ``card`` wrote, or may have
+    written where it stopped part-way, and those of the exports it was replacing."""
+    if not card:
+        return set()
+    fmt, codec = str(card.get("format")), str(card.get("codec") or card.get("format"))
+    listed: set[str] = set()
+    if fmt in AUDIO_SUB:
+        listed.add("metadata.jsonl")
+        for pair_id, tag in files_map.items():
+            listed.add(f"{AUDIO_SUB[fmt]}{pair_id}.{tag.partition(':')[0] or codec}")
+    for key in ("files", "may_write", "replacing"):
+        value = card.get(key)
+        if isinstance(value, list):
+            listed.update(str(v) for v in value)
+    return {rel for rel in listed if _safe(rel)}
+
+
+def may_write(fmt: str, codec: str, pair_ids: list[str], shard_size: int) -> list[str]:
+    """The files an export of ``pair_ids`` (at most) as ``fmt`` may write."""
+    if fmt in AUDIO_SUB:
+        return ["metadata.jsonl", *(f"{AUDIO_SUB[fmt]}{p}.{codec}" for p in pair_ids)]
+    if fmt == "parquet":
+        return ["data.parquet"]
+    shards = -(-len(pair_ids) // shard_size)
+    return [f"shard-{k:06d}.tar" for k in range(shards)]
+
+
+def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> int:
+    """Remove the files of ``earlier`` that this export did not write; how many there were.
+    An ``audio/`` folder left empty by it goes too."""
+    keep = set(produced)
+    removed = 0
+    for rel in sorted(set(earlier) - keep):
+        path = out / rel
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed += 1
+    subs = {PurePosixPath(rel).parts[0] for rel in earlier if "/" in rel}
+    for sub in sorted(subs):
+        folder = out / sub
+        if folder.is_dir() and not any(folder.iterdir()) and not any(
+                rel.startswith(f"{sub}/") for rel in keep):
+            folder.rmdir()
+    return removed
+
+
+def drop_old_names(out: Path) -> None:
+    """Remove the sidecars under the names of earlier releases (replaced by the dotfiles)."""
+    for old in OLD_NAMES.values():
+        (out / old).unlink(missing_ok=True)
+
+
+def write_error(out: Path, exc: OSError) -> HpcNstError | None:
+    """The one-line error for an export stopped by its output folder (full, read-only), or
+    None for any other OSError."""
+    if exc.errno in _NO_SPACE:
+        log.debug("export to %s stopped: %s", out, exc)
+        return HpcNstError(f"{out}: no space left to write the export ({exc.strerror or exc}); "
+                           "free space (or export to another disk) and rerun the same "
+                           "command: it picks up the folder as it is and completes the export")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return HpcNstError(f"-o {out}: cannot make the folder, a part of its path is a file "
+                           f"({exc.filename or out}); name another folder")
+    if exc.errno in _NOT_WRITABLE:
+        return HpcNstError(f"{out}: cannot write the export there ({exc.strerror or exc}: "
+                           f"{exc.filename or out}); make it writable or export to another "
+                           "folder")
+    return None

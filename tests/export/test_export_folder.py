@@ -1,0 +1,272 @@
+"""The export folder: it loads with the folder loaders (the sidecars are dotfiles), reruns give
+the same bytes, ``--overwrite`` removes the earlier export's files (only those), a full disk
+stops it with one line and a rerun completes it, and refused exports leave nothing behind."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hpc_nst.batch import store as st
+from hpc_nst.cli import main
+from tests.batch.conftest import SR, tone
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+FORMATS = ("wav", "flac", "audiofolder", "parquet", "webdataset")
+IDS = ["ab", "bc", "ca"]
+SIDECARS = {".export.json", ".export.files.json", "export.json", "export.files.json"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """3 done pairs of a pass-through job (seconds to make)."""
+    d = tmp_path_factory.mktemp("folder")
+    for name, f0, sec in (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2)):
+        sf.write(d / f"{name}.wav", tone(f0, sec), SR)
+    (d / "m.csv").write_text("pair_id,content,style,split\nab,a.wav,b.wav,train\n"
+                             "bc,b.wav,c.wav,test\nca,c.wav,a.wav,train\n")
+    out = d / "s.zarr"
+    assert main(["run", str(d / "m.csv"), "-o", str(out), "--job",
+                 str(ROOT / "jobs" / "content-copy.toml"), "--workers", "1",
+                 "--progress-interval", "0"]) == 0
+    return out
+
+
+def export(store: Path, out: Path, fmt: str, *extra: str) -> int:
+    return main(["export", str(store), "-o", str(out), "--format", fmt, *extra])
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file()}
+
+
+def _no_sidecar_in(values: list[str]) -> None:
+    assert not any(Path(str(v)).name in SIDECARS for v in values), values
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_folder_loads_with_its_folder_loader(store, tmp_path, fmt, capsys):
+    """Loaded from the folder path (not the data file): 3 rows, no sidecar as data."""
+    import datasets
+
+    out = tmp_path / fmt
+    assert export(store, out, fmt) == 0
+    if fmt == "parquet":
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.num_rows == 3 and sorted(table.column("pair_id").to_pylist()) == IDS
+        frame = pd.read_parquet(out)
+        assert len(frame) == 3 and "store" not in frame.columns
+        ds = datasets.load_dataset("parquet", data_dir=str(out), split="train")
+        assert ds.num_rows == 3 and sorted(ds["pair_id"]) == IDS
+        assert isinstance(ds.features["audio"], datasets.Audio)
+    elif fmt == "webdataset":
+        ds = datasets.load_dataset("webdataset", data_dir=str(out), split="train")
+        assert ds.num_rows == 3 and sorted(r["pair_id"] for r in ds["json"]) == IDS
+        _no_sidecar_in(ds["__url__"])
+    else:
+        for ds in (datasets.load_dataset(str(out), split="train"),
+                   datasets.load_dataset("audiofolder", data_dir=str(out), split="train")):
+            assert ds.num_rows == 3 and sorted(ds["pair_id"]) == IDS
+            assert "store" not in ds.column_names
+            for row in ds:
+                samples = row["audio"].get_all_samples()
+                assert samples.sample_rate == SR and samples.data.shape[1] > 0
+        # one audio file and the sidecars: with plain-named sidecars (more .json than
+        # audio) the folder loader took the folder for a JSON dataset and failed
+        one = tmp_path / f"{fmt}-one"
+        assert export(store, one, fmt, "--where", "pair_id == 'ab'") == 0
+        ds = datasets.load_dataset(str(one), split="train")
+        assert ds.num_rows == 1 and ds["pair_id"] == ["ab"] and "audio" in ds.column_names
+    names = {p.name for p in out.iterdir()}
+    assert ".export.json" in names and not names & {"export.json", "export.files.json"}
+
+
+def test_float_wav_has_no_timestamped_peak_chunk():
+    from hpc_nst.export.items import ExportItem
+
+    audio = tone(220, 0.1)
+    data = ExportItem("p", audio, SR, {}).encode("wav")
+    assert b"PEAK" not in data
+    back, rate = sf.read(io.BytesIO(data), dtype="float32")
+    assert rate == SR and sf.info(io.BytesIO(data)).subtype == "FLOAT"
+    np.testing.assert_array_equal(back, audio)
+
+
+def test_every_format_gives_the_same_bytes_a_second_later(store, tmp_path):
+    """libsndfile's PEAK chunk held the time of writing (byte 61 of a float WAV): two exports
+    more than a second apart must still be identical, sidecars included."""
+    runs = []
+    for k in range(2):
+        if k:
+            time.sleep(1.1)
+        for fmt in FORMATS:
+            assert export(store, tmp_path / f"{fmt}-{k}", fmt, "--shard-size", "2") == 0
+        runs.append({fmt: tree(tmp_path / f"{fmt}-{k}") for fmt in FORMATS})
+    for fmt in FORMATS:
+        assert runs[0][fmt] == runs[1][fmt], fmt
+    assert b"PEAK" not in runs[0]["wav"]["ab.wav"]
+
+
+def test_an_export_of_an_earlier_release_is_recognised_and_migrated(store, tmp_path, capsys):
+    out = tmp_path / "old"
+    assert export(store, out, "wav") == 0
+    (out / ".export.json").rename(out / "export.json")  # as written before the dotfiles
+    (out / ".export.files.json").rename(out / "export.files.json")
+    capsys.readouterr()
+    assert export(store, out, "wav") == 0  # ours: no --overwrite needed, files kept
+    assert "kept 3 existing" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {".export.json", ".export.files.json"} <= names
+    assert not names & {"export.json", "export.files.json"}
+    # an old parquet export: another format is refused, and replaced with --overwrite
+    pq_out = tmp_path / "old-pq"
+    assert export(store, pq_out, "parquet") == 0
+    (pq_out / ".export.json").rename(pq_out / "export.json")
+    assert export(store, pq_out, "wav") == 2
+    assert "holds an export of" in capsys.readouterr().err
+    assert export(store, pq_out, "wav", "--overwrite") == 0
+    assert sorted(p.name for p in pq_out.iterdir()) == [
+        ".export.files.json", ".export.json", "ab.wav", "bc.wav", "ca.wav", "metadata.jsonl"]
+    # someone else's export.json is not taken for ours, nor removed
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "export.json").write_text('{"my": "settings"}')
+    assert export(store, mine, "parquet") == 2
+    assert "holds no hpc-nst export" in capsys.readouterr().err
+    assert export(store, mine, "parquet", "--overwrite") == 0
+    assert (mine / "export.json").read_text() == '{"my": "settings"}'
+
+
+@pytest.mark.parametrize(("first", "then"), [("parquet", "wav"), ("wav", "parquet"),
+                                             ("audiofolder", "webdataset"),
+                                             ("webdataset", "flac")])
+def test_overwrite_removes_the_earlier_exports_files_only(store, tmp_path, first, then,
+                                                          capsys):
+    out = tmp_path / "x"
+    assert export(store, out, first, "--shard-size", "1") == 0
+    (out / "notes.txt").write_text("mine")  # not ours: stays
+    alone = tmp_path / "alone"
+    assert export(store, alone, then) == 0
+    assert export(store, out, then, "--overwrite") == 0
+    assert "removed" in capsys.readouterr().out
+    got, want = tree(out), tree(alone)  # the cards differ in "removed" only
+    card = json.loads(got.pop(".export.json"))
+    assert got == {**{k: v for k, v in want.items() if k != ".export.json"},
+                   "notes.txt": b"mine"}
+    assert card["removed"] > 0
+
+
+def test_export_to_a_file_is_refused_in_one_line(store, tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    capsys.readouterr()
+    assert export(store, target, "parquet") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err and str(target) in err
+
+
+def _fail_on(monkeypatch, fmt: str) -> None:
+    """Make the n-th write of ``fmt``'s data raise ENOSPC (after some data is written)."""
+    calls = {"n": 0}
+
+    def failing(original, nth):
+        def wrapper(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == nth:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return original(*args, **kwargs)
+        return wrapper
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        monkeypatch.setattr(pq.ParquetWriter, "write_table",
+                            failing(pq.ParquetWriter.write_table, 2))
+    elif fmt == "webdataset":
+        monkeypatch.setattr(tarfile.TarFile, "addfile", failing(tarfile.TarFile.addfile, 3))
+    else:
+        monkeypatch.setattr(Path, "write_bytes", failing(Path.write_bytes, 2))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_full_disk_stops_with_one_line_and_a_rerun_completes_it(store, tmp_path, fmt,
+                                                                   capsys, monkeypatch):
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert export(store, clean, fmt, "--shard-size", "1") == 0
+    with monkeypatch.context() as m:
+        _fail_on(m, fmt)
+        capsys.readouterr()
+        assert export(store, out, fmt, "--shard-size", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "no space left" in err and "free space" in err and "rerun the same command" in err
+    card = json.loads((out / ".export.json").read_text())  # the partial folder is ours
+    assert card["complete"] is False and card["format"] == fmt
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name.count(".") > 2
+                and p.name != ".export.files.json"]  # no temporary file left
+    assert export(store, out, fmt, "--shard-size", "1") == 0
+    assert tree(out) == tree(clean)
+
+
+def test_skip_bad_counts_the_pairs_it_left_out(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for name, f0, sec in (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2), ("e", 550, 0.3)):
+        sf.write(d / f"{name}.wav", tone(f0, sec), SR)
+    (d / "m.csv").write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,c.wav\n"
+                             "p3,c.wav,e.wav\np4,e.wav,a.wav\n")
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(d / "m.csv"), "-o", str(store), "--job",
+                 str(ROOT / "jobs" / "content-copy.toml"), "--workers", "1",
+                 "--batch-size", "2", "--progress-interval", "0"]) == 0
+    for chunk in (store / "audio" / "c").rglob("*"):
+        if chunk.is_file():
+            raw = bytearray(chunk.read_bytes())
+            raw[:64] = bytes(64)  # each shard's first inner chunk: undecodable
+            chunk.write_bytes(bytes(raw))
+    ids = [str(p) for p in st.open_root(store)["pair"][:]]
+    out = tmp_path / "wav"
+    capsys.readouterr()
+    assert export(store, out, "wav", "--skip-bad") == 0
+    line = capsys.readouterr().out
+    card = json.loads((out / ".export.json").read_text())
+    kept = sorted(p.stem for p in out.glob("*.wav"))
+    bad = sorted(set(ids) - set(kept))
+    assert bad and card["left_out_bad"] == len(bad) and sorted(card["left_out_bad_ids"]) == bad
+    assert card["items"] == len(kept) == 4 - len(bad)
+    assert f"{len(bad)} pair(s) left out by --skip-bad" in line
+    assert all(p in line for p in bad)
+
+
+def test_refused_exports_leave_no_folder(store, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert export(store, out, "audiofolder", "--report", str(tmp_path / "no-report")) == 2
+    assert not out.exists()
+    assert export(store, out, "parquet", "--where", "pair_id == 'none'") == 2
+    assert "every done pair was left out" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_interrupted_export_is_resumed_not_refused(store, tmp_path, monkeypatch, capsys):
+    """An audiofolder stopped part-way is a non-empty folder: still recognised as ours."""
+    out = tmp_path / "af"
+    with monkeypatch.context() as m:
+        _fail_on(m, "audiofolder")
+        assert export(store, out, "audiofolder") == 2
+    assert any((out / "audio").iterdir())
+    assert export(store, out, "audiofolder") == 0
+    assert sorted(p.name for p in (out / "audio").iterdir()) == [f"{i}.wav" for i in IDS]
+    shutil.rmtree(out)
