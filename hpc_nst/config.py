@@ -151,6 +151,7 @@ class JobConfig:
 #: mixes the two. A method not listed is at revision 0, which leaves the digest as it was.
 #: sampler 1 (and layered, which plays it): an extended note keeps its level trend through the
 #: pieces (no swell at each seam), and a style note's voiced frames are the f0 track's own.
+#: layered-post's revision covers its shipped weights too: retrained, it is raised.
 METHOD_REVISIONS: dict[str, int] = {"sampler": 1, "layered": 1}
 
 #: Keys added after stores existed, with the value that reproduces the results from before the
