@@ -13,6 +13,7 @@ mean removed, so a static filter of the rendering does not change the gains it p
 from __future__ import annotations
 
 import functools
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def load_post_filter(path: str | None = None) -> PostFilterNet:
         payload = torch.load(where, map_location="cpu", weights_only=True)
         model = PostFilterNet()
         model.load_state_dict(payload["state_dict"])
-    except (OSError, KeyError, RuntimeError) as exc:
+    except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{where}: not a post-filter checkpoint ({exc}); reinstall "
                               "hpc_nst or retrain it (benchmarks/train_post_filter.py)") from None
     return model.eval()

@@ -120,3 +120,25 @@ def test_the_method_plays_the_content_notes_at_its_peak_and_repeats_its_bits(cfg
     assert np.abs(out - at_peak_of(sampled, content)).max() > 0.01  # not the sampler's alone
     with pytest.raises(TransferError, match="no pitched note"):
         run_method([content], [np.zeros(SR, np.float32)], cfg, seeds=[0])
+
+
+def test_layered_post_filters_the_layered_rendering_keeping_notes_and_bits(cfg):
+    """``layered-post``: layered's output through the shipped post-filter: the content's
+    notes kept, its peak, its bits on a rerun; it differs from layered's by band gains only."""
+    from hpc_nst.models.post_filter import load_post_filter, post_filter
+
+    post_cfg = load_job(Path(__file__).resolve().parents[2] / "jobs" / "layered-post.toml")
+    content = notes([262.0, 330.0, 392.0])
+    style = notes([220.0, 300.0, 440.0], 0.5, decay_s=0.3)
+    out = run_method([content], [style], post_cfg, seeds=[0])[0].audio
+    layered = run_method([content], [style], cfg, seeds=[0])[0].audio
+    assert len(out) == len(content) and abs(np.abs(out).max() - np.abs(content).max()) < 1e-3
+    for i, f in enumerate([262.0, 330.0, 392.0]):
+        a = i * 0.6 + 0.1
+        got = median_f0(out[int(a * SR):int((a + 0.3) * SR)])
+        assert abs(1200 * np.log2(got / f)) < 30, (f, got)
+    np.testing.assert_allclose(out, at_peak_of(post_filter(layered, style, load_post_filter()),
+                                               content), atol=1e-6)
+    assert np.abs(out - layered).max() > 1e-3
+    np.testing.assert_array_equal(run_method([content], [style], post_cfg, seeds=[0])[0].audio,
+                                  out)
