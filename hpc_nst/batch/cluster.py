@@ -238,8 +238,18 @@ class LocalLayout:
     found: int  # GPUs on this machine
 
 
+def check_counts(opts: ClusterOptions) -> None:
+    """Refuse worker counts that would leave the cluster without a worker (the run would wait
+    for one forever): ``workers`` must be at least 1, ``min_workers`` at least 0."""
+    if opts.workers is not None and opts.workers < 1:
+        raise ConfigError(f"--workers {opts.workers}: give a whole number >= 1")
+    if opts.min_workers is not None and opts.min_workers < 0:
+        raise ConfigError(f"--min-workers {opts.min_workers}: give a whole number >= 0")
+
+
 def local_layout(opts: ClusterOptions) -> LocalLayout:
     """The layout :func:`make_cluster` gives a local cluster of ``opts`` (nothing started)."""
+    check_counts(opts)
     try:
         import torch
 
@@ -267,6 +277,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     """Start the cluster described by ``opts`` (not for ``slurm-runner``: see make_runner)."""
     if opts.kind not in CLUSTERS:
         raise ValueError(f"unknown cluster {opts.kind!r} (choose from {', '.join(CLUSTERS)})")
+    check_counts(opts)
     # Adaptive scaling sizes the cluster from the expected work: tell it a task is long.
     dask.config.set({"distributed.scheduler.default-task-durations":
                      {TASK_PREFIX: opts.task_duration}})

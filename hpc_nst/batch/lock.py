@@ -46,10 +46,9 @@ class StoreLock:
                 self._create(me + "\n")
             except FileExistsError:
                 if not self._stale():
-                    owner = self.file.read_text().strip() if self.file.exists() else "?"
                     raise StoreError(
-                        f"{self.file.parent} is in use by another run (host pid started: "
-                        f"{owner}); if that run is dead, delete {self.file}") from None
+                        f"{self.file.parent} is in use by another run ({self._owner()}); if "
+                        f"that run is dead, delete {self.file}") from None
                 # Take the stale lock over under a guard: of two drivers doing this at once,
                 # the second re-checks after the first and finds the first's fresh lock.
                 with open(self.file.with_name(f"{LOCK_NAME}.guard"), "a") as guard:
@@ -63,6 +62,13 @@ class StoreLock:
             self.held = True
             return self
         raise StoreError(f"could not take the lock {self.file}")
+
+    def _owner(self) -> str:
+        """Who holds the lock, in words (:func:`describe_owner`)."""
+        try:
+            return describe_owner(self.file.read_text())
+        except OSError:
+            return "owner unknown"
 
     def _create(self, text: str) -> None:
         """The lock file with ``text`` in it, or FileExistsError."""
@@ -107,6 +113,22 @@ class StoreLock:
         if self.held:
             self.file.unlink(missing_ok=True)
             self.held = False
+
+
+def describe_owner(text: str) -> str:
+    """A lock file's content (``host pid started [slurm=job:restart]``) in words:
+    ``host vm, pid 22448, started 2026-12-07T08:55:32[, Slurm job 51 (restart 0)]``."""
+    words = text.split()
+    if not words:
+        return "owner unknown: the lock file is empty"
+    slurm = next((w for w in words if w.startswith("slurm=")), "")
+    words = [w for w in words if w != slurm]
+    parts = [f"{label} {value}" for label, value in zip(("host", "pid", "started"), words)]
+    parts += words[3:]
+    if slurm:
+        job, _, restart = slurm[6:].partition(":")
+        parts.append(f"Slurm job {job} (restart {restart or 0})")
+    return ", ".join(parts)
 
 
 def _int(text: str) -> int:

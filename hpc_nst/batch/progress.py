@@ -45,7 +45,8 @@ class Progress:
             self._ticker.start()
 
     def _tick(self) -> None:
-        period = 1.0 if self.tty else self.interval
+        # (at least a second: --progress-interval 0, a line at every update, must not spin)
+        period = 1.0 if self.tty else max(self.interval, 1.0)
         while not self._stop.wait(period):
             self._show(force=not self.tty)
 

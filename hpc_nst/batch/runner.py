@@ -60,11 +60,16 @@ class RunSummary:
     done: int
     failed: int
     pending: int
-    ran: int  # pairs submitted in this run
+    ran: int  # pairs submitted in this run (done or not)
     skipped: int  # pairs already done before this run
     wall_s: float
     failures: list[tuple[str, int, str]] = field(default_factory=list)  # (pair_id, line, error)
     interrupted: bool = False
+
+    @property
+    def done_now(self) -> int:
+        """Pairs this run brought to done (the throughput counts these, not those scheduled)."""
+        return max(0, self.done - self.skipped)
 
     @property
     def exit_code(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -85,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.log_file)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except (HpcNstError, FileNotFoundError) as exc:
         log.debug("%s failed", args.command, exc_info=True)
         print(f"hpc-nst {args.command}: error: {exc}", file=sys.stderr)
@@ -93,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hpc-nst {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``hpc-nst status STORE | head -1``): stop quietly, as a
+    command killed by SIGPIPE would (exit code 141), without a traceback or a second error
+    when Python flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured): nothing is flushed at exit
+        pass
+    return 141  # 128 + SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

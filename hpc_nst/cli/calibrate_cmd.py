@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hpc_nst.cli.run_cmd import device_arg
 from hpc_nst.cli.transfer_cmd import add_job_arguments
 from hpc_nst.config import load_job, parse_overrides
 
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "time per batch in the calibration file, keyed by device name and job "
                     "(iteration counts and seeds aside). Run it once per device type and job.")
     add_job_arguments(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
+                   help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], metavar="B")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads while measuring (default on a CPU: what each task of "

@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     for s in args.stores:
         if not s.exists():
             raise UserError(f"{s}: store not found")
+    if args.inputs_dir is not None and not args.inputs_dir.is_dir():
+        raise UserError(f"--inputs-dir {args.inputs_dir}: "
+                        + ("not a folder" if args.inputs_dir.exists() else "no such folder"))
+    if args.output.exists() and not args.output.is_dir():
+        raise UserError(f"-o {args.output}: exists and is not a folder; give a folder for the "
+                        "report")
     opts = ReportOptions(
         skip_bad=args.skip_bad,
         groups=groups, classifier=args.classifier, judge=args.judge, details=args.details,

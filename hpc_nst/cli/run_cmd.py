@@ -3,14 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hpc_nst.cli.transfer_cmd import add_job_arguments
 from hpc_nst.config import load_job, parse_overrides
+
+#: What ``--device`` accepts (``run`` and ``calibrate``).
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: auto, cpu, cuda or cuda:N."""
+    value = text.strip().lower()
+    if not DEVICE_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
+    return value
+
+
+def count_arg(least: int) -> Callable[[str], int]:
+    """argparse type of a whole number >= ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {least}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type in its messages
+    return parse
+
+
+def check_local_device(device: str, cluster: str) -> None:
+    """Refuse a CUDA device for a local cluster on a machine without one (before any store is
+    created); batch schedulers' workers have their own GPUs, so they are not checked here."""
+    if cluster != "local" or not device.startswith("cuda"):
+        return
+    import torch
+
+    from hpc_nst.errors import UsageError
+
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= found:
+        have = (f"only {found} CUDA device(s)" if found
+                else "no CUDA device (torch.cuda.is_available() is False)")
+        raise UsageError(f"--device {device}: this machine has {have}; use --device cpu or "
+                         "auto here, or a batch scheduler (--cluster slurm, ...) whose workers "
+                         "have GPUs")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,16 +83,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-invalid", action="store_true",
                    help="record invalid manifest rows as failed and run the others")
     p.add_argument("--retry-failed", action="store_true", help="rerun pairs that failed")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
+                   help="auto (default), cpu, cuda or cuda:N; cuda with the local cluster "
+                   "needs a CUDA device on this machine")
     c = p.add_argument_group(
         "cluster", "Options left out fall back to the dask config jobqueue.<scheduler>.* "
         "(see slurm/jobqueue.yaml).")
     c.add_argument("--cluster", choices=CLUSTERS, default="local",
                    help="local (default), a batch scheduler via dask-jobqueue, or slurm-runner "
                    "(inside one allocation, under srun)")
-    c.add_argument("--workers", type=int, metavar="N",
-                   help="local: worker processes; schedulers: most worker jobs (default 1)")
-    c.add_argument("--min-workers", type=int, metavar="N",
+    c.add_argument("--workers", type=count_arg(1), metavar="N",
+                   help="local: worker processes (default: one per GPU, else 1); schedulers: "
+                   "most worker jobs (default 1); at least 1")
+    c.add_argument("--min-workers", type=count_arg(0), metavar="N",
                    help="fewest worker jobs kept by adaptive scaling (default 0)")
     c.add_argument("--gpus-per-worker", type=int, choices=(0, 1), dest="gpus",
                    help="1: each worker job gets one GPU (default for schedulers); 0: CPU only")
@@ -54,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            ("--interface", "network interface of the workers, e.g. ib0"),
                            ("--local-directory", "node-local scratch directory")):
         c.add_argument(flag, help=helptext)
-    c.add_argument("--cores", type=int, help="CPU cores per worker job")
+    c.add_argument("--cores", type=count_arg(1), help="CPU cores per worker job")
     c.add_argument("--tasks-per-worker", type=int, metavar="N",
                    help="tasks a worker runs at once, its cores split between them (default: "
                    "2 on a GPU, so that one task's decoding and store write overlap the "
@@ -85,11 +136,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
     """The end-of-run summary: counts, throughput and the failed pairs with their messages."""
     out = out or sys.stderr
-    rate = summary.ran / summary.wall_s * 3600 if summary.wall_s > 0 and summary.ran else 0
+    done_now = summary.done_now
+    rate = done_now / summary.wall_s * 3600 if summary.wall_s > 0 and done_now else 0
     print(f"{summary.store}: {summary.total} pairs: {summary.done} done "
           f"({summary.skipped} already done before this run), {summary.failed} failed, "
-          f"{summary.pending} pending; this run: {summary.ran} pairs in {summary.wall_s:.1f} s"
-          + (f" ({rate:.0f} pairs/h)" if rate else ""), file=out)
+          f"{summary.pending} pending; this run: {summary.ran} pairs ({done_now} done) in "
+          f"{summary.wall_s:.1f} s" + (f" ({rate:.0f} pairs/h done)" if rate else ""), file=out)
     if summary.failures:
         print("failed pairs:", file=out)
         for pid, line, error in summary.failures[:limit]:
@@ -131,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batches-per-task must be >= 1")
     if args.tasks_per_worker is not None and args.tasks_per_worker < 1:
         raise UserError("--tasks-per-worker must be >= 1")
+    check_local_device(args.device, args.cluster)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     cfg = load_job(args.job, parse_overrides(args.overrides))
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,

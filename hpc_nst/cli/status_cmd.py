@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import math
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Job names of the shipped driver scripts (slurm/run.sbatch, slurm/run-in-allocation.sbatch).
+DRIVER_JOB_NAMES = ("hpc-nst-driver", "hpc-nst-alloc")
+#: Slurm job states of a driver still to start, or running (squeue -t).
+LIVE_STATES = "PD,R,CF,RQ,RH,RF,RS,S"
+#: Default of ``--grace``: seconds ``--watch`` waits for a driver to show up.
+GRACE_S = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", nargs="?", type=float, const=10.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 10) until the batch ends: no pair "
                         "pending, or the driver gone (waits for the store to appear)")
+    p.add_argument("--grace", type=float, default=GRACE_S, metavar="S",
+                   help="with --watch: while pairs are pending and no driver was seen yet, "
+                        f"wait this long for one before calling it gone (default {GRACE_S:g}); "
+                        "a Slurm job of yours queued or running for this store (squeue) "
+                        "always counts as its driver")
     p.set_defaults(func=run)
 
 
@@ -36,7 +53,8 @@ def collect(path: Path) -> dict[str, Any]:
     pending = ~(done | failed)
     t = {k: table[k].to_numpy(dtype=float) for k in
          ("features_s", "optimise_s", "griffin_lim_s", "finished_at")}
-    compute = (t["features_s"] + t["optimise_s"] + t["griffin_lim_s"])[done]
+    compute = _compute_per_batch(t)[done]
+    compute = compute[np.isfinite(compute)]
     runs = []
     attrs = info.attrs
     for r in attrs.get("runs", []):
@@ -73,11 +91,90 @@ def collect(path: Path) -> dict[str, Any]:
         "retried": int((attempts > 1).sum()),
         "devices": {str(d): int(n) for d, n in zip(*np.unique(devices[done].astype(str),
                                                               return_counts=True))},
-        "compute_s_per_batch_median": float(np.median(compute)) if compute.size else None,
+        "compute_s_per_batch_median": round(float(np.median(compute)), 6) if compute.size
+        else None,
         "runs": runs,
         "failures": [{"pair_id": str(ids[i]), "line": int(rows[i]), "attempts": int(attempts[i]),
                       "error": str(errors[i])} for i in np.flatnonzero(failed)],
     }
+
+
+def _compute_per_batch(t: dict[str, np.ndarray]) -> np.ndarray:
+    """Features + optimisation + Griffin-Lim seconds per pair: a stage a method does not have
+    (NaN: no optimisation for a per-pair method) counts as 0; NaN when no stage was timed."""
+    parts = np.stack([t["features_s"], t["optimise_s"], t["griffin_lim_s"]])
+    timed = np.isfinite(parts).any(axis=0)
+    return np.where(timed, np.nansum(np.where(np.isfinite(parts), parts, 0.0), axis=0), np.nan)
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf) replaced by None: valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def _squeue() -> list[str] | None:
+    """``id|state|name|workdir|command`` of each of this user's queued or running Slurm jobs;
+    None where squeue is missing or fails."""
+    exe = shutil.which("squeue")
+    if exe is None:
+        return None
+    try:
+        user = ["-u", getpass.getuser()]
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        user = ["-u", str(os.getuid())]
+    try:
+        proc = subprocess.run([exe, "-h", *user, "-t", LIVE_STATES, "-o", "%i|%T|%j|%Z|%o"],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.splitlines() if proc.returncode == 0 else None
+
+
+def _same_path(token: str, workdir: str, target: Path) -> bool:
+    """Whether a word of a job's command (a path, or ``--option=path``), relative to the job's
+    working directory, is ``target``."""
+    token = token.rstrip("/")
+    if not token or (token.startswith("-") and "=" not in token):
+        return False
+    token = token.split("=", 1)[1] if token.startswith("-") else token
+    path = Path(os.path.expanduser(token))
+    if not path.is_absolute():
+        if not workdir:
+            return False
+        path = Path(workdir) / path
+    try:
+        return path.resolve() == target
+    except OSError:
+        return False
+
+
+def queued_driver(store: Path) -> str | None:
+    """A Slurm job of this user, queued or running, that drives ``store``: one whose command
+    names the store (``sbatch slurm/run.sbatch MANIFEST STORE ...``) or, where a driver job's
+    command is unknown (``--wrap``, a script on stdin), any job named as the shipped driver
+    scripts name theirs. Returns a description of it, or None (also without squeue)."""
+    lines = _squeue()
+    if not lines:
+        return None
+    target = store.resolve()
+    unknown = None
+    for line in lines:
+        parts = line.split("|", 4)
+        if len(parts) < 5:
+            continue
+        job, state, name, workdir, command = (x.strip() for x in parts)
+        if any(_same_path(tok, workdir, target) for tok in command.split()[1:]):
+            return f"Slurm job {job} ({name}) {state}"
+        if unknown is None and name in DRIVER_JOB_NAMES and command in ("", "(null)"):
+            unknown = (f"Slurm job {job} ({name}) {state}; its command is unknown, so any "
+                       "hpc-nst driver job of yours counts")
+    return unknown
 
 
 def driver_running(path: Path, info: dict[str, Any]) -> bool:
@@ -103,15 +200,18 @@ def watch(args: argparse.Namespace) -> int:
     from hpc_nst.batch.store import open_root, root_attrs
 
     tty = sys.stdout.isatty()
-    started, first_done = time.monotonic(), None
+    first_done, seen = None, False
     while not (args.store / "zarr.json").is_file():
         print(f"waiting for {args.store} to be created (Ctrl-C to stop)", flush=True)
         time.sleep(args.watch)
+    started = time.monotonic()  # the rate and the grace period count from here
     try:
         while True:
             info = collect(args.store)
             info["runs_raw"] = list(root_attrs(open_root(args.store)).get("runs", []))
             running = driver_running(args.store, info)
+            queued = None if running else queued_driver(args.store)
+            seen = seen or running or queued is not None
             first_done = info["done"] if first_done is None else first_done
             buf = io.StringIO()
             show(info, args.failures, buf)
@@ -119,13 +219,18 @@ def watch(args: argparse.Namespace) -> int:
             rate = (info["done"] - first_done) / elapsed * 3600 if elapsed > 0 else 0.0
             left = info["pending"]
             eta = f"{left / rate * 3600:.0f} s" if rate > 0 and left else "?"
-            state = "driver running" if running else "no driver"
+            # A driver just submitted (sbatch) may not have taken the store's lock yet.
+            waiting = bool(not (running or queued or seen) and left and elapsed < args.grace)
+            state = ("driver running" if running else f"driver: {queued}" if queued else
+                     f"no driver yet (waiting up to {args.grace - elapsed:.0f} s more)"
+                     if waiting else "no driver")
             buf.write(f"[{time.strftime('%H:%M:%S')}] {info['done']}/{info['pairs']} done, "
                       f"{left} pending, {info['failed']} failed | {rate:.0f} pairs/h while "
                       f"watching | ETA {eta} | {state}\n")
             print(("\x1b[H\x1b[2J" if tty else "") + buf.getvalue(), end="", flush=True)
-            # While a driver runs it may be retrying failed pairs: the batch ends with it.
-            if not running:
+            # While a driver runs (or is queued) it may retry failed pairs: the batch ends
+            # with it.
+            if not (running or queued or waiting):
                 print("batch finished" if left == 0 else
                       "the driver is gone with pairs pending: rerun hpc-nst run to resume")
                 return 0 if left == 0 and info["failed"] == 0 else 1
@@ -142,10 +247,12 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is not None:
         if args.watch <= 0 or args.json:
             raise UsageError("--watch takes a positive number of seconds, without --json")
+        if args.grace < 0:
+            raise UsageError("--grace must be >= 0")
         return watch(args)
     info = collect(args.store)
     if args.json:
-        print(json.dumps(info, indent=1))
+        print(json.dumps(finite(info), indent=1, allow_nan=False))
         return 0
     show(info, args.failures)
     return 0

@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     from hpc_nst.batch.store import require_writable
     from hpc_nst.batch.verify import repair, verify_store
+    from hpc_nst.errors import UsageError
 
+    if not args.store.exists():
+        raise UsageError(f"{args.store}: store not found")
     if args.repair:  # before reading every chunk, not after
         require_writable(args.store)
     res = verify_store(args.store)

@@ -31,6 +31,7 @@ from hpc_nst.batch.reader import (
 )
 from hpc_nst.batch.verify import check_audio
 from hpc_nst.config import STFTConfig
+from hpc_nst.errors import UsageError
 from hpc_nst.report import STORES_NAME
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
@@ -176,7 +177,11 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     opts = opts or ReportOptions()
     t0 = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UsageError(f"{out}: cannot create the report folder: a file is in the way "
+                         f"({exc.filename or out})") from exc
     paths = [Path(s) for s in stores]
     infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
     say = opts.progress or (lambda msg: None)

@@ -23,3 +23,22 @@ def test_quiet_prints_nothing():
     progress.update(1, 1)
     progress.close()
     assert out.getvalue() == ""
+
+
+def test_interval_zero_prints_every_update_without_spinning(monkeypatch):
+    """``--progress-interval 0`` (a line at each update) made the ticker wait 0 s: a busy loop
+    taking a core from the workers."""
+    out = io.StringIO()
+    calls = []
+    real = Progress._show
+    monkeypatch.setattr(Progress, "_show", lambda self, force=False: (calls.append(1),
+                                                                     real(self, force)))
+    progress = Progress(3, {"done": 0, "failed": 0, "pending": 0}, out, interval=0.0)
+    time.sleep(0.5)
+    progress.update(done=1, failed=0)
+    progress.update(done=1, failed=0)
+    progress.close()
+    assert len(calls) < 10
+    counts = [line.split(",")[0] for line in out.getvalue().splitlines()]
+    assert sorted(set(counts)) == ["[hpc-nst run] 0/3 done", "[hpc-nst run] 1/3 done",
+                                   "[hpc-nst run] 2/3 done"]

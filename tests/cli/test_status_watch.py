@@ -55,6 +55,6 @@ def test_watch_stops_when_the_driver_is_gone(tmp_path, capsys):
     root = zarr.open_group(str(store), mode="r+")
     root["status"][0] = 0
     assert not (store / LOCK_NAME).exists()
-    assert main(["status", str(store), "--watch", "0.1"]) == 1
+    assert main(["status", str(store), "--watch", "0.1", "--grace", "0"]) == 1
     assert "the driver is gone with pairs pending" in capsys.readouterr().out
     assert main(["status", str(store), "--watch", "0"]) == 2

@@ -1,0 +1,102 @@
+"""``hpc-nst run``/``calibrate`` arguments refused up front: worker counts, device names, a CUDA
+device on a machine without one; and the summary's throughput counts pairs done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpc_nst.batch.cluster import ClusterOptions, local_layout
+from hpc_nst.batch.runner import RunSummary
+from hpc_nst.cli import main
+from hpc_nst.cli.run_cmd import check_local_device, print_summary
+from hpc_nst.errors import ConfigError, UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "manifests" / "demo.csv"
+
+
+@pytest.mark.parametrize("flag, value", [("--workers", "-1"), ("--workers", "0"),
+                                         ("--workers", "two"), ("--min-workers", "-1"),
+                                         ("--cores", "0")])
+def test_worker_counts_below_one_are_refused(tmp_path, capsys, flag, value):
+    store = tmp_path / "x.zarr"
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(DEMO), "-o", str(store), "--dry-run", f"{flag}={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and "whole number >=" in err
+    assert not store.exists()
+
+
+def test_cluster_refuses_a_layout_without_workers():
+    with pytest.raises(ConfigError, match="--workers -1"):
+        local_layout(ClusterOptions(workers=-1))
+    with pytest.raises(ConfigError, match="--workers 0"):
+        local_layout(ClusterOptions(workers=0))
+    assert local_layout(ClusterOptions(workers=2)).workers == 2
+
+
+@pytest.mark.parametrize("command", ["run", "calibrate"])
+@pytest.mark.parametrize("device", ["cudaa", "gpu", "cuda:x", "cuda:"])
+def test_unknown_device_names_are_refused(tmp_path, capsys, command, device):
+    store = tmp_path / "x.zarr"
+    args = ["run", str(DEMO), "-o", str(store)] if command == "run" else ["calibrate"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--device", device])
+    assert exc.value.code == 2
+    assert "argument --device" in capsys.readouterr().err
+    assert not store.exists()
+
+
+def test_cuda_without_cuda_on_the_local_cluster_is_refused_before_the_store(
+        tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    store = tmp_path / "x.zarr"
+    for extra in ([], ["--dry-run"]):
+        assert main(["run", str(DEMO), "-o", str(store), "--device", "cuda", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "--device cuda" in err and "no CUDA device" in err and "--device cpu" in err
+        assert not store.exists()
+    assert main(["run", str(DEMO), "-o", str(store), "--device", "cuda:0"]) == 2
+    assert not store.exists()
+
+
+def test_cuda_index_beyond_the_devices_is_refused(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    check_local_device("cuda:0", "local")
+    with pytest.raises(UsageError, match="only 1 CUDA device"):
+        check_local_device("cuda:1", "local")
+
+
+def test_cuda_for_batch_scheduler_workers_is_not_checked_here(monkeypatch):
+    """A Slurm run asking for cuda from a CPU login node: the worker jobs have the GPUs."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for kind in ("slurm", "pbs", "slurm-runner"):
+        check_local_device("cuda", kind)
+    check_local_device("cpu", "local")
+    check_local_device("auto", "local")
+
+
+def _summary(done: int, skipped: int, ran: int) -> RunSummary:
+    return RunSummary(Path("s.zarr"), total=4, done=done, failed=4 - done, pending=0, ran=ran,
+                      skipped=skipped, wall_s=118.8)
+
+
+def test_summary_rate_counts_pairs_done_not_scheduled(capsys):
+    print_summary(_summary(done=0, skipped=0, ran=4))
+    err = capsys.readouterr().err
+    assert "this run: 4 pairs (0 done) in 118.8 s" in err and "pairs/h" not in err
+    print_summary(_summary(done=3, skipped=1, ran=3))  # 2 done now, in 118.8 s
+    err = capsys.readouterr().err
+    assert "this run: 3 pairs (2 done) in 118.8 s (61 pairs/h done)" in err

@@ -1,0 +1,46 @@
+"""``hpc-nst report`` arguments refused on one line (exit 2): a missing --inputs-dir, an
+output that is a file."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpc_nst.cli import main
+from hpc_nst.errors import UsageError
+
+
+def _one_line(capsys) -> str:  # noqa: ANN001
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_missing_inputs_dir_is_refused(real_stores, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--quiet",
+                 "--inputs-dir", str(tmp_path / "nope")]) == 2
+    err = _one_line(capsys)
+    assert "--inputs-dir" in err and "no such folder" in err
+    assert not out.exists()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--quiet",
+                 "--inputs-dir", str(a_file)]) == 2
+    assert "not a folder" in _one_line(capsys)
+
+
+def test_output_that_is_a_file_is_refused(real_stores, tmp_path, capsys):
+    existing = tmp_path / "report.html"
+    existing.write_text("keep me")
+    assert main(["report", str(real_stores["eq"]), "-o", str(existing), "--quiet"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("hpc-nst report: error: ") and "not a folder" in err
+    assert existing.read_text() == "keep me"
+    # below a file: the library says so too, as a usage error rather than a traceback
+    from hpc_nst.report.build import ReportOptions, build_report
+
+    for out in (existing, existing / "sub"):
+        with pytest.raises(UsageError, match="a file is in the way"):
+            build_report([real_stores["eq"]], out, ReportOptions(groups=("run",)))
+    assert main(["report", str(real_stores["eq"]), "-o", str(existing / "sub"), "--quiet"]) == 2
+    assert "a file is in the way" in _one_line(capsys)
