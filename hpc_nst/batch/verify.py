@@ -115,11 +115,26 @@ def verify_store(path: str | Path) -> VerifyResult:
     return res
 
 
+def _decodes(arr: Any, where: tuple[Any, ...], store: Path) -> np.ndarray | None:
+    """``arr[where]``, or None where it does not decode; a file that cannot be read at all
+    (permissions, an I/O error) is not corruption: a StoreError, nothing is removed."""
+    from hpc_nst.errors import StoreError
+
+    try:
+        return np.asarray(arr[where])
+    except (OSError, MemoryError) as exc:
+        raise StoreError(f"{store}: cannot read {arr.path} ({type(exc).__name__}: {exc}); fix "
+                         "the file system or permissions and rerun hpc-nst verify --repair "
+                         "(nothing was changed)") from None
+    except Exception:  # noqa: BLE001 - a codec or checksum error: the data does not decode
+        return None
+
+
 def _rewrite_undecodable_shards(root: Any, store: Path, rows: set[int]) -> dict[str, list[int]]:
     """Rewrite the bulk arrays' shard files holding any of ``rows`` that do not decode as a
     whole (a truncated shard's index is gone; a rerun's write into it would read it to merge,
-    and fail): the file is removed and the rows that still read back are written again.
-    Returns each rewritten file's store-relative key and the store rows it lost."""
+    and fail): the rows that still read back are kept in memory, the file is removed and
+    written again once. Returns each rewritten file's store-relative key and the rows it lost."""
     import math
 
     lost: dict[str, list[int]] = {}
@@ -130,25 +145,25 @@ def _rewrite_undecodable_shards(root: Any, store: Path, rows: set[int]) -> dict[
         for r0 in sorted({row - row % shard[0] for row in rows}):
             span = range(r0, min(r0 + shard[0], arr.shape[0]))
             for coords in np.ndindex(*(len(x) for x in rest)):
-                region = tuple(slice(c * s, (c + 1) * s) for c, s in zip(coords, shard[1:]))
-                try:
-                    arr[(slice(span.start, span.stop), *region)]
+                region = tuple(slice(c * s, min((c + 1) * s, n))
+                               for c, s, n in zip(coords, shard[1:], arr.shape[1:]))
+                if _decodes(arr, (slice(span.start, span.stop), *region), store) is not None:
                     continue
-                except Exception:  # noqa: BLE001 - the shard does not decode as a whole
-                    pass
-                kept: dict[int, np.ndarray] = {}
-                for i in span:
-                    try:
-                        kept[i] = np.asarray(arr[(i, *region)])
-                    except Exception:  # noqa: BLE001 - this row's chunk is lost
-                        pass
+                block = np.full((len(span), *(r.stop - r.start for r in region)),
+                                arr.fill_value, dtype=arr.dtype)
+                missing = []
+                for k, i in enumerate(span):
+                    row = _decodes(arr, (i, *region), store)
+                    if row is None:
+                        missing.append(i)
+                    else:
+                        block[k] = row
                 key = arr.metadata.encode_chunk_key((r0 // shard[0], *coords))
                 (store / name / key).unlink(missing_ok=True)
-                for i, data in kept.items():
-                    arr[(i, *region)] = data
-                lost[f"{name}/{key}"] = [i for i in span if i not in kept]
+                arr[(slice(span.start, span.stop), *region)] = block
+                lost[f"{name}/{key}"] = missing
                 log.warning("%s: rewrote %s/%s, which did not decode (%d of %d rows lost)",
-                            store, name, key, len(lost[f"{name}/{key}"]), len(span))
+                            store, name, key, len(missing), len(span))
     return lost
 
 

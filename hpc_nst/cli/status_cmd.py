@@ -130,8 +130,8 @@ def _squeue() -> list[str] | None:
         user = ["-u", str(os.getuid())]
     try:
         proc = subprocess.run([exe, "-h", *user, "-t", LIVE_STATES, "-o", "%i|%T|%j|%Z|%o"],
-                              capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
+                              capture_output=True, text=True, errors="replace", timeout=20)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.splitlines() if proc.returncode == 0 else None
 
@@ -156,24 +156,30 @@ def _same_path(token: str, workdir: str, target: Path) -> bool:
 
 def queued_driver(store: Path) -> str | None:
     """A Slurm job of this user, queued or running, that drives ``store``: one whose command
-    names the store (``sbatch slurm/run.sbatch MANIFEST STORE ...``) or, where a driver job's
-    command is unknown (``--wrap``, a script on stdin), any job named as the shipped driver
-    scripts name theirs. Returns a description of it, or None (also without squeue)."""
+    names the store (``sbatch slurm/run.sbatch MANIFEST STORE ...``, as Slurm up to 22.05
+    shows it; any job name) or, where a job named as the shipped driver scripts name theirs
+    shows no arguments (Slurm 23.02 on shows the script alone; ``--wrap``; a script on
+    stdin), any such job. The job this runs in never counts. Returns a description, or None
+    (also without squeue)."""
     lines = _squeue()
     if not lines:
         return None
     target = store.resolve()
+    own = os.environ.get("SLURM_JOB_ID", "")
     unknown = None
     for line in lines:
         parts = line.split("|", 4)
         if len(parts) < 5:
             continue
         job, state, name, workdir, command = (x.strip() for x in parts)
-        if any(_same_path(tok, workdir, target) for tok in command.split()[1:]):
+        if job == own:
+            continue
+        words = command.split()
+        if any(_same_path(tok, workdir, target) for tok in words[1:]):
             return f"Slurm job {job} ({name}) {state}"
-        if unknown is None and name in DRIVER_JOB_NAMES and command in ("", "(null)"):
-            unknown = (f"Slurm job {job} ({name}) {state}; its command is unknown, so any "
-                       "hpc-nst driver job of yours counts")
+        if unknown is None and name in DRIVER_JOB_NAMES and len(words) <= 1:
+            unknown = (f"Slurm job {job} ({name}) {state}; its arguments are not shown, so "
+                       "any hpc-nst driver job of yours counts")
     return unknown
 
 
@@ -210,7 +216,8 @@ def watch(args: argparse.Namespace) -> int:
             info = collect(args.store)
             info["runs_raw"] = list(root_attrs(open_root(args.store)).get("runs", []))
             running = driver_running(args.store, info)
-            queued = None if running else queued_driver(args.store)
+            finished = info["pending"] == 0 and info["failed"] == 0
+            queued = None if running or finished else queued_driver(args.store)
             seen = seen or running or queued is not None
             first_done = info["done"] if first_done is None else first_done
             buf = io.StringIO()

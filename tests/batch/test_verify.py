@@ -186,3 +186,23 @@ def test_a_truncated_shard_is_rewritten_by_repair_and_the_rerun_restores_the_bit
     after = _audio(store)
     for pid in ids:
         np.testing.assert_array_equal(after[pid], before[pid])
+
+
+def test_an_unreadable_file_is_an_error_not_corruption(tmp_path):
+    """A permission or I/O error is no reason to remove a shard: repair stops, naming it."""
+    from hpc_nst.batch.verify import _decodes
+    from hpc_nst.errors import StoreError
+
+    class Array:
+        path = "audio"
+
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __getitem__(self, where):
+            raise self.exc
+
+    with pytest.raises(StoreError, match="cannot read audio .*PermissionError.*nothing was"):
+        _decodes(Array(PermissionError(13, "denied")), (0,), tmp_path)
+    assert _decodes(Array(ValueError("Stored and computed checksum do not match")), (0,),
+                    tmp_path) is None

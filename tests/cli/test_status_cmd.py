@@ -97,9 +97,28 @@ def test_queued_driver_matches_the_store_named_in_the_job_command(tmp_path, monk
                                                 f"11|PENDING|other-job|{tmp_path}|(null)"])
     assert "Slurm job 10" in sc.queued_driver(store) and "any hpc-nst driver job" in \
         sc.queued_driver(store)
+    # Slurm 23.02 on shows the script without its arguments: a driver job counts as such
+    monkeypatch.setattr(sc, "_squeue", lambda: [
+        f"12|PENDING|hpc-nst-driver|{tmp_path}|/x/slurm/run.sbatch",
+        f"13|PENDING|other-job|{tmp_path}|/x/other.sh"])
+    assert sc.queued_driver(store).startswith("Slurm job 12 (hpc-nst-driver) PENDING; its "
+                                              "arguments are not shown")
+    # the job this runs in (srun hpc-nst status ... --watch) never counts
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    assert sc.queued_driver(store) is None
+    monkeypatch.delenv("SLURM_JOB_ID")
     for nothing in (None, []):
         monkeypatch.setattr(sc, "_squeue", lambda nothing=nothing: nothing)
         assert sc.queued_driver(store) is None
+
+
+def test_watch_ends_when_every_pair_is_done_whatever_squeue_shows(copy_store, capsys,
+                                                                  monkeypatch):
+    """A job that only looks like a driver (another batch's, with no arguments shown) must
+    not keep a finished batch's watch running."""
+    monkeypatch.setattr(sc, "_squeue", lambda: ["5|PENDING|hpc-nst-driver|/w|(null)"])
+    assert main(["status", str(copy_store), "--watch", "0.05", "--grace", "0"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("batch finished")
 
 
 def test_watch_waits_for_a_queued_driver_then_reports_it_gone(copy_store, tmp_path, capsys,
