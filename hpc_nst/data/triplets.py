@@ -138,6 +138,9 @@ def render_triplets(
                          "--overwrite to render new ones in their place, or choose another "
                          "folder")
     sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
+    if earlier is not None:  # a render cut short leaves no manifest over mixed audio
+        for name in ("manifest.csv", "labels.csv"):
+            (out / name).unlink(missing_ok=True)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows, labels = [], []
     for g, (count, secs) in enumerate(zip(counts, seconds)):
@@ -167,15 +170,25 @@ def render_triplets(
 
 
 def _earlier_audio(out: Path) -> set[str] | None:
-    """The audio paths (relative, under ``audio/``) of the triplets already in ``out``; None
-    where it holds none."""
+    """The audio paths (relative) of the triplets already in ``out``; None where it holds
+    none. A ``manifest.csv`` this generator did not write (another header, or files other than
+    ``audio/<pair_id>_{content,style,target}.flac``) is refused even with ``overwrite``: its
+    files are a user's, never removed."""
     path = out / "manifest.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {row[k] for row in rows for k in ("content", "style", "target")
-            if row.get(k) and str(row[k]).startswith("audio/") and ".." not in str(row[k])}
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = list(reader)
+    ours = header == list(MANIFEST_COLUMNS) and all(
+        len(row) == len(MANIFEST_COLUMNS) and all(
+            row[k + 1] == f"audio/{row[0]}_{role}.flac"
+            for k, role in enumerate(("content", "style", "target"))) for row in rows)
+    if not ours:
+        raise ValueError(f"{path} is not a manifest written by hpc-nst dataset triplets; "
+                         "render into another folder (its files are left as they are)")
+    return {p for row in rows for p in row[1:]}
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: list[list[object]]) -> Path:

@@ -53,7 +53,8 @@ def read_card(out: Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The card of the export in ``out`` (None where there is none, or where the file is not
     an hpc-nst card: an ``export.json`` of someone else's) and the file it was read from."""
     card, path = _read_json(out, MANIFEST_NAME)
-    if isinstance(card, dict) and "store" in card and "format" in card:
+    keys = ("store", "format", "job_digest", "versions")  # every hpc-nst card has them all
+    if isinstance(card, dict) and all(k in card for k in keys):
         return card, path
     if path is not None and path.name == MANIFEST_NAME:  # ours, but unreadable
         return {}, path

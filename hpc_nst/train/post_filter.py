@@ -75,9 +75,19 @@ def losses(model: PostFilterNet, x: torch.Tensor, z: torch.Tensor, s: torch.Tens
 
 def train_post_filter(x: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
                       opts: PostFilterTraining) -> tuple[PostFilterNet, dict[str, object]]:
-    """The trained model and a record of the training (options, validation figures)."""
-    torch.manual_seed(opts.seed)
+    """The trained model and a record of the training (options, validation figures); torch's
+    thread count is ``opts.threads`` while it trains, and what it was afterwards."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(opts.threads)
+    try:
+        return _train(x, z, s, opts)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(x: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
+           opts: PostFilterTraining) -> tuple[PostFilterNet, dict[str, object]]:
+    torch.manual_seed(opts.seed)
     n = len(x)
     order = torch.randperm(n)
     val, train = order[: max(n // 10, 1)], order[max(n // 10, 1):]

@@ -104,6 +104,17 @@ def test_a_folder_with_triplets_is_not_silently_replaced(tmp_path, soundfont, ca
     assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(
         Path(rows[0][k]).name for k in ("content", "style", "target"))
     assert len(list(csv.DictReader(open(out / "labels.csv")))) == 1
+    # a manifest of the user's own (not this generator's) is never overwritten, nor its audio
+    mine = tmp_path / "mine"
+    (mine / "audio").mkdir(parents=True)
+    (mine / "audio" / "take1.flac").write_bytes(b"a user's recording")
+    (mine / "manifest.csv").write_text("content,style\naudio/take1.flac,audio/take1.flac\n")
+    capsys.readouterr()
+    assert main(["dataset", "triplets", str(mine), "--count", "1", "--overwrite",
+                 "--quiet"]) == 2
+    assert "not a manifest written by hpc-nst dataset triplets" in capsys.readouterr().err
+    assert (mine / "audio" / "take1.flac").read_bytes() == b"a user's recording"
+    assert (mine / "manifest.csv").read_text().startswith("content,style")
     # nothing to render is refused before anything is written
     assert main(["dataset", "triplets", str(tmp_path / "z"), "--count", "0", "--quiet"]) == 2
     assert "every count is 0" in capsys.readouterr().err and not (tmp_path / "z").exists()

@@ -149,6 +149,15 @@ def test_an_export_of_an_earlier_release_is_recognised_and_migrated(store, tmp_p
     assert "holds no hpc-nst export" in capsys.readouterr().err
     assert export(store, mine, "parquet", "--overwrite") == 0
     assert (mine / "export.json").read_text() == '{"my": "settings"}'
+    # ... even one that happens to have a "store", a "format" and a list of files
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("mine")
+    card = '{"store": "s3://bucket", "format": "csv", "files": ["keep.txt"]}'
+    (theirs / "export.json").write_text(card)
+    assert export(store, theirs, "parquet", "--overwrite") == 0
+    assert (theirs / "keep.txt").read_text() == "mine"
+    assert (theirs / "export.json").read_text() == card
 
 
 @pytest.mark.parametrize(("first", "then"), [("parquet", "wav"), ("wav", "parquet"),

@@ -23,7 +23,13 @@ def _toy(n: int = 20, frames: int = 64) -> tuple[torch.Tensor, ...]:
 def test_training_lowers_the_loss_and_is_deterministic():
     x, z, s = _toy()
     opts = PostFilterTraining(epochs=10, batch=4, threads=1)
-    model, record = train_post_filter(x, z, s, opts)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model, record = train_post_filter(x, z, s, opts)
+        assert torch.get_num_threads() == 2  # the process's threads given back
+    finally:
+        torch.set_num_threads(before)
     with torch.no_grad():
         after = losses(model, x, z, s, opts)[0]
     assert float(after) < record["before"]["val_l1_db"] + opts.stats_weight * \
