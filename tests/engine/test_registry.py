@@ -35,7 +35,7 @@ def toy_term(monkeypatch):
 
 def test_builtin_names():
     assert set(METHODS.names()) == {"nst", "content-copy", "style-copy", "eq", "ulyanov", "notes",
-                                    "envelope-eq", "harmonic", "sampler", "layered"}
+                                    "envelope-eq", "harmonic", "sampler", "layered", "layered-post"}
     assert {"content", "style", "envelope", "timbre"} <= set(TERMS.names())
     assert recorded_terms(load_job().loss) == ("total", "content", "style", "envelope", "timbre")
 
@@ -52,8 +52,8 @@ def test_unknown_names_are_refused_with_the_choices(override, key, name):
     assert msg.startswith(key) and name in msg
     assert isinstance(info.value, HpcNstError) and isinstance(info.value, ConfigError)
     if key == "method":
-        assert ("content-copy, envelope-eq, eq, harmonic, layered, notes, nst, sampler, "
-                "style-copy, ulyanov") in msg
+        assert ("content-copy, envelope-eq, eq, harmonic, layered, layered-post, notes, nst, "
+                "sampler, style-copy, ulyanov") in msg
 
 
 def test_unregistered_method_is_never_run_as_something_else():
