@@ -31,14 +31,20 @@ SIDECARS = {".export.json", ".export.files.json", "export.json", "export.files.j
 def store(tmp_path_factory) -> Path:
     """3 done pairs of a pass-through job (seconds to make)."""
     d = tmp_path_factory.mktemp("folder")
-    for name, f0, sec in (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2)):
+    return _copy_store(d, d / "s.zarr", (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2)),
+                       "pair_id,content,style,split\nab,a.wav,b.wav,train\n"
+                       "bc,b.wav,c.wav,test\nca,c.wav,a.wav,train\n")
+
+
+def _copy_store(d: Path, out: Path, tones: tuple, manifest: str, *extra: str) -> Path:
+    """A store of the pass-through job content-copy over ``tones`` (name, f0, seconds)."""
+    d.mkdir(parents=True, exist_ok=True)
+    for name, f0, sec in tones:
         sf.write(d / f"{name}.wav", tone(f0, sec), SR)
-    (d / "m.csv").write_text("pair_id,content,style,split\nab,a.wav,b.wav,train\n"
-                             "bc,b.wav,c.wav,test\nca,c.wav,a.wav,train\n")
-    out = d / "s.zarr"
+    (d / "m.csv").write_text(manifest)
     assert main(["run", str(d / "m.csv"), "-o", str(out), "--job",
                  str(ROOT / "jobs" / "content-copy.toml"), "--workers", "1",
-                 "--progress-interval", "0"]) == 0
+                 "--progress-interval", "0", *extra]) == 0
     return out
 
 
@@ -231,16 +237,10 @@ def test_a_full_disk_stops_with_one_line_and_a_rerun_completes_it(store, tmp_pat
 
 
 def test_skip_bad_counts_the_pairs_it_left_out(tmp_path, capsys):
-    d = tmp_path / "in"
-    d.mkdir()
-    for name, f0, sec in (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2), ("e", 550, 0.3)):
-        sf.write(d / f"{name}.wav", tone(f0, sec), SR)
-    (d / "m.csv").write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,c.wav\n"
-                             "p3,c.wav,e.wav\np4,e.wav,a.wav\n")
-    store = tmp_path / "s.zarr"
-    assert main(["run", str(d / "m.csv"), "-o", str(store), "--job",
-                 str(ROOT / "jobs" / "content-copy.toml"), "--workers", "1",
-                 "--batch-size", "2", "--progress-interval", "0"]) == 0
+    store = _copy_store(tmp_path / "in", tmp_path / "s.zarr",
+                        (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2), ("e", 550, 0.3)),
+                        "pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,c.wav\n"
+                        "p3,c.wav,e.wav\np4,e.wav,a.wav\n", "--batch-size", "2")
     for chunk in (store / "audio" / "c").rglob("*"):
         if chunk.is_file():
             raw = bytearray(chunk.read_bytes())
