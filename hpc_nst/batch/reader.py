@@ -67,7 +67,7 @@ class PairData:
     attempts: int
     timings: dict[str, float] = field(default_factory=dict)
     batch_pairs: int = 1
-    spectral_convergence: float = math.nan
+    spectral_convergence: float = math.nan  # NaN where no Griffin-Lim ran (records == 0)
     records: int = 0
     losses: np.ndarray | None = None  # (terms, records)
     audio: np.ndarray | None = None
@@ -319,7 +319,10 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                     checksum="" if sums is None else str(sums[j]))
                 if done[k]:
                     pair.records = int(meta["records"][j])
-                    pair.spectral_convergence = float(meta["spectral_convergence"][j])
+                    # only an optimised spectrogram went through Griffin-Lim (the pair
+                    # recorded losses); the 0.0 other methods store would read as "perfect"
+                    pair.spectral_convergence = (float(meta["spectral_convergence"][j])
+                                                 if pair.records > 0 else math.nan)
                     pair.unreadable = broken.get(k, "")
                     pair.losses = loss[k] if loss is not None and not pair.unreadable else None
                     if audio is not None and not pair.unreadable:

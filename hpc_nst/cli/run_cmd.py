@@ -47,18 +47,14 @@ def check_local_device(device: str, cluster: str) -> None:
     created); batch schedulers' workers have their own GPUs, so they are not checked here."""
     if cluster != "local" or not device.startswith("cuda"):
         return
-    import torch
+    from hpc_nst.engine.device import pick_device
+    from hpc_nst.errors import TransferError, UsageError
 
-    from hpc_nst.errors import UsageError
-
-    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    index = int(device.partition(":")[2] or 0)
-    if index >= found:
-        have = (f"only {found} CUDA device(s)" if found
-                else "no CUDA device (torch.cuda.is_available() is False)")
-        raise UsageError(f"--device {device}: this machine has {have}; use --device cpu or "
-                         "auto here, or a batch scheduler (--cluster slurm, ...) whose workers "
-                         "have GPUs")
+    try:
+        pick_device(device)
+    except TransferError as exc:
+        raise UsageError(f"{exc}; use --device cpu or auto here, or a batch scheduler "
+                         "(--cluster slurm, ...) whose workers have GPUs") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:

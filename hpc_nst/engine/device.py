@@ -13,8 +13,14 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TransferError("--device cuda was asked for, but no CUDA device is available")
+    if device.type == "cuda":
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not found:
+            raise TransferError(f"--device {device}: this machine has no CUDA device "
+                                "(torch.cuda.is_available() is False)")
+        if (device.index or 0) >= found:
+            raise TransferError(f"--device {device}: this machine has only {found} CUDA "
+                                "device(s)")
     return device
 
 

@@ -96,30 +96,32 @@ class _AudioFiles:
         return {"written": self.written, "kept": self.kept, "paths": paths}
 
 
-def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
-    """``<pair_id>.<codec>`` plus ``metadata.jsonl`` (every field, ``file_name`` the audio's):
-    the metadata travels with plain files too, and the folder loads as a flat audiofolder."""
-    files = _AudioFiles(out, "", opts)
+def _audio_with_metadata(items: Iterator[ExportItem], out: Path, opts: ExportOptions,
+                         sub: str) -> dict[str, Any]:
+    """``<sub><pair_id>.<codec>`` plus ``metadata.jsonl`` (every field, ``file_name`` the
+    audio's)."""
+    if sub:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    files = _AudioFiles(out, sub, opts)
     lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
     done = files.finish()
     return {**done, "items": len(lines), "paths": ["metadata.jsonl", *done["paths"]],
-            "files": ["metadata.jsonl", "<pair_id>." + opts.codec]}
+            "files": ["metadata.jsonl", f"{sub}<pair_id>.{opts.codec}"]}
+
+
+def _write_files(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:
+    """Plain ``<pair_id>.<codec>`` files with ``metadata.jsonl``: the metadata travels with
+    plain files too, and the folder loads as a flat audiofolder."""
+    return _audio_with_metadata(items, out, opts, target.AUDIO_SUB["wav"])
 
 
 def _write_audiofolder(items: Iterator[ExportItem], out: Path,
                        opts: ExportOptions) -> dict[str, Any]:
-    """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl`` (with ``file_name``): what
+    """``audio/<pair_id>.<codec>`` plus ``metadata.jsonl``: what
     ``datasets.load_dataset("audiofolder", data_dir=out)`` reads, metadata as columns."""
-    (out / "audio").mkdir(parents=True, exist_ok=True)
-    files = _AudioFiles(out, "audio/", opts)
-    lines = [to_json({**item.fields, "file_name": files.put(item)}) for item in items]
-    text = "".join(line + "\n" for line in lines)
-    atomic_write(out / "metadata.jsonl", lambda tmp: Path(tmp).write_text(text, "utf-8"))
-    done = files.finish()
-    return {**done, "items": len(lines), "paths": ["metadata.jsonl", *done["paths"]],
-            "files": ["metadata.jsonl", f"audio/<pair_id>.{opts.codec}"]}
+    return _audio_with_metadata(items, out, opts, target.AUDIO_SUB["audiofolder"])
 
 
 def _arrow_type(key: str, values: list[Any]) -> Any:

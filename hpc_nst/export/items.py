@@ -207,10 +207,7 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             "seed": pair.seed, **job,
             "duration_s": round(len(pair.audio) / info.sample_rate, 6),
             "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,
-            # as hpc-nst report: only an optimised spectrogram went through Griffin-Lim (the
-            # pair recorded losses); the 0.0 other methods store would read as "perfect"
-            "spectral_convergence": (_scalar(pair.spectral_convergence) if pair.records > 0
-                                     else None),
+            "spectral_convergence": _scalar(pair.spectral_convergence),  # None: no GL ran
         }
         for t, term in enumerate(info.terms):
             final = math.nan

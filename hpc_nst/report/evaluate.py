@@ -160,9 +160,8 @@ class Evaluator:
         out: dict[str, Any] = {}
         if pair.losses is not None and pair.records > 0:
             out.update(runm.final_losses(pair.losses, pair.records, terms or LOSS_TERMS))
-        # Only an optimised spectrogram went through Griffin-Lim; methods that pass audio
-        # through record no losses and have no convergence to report.
-        if pair.records > 0:
+        # NaN (left empty) where no Griffin-Lim ran: the reader's rule
+        if math.isfinite(pair.spectral_convergence):
             out["spectral_convergence"] = pair.spectral_convergence
         out["runtime_s"] = runm.runtime(pair.timings, pair.batch_pairs)
         out["ms_per_iteration"] = pair.timings.get("ms_per_iteration", math.nan)
