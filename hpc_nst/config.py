@@ -151,8 +151,9 @@ class JobConfig:
 #: mixes the two. A method not listed is at revision 0, which leaves the digest as it was.
 #: sampler 1 (and layered, which plays it): an extended note keeps its level trend through the
 #: pieces (no swell at each seam), and a style note's voiced frames are the f0 track's own.
-#: layered-post plays layered: raised with it, and also when its shipped weights are retrained.
-METHOD_REVISIONS: dict[str, int] = {"sampler": 1, "layered": 1, "layered-post": 1}
+#: layered-post plays layered: raised with it, and also when its shipped weights are retrained
+#: (2: the post-filter conditioned on the style's texture statistics too).
+METHOD_REVISIONS: dict[str, int] = {"sampler": 1, "layered": 1, "layered-post": 2}
 
 #: Keys added after stores existed, with the value that reproduces the results from before the
 #: key: at that value a key is left out of the digest, so older stores still resume. A new key

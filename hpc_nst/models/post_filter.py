@@ -1,6 +1,7 @@
 """A style-conditioned post-filter: per log-mel band and frame, a gain (at most +-12 dB) on a
 rendering, predicted from the rendering's band-normalised log-mel and the style recording's
-band dynamics (per band the spread over time and the mean frame-to-frame change).
+band dynamics (per band the spread over time and the mean frame-to-frame change) and texture
+statistics (:func:`texture_statistics`: rises, falls, modulation power, cross-band correlation).
 
 It was trained (:mod:`hpc_nst.train.post_filter`) on renders that no evaluation uses, with a
 loss on **dynamics statistics** (per band: the spread over time and the mean absolute change at
@@ -25,6 +26,9 @@ SR, N_FFT, HOP, N_MELS = 16000, 1024, 256, 64
 FLOOR_DB = 80.0  # a clip's log-mel floor under its maximum
 MAX_GAIN_DB = 12.0
 LAGS = (1, 2, 4)  # frames (16 ms) of the dynamics statistics
+TEXTURE_FLOOR_DB = 60.0  # the texture statistics see a clip this far under its maximum
+RATE_BANDS_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 31.25))
+STYLE_FEATURES = 12 * N_MELS  # what style_statistics gives the network
 DEFAULT_ASSET = Path(__file__).resolve().parent.parent / "assets" / "post-filter.pt"
 
 
@@ -46,12 +50,14 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
 
 
 def style_statistics(audio: np.ndarray) -> np.ndarray:
-    """(2 * N_MELS,) the style's per-band spread over time and mean |frame-to-frame change|
-    (dB): its dynamics, unchanged by a static filter."""
+    """(STYLE_FEATURES,) the style's dynamics, unchanged by a gain: per band the spread over
+    time and the mean |frame-to-frame change| (dB), then its :func:`texture_statistics`."""
     m = log_mel(audio)
     spread = (m - m.mean(axis=1, keepdims=True)).std(axis=1)
     change = np.abs(np.diff(m, axis=1)).mean(axis=1) if m.shape[1] > 1 else np.zeros(N_MELS)
-    return np.concatenate([spread, change]).astype(np.float32)
+    texture = texture_statistics(torch.from_numpy(m)).numpy().ravel() if m.shape[1] > 4 \
+        else np.zeros(10 * N_MELS)
+    return np.concatenate([spread, change, texture]).astype(np.float32)
 
 
 def dynamics_statistics(m: torch.Tensor) -> torch.Tensor:
@@ -59,6 +65,32 @@ def dynamics_statistics(m: torch.Tensor) -> torch.Tensor:
     at each lag of ``m`` (..., bands, frames), dB."""
     out = [(m - m.mean(-1, keepdim=True)).std(-1)]
     out += [(m[..., lag:] - m[..., :-lag]).abs().mean(-1) for lag in LAGS]
+    return torch.stack(out, -2)
+
+
+def texture_statistics(m: torch.Tensor) -> torch.Tensor:
+    """(..., 10, bands) sound-texture statistics (McDermott & Simoncelli 2011, on log-mel
+    envelopes) of ``m`` (..., bands, frames), dB, floored TEXTURE_FLOOR_DB under its maximum:
+    per band the spread over time, the mean rise and the mean fall between frames, the mean
+    absolute change over 4 frames, the modulation power (dB) in each of RATE_BANDS_HZ, and the
+    correlation with the next band (times 10, so that 0.1 weighs as 1 dB). A gain changes none
+    of them, a static filter only where it moves a level across the floor."""
+    peak = m.amax(dim=(-2, -1), keepdim=True)
+    d = torch.maximum(m, peak - TEXTURE_FLOOR_DB)
+    d = d - d.mean(-1, keepdim=True)
+    step = d[..., 1:] - d[..., :-1]
+    std = d.std(-1)
+    out = [std, step.clamp(min=0).mean(-1), (-step).clamp(min=0).mean(-1),
+           (d[..., 4:] - d[..., :-4]).abs().mean(-1)]
+    frames = d.shape[-1]
+    power = torch.fft.rfft(d, dim=-1).abs() ** 2 / frames**2
+    rates = torch.fft.rfftfreq(frames, d=HOP / SR)
+    for lo, hi in RATE_BANDS_HZ:
+        sel = (rates >= lo) & (rates < hi)
+        out.append(10.0 * torch.log10(power[..., sel].sum(-1) + 1e-6))
+    centred = d / (std[..., None] + 1e-3)
+    corr = (centred[..., :-1, :] * centred[..., 1:, :]).mean(-1)
+    out.append(10.0 * torch.cat([corr, torch.zeros_like(corr[..., :1])], -1))
     return torch.stack(out, -2)
 
 
@@ -78,7 +110,7 @@ class PostFilterNet(nn.Module):
 
     def __init__(self, channels: int = 128, conditioning: int = 128) -> None:
         super().__init__()
-        self.condition = nn.Sequential(nn.Linear(2 * N_MELS, conditioning), nn.GELU(),
+        self.condition = nn.Sequential(nn.Linear(STYLE_FEATURES, conditioning), nn.GELU(),
                                        nn.Linear(conditioning, conditioning))
         self.convs = nn.ModuleList([
             nn.Conv1d(N_MELS, channels, 5, padding=2),
@@ -90,7 +122,7 @@ class PostFilterNet(nn.Module):
 
     def forward(self, mel_db: torch.Tensor, style_stats: torch.Tensor) -> torch.Tensor:
         """Gains (batch, N_MELS, frames) in dB for ``mel_db`` (batch, N_MELS, frames)."""
-        z = self.condition(style_stats)
+        z = self.condition(style_stats / 10.0)  # dB to about unit scale
         h = (mel_db - mel_db.mean(-1, keepdim=True)) / 10.0  # band-normalised: EQ-invariant
         for conv, film in zip(self.convs, self.films):
             step = nn.functional.gelu(film(conv(h), z))

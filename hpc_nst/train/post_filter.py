@@ -23,6 +23,7 @@ from hpc_nst.models.post_filter import (
     dynamics_statistics,
     log_mel,
     style_statistics,
+    texture_statistics,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class PostFilterTraining:
     learning_rate: float = 1e-3
     stats_weight: float = 2.0
     raw_weight: float = 0.1
+    texture_weight: float = 0.0
     threads: int = 2
 
 
@@ -70,6 +72,9 @@ def losses(model: PostFilterNet, x: torch.Tensor, z: torch.Tensor, s: torch.Tens
     l1 = centred.abs().mean()
     stats = (dynamics_statistics(y) - dynamics_statistics(z)).abs().mean()
     total = l1 + opts.stats_weight * stats + opts.raw_weight * (y - z).abs().mean()
+    if opts.texture_weight:
+        texture = (texture_statistics(y) - texture_statistics(z)).abs().mean()
+        total = total + opts.texture_weight * texture
     return total, l1, stats
 
 

@@ -29,6 +29,27 @@ def test_dynamics_statistics_are_zero_for_identical_inputs_and_see_a_tremolo():
     assert float(diff[1].mean()) > 0.5  # the lag-1 change grows with a fast tremolo
 
 
+def test_texture_statistics_are_zero_for_identical_inputs_gain_free_and_see_a_tremolo():
+    plain = torch.from_numpy(pf.log_mel(_note_train()))
+    trem = torch.from_numpy(pf.log_mel(_note_train(tremolo_hz=12.0)))
+    base = pf.texture_statistics(plain)
+    assert base.shape == (10, pf.N_MELS)
+    assert float((pf.texture_statistics(plain) - base).abs().max()) == 0.0
+    torch.testing.assert_close(pf.texture_statistics(plain - 20.0), base)  # a gain: nothing
+    diff = pf.texture_statistics(trem) - base
+    active = base[0] > 1.0  # the bands the notes reach
+    assert float(diff[1, active].mean()) > 0.3  # larger rises and falls between frames
+    assert float(diff[2, active].mean()) > 0.3
+    t = np.arange(2 * SR) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    steady, trembling = (torch.from_numpy(pf.log_mel((tone * env).astype(np.float32)))
+                         for env in (1.0, 1.0 + 0.8 * np.sin(2 * np.pi * 12.0 * t)))
+    rates = pf.texture_statistics(trembling) - pf.texture_statistics(steady)
+    band = int(pf.log_mel(tone.astype(np.float32)).mean(axis=1).argmax())
+    assert float(rates[7, band]) > 20.0  # the 8-16 Hz modulation power of the tone's band
+    assert float(rates[7, band]) > float(rates[4, band]) + 10.0  # more than at 0.5-2 Hz
+
+
 def test_style_statistics_ignore_a_static_gain_and_see_dynamics():
     y = _note_train()
     a, b = pf.style_statistics(y), pf.style_statistics(0.1 * y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from hpc_nst.models.post_filter import N_MELS
+from hpc_nst.models.post_filter import N_MELS, STYLE_FEATURES
 from hpc_nst.train.post_filter import PostFilterTraining, losses, train_post_filter
 
 
@@ -16,7 +16,7 @@ def _toy(n: int = 20, frames: int = 64) -> tuple[torch.Tensor, ...]:
     depth = torch.rand(n, generator=g) * 6.0
     wave = torch.sin(torch.arange(frames) * 0.8)
     z = x + depth[:, None, None] * wave
-    s = depth[:, None].repeat(1, 2 * N_MELS)
+    s = 10.0 * depth[:, None].repeat(1, STYLE_FEATURES)  # dB-scale, as style_statistics
     return x, z, s
 
 
@@ -39,3 +39,14 @@ def test_training_lowers_the_loss_and_is_deterministic():
     again, _ = train_post_filter(x, z, s, opts)
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_the_texture_term_is_a_separate_weighted_term():
+    x, z, s = _toy(n=4)
+    model = train_post_filter(x, z, s, PostFilterTraining(epochs=1, batch=4, threads=1))[0]
+    with torch.no_grad():
+        plain = losses(model, x, z, s, PostFilterTraining())[0]
+        weighted = losses(model, x, z, s, PostFilterTraining(texture_weight=1.0))[0]
+        same = losses(model, z, z, s, PostFilterTraining(texture_weight=1.0))
+    assert float(weighted) > float(plain) + 0.1  # the toy's tremolo moves its statistics
+    assert float(same[0]) < float(plain)  # the target itself: only the gains' own error left
