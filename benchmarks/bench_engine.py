@@ -1,7 +1,7 @@
 """Engine throughput: ms per optimisation iteration, FLOPs per iteration, achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--batch-sizes 1 4 16] [--iterations 10] [--width W]
-        [--device cpu|cuda] [--precision fp32|bf16] [--profile] [--concurrent K]
+        [--device cpu|cuda] [--precision fp32|bf16] [--profile] [--concurrent K] [--rounds R]
 
 FLOPs are counted by torch's FlopCounterMode over one forward+backward of the objective (the
 network's convolutions and matmuls). The reference is this machine's measured throughput of a
@@ -13,11 +13,17 @@ too, so "of ref" compares like with like; the fp32 reference is printed beside i
 ``--concurrent K`` (CPU) runs K independent steps at once in K threads with one torch thread
 each, as a CPU worker's K task slots do (``hpc-nst run``'s default: one task per core), and
 compares their summed rate with the reference convolution on all of torch's threads.
+``--rounds R`` (default 1) measures the reference and each step R times, interleaved (reference,
+steps, reference, steps, ...), and prints the median of each column and the median of the
+per-round "of ref" ratios: on a shared or frequency-scaling machine one reference taken once
+can be off by a third (docs/performance.md), and a ratio of two numbers taken seconds apart
+inherits it; the spread over the rounds is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -174,6 +180,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--profile", action="store_true", help="print torch profiler's top ops")
+    parser.add_argument("--rounds", type=int, default=1, metavar="R",
+                        help="interleave R reference and step measurements; print medians")
     parser.add_argument("--concurrent", type=int, default=0, metavar="K",
                         help="CPU: K one-pair steps at once, one torch thread each (the "
                         "'batch' column is then K streams)")
@@ -181,29 +189,44 @@ def main() -> None:
     device = pick_device(args.device)
     if args.concurrent and (device.type != "cpu" or args.profile):
         parser.error("--concurrent measures CPU task slots: no --device cuda, no --profile")
-    ref32 = conv_reference_gflops(device)
-    ref = ref32 if args.precision == "fp32" else conv_reference_gflops(device,
-                                                                        precision=args.precision)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"precision {args.precision}")
-    print(f"reference 3x3 conv (128->256 @ 64x64): {ref:.1f} GFLOP/s in {args.precision}"
-          f" ({ref32:.1f} in fp32)")
-    print(
-        f"{'batch':>5} {'width':>5} {'ms/iter':>9} {'ms/pair':>9} {'GFLOP/iter':>10} "
-        f"{'GFLOP/s':>8} {'of ref':>7}"
-    )
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give 1 or more")
+    torch_threads = torch.get_num_threads()
+
+    def reference(precision: str) -> float:
+        torch.set_num_threads(torch_threads)  # --concurrent leaves one thread per stream
+        return conv_reference_gflops(device, precision=precision)
+
     runs = ([lambda: bench_concurrent(args.concurrent, args.iterations, args.width,
                                       args.precision)] if args.concurrent else
             [lambda b=b: bench(b, args.iterations, args.width, device, args.profile,
                                args.precision) for b in args.batch_sizes])
-    for measure in runs:
-        r = measure()
+    refs32, refs, results = [], [], [[] for _ in runs]
+    for _ in range(args.rounds):
+        refs32.append(reference("fp32"))
+        refs.append(refs32[-1] if args.precision == "fp32" else reference(args.precision))
+        for k, measure in enumerate(runs):
+            results[k].append(measure())
+    ref32, ref = statistics.median(refs32), statistics.median(refs)
+    print(f"device {device}, torch {torch.__version__}, threads {torch_threads}, "
+          f"precision {args.precision}, rounds {args.rounds}")
+    spread = f" (rounds: {min(refs):.1f}-{max(refs):.1f})" if args.rounds > 1 else ""
+    print(f"reference 3x3 conv (128->256 @ 64x64): {ref:.1f} GFLOP/s in {args.precision}"
+          f" ({ref32:.1f} in fp32){spread}")
+    print(
+        f"{'batch':>5} {'width':>5} {'ms/iter':>9} {'ms/pair':>9} {'GFLOP/iter':>10} "
+        f"{'GFLOP/s':>8} {'of ref':>7}"
+    )
+    for rounds in results:
+        r = {key: statistics.median(x[key] for x in rounds) for key in rounds[0]}
+        ratios = [x["gflops"] / rf for x, rf in zip(rounds, refs)]
+        tail = (f"   (of ref per round: {min(ratios):.0%}-{max(ratios):.0%})"
+                if args.rounds > 1 else "")
         print(
             f"{r['batch']:>5} {r['width']:>5} {r['ms_per_iter']:>9.1f} "
             f"{r['ms_per_pair_iter']:>9.1f} {r['gflop_per_iter']:>10.2f} "
-            f"{r['gflops']:>8.1f} {r['gflops'] / ref:>7.0%}"
+            f"{r['gflops']:>8.1f} {statistics.median(ratios):>7.0%}{tail}"
         )
-
 
 if __name__ == "__main__":
     main()

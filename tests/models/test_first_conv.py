@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from hpc_nst.models.first_conv import _SingleChannelConv, first_conv
+from hpc_nst.models.first_conv import _col2im, _SingleChannelConv, first_conv
 
 
 def _conv(k: int = 3, seed: int = 0) -> nn.Conv2d:
@@ -56,3 +56,10 @@ def test_under_bfloat16_autocast_the_gradient_keeps_the_input_dtype():
     ref = x.detach().clone().requires_grad_(True)
     conv(ref).sum().backward()
     torch.testing.assert_close(x.grad, ref.grad, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_the_shifted_add_col2im_is_fold(k):
+    cols = torch.randn(2, k * k, 31 * 17, generator=torch.Generator().manual_seed(k))
+    expected = nn.functional.fold(cols, (31, 17), k, padding=k // 2)
+    assert torch.equal(_col2im(cols, (31, 17), k, k // 2), expected)  # the same sums, in order
