@@ -191,6 +191,8 @@ def main() -> None:
         parser.error("--concurrent measures CPU task slots: no --device cuda, no --profile")
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: give 1 or more")
+    if args.rounds > 1 and args.profile:
+        parser.error("--profile prints one table per measurement: use it with --rounds 1")
     torch_threads = torch.get_num_threads()
 
     def reference(precision: str) -> float:
@@ -219,6 +221,7 @@ def main() -> None:
     )
     for rounds in results:
         r = {key: statistics.median(x[key] for x in rounds) for key in rounds[0]}
+        r |= {"batch": rounds[0]["batch"], "width": rounds[0]["width"]}  # not averaged
         ratios = [x["gflops"] / rf for x, rf in zip(rounds, refs)]
         tail = (f"   (of ref per round: {min(ratios):.0%}-{max(ratios):.0%})"
                 if args.rounds > 1 else "")

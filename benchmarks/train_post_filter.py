@@ -1,7 +1,7 @@
 """Train the post-filter shipped as ``hpc_nst/assets/post-filter.pt`` (method ``layered-post``).
 
     python benchmarks/train_post_filter.py --work DIR [--out hpc_nst/assets/post-filter.pt]
-        [--count 600] [--seed 101]
+        [--count 600] [--seed 101] [--train-seed 101] [--texture-weight 0]
 
 Renders ``--count`` FluidR3 triplets of 2.56 s with their own seed (101: no pair of the dev
 suite or of the held-out sets among them) into DIR/triplets, runs ``layered`` on each
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=600)
     ap.add_argument("--seed", type=int, default=101, help="seed of the training triplets")
     ap.add_argument("--train-seed", type=int, default=PostFilterTraining.seed)
+    ap.add_argument("--texture-weight", type=float, default=PostFilterTraining.texture_weight,
+                    help="weight of the texture-statistics loss term (0: the shipped recipe)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     triplets, outputs = args.work / "triplets", args.work / "outputs"
@@ -55,9 +57,9 @@ def main() -> None:
             np.save(out, layered_transfer(content, style, cfg).astype(np.float32))
         except Exception as exc:  # noqa: BLE001 - a pair layered cannot take: left out
             logging.warning("%s: left out (%s)", row.pair_id, exc)
-    opts = PostFilterTraining(seed=args.train_seed)
+    opts = PostFilterTraining(seed=args.train_seed, texture_weight=args.texture_weight)
     model, record = train_post_filter(*load_examples(triplets, outputs), opts)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip()
     record |= {"triplets": f"hpc-nst dataset triplets --count {args.count} --seconds 2.56 "
                            f"--seed {args.seed} (FluidR3_GM)",

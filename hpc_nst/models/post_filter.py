@@ -14,6 +14,7 @@ mean removed, so a static filter of the rendering does not change the gains it p
 from __future__ import annotations
 
 import functools
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ LAGS = (1, 2, 4)  # frames (16 ms) of the dynamics statistics
 TEXTURE_FLOOR_DB = 60.0  # the texture statistics see a clip this far under its maximum
 RATE_BANDS_HZ = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 31.25))
 STYLE_FEATURES = 12 * N_MELS  # what style_statistics gives the network
+MIN_STYLE_SECONDS = 1.0  # a shorter style has too few frames for the slow modulation rates
+log = logging.getLogger(__name__)
 DEFAULT_ASSET = Path(__file__).resolve().parent.parent / "assets" / "post-filter.pt"
 
 
@@ -74,7 +77,11 @@ def texture_statistics(m: torch.Tensor) -> torch.Tensor:
     per band the spread over time, the mean rise and the mean fall between frames, the mean
     absolute change over 4 frames, the modulation power (dB) in each of RATE_BANDS_HZ, and the
     correlation with the next band (times 10, so that 0.1 weighs as 1 dB). A gain changes none
-    of them, a static filter only where it moves a level across the floor."""
+    of them, a static filter only where it moves a level across the floor. The family of
+    :func:`hpc_nst.metrics.judge.judge_features`, differentiable and on this module's log-mel
+    (1024-point frames, floored under the clip's peak, not the judge's per-clip floor of its own
+    mel), for a model's conditioning or loss; the judges are never trained against it. A clip
+    shorter than 1/0.5 Hz has no frame rate in the slowest band: that band reads -60 dB."""
     peak = m.amax(dim=(-2, -1), keepdim=True)
     d = torch.maximum(m, peak - TEXTURE_FLOOR_DB)
     d = d - d.mean(-1, keepdim=True)
@@ -105,8 +112,9 @@ class _FiLM(nn.Module):
 
 
 class PostFilterNet(nn.Module):
-    """Bands as channels, dilated convolutions over time (receptive field 0.9 s), each layer
-    modulated (FiLM) by the style's statistics; output: dB gains, zero at initialisation."""
+    """Bands as channels, dilated convolutions over time (receptive field 33 frames, 0.53 s),
+    each layer modulated (FiLM) by the style's statistics; output: dB gains, zero at
+    initialisation."""
 
     def __init__(self, channels: int = 128, conditioning: int = 128) -> None:
         super().__init__()
@@ -146,9 +154,19 @@ def load_post_filter(path: str | None = None) -> PostFilterNet:
     where = Path(path) if path else DEFAULT_ASSET
     try:
         payload = torch.load(where, map_location="cpu", weights_only=True)
+        inputs = payload["state_dict"]["condition.0.weight"].shape[1]
+        if inputs != STYLE_FEATURES:
+            raise CheckpointError(
+                f"{where}: a post-filter of another version (conditioned on {inputs} style "
+                f"features; this hpc_nst's takes {STYLE_FEATURES}: version 1 took "
+                f"{2 * N_MELS}); reinstall hpc_nst or retrain it "
+                "(benchmarks/train_post_filter.py)")
         model = PostFilterNet()
         model.load_state_dict(payload["state_dict"])
-    except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, EOFError, IndexError,
+            pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{where}: not a post-filter checkpoint ({exc}); reinstall "
                               "hpc_nst or retrain it (benchmarks/train_post_filter.py)") from None
     return model.eval()
@@ -156,11 +174,17 @@ def load_post_filter(path: str | None = None) -> PostFilterNet:
 
 def post_filter(audio: np.ndarray, style: np.ndarray, model: PostFilterNet) -> np.ndarray:
     """``audio`` with the model's band gains applied (spread to the STFT bins by the mel
-    filterbank's weights, the audio's own phase), the same length."""
+    filterbank's weights, the audio's own phase), the same length. Unchanged (and said so in
+    the log) where the style is shorter than MIN_STYLE_SECONDS: its statistics would be of a
+    kind the model never saw."""
     import librosa
 
     a = np.asarray(audio, np.float32)
     if len(a) < N_FFT or not np.any(a):
+        return a.copy()
+    if len(style) < MIN_STYLE_SECONDS * SR:
+        log.warning("post-filter not applied: the style is %.2f s, under %.1f s",
+                    len(style) / SR, MIN_STYLE_SECONDS)
         return a.copy()
     mel = torch.from_numpy(log_mel(a))[None]
     stats = torch.from_numpy(style_statistics(style))[None]

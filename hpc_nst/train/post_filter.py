@@ -4,9 +4,12 @@ Each example: a method's output for a triplet (``outputs/<pair_id>.npy``, e.g. `
 the triplet's style and its target. Loss, on floored dB log-mel: the L1 distance with each
 band's time mean removed (where the notes' levels go, EQ-free), ``stats_weight`` times the L1
 distance of the dynamics statistics (per band: the spread over time and the mean absolute
-change at lags 1, 2, 4 frames), and ``raw_weight`` times the plain L1 (keeps the gains'
-means near the target's levels). One tenth of the examples (a seeded draw) is held out for
-validation; the figures are logged per 5 epochs. Deterministic for a seed on one machine.
+change at lags 1, 2, 4 frames), ``raw_weight`` times the plain L1 (keeps the gains'
+means near the target's levels) and, where ``texture_weight`` is not 0, that times the L1
+distance of the texture statistics (``texture_statistics``: measured on dev and not used by
+the shipped weights, docs/quality.md "layered-post v2"). One tenth of the examples (a seeded
+draw) is held out for validation; the figures are logged per 5 epochs. Deterministic for a
+seed on one machine.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def load_examples(triplets: Path, outputs: Path) -> tuple[torch.Tensor, ...]:
 
 def losses(model: PostFilterNet, x: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
            opts: PostFilterTraining) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, band-normalised L1, statistics L1) of the filtered ``x`` against ``z``."""
+    """(total, band-normalised L1, statistics L1) of the filtered ``x`` against ``z``; the
+    total includes the plain L1 and the texture term by their weights."""
     y = x + model(x, s)
     centred = (y - y.mean(-1, keepdim=True)) - (z - z.mean(-1, keepdim=True))
     l1 = centred.abs().mean()

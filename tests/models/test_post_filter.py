@@ -93,3 +93,24 @@ def test_a_broken_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a post-filter checkpoint"):
         pf.load_post_filter(str(bad))
+
+
+def test_a_checkpoint_of_the_first_version_is_named_as_such(tmp_path):
+    from hpc_nst.errors import CheckpointError
+
+    state = pf.PostFilterNet().state_dict()
+    state["condition.0.weight"] = torch.zeros(128, 2 * pf.N_MELS)  # v1: spread and change only
+    old = tmp_path / "v1.pt"
+    torch.save({"state_dict": state, "record": {}}, old)
+    with pytest.raises(CheckpointError, match=r"another version .*128 style features.*retrain"):
+        pf.load_post_filter(str(old))
+
+
+def test_a_style_too_short_for_its_statistics_leaves_the_audio_unchanged(caplog):
+    model = pf.load_post_filter()
+    y = _note_train()
+    short = _note_train(tremolo_hz=6.0)[: int(0.5 * SR)]
+    with caplog.at_level("WARNING", logger="hpc_nst.models.post_filter"):
+        assert np.array_equal(pf.post_filter(y, short, model), y)
+    assert "style is 0.50 s" in caplog.text
+    assert not np.array_equal(pf.post_filter(y, _note_train(tremolo_hz=6.0), model), y)
