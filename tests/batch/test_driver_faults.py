@@ -109,7 +109,10 @@ def test_a_second_interrupt_stops_at_once(tmp_path):
     store = tmp_path / "t2.zarr"
     log = tmp_path / "out.log"
     proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
-                             "--set", "iterations=400"], stdout=log.open("w"),
+                             # tasks that outlast the 1.5 s between the interrupts even on a
+                             # fast CPU (400 iterations finished within it on an AVX-512 VM,
+                             # and the second Ctrl-C then came after the run had ended)
+                             "--set", "iterations=5000"], stdout=log.open("w"),
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (store / "zarr.json").exists():
