@@ -11,6 +11,15 @@ import soxr
 from hpc_nst.errors import AudioError  # noqa: F401 (re-exported)
 from hpc_nst.fsutil import atomic_write
 
+#: A decoded input whose peak is at most this (-100 dBFS) is silence.
+SILENCE_PEAK = 1e-5
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """No sample above :data:`SILENCE_PEAK` (a stereo file whose channels cancel reads so
+    after :func:`load_audio`'s mix to mono)."""
+    return audio.size == 0 or float(np.abs(audio).max()) <= SILENCE_PEAK
+
 
 def load_audio(path: str | Path, sample_rate: int = 16000, min_samples: int = 1) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``.

@@ -319,6 +319,18 @@ Loaded = tuple[list[tuple[PairSpec, np.ndarray, np.ndarray]], dict[int, str],
                dict[int, dict[str, float]]]
 
 
+def _refuse_silence(path: object, audio: np.ndarray) -> None:
+    """A silent input would be stored as a "done" output of silence or noise, worthless in a
+    dataset: its pair fails, naming the file."""
+    from hpc_nst.audio.io import AudioError, is_silent
+
+    if is_silent(audio):
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        raise AudioError(f"{path}: silent after mixing to mono (peak {peak:.1e}; a stereo "
+                         "file whose channels cancel reads so too): give a recording with "
+                         "sound, or leave the pair out of the manifest")
+
+
 def _load_batch(cfg: JobConfig, batch: tuple[PairSpec, ...]) -> Loaded:
     """Decode and resample a batch's audio: (items, error per unusable pair, timings)."""
     from hpc_nst.audio.io import AudioError, load_audio
@@ -330,8 +342,10 @@ def _load_batch(cfg: JobConfig, batch: tuple[PairSpec, ...]) -> Loaded:
         try:
             role = "content"
             c = load_audio(p.content, stft.sample_rate, min_samples=stft.win_length)
+            _refuse_silence(p.content, c)
             role = "style"
             s = load_audio(p.style, stft.sample_rate, min_samples=stft.win_length)
+            _refuse_silence(p.style, s)
         except AudioError as exc:
             log.warning("pair %s skipped: %s %s", p.pair_id, role, exc)
             errors[p.index] = f"{role} {exc}"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hpc_nst import __version__
-from hpc_nst.audio.io import load_audio, write_audio
+from hpc_nst.audio.io import is_silent, load_audio, write_audio
 from hpc_nst.config import load_job, parse_overrides
 from hpc_nst.fsutil import atomic_write_text
 
@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     stft = cfg.stft
     content = load_audio(args.content, stft.sample_rate, min_samples=stft.win_length)
     style = load_audio(args.style, stft.sample_rate, min_samples=stft.win_length)
+    for role, path, audio in (("content", args.content, content), ("style", args.style, style)):
+        if is_silent(audio):  # it runs (no NaN), but says so
+            print(f"hpc-nst transfer: warning: the {role} {path} is silent after mixing to "
+                  "mono; the output will not carry anything of it", file=sys.stderr)
 
     def progress(step: int, total: int, terms: dict[str, float]) -> None:
         parts = " ".join(f"{k}={v:.4g}" for k, v in terms.items())

@@ -190,3 +190,24 @@ def test_truncated_flac_fails_when_decoded(tmp_path):
     (tmp_path / "cut.flac").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(AudioError, match=r"cut\.flac: unreadable audio"):
         load_audio(tmp_path / "cut.flac", SR)
+
+
+@pytest.mark.parametrize("case", ["all zeros", "stereo channels that cancel"])
+def test_a_silent_input_fails_its_pair_alone_naming_the_file(tmp_path, tiny, case):
+    """A silent content or style would be stored as a 'done' output of silence or noise:
+    the worker's loader fails that pair alone, naming the file and what to do."""
+    from hpc_nst.batch.results import PairSpec
+    from hpc_nst.batch.worker import _load_batch
+
+    x = _signal(0.5)
+    silent = np.zeros_like(x) if case == "all zeros" else np.stack([x, -x], axis=1)
+    _wav(tmp_path / "quiet.wav", silent, subtype="FLOAT")
+    _wav(tmp_path / GOOD, tone(220, 0.5))
+    q, g = str(tmp_path / "quiet.wav"), str(tmp_path / GOOD)
+    pairs = (PairSpec(0, "silent-style", g, q, 0), PairSpec(1, "silent-content", q, g, 0),
+             PairSpec(2, "fine", g, g, 0))
+    items, errors, _ = _load_batch(tiny, pairs)
+    assert [p.pair_id for p, _, _ in items] == ["fine"]
+    assert errors[0].startswith(f"style {q}: silent after mixing to mono"), errors[0]
+    assert errors[1].startswith(f"content {q}: silent"), errors[1]
+    assert "give a recording with sound" in errors[0]

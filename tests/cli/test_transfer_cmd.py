@@ -81,7 +81,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_output(
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-def test_silent_input_runs_without_nan(tmp_path, wav_pair):
+def test_silent_input_runs_without_nan_and_is_named(tmp_path, wav_pair, capsys):
     content, _ = wav_pair
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(16000, np.float32), 16000)
@@ -90,6 +90,8 @@ def test_silent_input_runs_without_nan(tmp_path, wav_pair):
     report = json.loads(out.with_suffix(".json").read_text())
     assert all(np.isfinite(v).all() for v in report["losses"].values())
     assert np.isfinite(sf.read(out)[0]).all()
+    err = capsys.readouterr().err
+    assert f"the content {silent} is silent" in err and f"the style {silent} is silent" in err
 
 
 def test_bad_job_key_is_named(wav_pair, tmp_path, capsys):
