@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_di
                "device", "judge_class", "output_class")
 
 
+log = logging.getLogger(__name__)
+FLAC_PEAK = 1.0 - 2.0**-23  # the largest 24-bit sample
+
+
 @dataclass(frozen=True)
 class ExportItem:
     """One output: ``fields`` are JSON-able scalars (str, int, float or None), the same keys
@@ -44,13 +49,20 @@ class ExportItem:
     audio_digest: str = ""  # the store's checksum of this audio ("" where none was recorded)
 
     def encode(self, codec: str) -> bytes:
-        """The audio as a ``wav`` (32-bit float, as stored) or ``flac`` (24-bit) file."""
+        """The audio as a ``wav`` (32-bit float, as stored) or ``flac`` (24-bit) file. FLAC
+        holds no sample beyond +-1: louder audio is scaled down to fit as a whole (never
+        clipped: the waveform's shape is kept) and the pair is named in the log."""
         import soundfile as sf
 
         buf = io.BytesIO()
         if codec == "flac":
-            sf.write(buf, np.clip(self.audio, -1.0, 1.0), self.sample_rate, format="FLAC",
-                     subtype="PCM_24")
+            audio, peak = self.audio, float(np.abs(self.audio).max(initial=0.0))
+            if peak > FLAC_PEAK:
+                log.warning("%s: peak %.3g is beyond FLAC's +-1: scaled by %.2f dB to fit "
+                            "(--codec wav keeps the stored level)", self.pair_id, peak,
+                            20 * math.log10(FLAC_PEAK / peak))
+                audio = audio * np.float32(FLAC_PEAK / peak)
+            sf.write(buf, audio, self.sample_rate, format="FLAC", subtype="PCM_24")
             return buf.getvalue()
         channels = 1 if self.audio.ndim == 1 else self.audio.shape[1]
         with sf.SoundFile(buf, "w", self.sample_rate, channels, format="WAV",

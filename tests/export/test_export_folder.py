@@ -112,6 +112,25 @@ def test_float_wav_has_no_timestamped_peak_chunk():
     np.testing.assert_array_equal(back, audio)
 
 
+def test_flac_scales_a_loud_output_to_fit_instead_of_clipping_it_and_says_so(caplog):
+    from hpc_nst.export.items import ExportItem
+
+    loud = 3.0 * tone(220, 0.1) / np.abs(tone(220, 0.1)).max()  # peak 3: FLAC holds +-1
+    with caplog.at_level("WARNING", logger="hpc_nst.export.items"):
+        back, _ = sf.read(io.BytesIO(ExportItem("loud", loud, SR, {}).encode("flac")),
+                          dtype="float32")
+    assert "loud: peak 3 is beyond FLAC's +-1: scaled by -9.54 dB" in caplog.text
+    assert 0.999 < np.abs(back).max() <= 1.0
+    np.testing.assert_allclose(back, loud / 3.0, atol=1e-6)  # the shape kept: not clipped
+    caplog.clear()
+    quiet = tone(220, 0.1)
+    with caplog.at_level("WARNING", logger="hpc_nst.export.items"):
+        same, _ = sf.read(io.BytesIO(ExportItem("q", quiet, SR, {}).encode("flac")),
+                          dtype="float32")
+    assert not caplog.text
+    np.testing.assert_allclose(same, quiet, atol=2e-7)  # within 24-bit rounding, unscaled
+
+
 def test_every_format_gives_the_same_bytes_a_second_later(store, tmp_path):
     """libsndfile's PEAK chunk held the time of writing (byte 61 of a float WAV): two exports
     more than a second apart must still be identical, sidecars included."""
