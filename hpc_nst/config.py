@@ -279,7 +279,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         full = f"{prefix}{key}"
         if key not in names:
             hint = did_you_mean(key, names)
-            if not prefix and not hint:  # a short name (--set iteratons=5)
+            if not prefix and key in ALIASES:  # a --set short name at a job file's top level
+                section, name = ALIASES[key].rsplit(".", 1)
+                hint = (f" (in a job file it goes in its section: [{section}] {name} = ...; "
+                        f"the short name is for --set)")
+            elif not prefix and not hint:  # a short name misspelt (--set iteratons=5)
                 hint = did_you_mean(key, ALIASES)
             raise ConfigError(f"{full}: unknown key{hint} (known: {', '.join(sorted(names))})")
         typ = hints[key]

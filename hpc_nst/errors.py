@@ -32,13 +32,14 @@ class ManifestError(HpcNstError, ValueError):
     manifest with one or more bad rows: ``problems`` then lists each with its line number.
     """
 
-    def __init__(self, message: object, problems: list[str] | None = None):
+    def __init__(self, message: object, problems: list[str] | None = None, hint: str = ""):
         self.path, self.problems = (message, list(problems)) if problems is not None \
             else (None, [])
         if problems is not None:
             shown = "\n  ".join(problems[:50])
             more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
             message = f"{message}: {len(problems)} problem(s):\n  {shown}{more}"
+            message += f"\n{hint}" if hint else ""
         super().__init__(str(message))
 
 

@@ -54,3 +54,14 @@ def test_misspelt_short_name_on_the_command_line(capsys):
     assert "did you mean 'iterations'?" in capsys.readouterr().err
     assert main(["run", "m.csv", "-o", "x.zarr", "--set", "method=nts"]) == 2
     assert "unknown method 'nts' (did you mean 'notes'?)" in capsys.readouterr().err
+
+
+def test_a_short_name_at_a_job_files_top_level_names_its_section(tmp_path, capsys):
+    job = tmp_path / "j.toml"
+    job.write_text('method = "nst"\niterations = 5\n')
+    assert main(["run", "m.csv", "-o", "x.zarr", "--job", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "iterations: unknown key (in a job file it goes in its section: [optim] " \
+           "iterations = ...; the short name is for --set)" in err
+    assert main(["run", "m.csv", "-o", "x.zarr", "--set", "method=nts"]) == 2
+    assert "unknown method 'nts' (did you mean 'notes'?)" in capsys.readouterr().err

@@ -163,9 +163,9 @@ def run_batch(
     t_start = time.time()
     manifest = read_manifest(manifest_path, cfg)
     if manifest.problems and not opts.skip_invalid:
-        raise ManifestError(manifest.path, manifest.problems + [
-            "(fix these rows, or rerun with --skip-invalid to record them as failed and run "
-            "the others)"])
+        raise ManifestError(manifest.path, manifest.problems, hint=(
+            "fix these rows, or rerun with --skip-invalid to record them as failed and run "
+            "the others"))
     st.require_writable(store_path)
     root, where = _open_or_create(store_path, cfg, manifest, opts, out)
     if manifest.problems and not opts.quiet:

@@ -126,8 +126,9 @@ class PairFilter:
                         or (isinstance(right, str) and isinstance(left, (int, float)))):
                     raise UsageError(  # "fold == 0" on a text column would match nothing
                         f"--where {self.expression!r}: {left!r} and {right!r} are text and a "
-                        "number, never equal: quote the number (fold == '0'; the manifest's "
-                        "metadata columns are text)")
+                        "number, never equal: write the value as the field holds it (a "
+                        "manifest's metadata columns are text: quoted, fold == '0'; a "
+                        "number field unquoted, seed == 0)")
                 ok = _apply(_COMPARE[type(op)], left, right, self.expression)
             if ok is not MISSING and not ok:
                 return False

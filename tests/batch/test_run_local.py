@@ -43,6 +43,7 @@ def test_mixed_lengths_broken_rows_rerun_refuse_export(tmp_path, audio_dir, caps
     err = capsys.readouterr().err
     for line, text in ((6, "file not found"), (7, "unreadable audio"), (8, "too short")):
         assert f"line {line}: pair " in err and text in err
+    assert ": 3 problem(s):" in err  # the three rows; the advice after them is not counted
     assert "--skip-invalid" in err and not store.exists()
 
     assert _cli(str(manifest), "-o", str(store), "--skip-invalid", "--batch-size", "2") == 1

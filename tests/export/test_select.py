@@ -66,8 +66,11 @@ def test_mixing_text_and_numbers_is_a_clear_error():
         PairFilter("seed in 5").keep(FIELDS)
     # equality of text and a number is never true: refused, not an empty selection
     for expression in ("split == 0", "0 != split", "style_label == 1.5"):
-        with pytest.raises(UsageError, match="text and a number, never equal: quote"):
+        with pytest.raises(UsageError, match="text and a number, never equal: write the value "
+                                             "as the field holds it"):
             PairFilter(expression).keep(FIELDS)
+    with pytest.raises(UsageError, match=r"a number field unquoted, seed == 0"):
+        PairFilter("seed == '3'").keep(FIELDS)  # a number field given text
     assert PairFilter("split == 'train'").keep(FIELDS) and PairFilter("seed == 3").keep(FIELDS)
 
 
