@@ -324,9 +324,9 @@ def _refuse_silence(path: object, audio: np.ndarray) -> None:
     dataset: its pair fails, naming the file."""
     from hpc_nst.audio.io import AudioError, is_silent
 
-    if is_silent(audio):
-        peak = float(np.abs(audio).max()) if audio.size else 0.0
-        raise AudioError(f"{path}: silent after mixing to mono (peak {peak:.1e}; a stereo "
+    if is_silent(audio):  # (load_audio gives at least one frame's samples)
+        raise AudioError(f"{path}: silent after mixing to mono (peak "
+                         f"{float(np.abs(audio).max()):.1e}; a stereo "
                          "file whose channels cancel reads so too): give a recording with "
                          "sound, or leave the pair out of the manifest")
 

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pairs optimised together in one batch; auto (default): 4 on CPU "
                    "workers, on GPU workers up to 64, fitted by each worker to its free memory "
                    "and cut where padding would pass 15 %%")
-    p.add_argument("--batches-per-task", type=int, metavar="K",
+    p.add_argument("--batches-per-task", type=count_arg(1), metavar="K",
                    help="batches per task (= store shard); default: automatic (one batch, "
                    "at least 16 pairs once 64 tasks remain, more above 2000 tasks)")
     p.add_argument("--skip-invalid", action="store_true",
@@ -102,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            ("--local-directory", "node-local scratch directory")):
         c.add_argument(flag, help=helptext)
     c.add_argument("--cores", type=count_arg(1), help="CPU cores per worker job")
-    c.add_argument("--tasks-per-worker", type=int, metavar="N",
+    c.add_argument("--tasks-per-worker", type=count_arg(1), metavar="N",
                    help="tasks a worker runs at once, its cores split between them (default: "
                    "2 on a GPU, so that one task's decoding and store write overlap the "
                    "other's GPU compute; a local CPU worker one per core; or the dask "
@@ -175,10 +175,6 @@ def run(args: argparse.Namespace) -> int:
     asked = str(args.batch_size)
     if asked != "auto" and not (asked.isdigit() and int(asked) >= 1):
         raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
-    if args.batches_per_task is not None and args.batches_per_task < 1:
-        raise UserError("--batches-per-task must be >= 1")
-    if args.tasks_per_worker is not None and args.tasks_per_worker < 1:
-        raise UserError("--tasks-per-worker must be >= 1")
     check_local_device(args.device, args.cluster)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     cfg = load_job(args.job, parse_overrides(args.overrides))
