@@ -59,6 +59,10 @@ class StoreGoneError(StoreError):
     """The store disappeared while a run was writing it (deleted, moved, unmounted)."""
 
 
+class ClusterError(HpcNstError, RuntimeError):
+    """The batch scheduler refuses the worker jobs (partition, account, limits, quota)."""
+
+
 class CheckpointError(HpcNstError, ValueError):
     """A model checkpoint cannot be used."""
 

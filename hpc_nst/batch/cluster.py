@@ -40,6 +40,7 @@ from hpc_nst.batch.slots import (
     with_gpu_resource,
     worker_slots,
 )
+from hpc_nst.batch.submission import SubmissionWatch
 from hpc_nst.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class ClusterHandle:
     threads: int
     description: str
     slots: int = 1  # tasks each worker runs at once
+    watch: SubmissionWatch | None = None  # worker-job submissions (batch schedulers)
 
 
 def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
@@ -287,7 +289,8 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     dask_jobqueue = _import_jobqueue()
     kwargs = _jobqueue_kwargs(opts)
     cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
-    cluster = cls(**kwargs)
+    watch = SubmissionWatch()
+    cluster = cls(**kwargs, job_cls=watch.job_class(cls.job_cls))
     maximum = opts.workers or 1
     minimum = min(opts.min_workers or 0, maximum)
     cluster.adapt(minimum=minimum, maximum=maximum)
@@ -302,7 +305,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
         cluster, {"GPU": 1} if gpus else None, max(1, int(cores) // slots) if gpus else 1,
         f"{cls.__name__}: adaptive {minimum}..{maximum} worker job(s), "
         + (f"1 GPU each, {slots} task(s) at a time" if gpus else "no GPU each") + note,
-        slots)
+        slots, watch)
 
 
 def worker_job_script(opts: ClusterOptions) -> str:

@@ -31,6 +31,7 @@ from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.config import JobConfig
+from hpc_nst.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
     log.info("run %s on %s: %d pair(s) to run in %d task(s), %d already done", run_id, path,
              len(todo), len(tasks), skipped)
     interrupted = False
-    own = gone = None
+    own = gone = refused = None
     try:
         if tasks:
             if client is None:
@@ -224,9 +225,13 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
                         run_id)
     except KeyboardInterrupt:
         interrupted = True
-        log.info("run %s interrupted; finished pairs are saved", run_id)  # the print says so
-        print("interrupted: finished pairs are saved; rerun the same command to resume",
-              file=out)
+        if handle is not None and handle.watch is not None and handle.watch.fatal:
+            refused = ClusterError(f"{handle.watch.fatal}; finished pairs are saved: fix the "
+                                   "cluster options and rerun the same command to resume")
+        else:
+            log.info("run %s interrupted; finished pairs are saved", run_id)  # printed too
+            print("interrupted: finished pairs are saved; rerun the same command to resume",
+                  file=out)
     except OSError as exc:
         if exc.errno not in _DISK_ERRNOS:
             raise
@@ -252,6 +257,8 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
                 **counts})
     if gone is not None:
         raise gone
+    if refused is not None:
+        raise refused
     ids = st.read_column(root, "pair")
     rows = st.read_column(root, "row")
     failures = [(str(ids[i]), int(rows[i]), str(recorder.data["error"][i]))
@@ -307,13 +314,17 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
     progress = Progress(len(todo), counts, out, opts.progress_interval, opts.quiet)
     d = Dispatch(client, handle, manifest, where, path, recorder, opts, out, run_id)
     futures = as_completed([d.submit(t) for t in tasks], with_results=False)
+    watching = handle.watch.start(client) if handle and handle.watch else None
     try:
         d.collect(futures, progress)
     except KeyboardInterrupt:
         d.flush()
-        d.wind_down(futures, progress)  # a second Ctrl-C ends it at once
+        if not (handle and handle.watch and handle.watch.fatal):  # no worker: nothing runs
+            d.wind_down(futures, progress)  # a second Ctrl-C ends it at once
         raise
     finally:
+        if watching is not None:
+            watching.set()
         try:
             d.flush()  # also on Ctrl-C/SIGTERM: what finished is recorded
         finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import re
 import signal
 import sys
@@ -13,6 +15,8 @@ from pathlib import Path
 
 from hpc_nst.cli.transfer_cmd import add_job_arguments
 from hpc_nst.config import load_job, parse_overrides
+
+log = logging.getLogger(__name__)
 
 #: What ``--device`` accepts (``run`` and ``calibrate``).
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -40,6 +44,20 @@ def count_arg(least: int) -> Callable[[str], int]:
 
     parse.__name__ = "count"  # argparse names the type in its messages
     return parse
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type of a duration in seconds: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds >= 0")
+    return value
+
+
+seconds_arg.__name__ = "seconds"
 
 
 def check_local_device(device: str, cluster: str) -> None:
@@ -112,10 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="extra scheduler directive for worker jobs (repeatable)")
     c.add_argument("--scheduler-file", help="slurm-runner: scheduler file on a shared file "
                    "system (default: next to the store)")
-    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
+    p.add_argument("--progress-interval", type=seconds_arg, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
     p.add_argument("--quiet", action="store_true", help="only errors and the summary")
-    p.add_argument("--grace", type=float, default=60.0, metavar="S",
+    p.add_argument("--grace", type=seconds_arg, default=60.0, metavar="S",
                    help="on Ctrl-C/SIGTERM: seconds to wait for running tasks to finish and "
                         "be saved (no new task starts; a second Ctrl-C stops at once; "
                         "default 60)")
@@ -155,6 +173,9 @@ def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
 #: the "stop now" second interrupt and skip the grace wait for running tasks.
 TERM_REPEAT_S = 2.0
 _last_term = [-TERM_REPEAT_S]
+#: Exit code of a run stopped by SIGTERM (128 + 15, as a process killed by it), not Ctrl-C's 130.
+TERM_EXIT = 143
+_terminated = [False]
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -163,13 +184,15 @@ def _sigterm(signum: int, frame: object) -> None:
     if now - _last_term[0] < TERM_REPEAT_S:
         return
     _last_term[0] = now
+    _terminated[0] = True
     raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.batching import resolve_batch_size
-    from hpc_nst.batch.cluster import ClusterOptions
+    from hpc_nst.batch.cluster import ClusterOptions, worker_job_script
     from hpc_nst.batch.runner import RunOptions, run_batch
+    from hpc_nst.batch.submission import SUBMIT_COMMAND, check_options, preflight
     from hpc_nst.cli import UserError
 
     asked = str(args.batch_size)
@@ -181,15 +204,19 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       device=args.device, progress_interval=args.progress_interval,
-                      quiet=args.quiet, grace_s=max(0.0, args.grace), batch_note=why)
+                      quiet=args.quiet, grace_s=args.grace, batch_note=why)
     copts = ClusterOptions(
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
         cores=args.cores, interface=args.interface, local_directory=args.local_directory,
         job_extra=args.job_extra, scheduler_file=args.scheduler_file,
         tasks_per_worker=args.tasks_per_worker)
+    for warning in check_options(copts):
+        log.warning(warning)
     if args.dry_run:
         return _dry_run(args, cfg, copts, why)
+    if copts.kind in SUBMIT_COMMAND:  # a refused worker job: one error now, not a hung run
+        preflight(copts, worker_job_script(copts))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
     if args.cluster == "slurm-runner":
@@ -197,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         summary = run_batch(args.manifest, args.output, cfg, opts, copts)
     print_summary(summary)
-    return summary.exit_code
+    return TERM_EXIT if summary.interrupted and _terminated[0] else summary.exit_code
 
 
 def _dry_run(args, cfg, copts, batch_note: str) -> int:  # noqa: ANN001
@@ -208,11 +235,21 @@ def _dry_run(args, cfg, copts, batch_note: str) -> int:  # noqa: ANN001
                                args.retry_failed)
     print(f"batch size {args.batch_size} ({batch_note})")
     print_plan(plan, problems, cfg, copts, sys.stdout, args.output)
+    refused = False
+    if plan.job_script:
+        from hpc_nst.batch.submission import preflight
+        from hpc_nst.errors import ClusterError
+
+        try:
+            print(f"scheduler check ({copts.kind}): {preflight(copts, plan.job_script) or 'ok'}")
+        except ClusterError as exc:
+            refused = True
+            print(f"scheduler check: {exc}: a run would refuse to start", file=sys.stderr)
     if problems and not args.skip_invalid:
         print(f"{len(problems)} invalid row(s): a run would refuse to start (fix them, or "
               "add --skip-invalid)", file=sys.stderr)
         return 2
-    return 0
+    return 2 if refused else 0
 
 
 def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202

@@ -139,6 +139,8 @@ def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, a
     assert "invalid: line 3: pair" in out and "nope.wav: file not found" in out
     assert "#SBATCH --gres=gpu:1" in out and "#SBATCH -p gpu" in out
     assert "-m distributed.cli.dask_worker" in out and not store.exists()
+    # Slurm here has no partition "gpu" (or there is no sbatch): the scheduler check says so
+    assert "scheduler check: --cluster slurm: " in err
     assert main(["run", str(manifest), "-o", str(store), *SETS, "--dry-run",
                  "--skip-invalid"]) == 0
 

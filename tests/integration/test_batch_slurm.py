@@ -103,6 +103,26 @@ def test_demo_manifest_on_gpu_worker_jobs_then_rerun_skips(slurm_cluster, tmp_pa
     np.testing.assert_array_equal(again.attempts.values, ds.attempts.values)
 
 
+def test_a_partition_slurm_refuses_is_one_error_line_and_no_store(slurm_cluster, tmp_path):
+    """It used to submit, fail in the background and wait for a worker for ever."""
+    name = f"hpcnst-q-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "q.zarr"
+    proc = _run([str(DEMO), "-o", str(store), "--cluster", "slurm", "--queue", "nosuch",
+                 *DEV, *_sets(TINY)], tmp_path, _env(name))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "hpc-nst run: error: --cluster slurm: Slurm refuses the worker job (sbatch " \
+           "--test-only): sbatch: error: invalid partition specified: nosuch" in out, out
+    assert "Traceback" not in out and not store.exists()
+    assert not _jobs(name)
+    dry = subprocess.run([sys.executable, "-m", "hpc_nst", "run", str(DEMO), "-o", str(store),
+                          "--cluster", "slurm", "--dry-run", *DEV], cwd=tmp_path,
+                         env=_env(name), capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "scheduler check (slurm): sbatch: Job" in dry.stdout, dry.stdout
+    assert not _jobs(name)
+
+
 def test_cancelled_worker_job_loses_nothing(slurm_cluster, tmp_path):
     demo = DEMO.parent / "demo"
     files = ["harp.flac", "tuning_fork.flac", "voice.flac", "violin.flac"]
@@ -275,7 +295,7 @@ def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, t
     text = log.read_text()
     assert "SIGUSR1 (time limit near): saving and requeueing" in text, text
     assert f"requeued job {job}" in text
-    assert "exit code 130" in text and "exit code 0" in text, text
+    assert "exit code 143" in text and "exit code 0" in text, text
     _wait_job(job, 60)
     ds = xr.open_zarr(store)
     assert (ds.status.values == 1).all() and ds.sizes["pair"] == 8
