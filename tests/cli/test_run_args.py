@@ -30,6 +30,32 @@ def test_worker_counts_below_one_are_refused(tmp_path, capsys, flag, value):
     assert not store.exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--grace", "-5"), ("--grace", "soon"),
+                                         ("--progress-interval", "-1"),
+                                         ("--progress-interval", "nan")])
+def test_durations_below_zero_are_refused(tmp_path, capsys, flag, value):
+    store = tmp_path / "x.zarr"
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(DEMO), "-o", str(store), "--dry-run", f"{flag}={value}"])
+    assert exc.value.code == 2
+    assert f"argument {flag}: '{value}': give a number of seconds >= 0" in capsys.readouterr().err
+
+
+def test_memory_and_walltime_are_checked_and_a_local_run_says_it_ignores_them(
+        tmp_path, capsys, caplog):
+    store = tmp_path / "x.zarr"
+    assert main(["run", str(DEMO), "-o", str(store), "--cluster", "slurm", "--dry-run",
+                 "--memory", "lots"]) == 2
+    assert "error: --memory 'lots': not an amount of memory" in capsys.readouterr().err
+    assert main(["run", str(DEMO), "-o", str(store), "--cluster", "pbs", "--dry-run",
+                 "--walltime", "banana"]) == 2
+    assert "error: --walltime 'banana': not a pbs walltime" in capsys.readouterr().err
+    assert main(["run", str(DEMO), "-o", str(store), "--dry-run", "--walltime", "1:00:00",
+                 "--queue", "gpu"]) == 0
+    assert "--queue, --walltime ignored: --cluster local runs on this machine" in caplog.text
+    assert not store.exists()
+
+
 def test_cluster_refuses_a_layout_without_workers():
     with pytest.raises(ConfigError, match="--workers -1"):
         local_layout(ClusterOptions(workers=-1))
