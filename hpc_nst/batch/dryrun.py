@@ -51,7 +51,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
 
     manifest = read_manifest(manifest_path, cfg)
     st.require_writable(store_path)  # as the run would refuse it
-    if store_path.exists():
+    if st.store_exists(store_path):
         root = st.open_root(store_path)
         st.check_job(store_path, root, cfg)
         where = st.match_manifest(store_path, root, manifest)
@@ -118,7 +118,7 @@ def _hms(seconds: float) -> str:
 def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOptions,
                out: TextIO, store: Path) -> None:
     w = lambda text="": print(text, file=out)  # noqa: E731
-    what = f"resume {store}" if store.exists() else f"new store {store}"
+    what = f"resume {store}" if st.store_exists(store) else f"new store {store}"
     w(f"dry run: nothing is created or submitted ({what})")
     w(f"job: method {cfg.method}, {cfg.optim.iterations} iterations, Griffin-Lim "
       f"{cfg.griffin_lim.iterations}, digest {cfg.digest()}")

@@ -113,7 +113,7 @@ def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) 
 def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOptions,
                     out: TextIO) -> tuple[Any, list[int]]:
     """The store's root group and, per store row, the position of its manifest row."""
-    if path.exists():
+    if st.store_exists(path):
         root = st.open_root(path, mode="r+")
         st.check_job(path, root, cfg)
         return root, st.match_manifest(path, root, manifest)

@@ -146,7 +146,9 @@ def create_store(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _populate(tmp, cfg, manifest, order, layout)
-        os.rename(tmp, path)  # atomic: a half-created store never appears under ``path``
+        # atomic: a half-created store never appears under ``path`` (an empty folder there
+        # is replaced: rename() takes the place of an empty directory)
+        os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -293,11 +295,31 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(LocalStore(path))
 
 
+def store_exists(path: str | Path) -> bool:
+    """Whether ``-o path`` names a store to resume (False: one is created there, also in an
+    empty folder); a file, or a folder of other things, is refused, as nothing may be written
+    over it."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise StoreError(f"{path}: a file is there, not a store folder; nothing was changed. "
+                         "Choose a new path for -o (e.g. out/batch.zarr)")
+    if (path / "zarr.json").is_file():
+        return True
+    if any(path.iterdir()):
+        raise StoreError(f"{path}: a folder of other files is there, not an hpc-nst store (no "
+                         "zarr.json); nothing was changed. Choose a new path for -o (e.g. "
+                         f"{path / 'batch.zarr'})")
+    return False
+
+
 def require_writable(path: str | Path) -> None:
     """Refuse, before any work, a store that cannot be written (read-only mount, no
     permission); reading commands still work on such a store."""
     from hpc_nst.fsutil import unwritable_reason
 
+    store_exists(path)  # a file or a foreign folder: say so (not "cannot write there")
     why = unwritable_reason(path)
     if why is not None:
         what = ("Reading commands (status, verify, report, export) work on it as it is; to "

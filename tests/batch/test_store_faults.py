@@ -143,6 +143,32 @@ def test_read_only_store_refused_for_runs_and_readable_for_the_rest(
     assert after == before  # not a byte changed, no lock file left
 
 
+def test_a_file_or_foreign_folder_as_the_store_is_refused_and_an_empty_folder_used(
+        tmp_path, audio_dir, tiny, threads_client, capsys):
+    """They used to get "Not a directory ... copy it to a writable place" and "not a Zarr
+    store"; an empty folder (made by a job script's mkdir -p) could not be used at all."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", PAIRS[:2])
+    a_file = tmp_path / "out.zarr"
+    a_file.write_text("keep me")
+    folder = tmp_path / "results"
+    (folder / "notes.txt").parent.mkdir()
+    (folder / "notes.txt").write_text("keep me too")
+    sets = [x for s in ("iterations=3", "griffin_lim_iterations=2", "model=random", "width=4")
+            for x in ("--set", s)]
+    for target, said in ((a_file, "a file is there, not a store folder; nothing was changed"),
+                         (folder, "a folder of other files is there, not an hpc-nst store (no "
+                                  "zarr.json); nothing was changed")):
+        for dry in (["--dry-run"], []):
+            assert main(["run", str(manifest), "-o", str(target), *sets, *dry]) == 2
+            err = capsys.readouterr().err
+            assert said in err and "Choose a new path for -o" in err, err
+    assert a_file.read_text() == "keep me" and [p.name for p in folder.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty.zarr"
+    empty.mkdir()
+    assert run_batch(manifest, empty, tiny, _opts(), client=threads_client).done == 2
+    assert verify_store(empty).ok
+
+
 def test_store_disappearing_mid_run_stops_without_writing_a_ghost(
         tmp_path, audio_dir, tiny, threads_client, monkeypatch):
     """The store is moved away after the second task wrote: the run stops with a clear error,
