@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # also after the command: hpc-nst run ... -v
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                             help="log more to stderr (-v: info, -vv: debug)")
+        command.add_argument("--log-file", type=Path, metavar="FILE",
+                             default=argparse.SUPPRESS,
+                             help="also write the log (info and up) to FILE")
     return parser
 
 

@@ -142,14 +142,17 @@ def test_store_moved_aside_is_not_overwritten(tmp_path, audio_dir, local_client)
     assert a.done == b.done == 1 and b.ran == 0
 
 
-def test_log_file_gets_worker_and_driver_records(tmp_path, audio_dir):
-    """-v/--log-file: the worker's records (a skipped pair) reach the driver's log."""
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_log_file_gets_worker_and_driver_records(tmp_path, audio_dir, where):
+    """-v/--log-file (before the command or after it): the worker's records (a skipped pair)
+    reach the driver's log."""
     manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
                          ["ok,a.wav,b.wav", "truncated,truncated.flac,b.wav"])
     log = tmp_path / "logs" / "run.log"
-    argv = ["-v", "--log-file", str(log), "run", str(manifest), "-o", str(tmp_path / "l.zarr"),
+    flags = ["-v", "--log-file", str(log)]
+    argv = [*flags * (where == "before"), "run", str(manifest), "-o", str(tmp_path / "l.zarr"),
             *[x for s in TINY for x in ("--set", s)], "--workers", "1",
-            "--progress-interval", "0"]
+            "--progress-interval", "0", *flags * (where == "after")]
     assert main(argv) == 1
     text = log.read_text()
     assert "pair truncated skipped: content" in text and "truncated.flac" in text
