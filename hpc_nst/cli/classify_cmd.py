@@ -28,7 +28,7 @@ def _fmt(ranked: list[tuple[str, float]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.audio.io import AudioError, load_audio
+    from hpc_nst.audio.io import SILENCE_PEAK, AudioError, is_silent, load_audio
     from hpc_nst.cli import UserError
     from hpc_nst.config import STFTConfig
     from hpc_nst.engine.device import pick_device
@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
         except AudioError as exc:
             print(f"{file}: error: {exc}")
             failed += 1
+            continue
+        if is_silent(audio):  # the classifier would still name an instrument
+            print(json.dumps({"file": str(file), "silent": True, "top": []}) if args.json
+                  else f"{file}: silent (no sample above {SILENCE_PEAK:g}): no instrument")
             continue
         result = classify_audio(model, audio, stft, device)
         overall = top_k(result.overall, classes, args.top)

@@ -99,3 +99,22 @@ def test_cli_errors(model_path: Path, long_file: Path, tmp_path: Path, capsys) -
     assert "no class names" in capsys.readouterr().err
     assert main(["classify", str(long_file), "--model", str(tmp_path / "nope.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_silent_file_names_no_instrument(model_path: Path, long_file: Path, tmp_path: Path,
+                                         capsys) -> None:
+    """It used to name an instrument (with a confident probability) for digital silence."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert main(["classify", str(silent), str(long_file), "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{silent}: silent (no sample above 1e-05): no instrument" in out
+    assert f"{long_file} (" in out  # the other file is still classified
+    assert main(["classify", str(silent), "--model", str(model_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"file": str(silent), "silent": True,
+                                                   "top": []}
