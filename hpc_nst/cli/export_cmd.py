@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="items per WebDataset shard / Parquet row group (default: 1000)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="a folder written by hpc-nst report: add its per-pair metrics")
+    p.add_argument("--labels", type=Path, action="append", default=[], metavar="CSV",
+                   help="content_label/style_label per pair_id (repeatable; besides the "
+                        "label columns of the manifest, or labels.csv beside it, which "
+                        "hpc-nst dataset triplets writes)")
     p.add_argument("--where", metavar="EXPR",
                    help="keep only the pairs whose fields satisfy EXPR, e.g. \"judge_top1 == 1\" "
                         "(the EQ-proof judge hears the style; report metrics need --report) or "
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     opts = ExportOptions(codec=args.codec, overwrite=args.overwrite,
                          shard_size=args.shard_size, report=args.report,
-                         skip_bad=args.skip_bad, where=args.where)
+                         skip_bad=args.skip_bad, where=args.where,
+                         labels=tuple(args.labels))
     res = export_store(args.store, args.output, args.format, opts)
     what = (f"{res['written']} file(s)" if args.format in ("wav", "flac") else
             f"{res['items']} item(s) as {args.format} ({', '.join(res['files'][:3])}"

@@ -57,6 +57,7 @@ class ExportOptions:
     report: Path | None = None
     skip_bad: bool = False  # leave out pairs failing their checksum (default: refuse)
     where: str | None = None  # keep only the pairs matching it (:mod:`hpc_nst.export.select`)
+    labels: tuple[Path, ...] = ()  # label CSVs besides the manifest's own and labels.csv
 
 
 Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
@@ -275,7 +276,8 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
         raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
                          "status)")
     bad: list[str] = []  # pair ids left out by --skip-bad
-    items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad, bad=bad)
+    items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad, bad=bad,
+                       labels=list(opts.labels))
     counts: dict[str, int] = {"left_out": 0}
     if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)
@@ -292,7 +294,8 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
             "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
             "sample_rate": info.sample_rate, "metadata_columns": list(info.metadata_columns),
-            "report": str(opts.report) if opts.report else None, "where": opts.where}
+            "report": str(opts.report) if opts.report else None, "where": opts.where,
+            "labels": [str(p) for p in opts.labels]}
     try:
         out.mkdir(parents=True, exist_ok=True)
         _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),

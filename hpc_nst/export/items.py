@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from hpc_nst.batch.reader import StoreInfo, iter_pairs, metadata_names
+from hpc_nst.batch.reader import (
+    LABEL_COLUMNS,
+    StoreInfo,
+    iter_pairs,
+    metadata_names,
+    read_labels,
+)
 from hpc_nst.batch.verify import check_audio
+from hpc_nst.errors import UsageError
 
 #: Report columns carried into an export (when ``--report`` is given): the quality metrics.
 REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
@@ -187,19 +194,32 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
 
 def iter_items(info: StoreInfo, only: list[int] | None = None,
                report: Path | None = None, skip_bad: bool = False,
-               bad: list[str] | None = None) -> Iterator[ExportItem]:
+               bad: list[str] | None = None,
+               labels: list[Path] | None = None) -> Iterator[ExportItem]:
     """Every done pair of ``info`` (or those at indices ``only``) as an :class:`ExportItem`;
     a pair failing its audio checksum stops the export (or, ``skip_bad``, is left out, its id
-    appended to ``bad``). The report is read now: a bad ``report`` is refused at the call."""
+    appended to ``bad``). The report is read now: a bad ``report`` is refused at the call.
+
+    ``content_label``/``style_label`` come from the manifest's label columns, ``labels.csv``
+    beside it (``hpc-nst dataset triplets`` writes one) and the ``labels`` CSVs, as in the
+    report; a label no pair has is left out."""
     metrics = report_metrics(report, report_label(report, info) if report else info.label)
-    return _items(info, only, metrics, skip_bad, [] if bad is None else bad)
+    for extra in labels or []:
+        if not extra.is_file():
+            raise UsageError(f"--labels {extra}: file not found (a CSV of pair_id and "
+                             "content_label and/or style_label)")
+    found = read_labels(info.manifest, list(labels or []))
+    return _items(info, only, metrics, skip_bad, [] if bad is None else bad, found)
 
 
 def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str, Any]],
-           skip_bad: bool, bad: list[str]) -> Iterator[ExportItem]:
+           skip_bad: bool, bad: list[str],
+           labels: dict[str, dict[str, str]]) -> Iterator[ExportItem]:
+    label_cols = [c for c in LABEL_COLUMNS if any(got.get(c) for got in labels.values())]
     reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS,
-                *CONTAINER_FIELDS}
-    meta_names = export_names(metadata_names(info), reserved)
+                *CONTAINER_FIELDS, *label_cols}
+    meta_names = export_names({k: v for k, v in metadata_names(info).items()
+                               if k not in label_cols}, reserved)  # (labels hold them)
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m},
@@ -215,7 +235,8 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
         fields: dict[str, Any] = {
             "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],
             "target": pair.paths[2],
-            **{meta_names[k]: v for k, v in pair.metadata.items()},
+            **{meta_names[k]: v for k, v in pair.metadata.items() if k in meta_names},
+            **{c: labels.get(pair.pair_id, {}).get(c) or None for c in label_cols},
             "seed": pair.seed, **job,
             "duration_s": round(len(pair.audio) / info.sample_rate, 6),
             "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,

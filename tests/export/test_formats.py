@@ -137,6 +137,40 @@ def test_webdataset_shards_read_back(store, tmp_path):
     assert sorted(p.name for p in out.glob("shard-*.tar")) == ["shard-000000.tar"]
 
 
+def test_labels_beside_the_manifest_travel_with_the_items(tmp_path, capsys):
+    """``hpc-nst dataset triplets`` writes its instrument labels to labels.csv beside the
+    manifest: the report showed them, the export left them behind."""
+    import pyarrow.parquet as pq
+    import webdataset as wds
+
+    for name, f0 in (("a", 220), ("b", 330), ("c", 440)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.3), SR)
+    (tmp_path / "m.csv").write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,c.wav\n"
+                                    "p3,c.wav,a.wav\n")
+    (tmp_path / "labels.csv").write_text("pair_id,content_label,style_label,style_program\n"
+                                         "p1,Flute,Harp,46\np2,Harp,Violin,40\np3,,Flute,73\n")
+    fix = tmp_path / "fix.csv"
+    fix.write_text("pair_id,style_label\np2,Viola\n")
+    store = tmp_path / "l.zarr"
+    assert main(["run", str(tmp_path / "m.csv"), "-o", str(store), "--workers", "1",
+                 "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]]) == 0
+    assert _export(store, tmp_path / "pq", "parquet", "--labels", str(fix), "--where",
+                   "style_label != 'Flute'") == 0
+    table = pq.read_table(tmp_path / "pq" / "data.parquet").to_pydict()
+    assert table["pair_id"] == ["p1", "p2"]
+    assert table["content_label"] == ["Flute", "Harp"]
+    assert table["style_label"] == ["Harp", "Viola"]  # --labels wins over labels.csv
+    assert "style_program" not in table  # only the label columns are read
+    assert _export(store, tmp_path / "wds", "webdataset") == 0
+    metas = {m["pair_id"]: m for m in (x["json"] for x in wds.WebDataset(
+        sorted(glob.glob(str(tmp_path / "wds" / "*.tar"))), shardshuffle=False).decode())}
+    assert metas["p3"]["content_label"] is None and metas["p3"]["style_label"] == "Flute"
+    assert metas["p2"]["style_label"] == "Violin"
+    capsys.readouterr()
+    assert _export(store, tmp_path / "x", "wav", "--labels", str(tmp_path / "none.csv")) == 2
+    assert "--labels" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_report_metrics_travel_with_the_items(store, tmp_path, capsys):
     report = tmp_path / "report"
     assert main(["report", str(store), "-o", str(report), "--metrics", "spectral",
