@@ -27,7 +27,10 @@ def four_panel_figure(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    vmax = max(float(np.max(s)) for s in spectrograms[1:]) or 1.0
+    # the colour scale of the inputs and the result (not of the initial noise, when drawn)
+    scaled = spectrograms[1:] if titles[0] == PANELS[0] and len(spectrograms) > 1 \
+        else spectrograms
+    vmax = max(float(np.max(s)) for s in scaled) or 1.0
     fig, axes = plt.subplots(1, len(spectrograms), figsize=(3.2 * len(spectrograms), 3.0))
     nyquist_khz = stft.sample_rate / 2000
     for ax, spec, name in zip(np.atleast_1d(axes), spectrograms, titles):

@@ -151,7 +151,8 @@ class _Assets:
         figure: str | None = f"figures/{base}.png"
         specs = read_spectrograms(info, pair.index)
         if all(s.size for s in specs.values()):
-            pair_figure(specs, self.out_dir / str(figure), stft, title=f"{pair.pair_id} — {job}")
+            pair_figure(specs, self.out_dir / str(figure), stft, title=f"{pair.pair_id} — {job}",
+                        optimised=pair.records > 0)  # no loss record: no optimisation
         else:  # no spectrogram stored (should not happen for a done pair)
             figure = None
         loss = None

@@ -8,14 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from hpc_nst.config import STFTConfig
-from hpc_nst.engine.figure import four_panel_figure
+from hpc_nst.engine.figure import PANELS, four_panel_figure
 
 
 def pair_figure(spectrograms: dict[str, np.ndarray], path: Path, stft: STFTConfig,
-                title: str | None = None) -> Path:
-    """Initial noise, content, style and result (the store's ``init/content/style/output``)."""
-    order = ("init", "content", "style", "output")
-    return four_panel_figure([spectrograms[k] for k in order], path, stft, title=title)
+                title: str | None = None, optimised: bool = True) -> Path:
+    """Initial noise, content, style and result (the store's ``init/content/style/output``);
+    for a method that does not optimise (no loss records: its ``init`` is its output),
+    the last three only."""
+    order = ("init", "content", "style", "output")[0 if optimised else 1:]
+    return four_panel_figure([spectrograms[k] for k in order], path, stft, title=title,
+                             titles=PANELS[0 if optimised else 1:])
 
 
 def loss_figure(losses: np.ndarray, records: int, terms: Sequence[str], path: Path,
