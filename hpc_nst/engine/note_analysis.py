@@ -11,6 +11,7 @@ fading level). Within a note, frames far from its median pitch are read as the m
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,16 @@ HARMONIC_JUMPS = (12, 19, 24, 28, 31)  # semitones from a note's f0 to its 2nd-6
 FOLD_SEMITONES = 6.0  # a frame this far from its note's median pitch is a tracking slip
 
 
+def short_stft(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - librosa.stft's own
+    """``librosa.stft`` without its warning for a clip shorter than ``n_fft`` (a note or a
+    0.1 s content: the centred frames are zero-padded, as they are for longer clips' ends)."""
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large for input signal")
+        return librosa.stft(*args, **kwargs)
+
+
 def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(f0 in Hz, voiced) per 10 ms frame (centred); f0 is NaN where unvoiced.
 
@@ -35,15 +46,13 @@ def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A frame is voiced when it is within VOICING_DB of the loudest frame and its best candidate
     stands well above the spectrum's mean.
     """
-    import librosa
-
     a = np.asarray(audio, dtype=np.float32)
     n = 1 + len(a) // HOP
     if not np.any(a):
         return np.full(n, np.nan), np.zeros(n, bool)
     n_fft = 4096
-    mag = np.abs(librosa.stft(a, n_fft=n_fft, hop_length=HOP, win_length=2048,
-                              center=True))[:, :n]
+    mag = np.abs(short_stft(a, n_fft=n_fft, hop_length=HOP, win_length=2048,
+                            center=True))[:, :n]
     comp = np.log1p(mag / (mag.max() * 1e-3))
     cands = FMIN * 2.0 ** (np.arange(int(12 * 8 * np.log2(FMAX / FMIN)) + 1) / 96.0)
     sal = np.zeros((len(cands), comp.shape[1]))

@@ -31,6 +31,7 @@ from hpc_nst.engine.note_analysis import (
     frame_rms,
     note_onsets,
     read_note,
+    short_stft,
     split_notes,
     without_track_slips,
 )
@@ -183,7 +184,7 @@ class StyleBank:
             raise TransferError("the style has no pitched note to sample (method sampler needs "
                                 "a monophonic recording of a pitched instrument or voice): "
                                 "choose another style, or another method such as eq or nst")
-        spec = librosa.stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)
+        spec = short_stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)
         freqs = np.arange(spec.shape[0]) * SR / 2048
         combs = [_comb(freqs, n.f0) for n in notes]
         times = np.arange(spec.shape[1]) * SEP_HOP

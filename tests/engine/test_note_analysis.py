@@ -50,3 +50,19 @@ def test_a_slipped_track_reads_its_note_pitch():
     folded = N.without_track_slips(track, 220.0)
     np.testing.assert_array_equal(folded[:6], [220.0, 221.0, 220.0, 220.0, 220.0, 233.0])
     assert np.isnan(folded[6])  # unvoiced stays unvoiced; a semitone's glide (233 Hz) stays
+
+
+def test_a_clip_shorter_than_the_fft_reads_without_librosas_warning():
+    """A 0.1 s content (1600 samples, under the 4096-point FFT) warned "n_fft=4096 is too
+    large" from librosa in every sampler/layered run (the clip is read as before)."""
+    import warnings
+
+    t = np.arange(1600) / SR
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f0, voiced = N.f0_track((0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32))
+    assert len(f0) == len(voiced) == 1 + 1600 // N.HOP
+    with pytest.warns(UserWarning, match="too large"):  # librosa itself does warn
+        import librosa
+
+        librosa.stft(np.zeros(1600, np.float32), n_fft=4096)
