@@ -116,8 +116,8 @@ def walltime_seconds(walltime: str | int | None, kind: str = "slurm") -> int | N
         return parts[0] * (60 if kind in ("slurm", "lsf") else 1)
     if len(parts) == 2:
         return parts[0] * 3600 + parts[1] * 60 if kind == "lsf" else parts[0] * 60 + parts[1]
-    h, m, s = parts[-3:]
-    return h * 3600 + m * 60 + s
+    d, h, m, s = ([0] + parts)[-4:]  # PBS/Torque also take D:H:M:S
+    return d * 86400 + h * 3600 + m * 60 + s
 
 
 def lifetime_args(walltime: str | int | None, kind: str = "slurm") -> list[str]:
@@ -290,6 +290,8 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     kwargs = _jobqueue_kwargs(opts)
     cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
     watch = SubmissionWatch()
+    for name in ("tornado.application", "asyncio"):  # a given-up job's tracebacks: said once
+        logging.getLogger(name).addFilter(watch.quiet_errors)
     cluster = cls(**kwargs, job_cls=watch.job_class(cls.job_cls))
     maximum = opts.workers or 1
     minimum = min(opts.min_workers or 0, maximum)

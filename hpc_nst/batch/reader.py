@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpc_nst.batch import store as st
+from hpc_nst.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,13 +198,19 @@ def read_labels(manifest: Path | None,
                         manifest.with_name(f"{manifest.stem}.labels.csv")):
             if sidecar.is_file() and sidecar != manifest:
                 sources.append(sidecar)
-    sources.extend(extra or [])
+    given = list(extra or [])
+    sources.extend(given)
     out: dict[str, dict[str, str]] = {}
     for src in sources:
         with open(src, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
             if "pair_id" not in (reader.fieldnames or []) or not cols:
+                if src in given:  # named by the user: it must be a label file
+                    raise UsageError(
+                        f"--labels {src}: no label columns (its header is "
+                        f"{','.join(reader.fieldnames or []) or 'empty'}); give a CSV with "
+                        "pair_id and content_label and/or style_label")
                 continue
             for row in reader:
                 entry = out.setdefault(row["pair_id"].strip(), {})

@@ -125,8 +125,12 @@ def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOpt
     try:
         st.create_store(path, cfg, manifest, order, layout)
     except OSError as exc:
-        if path.exists():
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and path.exists():
             raise st.StoreError(f"{path} was created by another run meanwhile") from exc
+        if exc.errno in (errno.EBUSY, errno.ENOTDIR, errno.EXDEV, errno.EISDIR):
+            raise st.StoreError(f"{path}: the store cannot be put there ({exc.strerror}; a "
+                                "mount point or a link?); choose a new path for -o (e.g. "
+                                f"{path / 'batch.zarr'})") from exc
         raise
     n_tasks = -(-len(order) // ppt)
     log.info("created %s: %d pairs in %d shard(s) of %d, job %s", path, len(order), n_tasks, ppt,
@@ -167,6 +171,7 @@ def run_batch(
         raise ManifestError(manifest.path, manifest.problems, hint=(
             "fix these rows, or rerun with --skip-invalid to record them as failed and run "
             "the others"))
+    st.store_exists(store_path)  # a file or a foreign folder: said as such, before "writable"
     st.require_writable(store_path)
     root, where = _open_or_create(store_path, cfg, manifest, opts, out)
     if manifest.problems and not opts.quiet:
@@ -314,11 +319,13 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
     progress = Progress(len(todo), counts, out, opts.progress_interval, opts.quiet)
     d = Dispatch(client, handle, manifest, where, path, recorder, opts, out, run_id)
     futures = as_completed([d.submit(t) for t in tasks], with_results=False)
-    watching = handle.watch.start(client) if handle and handle.watch else None
+    watching = handle.watch.start(client, handle.cluster) if handle and handle.watch else None
     try:
         d.collect(futures, progress)
     except KeyboardInterrupt:
         d.flush()
+        if watching is not None:
+            watching.set()  # a user's stop stays one (the watch fires no more)
         if not (handle and handle.watch and handle.watch.fatal):  # no worker: nothing runs
             d.wind_down(futures, progress)  # a second Ctrl-C ends it at once
         raise

@@ -297,20 +297,33 @@ def consolidate(path: str | Path) -> None:
 
 def store_exists(path: str | Path) -> bool:
     """Whether ``-o path`` names a store to resume (False: one is created there, also in an
-    empty folder); a file, or a folder of other things, is refused, as nothing may be written
+    empty folder); a file, a folder of other things, a symbolic link that is broken or leads
+    to an empty folder, or the current folder itself is refused, as nothing may be written
     over it."""
     path = Path(path)
+    fix = "nothing was changed. Choose a new path for -o (e.g. out/batch.zarr)"
+    if path.is_symlink() and not path.exists():
+        raise StoreError(f"{path}: a broken symbolic link (to {os.readlink(path)}); {fix}")
     if not path.exists():
         return False
     if not path.is_dir():
-        raise StoreError(f"{path}: a file is there, not a store folder; nothing was changed. "
-                         "Choose a new path for -o (e.g. out/batch.zarr)")
+        raise StoreError(f"{path}: a file is there, not a store folder; {fix}")
     if (path / "zarr.json").is_file():
         return True
-    if any(path.iterdir()):
+    try:
+        empty = not any(path.iterdir())
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot look into that folder ({exc.strerror}); {fix}") \
+            from None
+    if not empty:
         raise StoreError(f"{path}: a folder of other files is there, not an hpc-nst store (no "
                          "zarr.json); nothing was changed. Choose a new path for -o (e.g. "
                          f"{path / 'batch.zarr'})")
+    if path.is_symlink():  # the store replaces what is at ``path``: not the link's target
+        raise StoreError(f"{path}: a symbolic link to an empty folder; give the folder "
+                         f"itself: -o {path.resolve()}")
+    if path.resolve() == Path.cwd().resolve():
+        raise StoreError(f"{path}: the current folder; {fix}")
     return False
 
 
@@ -319,7 +332,6 @@ def require_writable(path: str | Path) -> None:
     permission); reading commands still work on such a store."""
     from hpc_nst.fsutil import unwritable_reason
 
-    store_exists(path)  # a file or a foreign folder: say so (not "cannot write there")
     why = unwritable_reason(path)
     if why is not None:
         what = ("Reading commands (status, verify, report, export) work on it as it is; to "

@@ -18,11 +18,14 @@ from __future__ import annotations
 import _thread
 import asyncio
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,10 +43,12 @@ log = logging.getLogger(__name__)
 SUBMIT_COMMAND = {"slurm": "sbatch", "pbs": "qsub", "sge": "qsub", "lsf": "bsub"}
 #: Walltime formats each scheduler takes, as a pattern and as words for the error.
 WALLTIME_FORMATS = {
-    "slurm": (r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?",
-              "minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. 2:00:00 or 1-12)"),
-    "pbs": (r"\d+(:\d{1,2}){0,2}", "seconds, M:S or H:M:S (e.g. 02:00:00)"),
-    "sge": (r"\d+(:\d{1,2}){0,2}", "seconds, M:S or H:M:S (e.g. 02:00:00)"),
+    "slurm": (r"\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+(:\d{1,2}(:\d{1,2})?)?|-1"
+              r"|(?i:unlimited|infinite)",
+              "minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED (e.g. 2:00:00 or 1-12)"),
+    "pbs": (r"\d+(:\d{1,2}){0,3}", "seconds, M:S, H:M:S or D:H:M:S (e.g. 02:00:00)"),
+    "sge": (r"\d+(:\d{1,2}){0,2}|(?i:infinity)", "seconds, M:S, H:M:S or INFINITY (e.g. "
+            "02:00:00)"),
     "lsf": (r"\d+|\d+:\d{1,2}", "minutes or H:M (e.g. 120 or 2:00)"),
 }
 #: Options only batch schedulers use: a local cluster ignores them (``--cores``: a local
@@ -96,23 +101,33 @@ def _check_walltime(value: str, source: str, kind: str) -> None:
         raise ConfigError(f"{source} {value!r}: not a {kind} walltime; give {words}")
 
 
-def preflight(opts: ClusterOptions, script: str) -> str:
+def preflight(opts: ClusterOptions, script: str, missing_ok: bool = False) -> str:
     """Try the worker ``script`` on the scheduler without submitting it; return what the
-    scheduler said (Slurm), or raise :class:`ClusterError` with its refusal."""
+    scheduler said (Slurm), or raise :class:`ClusterError` with its refusal. The test sees the
+    environment the worker jobs are submitted with (``SLURM_*``/``SBATCH_*`` of a driver job
+    scrubbed: ``SBATCH_PARTITION`` would override the script's ``#SBATCH -p``). ``missing_ok``
+    (a dry run previewing the script elsewhere): no submit command here is a note, not an
+    error."""
+    from hpc_nst.batch.cluster import scrub_scheduler_env
+
     command = SUBMIT_COMMAND.get(opts.kind)
     if command is None:
         return ""
     if shutil.which(command) is None:
+        if missing_ok:
+            return f"not tested: {command!r} is not on PATH here"
         raise ClusterError(f"--cluster {opts.kind}: {command!r} is not on PATH here; run on a "
                            f"node that submits {opts.kind} jobs, or use --cluster local")
     if opts.kind != "slurm":
         return f"{command} found; the job script is not tested before submission"
+    env = dict(os.environ)
+    scrub_scheduler_env(env)
     with tempfile.TemporaryDirectory(prefix="hpc-nst-preflight-") as tmp:
         path = Path(tmp) / "worker.sh"
         path.write_text(script)
         try:
             proc = subprocess.run([command, "--test-only", str(path)], capture_output=True,
-                                  text=True, timeout=60)
+                                  text=True, timeout=60, env=env)
         except subprocess.TimeoutExpired:
             log.warning("sbatch --test-only did not answer in 60 s: worker jobs untested")
             return "sbatch --test-only did not answer in 60 s"
@@ -136,7 +151,8 @@ def _scheduler_words(exc: BaseException) -> str:
 
 @dataclass
 class SubmissionWatch:
-    """Worker-job submissions: each is retried with a growing pause (``retries`` times, from
+    """Worker-job submissions: each refused one (dask-jobqueue's RuntimeError for a submit
+    command's non-zero exit) is tried again with a growing pause (``retries`` times, from
     ``backoff_s``: dask config ``hpc-nst.submit-retries`` / ``hpc-nst.submit-backoff``, default
     4 and 5 s), and a job that still cannot be submitted is counted here (dask-jobqueue would
     not try it again, and a run with no worker would wait forever)."""
@@ -146,6 +162,9 @@ class SubmissionWatch:
     failed: int = 0  # jobs given up on
     last_error: str = ""
     fatal: str = ""
+    #: set when the run ends: retries stop at once (the cluster's close waits for them)
+    closing: threading.Event = field(default_factory=threading.Event)
+    given_up: list[BaseException] = field(default_factory=list)  # their errors (logged here)
 
     def job_class(self, base: type) -> type:
         """``base`` (a dask-jobqueue Job class) retrying its submission and reporting here."""
@@ -157,24 +176,39 @@ class SubmissionWatch:
                     try:
                         await super().start()
                         return
-                    except Exception as exc:  # noqa: BLE001 - the scheduler's refusal
+                    except RuntimeError as exc:  # the scheduler's refusal
                         said = _scheduler_words(exc)
-                        if attempt == watch.retries:
+                        if attempt == watch.retries or watch.closing.is_set():
                             watch.last_error, watch.failed = said, watch.failed + 1
+                            watch.given_up.append(exc)
                             raise
                         pause = watch.backoff_s * 2 ** attempt
                         log.warning("worker job submission failed (try %d of %d; again in "
                                     "%.0f s): %s", attempt + 1, watch.retries + 1, pause, said)
-                        await asyncio.sleep(pause)
+                        until = time.monotonic() + pause
+                        while time.monotonic() < until and not watch.closing.is_set():
+                            await asyncio.sleep(min(0.1, pause))
 
         Watched.__name__ = Watched.__qualname__ = base.__name__
         return Watched
 
-    def start(self, client: Any, interval: float = 1.0) -> threading.Event:
+    def quiet_errors(self, record: logging.LogRecord) -> bool:
+        """Logging filter: drop tornado's and asyncio's tracebacks of a submission given up on
+        (this watch has said it on one line)."""
+        exc = record.exc_info[1] if record.exc_info else None
+        return not any(exc is e for e in self.given_up)
+
+    def start(self, client: Any, cluster: Any, interval: float = 1.0) -> threading.Event:
         """Check every ``interval`` s from a thread: a job given up on while no worker is
-        connected sets :attr:`fatal` and interrupts the main thread (with workers, a warning:
-        the run goes on with them). Set the returned event to stop."""
-        stop = threading.Event()
+        connected and no other job is submitted sets :attr:`fatal` and interrupts the main
+        thread (with workers, or jobs queued, a warning: the run goes on). Set the returned
+        event to stop (it also stops the retries)."""
+        stop = self.closing
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+            # a driver started in the background (`cmd &` in a script) ignores SIGINT, which
+            # would make interrupt_main() a no-op: take it, as the run's Ctrl-C
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def loop() -> None:
             seen = 0
@@ -186,11 +220,13 @@ class SubmissionWatch:
                     workers = client.scheduler_info().get("workers", {})
                 except Exception:  # noqa: BLE001 - the client is closing: nothing to watch
                     return
+                queued = [j for j in list(getattr(cluster, "workers", {}).values())
+                          if getattr(j, "job_id", None)]
                 tries = self.retries + 1
-                if workers:
+                if workers or queued:
                     log.warning("a worker job could not be submitted in %d tries (%s); the "
-                                "run goes on with %d connected worker(s)", tries,
-                                self.last_error, len(workers))
+                                "run goes on with %d connected worker(s) and %d submitted "
+                                "job(s)", tries, self.last_error, len(workers), len(queued))
                     continue
                 self.fatal = (f"worker jobs could not be submitted ({tries} tries each) and "
                               f"no worker is connected: {self.last_error}")

@@ -77,13 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
-    for command in sub.choices.values():  # also after the command: hpc-nst run ... -v
+    _logging_options_after(sub)
+    return parser
+
+
+def _logging_options_after(sub: argparse._SubParsersAction) -> None:
+    """-v/--log-file also after a command (``hpc-nst run ... -v``, ``hpc-nst dataset triplets
+    ... -v``): set only when given there, where they replace those given before it."""
+    for command in sub.choices.values():
         command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                              help="log more to stderr (-v: info, -vv: debug)")
         command.add_argument("--log-file", type=Path, metavar="FILE",
                              default=argparse.SUPPRESS,
                              help="also write the log (info and up) to FILE")
-    return parser
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _logging_options_after(action)
 
 
 def main(argv: list[str] | None = None) -> int:

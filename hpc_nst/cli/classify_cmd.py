@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         if is_silent(audio):  # the classifier would still name an instrument
-            print(json.dumps({"file": str(file), "silent": True, "top": []}) if args.json
+            print(json.dumps({"file": str(file), "silent": True,
+                              "duration_s": round(len(audio) / stft.sample_rate, 3),
+                              "top": [], "windows": []}) if args.json
                   else f"{file}: silent (no sample above {SILENCE_PEAK:g}): no instrument")
             continue
         result = classify_audio(model, audio, stft, device)

@@ -189,6 +189,17 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _terminated[0] = False
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        if not _terminated[0]:
+            raise  # Ctrl-C: the CLI says so, exit code 130
+        print("hpc-nst run: stopped by SIGTERM", file=sys.stderr)
+        return TERM_EXIT
+
+
+def _run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.batching import resolve_batch_size
     from hpc_nst.batch.cluster import ClusterOptions, worker_job_script
     from hpc_nst.batch.runner import RunOptions, run_batch
@@ -241,7 +252,8 @@ def _dry_run(args, cfg, copts, batch_note: str) -> int:  # noqa: ANN001
         from hpc_nst.errors import ClusterError
 
         try:
-            print(f"scheduler check ({copts.kind}): {preflight(copts, plan.job_script) or 'ok'}")
+            said = preflight(copts, plan.job_script, missing_ok=True)
+            print(f"scheduler check ({copts.kind}): {said or 'ok'}")
         except ClusterError as exc:
             refused = True
             print(f"scheduler check: {exc}: a run would refuse to start", file=sys.stderr)

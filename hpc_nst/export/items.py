@@ -215,7 +215,8 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
 def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str, Any]],
            skip_bad: bool, bad: list[str],
            labels: dict[str, dict[str, str]]) -> Iterator[ExportItem]:
-    label_cols = [c for c in LABEL_COLUMNS if any(got.get(c) for got in labels.values())]
+    label_cols = [c for c in LABEL_COLUMNS if c in info.metadata_columns
+                  or any(got.get(c) for got in labels.values())]
     reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS,
                 *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
@@ -236,7 +237,9 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             "pair_id": pair.pair_id, "content": pair.paths[0], "style": pair.paths[1],
             "target": pair.paths[2],
             **{meta_names[k]: v for k, v in pair.metadata.items() if k in meta_names},
-            **{c: labels.get(pair.pair_id, {}).get(c) or None for c in label_cols},
+            # a label file's, else the manifest column's the store keeps (a moved manifest)
+            **{c: labels.get(pair.pair_id, {}).get(c) or pair.metadata.get(c) or None
+               for c in label_cols},
             "seed": pair.seed, **job,
             "duration_s": round(len(pair.audio) / info.sample_rate, 6),
             "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,

@@ -163,6 +163,20 @@ def test_a_file_or_foreign_folder_as_the_store_is_refused_and_an_empty_folder_us
             err = capsys.readouterr().err
             assert said in err and "Choose a new path for -o" in err, err
     assert a_file.read_text() == "keep me" and [p.name for p in folder.iterdir()] == ["notes.txt"]
+    (tmp_path / "real").mkdir()
+    for link, said in ((tmp_path / "link.zarr", "a symbolic link to an empty folder; give the "
+                        f"folder itself: -o {tmp_path / 'real'}"),
+                       (tmp_path / "broken.zarr", "a broken symbolic link")):
+        link.symlink_to(tmp_path / ("real" if "link" in link.name else "nowhere"))
+        assert main(["run", str(manifest), "-o", str(link), *sets]) == 2
+        assert said in capsys.readouterr().err
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path / "real")
+        assert main(["run", str(manifest), "-o", ".", *sets]) == 2
+        assert ".: the current folder; nothing was changed" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
     empty = tmp_path / "empty.zarr"
     empty.mkdir()
     assert run_batch(manifest, empty, tiny, _opts(), client=threads_client).done == 2

@@ -126,3 +126,13 @@ def test_summary_rate_counts_pairs_done_not_scheduled(capsys):
     print_summary(_summary(done=3, skipped=1, ran=3))  # 2 done now, in 118.8 s
     err = capsys.readouterr().err
     assert "this run: 3 pairs (2 done) in 118.8 s (61 pairs/h done)" in err
+
+
+def test_logging_options_also_after_nested_commands():
+    from hpc_nst.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["dataset", "triplets", "x", "-v"]).verbose == 1
+    assert parser.parse_args(["-v", "status", "s.zarr"]).verbose == 1
+    args = parser.parse_args(["status", "s.zarr", "-vv", "--log-file", "l.log"])
+    assert args.verbose == 2 and str(args.log_file) == "l.log"

@@ -169,6 +169,22 @@ def test_labels_beside_the_manifest_travel_with_the_items(tmp_path, capsys):
     capsys.readouterr()
     assert _export(store, tmp_path / "x", "wav", "--labels", str(tmp_path / "none.csv")) == 2
     assert "--labels" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,style_label\np1,Oboe\n")
+    assert _export(store, tmp_path / "x", "wav", "--labels", str(wrong)) == 2
+    assert f"--labels {wrong}: no label columns (its header is id,style_label)" in \
+        capsys.readouterr().err
+
+
+def test_labels_of_some_pairs_keep_the_manifest_columns_of_the_others(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    fix = tmp_path / "fix.csv"
+    fix.write_text("pair_id,style_label\nab,cello\n")
+    assert _export(store, tmp_path / "pq", "parquet", "--labels", str(fix)) == 0
+    table = pq.read_table(tmp_path / "pq" / "data.parquet").to_pydict()
+    got = dict(zip(table["pair_id"], table["style_label"]))
+    assert got == {"ab": "cello", "v1.2": "violin", "ca": "harp"}
 
 
 def test_report_metrics_travel_with_the_items(store, tmp_path, capsys):

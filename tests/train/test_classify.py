@@ -117,4 +117,5 @@ def test_silent_file_names_no_instrument(model_path: Path, long_file: Path, tmp_
     assert f"{long_file} (" in out  # the other file is still classified
     assert main(["classify", str(silent), "--model", str(model_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"file": str(silent), "silent": True,
-                                                   "top": []}
+                                                   "duration_s": 1.0, "top": [],
+                                                   "windows": []}
