@@ -26,7 +26,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,9 +352,19 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory
-    cluster = LocalCluster(
-        n_workers=lay.workers, threads_per_worker=lay.slots, processes=True,
-        dashboard_address=":0", resources={"GPU": lay.slots} if lay.gpus else None, **kwargs)
+    # The workers start with SIGINT ignored (and keep ignoring it: DrainOnSignal): a
+    # terminal's Ctrl-C goes to the whole process group, and the driver's grace period waits
+    # for the tasks they run.
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(
+            n_workers=lay.workers, threads_per_worker=lay.slots, processes=True,
+            dashboard_address=":0", resources={"GPU": lay.slots} if lay.gpus else None,
+            **kwargs)
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGINT, before)
     return ClusterHandle(
         cluster, {"GPU": 1} if lay.gpus else None, lay.threads,
         f"LocalCluster: {lay.workers} worker process(es), {lay.slots} task(s) at a time, "

@@ -35,9 +35,13 @@ class DrainOnSignal(WorkerPlugin):
     name = "hpc-nst-drain-on-signal"
     idempotent = True
 
-    def __init__(self, signum: int = signal.SIGUSR1, timeout_s: float = 50.0):
+    def __init__(self, signum: int = signal.SIGUSR1, timeout_s: float = 50.0,
+                 ignore_interrupt: bool = False):
         self.signum, self.timeout_s = int(signum), timeout_s
         self.draining = False
+        #: local workers share the driver's process group: a terminal's Ctrl-C reaches them
+        #: too and would kill the tasks the driver's grace period waits for
+        self.ignore_interrupt = ignore_interrupt
 
     def setup(self, worker: Any) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -50,6 +54,8 @@ class DrainOnSignal(WorkerPlugin):
             loop.add_callback(self.drain, worker)
 
         signal.signal(self.signum, handler)
+        if self.ignore_interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def drain(self, worker: Any) -> None:
         from distributed.core import Status

@@ -279,15 +279,16 @@ def _start_cluster(opts: ClusterOptions, path: Path) -> tuple[tuple[Any, Any], A
 
     handle = make_cluster(opts)
     client = Client(handle.cluster)
-    register_drain(client)
+    register_drain(client, local=opts.kind == "local")
     return (client, handle.cluster), client, handle
 
 
-def register_drain(client: Any) -> None:
-    """Every worker (present and future) drains on SIGUSR1 (:mod:`hpc_nst.batch.preempt`)."""
+def register_drain(client: Any, local: bool = False) -> None:
+    """Every worker (present and future) drains on SIGUSR1 (:mod:`hpc_nst.batch.preempt`);
+    ``local`` workers also ignore SIGINT (the driver's Ctrl-C is the run's)."""
     from hpc_nst.batch.preempt import DrainOnSignal
 
-    client.register_plugin(DrainOnSignal())
+    client.register_plugin(DrainOnSignal(ignore_interrupt=local))
 
 
 def _stop_cluster(client: Any, cluster: Any) -> None:

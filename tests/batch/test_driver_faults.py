@@ -38,7 +38,8 @@ def _args(manifest, store):
             "--tasks-per-worker", "2", "--progress-interval", "0", *SETS]
 
 
-def _start_and_stop(manifest, store, sig: int, *extra: str) -> subprocess.Popen:
+def _start_and_stop(manifest, store, sig: int, *extra: str,
+                    group: bool = False) -> subprocess.Popen:
     """Start a driver in its own process group (output to ``<store>.log``: a pipe nobody
     reads would fill and block it); send ``sig`` once a pair is done."""
     log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
@@ -51,8 +52,8 @@ def _start_and_stop(manifest, store, sig: int, *extra: str) -> subprocess.Popen:
         if (store / "zarr.json").exists() and (xr.open_zarr(store).status.values == 1).any():
             break
     assert proc.poll() is None, proc.communicate()[0]
-    if sig == signal.SIGKILL:  # the driver and its local workers, as a node failure would
-        os.killpg(proc.pid, signal.SIGKILL)
+    if sig == signal.SIGKILL or group:  # the driver and its local workers: a node failure,
+        os.killpg(proc.pid, sig)  # or a terminal's Ctrl-C (it goes to the process group)
     else:
         os.kill(proc.pid, sig)
     proc.wait(timeout=120)
@@ -102,6 +103,22 @@ def test_driver_sigterm_finishes_running_tasks_releases_the_lock_and_says_so(tmp
     assert 1 + int(waiting.group(1)) <= done < 6, out
     assert main(["verify", str(store)]) == 0
     assert main([*_args(manifest, store), "--set", "iterations=150"]) == 0
+
+
+def test_a_terminals_ctrl_c_reaching_the_workers_too_still_finishes_their_tasks(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: the local workers got it too and
+    died, so the grace period waited for "0 running task(s)" and lost the work in hand."""
+    manifest = _manifest(tmp_path)
+    store = tmp_path / "g.zarr"
+    proc = _start_and_stop(manifest, store, signal.SIGINT, "--set", "iterations=150",
+                           group=True)
+    out = Path(f"{store}.log").read_text()
+    assert proc.returncode == 130, out
+    waiting = re.search(r"waiting up to 60 s for (\d) running task\(s\)", out)
+    assert waiting, out
+    done = int((xr.open_zarr(store).status.values == 1).sum())
+    assert 1 + int(waiting.group(1)) <= done < 6, out
+    assert "KilledWorker" not in out and "CancelledError" not in out, out
 
 
 def test_a_second_interrupt_stops_at_once(tmp_path):
