@@ -418,13 +418,31 @@ def apply_overrides(cfg: JobConfig, overrides: dict[str, Any]) -> JobConfig:
     return _validate(_build(JobConfig, tree))
 
 
+#: The shipped presets (``jobs/*.toml`` of the checkout the package is installed from).
+PRESETS = Path(__file__).resolve().parent.parent / "jobs"
+
+
+def find_job(path: str | Path) -> Path:
+    """The job file ``path``; where there is none, a shipped preset of that name (``eq``,
+    ``eq.toml`` or ``jobs/eq.toml`` from any folder), else a ConfigError listing them."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.parent in (Path("."), Path("jobs")) and path.suffix in ("", ".toml"):
+        preset = PRESETS / f"{path.stem}.toml"
+        if preset.is_file():
+            return preset
+    names = sorted(p.stem for p in PRESETS.glob("*.toml"))
+    raise ConfigError(f"{path}: job file not found" + (
+        f"; the shipped presets are {', '.join(names)} (--job NAME, from any folder)"
+        f"{did_you_mean(path.stem, names)}" if names else ""))
+
+
 def load_job(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> JobConfig:
     """Load a TOML preset (or the defaults, which equal ``jobs/paper.toml``) and apply overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: job file not found")
+        path = find_job(path)
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:

@@ -65,3 +65,21 @@ def test_a_short_name_at_a_job_files_top_level_names_its_section(tmp_path, capsy
            "iterations = ...; the short name is for --set)" in err
     assert main(["run", "m.csv", "-o", "x.zarr", "--set", "method=nts"]) == 2
     assert "unknown method 'nts' (did you mean 'notes'?)" in capsys.readouterr().err
+
+
+def test_shipped_presets_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    """README's `--job jobs/layered.toml` only worked from inside the checkout."""
+    from hpc_nst.config import PRESETS, load_job
+
+    monkeypatch.chdir(tmp_path)
+    want = load_job(PRESETS / "layered.toml")
+    for name in ("layered", "layered.toml", "jobs/layered.toml"):
+        assert load_job(name) == want
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "layered.toml").write_text('method = "eq"\n')
+    assert load_job("jobs/layered.toml").method == "eq"  # a file that is there comes first
+    with pytest.raises(ConfigError, match=r"layerd: job file not found; the shipped presets "
+                       r"are .*layered.*\(did you mean 'layered'\?\)"):
+        load_job("layerd")
+    with pytest.raises(ConfigError, match=r"other/eq.toml: job file not found"):
+        load_job("other/eq.toml")  # a path elsewhere is not taken for a preset

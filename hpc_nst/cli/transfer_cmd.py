@@ -15,7 +15,10 @@ from hpc_nst.fsutil import atomic_write_text
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """``--job`` and ``--set``, shared by every command that runs the engine."""
-    parser.add_argument("--job", type=Path, help="job preset (TOML); default: jobs/paper.toml")
+    parser.add_argument("--job", type=Path, metavar="FILE|NAME",
+                        help="job preset: a TOML file, or a shipped preset's name from any "
+                        "folder (paper, eq, layered, layered-post, sampler, ...: jobs/*.toml); "
+                        "default: paper")
     parser.add_argument(
         "--set",
         dest="overrides",
