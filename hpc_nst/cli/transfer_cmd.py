@@ -38,14 +38,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--figure", type=Path, help="write the four-panel spectrogram figure here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (and its .json) and figure")
     p.set_defaults(func=run)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any computation, outputs that could not be written or would replace
+    something: an unknown audio or figure format, an output that is an input, an existing
+    file without --overwrite, a folder that cannot be made."""
+    import soundfile as sf
+
+    from hpc_nst.errors import UsageError
+
+    audio_types = {f".{k.lower()}" for k in sf.available_formats()}
+    if args.output.suffix.lower() not in audio_types:
+        raise UsageError(f"-o {args.output}: {args.output.suffix or 'no extension'} is not an "
+                         "audio format soundfile writes; use .wav or .flac")
+    if args.figure is not None:
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()
+        if args.figure.suffix.lower().lstrip(".") not in kinds:
+            raise UsageError(f"--figure {args.figure}: not an image format matplotlib "
+                             "writes; use .png, .svg or .pdf")
+    outputs = [("-o", args.output), ("-o", args.output.with_suffix(".json"))]
+    outputs += [("--figure", args.figure)] if args.figure is not None else []
+    inputs = {p.resolve() for p in (args.content, args.style)}
+    for flag, path in outputs:
+        if path.resolve() in inputs:
+            raise UsageError(f"{flag} {path}: that is an input of this transfer; write the "
+                             "output elsewhere")
+        if path.exists() and not args.overwrite:
+            raise UsageError(f"{flag} {path}: exists; add --overwrite to replace it, or "
+                             "choose another name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{flag} {path}: cannot make its folder ({exc.strerror})") \
+                from None
+
+
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.engine.figure import four_panel_figure
+    from hpc_nst.engine.figure import PANELS, four_panel_figure
     from hpc_nst.engine.methods import run_method
 
     cfg = load_job(args.job, parse_overrides(args.overrides))
+    check_outputs(args)
     stft = cfg.stft
     content = load_audio(args.content, stft.sample_rate, min_samples=stft.win_length)
     style = load_audio(args.style, stft.sample_rate, min_samples=stft.win_length)
@@ -80,15 +119,17 @@ def run(args: argparse.Namespace) -> int:
         "spectral_convergence": result.spectral_convergence,
         "losses": {k: v.tolist() for k, v in result.losses.items()},
     }
+    write_audio(args.output, result.audio, stft.sample_rate)  # the result first
+    atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=1))
     if args.figure:
+        optimised = bool(result.losses)  # a method that does not optimise: no noise panel
         four_panel_figure(
-            [result.init, result.content, result.style, result.output],
+            [result.init, result.content, result.style, result.output][0 if optimised else 1:],
             args.figure,
             stft,
             title=f"{args.content.name} + {args.style.name}",
+            titles=PANELS[0 if optimised else 1:],
         )
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=1))
-    write_audio(args.output, result.audio, stft.sample_rate)
     if not args.quiet:
         final = {k: f"{v[-1]:.4g}" for k, v in result.losses.items()}
         print(

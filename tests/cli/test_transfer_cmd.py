@@ -109,3 +109,44 @@ def test_bad_job_key_is_named(wav_pair, tmp_path, capsys):
     )
     assert rc == 2
     assert "iteratons: unknown key" in capsys.readouterr().err
+
+
+def test_outputs_are_checked_before_the_work_and_nothing_is_replaced(wav_pair, tmp_path,
+                                                                     capsys):
+    """`-o` naming the content replaced it; an unknown audio or figure format, or a figure
+    folder that cannot be made, failed with a traceback after the work, losing the audio."""
+    content, style = wav_pair
+    before = content.read_bytes()
+
+    def refused(*extra: str) -> str:
+        assert main(["transfer", str(content), str(style), "--quiet", *TINY, *extra]) == 2
+        return capsys.readouterr().err
+
+    assert "that is an input of this transfer" in refused("-o", str(content), "--overwrite")
+    assert content.read_bytes() == before
+    assert "is not an audio format soundfile writes" in refused("-o", str(tmp_path / "x.xyz"))
+    assert "--figure" in refused("-o", str(tmp_path / "a.wav"), "--figure",
+                                 str(tmp_path / "f.xyz"))
+    assert "--figure /proc/nope/f.png: cannot make its folder" in refused(
+        "-o", str(tmp_path / "a.wav"), "--figure", "/proc/nope/f.png")
+    assert not list(tmp_path.glob("a.*"))  # refused before anything was written
+    out = tmp_path / "a.wav"
+    args = ["transfer", str(content), str(style), "-o", str(out), "--quiet", *TINY]
+    assert main(args) == 0
+    first = out.read_bytes()
+    assert f"-o {out}: exists; add --overwrite" in refused("-o", str(out))
+    assert out.read_bytes() == first
+    assert main([*args, "--overwrite", "--set", "method=eq"]) == 0 and out.read_bytes() != first
+
+
+def test_a_method_without_optimisation_draws_three_panels(wav_pair, tmp_path):
+    from PIL import Image
+
+    content, style = wav_pair
+    widths = []
+    for job in ("paper", "eq"):
+        fig = tmp_path / f"{job}.png"
+        assert main(["transfer", str(content), str(style), "-o", str(tmp_path / f"{job}.wav"),
+                     "--figure", str(fig), "--job", job, "--quiet", *TINY]) == 0
+        widths.append(Image.open(fig).width)
+    assert abs(widths[1] / widths[0] - 0.75) < 0.02
