@@ -166,7 +166,7 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
     root = st.open_root(info.path)
     cols: dict[str, Any] = {}
     for name in TABLE_COLUMNS:
-        if name not in root:  # stores of earlier releases: no explicit batches
+        if not st.has(root, name):  # stores of earlier releases: no explicit batches
             continue
         data = st.read_column(root, name)
         if name == "timings":
@@ -277,11 +277,13 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
         b1 = min(b0 + block, info.n_pairs)
         if not wanted[b0:b1].any():
             continue
-        meta = {n: root[n][b0:b1] for n in names}
-        acct = {n: root[n][b0:b1] for n in ACCOUNTING if n in root}
-        sums = root["checksum"][b0:b1] if "checksum" in root else None
-        extra = root["metadata"][b0:b1] if info.metadata_columns else None
-        explicit = root["batch_pairs"][b0:b1] if "batch_pairs" in root else None
+        meta = {n: st.read_rows(root, n, b0, b1) for n in names}
+        acct = {n: st.read_rows(root, n, b0, b1) for n in ACCOUNTING if st.has(root, n)}
+        sums = st.read_rows(root, "checksum", b0, b1) if st.has(root, "checksum") \
+            else None
+        extra = st.read_rows(root, "metadata", b0, b1) if info.metadata_columns else None
+        explicit = st.read_rows(root, "batch_pairs", b0, b1) if st.has(root, "batch_pairs") \
+            else None
         for w0 in range(b0, b1, window):
             w1 = min(w0 + window, b1)
             if not wanted[w0:w1].any():

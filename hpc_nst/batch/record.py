@@ -20,6 +20,7 @@ from hpc_nst.batch.store import (
     OPTIONAL_ARRAYS,
     RESULT_ARRAYS,
     TIMINGS,
+    has,
     read_column,
 )
 from hpc_nst.metrics.run import COMPUTE_TIMINGS
@@ -31,9 +32,9 @@ class Recorder:
     def __init__(self, root: zarr.Group, guard: Callable[[], None] | None = None):
         """``guard`` is called before every write (it raises when the store is gone)."""
         self.guard = guard
-        names = [n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS or n in root]
+        names = [n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS or has(root, n)]
+        self.data = {name: read_column(root, name) for name in names}  # (damage: said here)
         self.arrays = {name: root[name] for name in names}
-        self.data = {name: read_column(root, name) for name in names}
         self.chunk = self.arrays["status"].chunks[0]
         self.dirty: set[int] = set()
 

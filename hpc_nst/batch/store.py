@@ -377,9 +377,42 @@ def open_root(path: str | Path, mode: str = "r") -> zarr.Group:
 
 
 def read_column(root: zarr.Group, name: str) -> np.ndarray:
-    """A whole small array, strings as a numpy object array."""
-    data = root[name][...]
+    """A whole small array, strings as a numpy object array; a damaged or missing one is a
+    :class:`StoreError` naming it (not a codec's traceback)."""
+    try:
+        data = root[name][...]
+    except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
+        raise damaged(root, name, exc) from None
     return data.astype(object) if data.dtype.kind in "OTU" else data
+
+
+def has(root: zarr.Group, name: str) -> bool:
+    """Whether the store has the array ``name``; an array whose metadata cannot be read
+    counts as there (reading it then says what is wrong with it)."""
+    try:
+        return name in root
+    except Exception:  # noqa: BLE001 - damaged metadata: read_column names it
+        return True
+
+
+def read_rows(root: zarr.Group, name: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of the store's per-pair array ``name`` (errors as read_column)."""
+    try:
+        return root[name][start:stop]
+    except Exception as exc:  # noqa: BLE001 - as read_column
+        raise damaged(root, name, exc) from None
+
+
+def damaged(root: zarr.Group, name: str, exc: BaseException) -> StoreError:
+    """The error for the store's array ``name`` that cannot be read."""
+    where = getattr(root.store, "root", None)
+    what = "missing" if isinstance(exc, KeyError) else \
+        f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
+    return StoreError(f"{where or 'the store'}: its per-pair array {name!r} is {what}, under "
+                      f"{Path(str(where or '.')) / name}; the store's bookkeeping is damaged "
+                      "(a disk or copy fault): restore the store from a backup or copy, or "
+                      "rerun the manifest into a new store; hpc-nst verify STORE lists what "
+                      "else it can still read")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

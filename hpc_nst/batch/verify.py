@@ -64,7 +64,7 @@ def verify_store(path: str | Path) -> VerifyResult:
         res.store_problems.append(f"cannot open the store: {exc}")
         return res
     for name in (*BULK, "status", "pair", "samples", "frames", "records"):
-        if name not in root:
+        if not st.has(root, name):
             res.store_problems.append(f"array {name!r} is missing")
     if res.store_problems:
         return res

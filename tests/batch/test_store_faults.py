@@ -255,3 +255,32 @@ def test_a_task_run_twice_never_wipes_a_pair_it_failed_the_second_time(
     for k, v in before.items():
         np.testing.assert_array_equal(after[k].values, v, err_msg=k)
     assert verify_store(store).ok
+
+
+@pytest.mark.parametrize("damage", ["chunk", "metadata"])
+def test_damaged_bookkeeping_is_one_error_naming_the_array(tmp_path, audio_dir, tiny,
+                                                           threads_client, capsys, damage):
+    """A bit flip in the status chunk (or garbage in its zarr.json) gave a codec's (or JSON's)
+    traceback with exit code 1 ("a pair failed") from status, run, export and report."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", PAIRS[:2])
+    store = tmp_path / "d.zarr"
+    assert run_batch(manifest, store, tiny, _opts(), client=threads_client).done == 2
+    if damage == "chunk":
+        chunk = store / "status" / "c" / "0"
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        data[-3] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    else:
+        (store / "status" / "zarr.json").write_text("{garbage")
+    sets = [x for s in ("iterations=3", "griffin_lim_iterations=2", "model=random", "width=4")
+            for x in ("--set", s)]
+    for argv in (["status", str(store)], ["export", str(store), "-o", str(tmp_path / "x")],
+                 ["report", str(store), "-o", str(tmp_path / "r")],
+                 ["run", str(manifest), "-o", str(store), *sets]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"error: {store}: its per-pair array 'status' is unreadable" in err, err
+        assert "restore the store from a backup" in err
+    assert main(["verify", str(store)]) == 1
+    assert "per-pair array 'status' is unreadable" in capsys.readouterr().out
