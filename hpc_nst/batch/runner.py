@@ -116,7 +116,9 @@ def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOpt
     if st.store_exists(path):
         root = st.open_root(path, mode="r+")
         st.check_job(path, root, cfg)
-        return root, st.match_manifest(path, root, manifest)
+        where = st.match_manifest(path, root, manifest)
+        _follow_moved_manifest(path, root, manifest, out, opts.quiet)
+        return root, where
     order = store_order(manifest.pairs)
     ppt = pairs_per_task(len(manifest.valid), opts.batch_size, opts.batches_per_task)
     frames, samples, records = st.capacities(manifest, cfg)
@@ -139,6 +141,25 @@ def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOpt
         print(f"created {path}: {len(order)} pairs in {n_tasks} shard(s) of {ppt} "
               f"({time.perf_counter() - t0:.1f} s)", file=out)
     return st.open_root(path, mode="r+"), order
+
+
+def _follow_moved_manifest(path: Path, root: Any, manifest: Manifest, out: TextIO,
+                           quiet: bool) -> None:
+    """The same manifest (same pairs) resumed from another place (the dataset folder moved
+    or mounted elsewhere): record where it is now, so that report and export find its inputs
+    and labels.csv (they read the recorded path)."""
+    from hpc_nst.batch.conventions import set_attrs
+
+    recorded = st.root_attrs(root).get("manifest", {})
+    now = str(manifest.path.resolve())
+    if recorded.get("path") in (None, now):
+        return
+    set_attrs(root, manifest={**recorded, "path": now, "moved_from": recorded["path"]})
+    st.consolidate(path)
+    log.info("%s: manifest moved from %s to %s (recorded)", path, recorded["path"], now)
+    if not quiet:
+        print(f"{path}: the manifest is now {now} (was {recorded['path']}): recorded",
+              file=out)
 
 
 def _needed(manifest: Manifest, todo_pairs: list[Any], cfg: JobConfig) -> tuple[int, int, int]:

@@ -164,3 +164,29 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
                  "--set", "method=nts"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hpc-nst run: error: method: unknown method 'nts'")
+
+
+def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
+    """The dataset folder moved (or mounted elsewhere): the resume matched, but the store kept
+    the old manifest path, so export lost labels.csv and report the inputs."""
+    import json
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(old / f"{name}.wav", tone(f0, 0.4), SR)
+    (old / "m.csv").write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,a.wav\n")
+    (old / "labels.csv").write_text("pair_id,content_label,style_label\np1,Flute,Harp\n"
+                                    "p2,Harp,Flute\n")
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(old / "m.csv"), "-o", str(store), "--job", "eq", "--quiet"]) == 0
+    new = tmp_path / "new"
+    old.rename(new)
+    assert main(["run", str(new / "m.csv"), "-o", str(store), "--job", "eq"]) == 0
+    assert f"the manifest is now {new / 'm.csv'} (was {old / 'm.csv'}): recorded" in \
+        capsys.readouterr().err
+    recorded = json.loads(xr.open_zarr(store).attrs["manifest"])
+    assert recorded["path"] == str(new / "m.csv") and recorded["moved_from"] == str(old / "m.csv")
+    assert main(["export", str(store), "-o", str(tmp_path / "x")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "x" / "metadata.jsonl").open()]
+    assert {r["pair_id"]: r["style_label"] for r in rows} == {"p1": "Harp", "p2": "Flute"}
