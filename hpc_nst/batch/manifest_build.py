@@ -85,8 +85,10 @@ def find_audio(spec: str, recursive: bool = True,
                  and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     elif glob.has_magic(spec):
         root = Path(spec.split("*")[0].split("?")[0].split("[")[0] or ".")
-        root = (root if root.is_dir() else root.parent).resolve()
-        found = [Path(p).resolve() for p in glob.glob(spec, recursive=recursive)
+        root = Path(os.path.abspath(root if root.is_dir() else root.parent))
+        # (absolute, not resolved: a symlinked file keeps its folder, hence its label, as in
+        # the folder form, which does not resolve the files it finds under root either)
+        found = [Path(os.path.abspath(p)) for p in glob.glob(spec, recursive=recursive)
                  if Path(p).is_file() and Path(p).suffix.lower() in exts
                  and not Path(p).name.startswith(".")]
     elif path.is_file():

@@ -242,3 +242,26 @@ def test_a_constant_column_never_replaces_a_real_one(library, tmp_path, capsys, 
                   "-r", "--labels-from-dirs", "--column", column, "-o", str(out)) == 2
     err = capsys.readouterr().err
     assert expected in err and "--column" in err and not out.exists()
+
+
+def test_a_glob_keeps_symlinked_files_in_their_labelled_folders(tmp_path):
+    """The glob form resolved symlinks: style/cello/c.wav -> raw/1.wav lost its label (and
+    changed its path and pair id), while the folder form kept it."""
+    (tmp_path / "raw").mkdir()
+    for d in ("content", "style/cello", "style/violin"):
+        (tmp_path / d).mkdir(parents=True)
+    for i in (1, 2):
+        sf.write(tmp_path / "raw" / f"{i}.wav", tone(220.0 * i, 0.3), SR)
+    sf.write(tmp_path / "content" / "x.wav", tone(330.0, 0.3), SR)
+    (tmp_path / "style/cello/c.wav").symlink_to("../../raw/1.wav")
+    (tmp_path / "style/violin/v.wav").symlink_to("../../raw/2.wav")
+    rows = {}
+    for form, style in (("glob", str(tmp_path / "style/*/*.wav")),
+                        ("folder", str(tmp_path / "style"))):
+        out = tmp_path / f"{form}.csv"
+        assert main(["manifest", "--content", str(tmp_path / "content"), "--style", style,
+                     "-r", "--labels-from-dirs", "-o", str(out)]) == 0
+        rows[form] = sorted((r["pair_id"], r["style"], r["style_label"])
+                            for r in csv.DictReader(out.open()))
+    assert [label for _, _, label in rows["glob"]] == ["cello", "violin"]
+    assert rows["glob"] == rows["folder"]
