@@ -42,7 +42,11 @@ from hpc_nst.batch.slots import (
     with_gpu_resource,
     worker_slots,
 )
-from hpc_nst.batch.submission import SubmissionWatch
+from hpc_nst.batch.submission import (  # noqa: F401 (scrub_scheduler_env re-exported)
+    SCRUB_PREFIXES,
+    SubmissionWatch,
+    scrub_scheduler_env,
+)
 from hpc_nst.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,6 @@ TASK_PREFIX = "hpc-nst-shard"
 #: GPU request added per scheduler when the configuration has none.
 GPU_DIRECTIVE = {"slurm": "--gres=gpu:1", "pbs": "-l ngpus=1", "sge": "-l gpu=1",
                  "lsf": '-gpu "num=1"'}
-SCRUB_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_")
 
 
 @dataclass
@@ -87,14 +90,6 @@ class ClusterHandle:
     description: str
     slots: int = 1  # tasks each worker runs at once
     watch: SubmissionWatch | None = None  # worker-job submissions (batch schedulers)
-
-
-def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
-    """Remove SLURM_*/SBATCH_*/SRUN_* variables (except SLURM_CONF); return their names."""
-    names = [k for k in environ if k.startswith(SCRUB_PREFIXES) and k != "SLURM_CONF"]
-    for k in names:
-        del environ[k]
-    return names
 
 
 def walltime_seconds(walltime: str | int | None, kind: str = "slurm") -> int | None:

@@ -19,6 +19,7 @@ from hpc_nst.batch import cost as costs
 from hpc_nst.batch import store as st
 from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, planned_slots, worker_job_script
 from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.resume import match_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
 
@@ -55,7 +56,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     if st.store_exists(store_path):
         root = st.open_root(store_path)
         st.check_job(store_path, root, cfg)
-        where = st.match_manifest(store_path, root, manifest)
+        where = match_manifest(store_path, root, manifest, [])  # (corrected rows: allowed)
         status = st.read_column(root, "status")
         ppt = int(st.root_attrs(root)["layout"]["pairs_per_task"])
     else:

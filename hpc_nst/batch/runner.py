@@ -29,6 +29,7 @@ from hpc_nst.batch.dispatch import Dispatch
 from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
+from hpc_nst.batch.resume import match_manifest, refresh_rows
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import ClusterError
@@ -111,14 +112,13 @@ def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) 
 
 
 def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOptions,
-                    out: TextIO) -> tuple[Any, list[int]]:
-    """The store's root group and, per store row, the position of its manifest row."""
+                    out: TextIO, fixes: list[int]) -> tuple[Any, list[int]]:
+    """The store's root group and, per store row, the position of its manifest row; the
+    store indices of rows corrected since they were invalid are appended to ``fixes``."""
     if st.store_exists(path):
         root = st.open_root(path, mode="r+")
         st.check_job(path, root, cfg)
-        where = st.match_manifest(path, root, manifest)
-        _follow_moved_manifest(path, root, manifest, out, opts.quiet)
-        return root, where
+        return root, match_manifest(path, root, manifest, fixes)
     order = store_order(manifest.pairs)
     ppt = pairs_per_task(len(manifest.valid), opts.batch_size, opts.batches_per_task)
     frames, samples, records = st.capacities(manifest, cfg)
@@ -194,11 +194,18 @@ def run_batch(
             "the others"))
     st.store_exists(store_path)  # a file or a foreign folder: said as such, before "writable"
     st.require_writable(store_path)
-    root, where = _open_or_create(store_path, cfg, manifest, opts, out)
+    fixes: list[int] = []
+    root, where = _open_or_create(store_path, cfg, manifest, opts, out, fixes)
     if manifest.problems and not opts.quiet:
         print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
+        _follow_moved_manifest(store_path, root, manifest, out, opts.quiet)
+        refresh_rows(store_path, root, manifest, where, fixes, cfg)
+        if fixes and not opts.quiet:
+            print(f"{store_path}: {len(fixes)} row(s) invalid before, corrected in the "
+                  "manifest: updated" + ("" if opts.retry_failed else
+                                         " (they run with --retry-failed)"), file=out)
         return _drive(manifest, store_path, root, where, cfg, opts, cluster, client, handle,
                       out, t_start)
 

@@ -439,39 +439,6 @@ def check_job(path: Path, root: zarr.Group, cfg: JobConfig) -> None:
         + "\nRerun with the original --job/--set, or write to a new store with -o NEW.zarr.")
 
 
-def match_manifest(path: Path, root: zarr.Group, manifest: Manifest) -> list[int]:
-    """Map each store row to its manifest row, refusing a manifest with other pairs.
-
-    Returns, for store index i, the position in ``manifest.pairs`` of the same pair.
-    """
-    ids = read_column(root, "pair")
-    digests = read_column(root, "params_digest")
-    contents, styles = read_column(root, "content_path"), read_column(root, "style_path")
-    where = {p.pair_id: k for k, p in enumerate(manifest.pairs)}
-    missing = [str(i) for i in ids if i not in where]
-    stored = set(ids.tolist())
-    added = [f"{p.pair_id} (line {p.line})" for p in manifest.pairs if p.pair_id not in stored]
-    changed = []
-    for i, pid in enumerate(ids):
-        k = where.get(pid)
-        if k is None:
-            continue
-        p = manifest.pairs[k]
-        if (p.digest, p.content, p.style) != (digests[i], contents[i], styles[i]):
-            changed.append(f"{pid} (line {p.line})")
-    if missing or added or changed:
-        parts = []
-        for label, items in (("in the manifest but not in the store", added),
-                             ("in the store but not in the manifest", missing),
-                             ("with other inputs or parameters than in the store", changed)):
-            if items:
-                parts.append(f"{len(items)} pair(s) {label}: {', '.join(items[:5])}"
-                             + (" ..." if len(items) > 5 else ""))
-        raise StoreError(f"{path} was created from a different manifest:\n  "
-                         + "\n  ".join(parts) + "\nWrite to a new store with -o NEW.zarr.")
-    return [where[pid] for pid in ids]
-
-
 def ensure_capacity(path: Path, root: zarr.Group, frames: int, samples: int,
                     records: int) -> bool:
     """Grow the frame/sample/record axes (driver only, before any task runs). Idempotent: a

@@ -60,6 +60,17 @@ LOCAL_IGNORES = ("queue", "account", "walltime", "memory", "interface", "cores",
 RETRIES_KEY, BACKOFF_KEY = "hpc-nst.submit-retries", "hpc-nst.submit-backoff"
 
 
+SCRUB_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_")
+
+
+def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> list[str]:
+    """Remove SLURM_*/SBATCH_*/SRUN_* variables (except SLURM_CONF); return their names."""
+    names = [k for k in environ if k.startswith(SCRUB_PREFIXES) and k != "SLURM_CONF"]
+    for k in names:
+        del environ[k]
+    return names
+
+
 def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -108,8 +119,6 @@ def preflight(opts: ClusterOptions, script: str, missing_ok: bool = False) -> st
     scrubbed: ``SBATCH_PARTITION`` would override the script's ``#SBATCH -p``). ``missing_ok``
     (a dry run previewing the script elsewhere): no submit command here is a note, not an
     error."""
-    from hpc_nst.batch.cluster import scrub_scheduler_env
-
     command = SUBMIT_COMMAND.get(opts.kind)
     if command is None:
         return ""

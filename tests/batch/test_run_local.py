@@ -190,3 +190,42 @@ def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
     assert main(["export", str(store), "-o", str(tmp_path / "x")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "x" / "metadata.jsonl").open()]
     assert {r["pair_id"]: r["style_label"] for r in rows} == {"p1": "Harp", "p2": "Flute"}
+
+
+def test_an_invalid_row_corrected_in_the_manifest_runs_with_retry_failed(tmp_path, capsys):
+    """docs/store.md promised that an invalid row that became valid runs with --retry-failed,
+    but correcting the row itself (a bad override, a wrong path) was refused as "created
+    from a different manifest"."""
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = tmp_path / "m.csv"
+    header = "pair_id,content,style,iterations,split\n"
+    manifest.write_text(header + "p1,a.wav,b.wav,,train\np2,b.wav,nope.wav,,test\n"
+                        "p3,a.wav,a.wav,abc,test\n")
+    store = tmp_path / "s.zarr"
+    sets = [x for s in TINY for x in ("--set", s)]
+    args = ["run", str(manifest), "-o", str(store), *sets, "--workers", "1",
+            "--progress-interval", "0"]
+    assert main([*args, "--skip-invalid"]) == 1
+    ran_before = xr.open_zarr(store).status.values.tolist()
+    assert sorted(ran_before) == [st.DONE, st.FAILED, st.FAILED]
+    # p1 itself changed (it ran): still refused
+    manifest.write_text(header + "p1,b.wav,b.wav,,train\np2,b.wav,a.wav,,test\n"
+                        "p3,a.wav,a.wav,2,test\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 pair(s) with other inputs or parameters than in the store: p1 (line 2)" in err
+    assert "rows that were invalid and never ran may be corrected in place" in err
+    manifest.write_text(header + "p1,a.wav,b.wav,,train\np2,b.wav,a.wav,,val\n"
+                        "p3,a.wav,a.wav,2,test\n")
+    assert main(args) == 1  # corrected, but not retried without --retry-failed
+    assert "2 row(s) invalid before, corrected in the manifest: updated (they run with " \
+           "--retry-failed)" in capsys.readouterr().err
+    assert main([*args, "--retry-failed"]) == 0
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == st.DONE).all()
+    by_id = {str(p): i for i, p in enumerate(ds.pair.values)}
+    assert str(ds.style_path.values[by_id["p2"]]) == "a.wav"
+    assert "val" in ds.metadata.values[by_id["p2"]].tolist()
+    assert '"iterations": 2' in str(ds.params.values[by_id["p3"]])
+    assert main(["verify", str(store)]) == 0

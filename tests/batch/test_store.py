@@ -16,6 +16,7 @@ import zarr
 from hpc_nst.batch import store as st
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.record import Recorder
+from hpc_nst.batch.resume import match_manifest
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.batch.worker import PairOutcome, PairSpec, TaskSpec
 from hpc_nst.batch.writer import write_task_data
@@ -180,13 +181,13 @@ def test_changed_job_or_manifest_is_refused(tmp_path, audio_dir, tiny):
     st.check_job(path, root, tiny)
     with pytest.raises(st.StoreError, match=r"optim.iterations: store has 3, this run 9"):
         st.check_job(path, root, apply_overrides(tiny, {"iterations": "9"}))
-    assert [man.pairs[k].pair_id for k in st.match_manifest(path, root, man)] == \
+    assert [man.pairs[k].pair_id for k in match_manifest(path, root, man)] == \
         ["p3", "p2", "p1", "p4", "bad"]
     other = read_manifest(write_csv(audio_dir / "m2.csv", "pair_id,content,style",
                                     ["p1,a.wav,b.wav", "p2,b.wav,a.wav", "p9,a.wav,c.wav"]),
                           tiny)
     with pytest.raises(st.StoreError) as info:
-        st.match_manifest(path, root, other)
+        match_manifest(path, root, other)
     text = str(info.value)
     assert "p9 (line 4)" in text and "p3" in text and "p2 (line 3)" in text and "-o NEW" in text
 
