@@ -187,6 +187,8 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
     if table.empty:
         raise UsageError(f"--report {report}: no rows of job {label!r} (report this store "
                          "with hpc-nst report first, or export without --report)")
+    if "status" in table:  # a pair not done when reported has no metrics
+        table = table[table["status"].astype(str) == "done"]
     cols = [c for c in REPORT_METRICS if c in table]
     return {str(r["pair_id"]): {c: _scalar(r[c]) if not isinstance(r[c], str) else r[c]
                                 for c in cols} for _, r in table.iterrows()}
@@ -225,6 +227,7 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m},
                          key=lambda k: REPORT_METRICS.index(k))
+    unreported: list[str] = []  # done pairs without a metric in the report
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
         if pair.status != "done":
             continue
@@ -252,10 +255,18 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             fields[f"loss_{term}"] = _scalar(final)
         got = metrics.get(pair.pair_id, {})
         fields.update({k: got.get(k) for k in metric_keys})
+        if metrics and pair.pair_id not in metrics:
+            unreported.append(pair.pair_id)
         digest = next((part[6:] for part in pair.checksum.split() if part.startswith("audio:")),
                       "")
         yield ExportItem(pair.pair_id, np.asarray(pair.audio, np.float32), info.sample_rate,
                          fields, digest)
+    if unreported:
+        log.warning("%d done pair(s) have no metrics in the report (it was made before they "
+                    "were done?), e.g. %s: their metric fields are empty, and a --where on a "
+                    "metric leaves them out; rerun hpc-nst report for this store",
+                    len(unreported), ", ".join(unreported[:3]))
+
 
 
 def to_json(fields: dict[str, Any]) -> str:

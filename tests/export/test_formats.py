@@ -200,6 +200,27 @@ def test_report_metrics_travel_with_the_items(store, tmp_path, capsys):
     assert "no pairs.parquet or pairs.csv there" in capsys.readouterr().err
 
 
+def test_a_report_older_than_the_done_pairs_is_said(store, tmp_path, caplog):
+    """A report made while pairs were pending gave them no metrics; `--where` on a metric
+    then left them out as if they had failed it, without a word."""
+    import pandas as pd
+
+    report = tmp_path / "report"
+    assert main(["report", str(store), "-o", str(report), "--metrics", "spectral",
+                 "--quiet"]) == 0
+    table = pd.read_parquet(report / "pairs.parquet")
+    assert set(table["status"]) == {"done", "failed"}
+    table.loc[table["pair_id"] == "ab", "status"] = "pending"  # as if reported before done
+    table.loc[table["pair_id"] == "ab", "bandwidth_ratio"] = float("nan")
+    table.to_parquet(report / "pairs.parquet")
+    (report / "pairs.csv").unlink(missing_ok=True)
+    assert _export(store, tmp_path / "x", "wav", "--report", str(report), "--where",
+                   "bandwidth_ratio > 0") == 0
+    assert "1 done pair(s) have no metrics in the report (it was made before they were " \
+           "done?), e.g. ab" in caplog.text
+    assert sorted(p.stem for p in (tmp_path / "x").glob("*.wav")) == ["ca", "v1.2"]
+
+
 def test_plain_files_keep_what_exists(store, tmp_path, capsys):
     out = tmp_path / "wav"
     assert _export(store, out, "wav") == 0
