@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc_nst.batch.manifest import KNOWN_COLUMNS, OVERRIDE_COLUMNS, metadata_name_problem
+from hpc_nst.config import ConfigError, apply_overrides, load_job
 from hpc_nst.errors import ManifestError
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,14 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
     """The manifest's header and rows (paths relative to ``out_dir``)."""
     if opts.mode not in MODES:
         raise ManifestError("--mode", [f"{opts.mode!r}: must be one of {', '.join(MODES)}"])
-    for key, _ in opts.overrides:
+    for key, value in opts.overrides:
         if key not in OVERRIDE_COLUMNS:
             raise ManifestError("--override", [
                 f"{key!r} is not a per-row key; allowed: {', '.join(OVERRIDE_COLUMNS)}"])
+        try:  # the value's type and range now, not a failed row per pair at run time
+            apply_overrides(load_job(), {key: value})
+        except ConfigError as exc:
+            raise ManifestError("--override", [f"{key}={value}: {exc}"]) from None
     side = _side_labels(opts.side_labels)
     if side:  # a path that names none of the files found labels nothing: say so
         found = {f.path for f in (*contents, *styles)}

@@ -149,6 +149,8 @@ def test_zip_globs_extensions_and_flat_folders(library, tmp_path):
      "--mode sample needs --pairs N"),
     (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--override",
       "iteratons=5"], "'iteratons' is not a per-row key; allowed: seed,"),
+    (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--override",
+      "iterations=abc"], "iterations=abc: optim.iterations: expected an integer, got 'abc'"),
     (["--content", "{lib}/content", "--style", "{lib}/style", "-r", "--labels",
       "{lib}/none.csv"], "none.csv: 1 problem(s):\n  labels file not found"),
 ])
