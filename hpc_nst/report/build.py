@@ -178,6 +178,12 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     opts = opts or ReportOptions()
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if out.is_dir() and not any((out / n).is_file() for n in (STORES_NAME, "pairs.csv")) \
+            and any(out.iterdir()):  # (an earlier report has them: it is replaced)
+        raise UsageError(f"{out}: a folder of other files (not a report folder: no "
+                         f"{STORES_NAME} or pairs.csv); a report writes tables, figures and "
+                         "audio/ there and replaces files of those names: choose a new -o (e.g. "
+                         f"{out / 'report'})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:

@@ -44,3 +44,19 @@ def test_output_that_is_a_file_is_refused(real_stores, tmp_path, capsys):
             build_report([real_stores["eq"]], out, ReportOptions(groups=("run",)))
     assert main(["report", str(real_stores["eq"]), "-o", str(existing / "sub"), "--quiet"]) == 2
     assert "a file is in the way" in _one_line(capsys)
+
+
+def test_a_folder_of_other_files_is_refused_and_an_earlier_report_replaced(real_stores,
+                                                                           tmp_path, capsys):
+    """It wrote its tables, figures and audio/ into an export folder (or any other)."""
+    other = tmp_path / "export"
+    other.mkdir()
+    (other / "metadata.jsonl").write_text("keep me")
+    assert main(["report", str(real_stores["eq"]), "-o", str(other), "--quiet",
+                 "--metrics", "run"]) == 2
+    assert "a folder of other files (not a report folder" in _one_line(capsys)
+    assert [p.name for p in other.iterdir()] == ["metadata.jsonl"]
+    report = tmp_path / "report"
+    for _ in range(2):  # a report folder is replaced
+        assert main(["report", str(real_stores["eq"]), "-o", str(report), "--quiet",
+                     "--metrics", "run"]) == 0
