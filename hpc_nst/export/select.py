@@ -4,6 +4,8 @@ A dataset builder keeps the outputs a judge hears as the style (``judge_top1 == 
 close to their target (``lsd_db < 11``), one split (``split == 'train'``), or any mix:
 comparisons (``== != < <= > >=``, ``in`` / ``not in`` a list), ``and`` / ``or`` / ``not``,
 ``+ - * /``, numbers, strings, ``True`` / ``False`` / ``None``, and the export's field names
+(a name that is not a word, such as a manifest column ``split-name``, in backticks:
+```split-name` == 'train'``)
 (its ``.export.json`` lists them: the store's fields, the manifest's metadata columns,
 ``loss_<term>`` and, with ``--report``, the report's per-pair metrics). Nothing else is
 evaluated (no calls, attributes or indexing), arithmetic takes numbers only and an expression
@@ -19,6 +21,7 @@ from __future__ import annotations
 import ast
 import itertools
 import operator
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +38,7 @@ _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, a
 
 
 MAX_LENGTH = 1000
+_BACKTICKED = re.compile(r"`([^`]+)`")
 
 
 class _Missing:
@@ -52,8 +56,17 @@ class PairFilter:
         if len(self.expression) > MAX_LENGTH:
             raise UsageError(f"--where: an expression of {len(self.expression)} characters; at "
                              f"most {MAX_LENGTH}")
+        # `a field-name` in backticks: a name that is no identifier (a manifest column such
+        # as split-name or "fold 1"), parsed as a placeholder that stands for it
+        self._alias: dict[str, str] = {}
+
+        def quoted(match: re.Match[str]) -> str:
+            alias = f"_field_{len(self._alias)}_"
+            self._alias[alias] = match.group(1)
+            return alias
+
         try:
-            tree = ast.parse(self.expression, mode="eval")
+            tree = ast.parse(_BACKTICKED.sub(quoted, self.expression), mode="eval")
         except SyntaxError as exc:
             raise UsageError(f"--where {expression!r}: not an expression ({exc.msg}); write "
                              "e.g. \"judge_top1 == 1 and lsd_db < 12\"") from exc
@@ -63,17 +76,19 @@ class PairFilter:
                                  "allowed (comparisons, and/or/not, + - * /, names, numbers "
                                  "and strings only)")
         self._tree = tree
-        self.names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-                            - {"True", "False", "None"})
+        self.names = sorted({self._alias.get(n.id, n.id) for n in ast.walk(tree)
+                             if isinstance(n, ast.Name)} - {"True", "False", "None"})
 
     def check_fields(self, fields: dict[str, Any], have_report: bool) -> None:
         """Refuse names that are not fields of the export, saying where a name comes from."""
         for name in self.names:
             if name in fields:
                 continue
+            odd = [f for f in fields if not f.isidentifier() and name in re.split(r"\W", f)]
             hint = ("it is a report metric: add --report DIR (a folder written by hpc-nst "
                     "report on this store)" if name in REPORT_METRICS and not have_report
-                    else f"the fields are: {', '.join(sorted(fields))}")
+                    else f"a field name that is not a word goes in backticks: `{odd[0]}`"
+                    if odd else f"the fields are: {', '.join(sorted(fields))}")
             raise UsageError(f"--where {self.expression!r}: {name!r} is not a field of this "
                              f"export; {hint}")
 
@@ -86,7 +101,7 @@ class PairFilter:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
-            value = fields.get(node.id, MISSING)
+            value = fields.get(self._alias.get(node.id, node.id), MISSING)
             return MISSING if value is None or value == "" else value
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self._eval(e, fields) for e in node.elts]

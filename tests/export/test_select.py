@@ -59,6 +59,21 @@ def test_an_unknown_name_is_refused_with_where_it_comes_from():
     PairFilter("lsd_db < 3 and style_label == 'x'").check_fields(FIELDS, have_report=True)
 
 
+def test_field_names_that_are_not_words_go_in_backticks():
+    """A manifest column such as split-name could not be used at all ("'name' is not a
+    field", while the field list named split-name)."""
+    fields = {**FIELDS, "split-name": "train", "fold 1": "a"}
+    with pytest.raises(UsageError, match="a field name that is not a word goes in backticks: "
+                                         "`split-name`"):
+        PairFilter("split-name == 'train'").check_fields(fields, have_report=True)
+    f = PairFilter("`split-name` == 'train' and `fold 1` in ['a'] and seed == 3")
+    f.check_fields(fields, have_report=True)
+    assert f.keep(fields) is True
+    assert PairFilter("`fold 1` == 'b'").keep(fields) is False
+    with pytest.raises(UsageError, match="'split name' is not a field"):
+        PairFilter("`split name` == 'x'").check_fields(fields, have_report=True)
+
+
 def test_mixing_text_and_numbers_is_a_clear_error():
     with pytest.raises(UsageError, match="cannot compute 'harp' and 1.*metadata columns are text"):
         PairFilter("style_label > 1").keep(FIELDS)
