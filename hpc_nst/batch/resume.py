@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 
 from hpc_nst.batch.manifest import Manifest
-from hpc_nst.batch.store import FAILED, has, read_column
+from hpc_nst.batch.store import DONE, FAILED, PENDING, has, input_stamp, read_column
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import StoreError
 
@@ -95,3 +95,28 @@ def refresh_rows(path: Path, root: zarr.Group, manifest: Manifest, where: list[i
             root["metadata"][i] = np.array([v for _, v in p.metadata], dtype=object)
         log.info("%s: pair %s corrected in the manifest (line %d): inputs and parameters "
                  "updated", path, p.pair_id, p.line)
+
+
+def changed_inputs(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
+                   recompute: bool) -> list[str]:
+    """Compare each pair's input files with their stamp (size and modification time) in the
+    store. Done pairs whose inputs changed are returned (their ids); with ``recompute`` they
+    are set pending, to run again on the new files. Every other pair's stamp is brought up to
+    date (it runs on the files as they are now). Stores of earlier releases have no stamps:
+    nothing is checked."""
+    if not has(root, "input_stamp"):
+        return []
+    stamps = read_column(root, "input_stamp")
+    status = read_column(root, "status")
+    now = np.array([input_stamp(manifest.pairs[k]) for k in where], dtype=object)
+    moved = now != stamps
+    done_changed = moved & (status == DONE) & (stamps != "")
+    ids = [str(x) for x in read_column(root, "pair")[done_changed]]
+    update = moved & ~done_changed
+    if recompute and done_changed.any():
+        root["status"][...] = np.where(done_changed, PENDING, status).astype(status.dtype)
+        update |= done_changed
+        log.info("%s: %d done pair(s) set pending: their inputs changed", path, len(ids))
+    if update.any():
+        root["input_stamp"][...] = np.where(update, now, stamps).astype(object)
+    return ids

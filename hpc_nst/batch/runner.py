@@ -29,7 +29,7 @@ from hpc_nst.batch.dispatch import Dispatch
 from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
-from hpc_nst.batch.resume import match_manifest, refresh_rows
+from hpc_nst.batch.resume import changed_inputs, match_manifest, refresh_rows
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import ClusterError
@@ -50,6 +50,7 @@ class RunOptions:
     progress_interval: float = 10.0
     quiet: bool = False
     grace_s: float = 60.0  # on Ctrl-C/SIGTERM: wait this long for tasks already running
+    recompute_changed: bool = False  # done pairs whose input files changed run again
     batch_note: str = ""  # how the batch size was chosen (printed with the cluster)
 
 
@@ -202,6 +203,16 @@ def run_batch(
     with st.StoreLock(store_path):
         _follow_moved_manifest(store_path, root, manifest, out, opts.quiet)
         refresh_rows(store_path, root, manifest, where, fixes, cfg)
+        changed = changed_inputs(store_path, root, manifest, where, opts.recompute_changed)
+        if changed:
+            what = (f"{len(changed)} done pair(s) computed from input files that changed since "
+                    f"(size or modification time; e.g. {', '.join(changed[:3])})")
+            if opts.recompute_changed:
+                print(f"{store_path}: {what}: they run again", file=out)
+            else:
+                log.warning("%s: %s: their outputs are of the old files; rerun with "
+                            "--recompute-changed to compute them again, or write to a new "
+                            "store", store_path, what)
         if fixes and not opts.quiet:
             print(f"{store_path}: {len(fixes)} row(s) invalid before, corrected in the "
                   "manifest: updated" + ("" if opts.retry_failed else

@@ -217,6 +217,9 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
                   len(pairs), len(manifest.metadata_columns)),
               str, "", extra=(len(manifest.metadata_columns),),
               description="the manifest's metadata cells, as written")
+    small("input_stamp", ["pair"], strings([input_stamp(p) for p in pairs]), str, "",
+          description="size:mtime_ns of the content|style|target files when the pair was "
+                      "planned or last run (a rerun names done pairs whose inputs changed)")
     small("seed", ["pair"], np.array([p.cfg.optim.seed if p.cfg else -1 for p in pairs],
                                      np.int64), "int64", -1)
     params = {}
@@ -384,6 +387,19 @@ def read_column(root: zarr.Group, name: str) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
         raise damaged(root, name, exc) from None
     return data.astype(object) if data.dtype.kind in "OTU" else data
+
+
+def input_stamp(pair: Any) -> str:
+    """``size:mtime_ns`` of the pair's content, style and target files ("|"-joined; "" for a
+    file that is not there)."""
+    parts = []
+    for path in (pair.content_path, pair.style_path, pair.target_path):
+        try:
+            info = os.stat(path) if path is not None and str(path) else None
+        except OSError:
+            info = None
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}" if info else "")
+    return "|".join(parts)
 
 
 def has(root: zarr.Group, name: str) -> bool:

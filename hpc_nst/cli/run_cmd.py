@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-invalid", action="store_true",
                    help="record invalid manifest rows as failed and run the others")
     p.add_argument("--retry-failed", action="store_true", help="rerun pairs that failed")
+    p.add_argument("--recompute-changed", action="store_true",
+                   help="rerun done pairs whose input files changed since they were computed "
+                        "(size or modification time; without it, a warning names them)")
     p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
                    help="auto (default), cpu, cuda or cuda:N; cuda with the local cluster "
                    "needs a CUDA device on this machine")
@@ -214,6 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_job(args.job, parse_overrides(args.overrides))
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
+                      recompute_changed=args.recompute_changed,
                       device=args.device, progress_interval=args.progress_interval,
                       quiet=args.quiet, grace_s=args.grace, batch_note=why)
     copts = ClusterOptions(

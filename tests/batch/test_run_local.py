@@ -229,3 +229,32 @@ def test_an_invalid_row_corrected_in_the_manifest_runs_with_retry_failed(tmp_pat
     assert "val" in ds.metadata.values[by_id["p2"]].tolist()
     assert '"iterations": 2' in str(ds.params.values[by_id["p3"]])
     assert main(["verify", str(store)]) == 0
+
+
+def test_done_pairs_whose_input_files_changed_are_named_and_recomputed_on_request(
+        tmp_path, caplog, capsys):
+    """Input files replaced under the same paths (a dataset regenerated): the rerun said
+    "already done" and kept the outputs of the old files without a word."""
+    for name, f0 in (("a", 220), ("b", 330), ("c", 440)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = write_csv(tmp_path / "m.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,c.wav,b.wav"])
+    store = tmp_path / "s.zarr"
+    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
+    assert main(args) == 0
+    before = xr.open_zarr(store).audio.values.copy()
+    sf.write(tmp_path / "a.wav", tone(550, 0.5), SR)  # p1's content replaced
+    assert main(args) == 0
+    assert "1 done pair(s) computed from input files that changed since (size or " \
+           "modification time; e.g. p1): their outputs are of the old files; rerun with " \
+           "--recompute-changed" in caplog.text
+    np.testing.assert_array_equal(xr.open_zarr(store).audio.values, before)  # kept as it was
+    caplog.clear()
+    assert main([*args, "--recompute-changed"]) == 0
+    ds = xr.open_zarr(store)
+    by_id = {str(p): i for i, p in enumerate(ds.pair.values)}
+    assert int(ds.samples.values[by_id["p1"]]) == int(0.5 * SR)  # computed from the new file
+    n = before.shape[1]  # (the store's sample axis grew for the longer file)
+    np.testing.assert_array_equal(ds.audio.values[by_id["p2"], :n], before[by_id["p2"]])
+    assert main(args) == 0 and "changed since" not in caplog.text  # the stamps are current
+    assert main(["verify", str(store)]) == 0
