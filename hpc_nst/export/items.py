@@ -223,6 +223,11 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                 *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)
+    renamed = [f"{k} -> {v}" for k, v in meta_names.items() if k != v]
+    if renamed:
+        log.warning("manifest column(s) renamed in the export, as their names are the "
+                    "export's own fields (or read as audiofolder file references): %s",
+                    ", ".join(renamed))
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m},

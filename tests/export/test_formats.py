@@ -46,10 +46,13 @@ def _export(store: Path, out: Path, fmt: str, *extra: str) -> int:
     return main(["export", str(store), "-o", str(out), "--format", fmt, *extra])
 
 
-def test_audiofolder_loads_with_datasets(store, tmp_path, capsys):
+def test_audiofolder_loads_with_datasets(store, tmp_path, capsys, caplog):
     import datasets
     out = tmp_path / "af"
     assert _export(store, out, "audiofolder") == 0
+    assert "manifest column(s) renamed in the export, as their names are the export's own " \
+           "fields (or read as audiofolder file references): status -> meta_status, job -> " \
+           "meta_job, file_name -> file_name_meta" in caplog.text
     assert "wrote 3 item(s) as audiofolder" in capsys.readouterr().out
     ds = datasets.load_dataset("audiofolder", data_dir=str(out), split="train")
     assert ds.num_rows == 3
