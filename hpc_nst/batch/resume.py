@@ -114,6 +114,9 @@ def changed_inputs(path: Path, root: zarr.Group, manifest: Manifest, where: list
     ids = [str(x) for x in read_column(root, "pair")[done_changed]]
     update = moved & ~done_changed
     if recompute and done_changed.any():
+        error = read_column(root, "error")
+        error[done_changed] = "reset by --recompute-changed: its input files changed"
+        root["error"][...] = error
         root["status"][...] = np.where(done_changed, PENDING, status).astype(status.dtype)
         update |= done_changed
         log.info("%s: %d done pair(s) set pending: their inputs changed", path, len(ids))

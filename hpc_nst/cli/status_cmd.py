@@ -87,7 +87,10 @@ def collect(path: Path) -> dict[str, Any]:
         "pairs": int(len(status)), "pairs_per_task": info.pairs_per_task,
         "method": info.method, "loss_terms": list(info.terms),
         "done": int(done.sum()), "failed": int(failed.sum()), "pending": int(pending.sum()),
-        "started_not_finished": int((pending & (attempts > 0)).sum()),
+        # a pending pair with a note was reset to run again (verify --repair,
+        # --recompute-changed); without one, it was started and not finished
+        "started_not_finished": int((pending & (attempts > 0) & (errors == "")).sum()),
+        "reset": int((pending & (errors != "")).sum()),
         "retried": int((attempts > 1).sum()),
         "devices": {str(d): int(n) for d, n in zip(*np.unique(devices[done].astype(str),
                                                               return_counts=True))},
@@ -277,7 +280,9 @@ def show(info: dict[str, Any], failures: str, out: Any = None) -> None:
           f"(created {info['created']}, job {info['job_digest']})")
     print(f"  done {info['done']}, failed {info['failed']}, pending {info['pending']}"
           + (f" ({info['started_not_finished']} started but not finished)"
-             if info["started_not_finished"] else ""))
+             if info["started_not_finished"] else "")
+          + (f" ({info['reset']} reset to run again: verify --repair or "
+             "--recompute-changed)" if info.get("reset") else ""))
     if info["retried"]:
         print(f"  {info['retried']} pair(s) needed more than one attempt")
     if info["devices"]:

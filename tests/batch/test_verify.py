@@ -91,6 +91,9 @@ def test_verify_finds_every_fault_and_repair_restores_the_bits(tmp_path, audio_d
     assert f"reset {len(bad)} pair(s) to pending" in capsys.readouterr().out
     status = st.open_root(store)["status"][:]
     assert {ids[i] for i in np.flatnonzero(status == st.PENDING)} == bad
+    assert main(["status", str(store)]) == 0  # not "started but not finished"
+    assert f"({len(bad)} reset to run again: verify --repair or --recompute-changed)" in \
+        capsys.readouterr().out
     _rerun_restores(manifest, store, before, capsys)
 
 
