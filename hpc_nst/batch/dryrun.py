@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from hpc_nst.batch import cost as costs
 from hpc_nst.batch import store as st
 from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, planned_slots, worker_job_script
 from hpc_nst.batch.manifest import read_manifest
-from hpc_nst.batch.resume import match_manifest
+from hpc_nst.batch.resume import changed_mask, match_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
 
@@ -41,12 +43,15 @@ class Plan:
     model: str
     job_script: str
     slots: int = 1  # tasks at once per worker that divide the device time (1 on a GPU)
+    changed: int = 0  # done pairs whose input files changed since
+    recompute_changed: bool = False  # ... counted to run again
 
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
               batches_per_task: int | None, copts: ClusterOptions,
               calibration: Path | None = None, device: str = "auto",
-              retry_failed: bool = False) -> tuple[Plan, list[str]]:
+              retry_failed: bool = False,
+              recompute_changed: bool = False) -> tuple[Plan, list[str]]:
     """The plan and the manifest's problems (empty when every row is valid)."""
     from hpc_nst.batch.runner import pairs_per_task
 
@@ -59,9 +64,14 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
         where = match_manifest(store_path, root, manifest, [])  # (corrected rows: allowed)
         status = st.read_column(root, "status")
         ppt = int(st.root_attrs(root)["layout"]["pairs_per_task"])
+        found = changed_mask(root, manifest, where)  # as the run finds them (nothing written)
+        changed = int(found[0].sum()) if found is not None else 0
+        if changed and recompute_changed:
+            status = np.where(found[0], st.PENDING, status)
     else:
         where = store_order(manifest.pairs)
         status = [st.PENDING] * len(where)
+        changed = 0
         ppt = pairs_per_task(len(manifest.valid), batch_size, batches_per_task)
     pairs = [manifest.pairs[k] for k in where]
     # as the run plans it: done pairs skipped, failed ones only with --retry-failed
@@ -94,7 +104,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
     plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),
                 len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
-                model.source if model else "", script, slots)
+                model.source if model else "", script, slots, changed, recompute_changed)
     return plan, manifest.problems
 
 
@@ -127,6 +137,10 @@ def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOp
     w(f"pairs: {plan.pairs} ({plan.invalid} invalid, {plan.already_done} already done, "
       f"{plan.to_run} to run) in {plan.batches} batch(es), {plan.tasks} task(s) of up to "
       f"{plan.pairs_per_task} pairs")
+    if plan.changed:
+        w(f"  {plan.changed} done pair(s) computed from input files that changed since: "
+          + ("counted to run again (--recompute-changed)" if plan.recompute_changed else
+             "kept as they are (--recompute-changed would run them again)"))
     for line in problems[:20]:
         w(f"  invalid: {line}")
     if len(problems) > 20:

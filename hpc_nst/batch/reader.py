@@ -213,7 +213,10 @@ def read_labels(manifest: Path | None,
                         "pair_id and content_label and/or style_label")
                 continue
             for row in reader:
-                entry = out.setdefault(row["pair_id"].strip(), {})
+                pid = (row.get("pair_id") or "").strip()
+                if not pid or pid.startswith("#"):  # a comment line (as the manifest reader)
+                    continue
+                entry = out.setdefault(pid, {})
                 entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
                               or c not in entry})  # a blank cell never erases a label
     return out

@@ -16,7 +16,15 @@ import numpy as np
 import zarr
 
 from hpc_nst.batch.manifest import Manifest
-from hpc_nst.batch.store import DONE, FAILED, PENDING, has, input_stamp, read_column
+from hpc_nst.batch.store import (
+    DONE,
+    FAILED,
+    PENDING,
+    has,
+    input_stamp,
+    read_column,
+    record_capacity,
+)
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import StoreError
 
@@ -67,52 +75,97 @@ def match_manifest(path: Path, root: zarr.Group, manifest: Manifest,
 
 
 def refresh_rows(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
-                 fixes: list[int], cfg: JobConfig) -> None:
+                 fixes: list[int], cfg: JobConfig) -> int:
     """Write the corrected manifest rows ``fixes`` (store indices; see match_manifest) into
-    the store's per-pair inputs and parameters; they run with ``--retry-failed``."""
+    the store's per-pair inputs and parameters, each array once; they run with
+    ``--retry-failed``. Everything is checked before anything is written: a corrected row
+    needing loss curves or more loss records than the store holds is refused. Returns how
+    many corrected rows are valid now (an invalid one stays failed, with its new problem)."""
     if not fixes:
-        return
+        return 0
     from hpc_nst.engine.methods import get_method
 
     terms = set(read_column(root, "term").tolist())
-    same_meta = list(manifest.metadata_columns) == [
-        str(c) for c in (read_column(root, "metadata_column") if has(root, "metadata_column")
-                         else [])]
+    records = int(root["loss"].shape[2])
     for i in fixes:
         p = manifest.pairs[where[i]]
-        if p.cfg is not None and not set(get_method(p.cfg.method).loss_terms(p.cfg)) <= terms:
+        if p.cfg is None:
+            continue
+        missing = set(get_method(p.cfg.method).loss_terms(p.cfg)) - terms
+        if missing:
             raise StoreError(f"{path}: the corrected row {p.pair_id} (line {p.line}) records "
-                             "loss curves this store has no place for (another method); write "
-                             "to a new store with -o NEW.zarr")
-        values = {"row": p.line, "content_path": p.content, "style_path": p.style,
-                  "target_path": p.target, "params_digest": p.digest,
-                  "seed": p.cfg.optim.seed if p.cfg else -1,
-                  "params": json.dumps(p.cfg.record(), sort_keys=True, default=list)
-                  if p.cfg else ""}
-        for name, value in values.items():
-            root[name][i] = value
-        if same_meta and manifest.metadata_columns:
-            root["metadata"][i] = np.array([v for _, v in p.metadata], dtype=object)
+                             f"loss curves the store has no place for ({', '.join(sorted(missing))}"
+                             "; a weight column switching a term on?); nothing was changed: "
+                             "write to a new store with -o NEW.zarr")
+        if record_capacity(p.cfg) > records:
+            raise StoreError(f"{path}: the corrected row {p.pair_id} (line {p.line}) records "
+                             f"{record_capacity(p.cfg)} loss values, the store holds {records} "
+                             "(more iterations than any pair it was made with); nothing was "
+                             "changed: write to a new store with -o NEW.zarr")
+    columns = {name: read_column(root, name) for name in
+               ("row", "content_path", "style_path", "target_path", "params_digest", "seed",
+                "params")}
+    same_meta = bool(manifest.metadata_columns) and list(manifest.metadata_columns) == [
+        str(c) for c in (read_column(root, "metadata_column") if has(root, "metadata_column")
+                         else [])]
+    meta = read_column(root, "metadata") if same_meta else None
+    for i in fixes:
+        p = manifest.pairs[where[i]]
+        for name, value in (("row", p.line), ("content_path", p.content),
+                            ("style_path", p.style), ("target_path", p.target),
+                            ("params_digest", p.digest),
+                            ("seed", p.cfg.optim.seed if p.cfg else -1),
+                            ("params", json.dumps(p.cfg.record(), sort_keys=True, default=list)
+                             if p.cfg else "")):
+            columns[name][i] = value
+        if meta is not None:
+            meta[i] = [v for _, v in p.metadata]
         log.info("%s: pair %s corrected in the manifest (line %d): inputs and parameters "
                  "updated", path, p.pair_id, p.line)
+    for name, values in columns.items():
+        root[name][...] = values
+    if meta is not None:
+        root["metadata"][...] = meta
+    return sum(manifest.pairs[where[i]].error is None for i in fixes)
+
+
+def changed_mask(root: zarr.Group, manifest: Manifest,
+                 where: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(done pairs whose content or style file changed since their stamp, the stamps now, the
+    stored ones); None for a store of an earlier release (no stamps). A file missing now is
+    not counted as changed (a run cannot use it either: the pair is refused for that)."""
+    if not has(root, "input_stamp"):
+        return None
+    stamps = read_column(root, "input_stamp")
+    status = read_column(root, "status")
+    seen: dict[Path, str] = {}
+    now = np.array([input_stamp(manifest.pairs[k], seen) for k in where], dtype=object)
+
+    def differs(old: str, new: str) -> bool:
+        return any(a and b and a != b for a, b in zip(old.split("|"), new.split("|")))
+
+    done_changed = np.array([s == DONE and differs(str(o), str(n))
+                             for s, o, n in zip(status, stamps, now)], dtype=bool)
+    return done_changed, now, stamps
 
 
 def changed_inputs(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
                    recompute: bool) -> list[str]:
-    """Compare each pair's input files with their stamp (size and modification time) in the
-    store. Done pairs whose inputs changed are returned (their ids); with ``recompute`` they
-    are set pending, to run again on the new files. Every other pair's stamp is brought up to
-    date (it runs on the files as they are now). Stores of earlier releases have no stamps:
-    nothing is checked."""
-    if not has(root, "input_stamp"):
+    """Done pairs whose input files changed since they were computed (their ids, from
+    :func:`changed_mask`); with ``recompute`` they are set pending, to run again on the new
+    files. Every pair not done has its stamp brought up to date (it runs on the files as they
+    are now). A store of an earlier release has no stamps: nothing can be checked (said when
+    ``recompute`` asks for it)."""
+    found = changed_mask(root, manifest, where)
+    if found is None:
+        if recompute:
+            log.warning("%s: made by an earlier release, it has no input stamps: changed "
+                        "input files cannot be found (--recompute-changed does nothing)", path)
         return []
-    stamps = read_column(root, "input_stamp")
+    done_changed, now, stamps = found
     status = read_column(root, "status")
-    now = np.array([input_stamp(manifest.pairs[k]) for k in where], dtype=object)
-    moved = now != stamps
-    done_changed = moved & (status == DONE) & (stamps != "")
     ids = [str(x) for x in read_column(root, "pair")[done_changed]]
-    update = moved & ~done_changed
+    update = (status != DONE) & (now != stamps)
     if recompute and done_changed.any():
         error = read_column(root, "error")
         error[done_changed] = "reset by --recompute-changed: its input files changed"

@@ -155,7 +155,8 @@ def _follow_moved_manifest(path: Path, root: Any, manifest: Manifest, out: TextI
     now = str(manifest.path.resolve())
     if recorded.get("path") in (None, now):
         return
-    set_attrs(root, manifest={**recorded, "path": now, "moved_from": recorded["path"]})
+    set_attrs(root, manifest={**recorded, "path": now, "sha256": manifest.sha256,
+                              "rows": len(manifest.pairs), "previous_path": recorded["path"]})
     st.consolidate(path)
     log.info("%s: manifest moved from %s to %s (recorded)", path, recorded["path"], now)
     if not quiet:
@@ -202,7 +203,7 @@ def run_batch(
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
         _follow_moved_manifest(store_path, root, manifest, out, opts.quiet)
-        refresh_rows(store_path, root, manifest, where, fixes, cfg)
+        valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)
         changed = changed_inputs(store_path, root, manifest, where, opts.recompute_changed)
         if changed:
             what = (f"{len(changed)} done pair(s) computed from input files that changed since "
@@ -214,9 +215,10 @@ def run_batch(
                             "--recompute-changed to compute them again, or write to a new "
                             "store", store_path, what)
         if fixes and not opts.quiet:
-            print(f"{store_path}: {len(fixes)} row(s) invalid before, corrected in the "
-                  "manifest: updated" + ("" if opts.retry_failed else
-                                         " (they run with --retry-failed)"), file=out)
+            print(f"{store_path}: {len(fixes)} row(s) invalid before, changed in the "
+                  f"manifest: updated in the store; {valid} of them valid now"
+                  + ("" if opts.retry_failed or not valid else
+                     " (they run with --retry-failed)"), file=out)
         return _drive(manifest, store_path, root, where, cfg, opts, cluster, client, handle,
                       out, t_start)
 

@@ -217,9 +217,10 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
                   len(pairs), len(manifest.metadata_columns)),
               str, "", extra=(len(manifest.metadata_columns),),
               description="the manifest's metadata cells, as written")
-    small("input_stamp", ["pair"], strings([input_stamp(p) for p in pairs]), str, "",
-          description="size:mtime_ns of the content|style|target files when the pair was "
-                      "planned or last run (a rerun names done pairs whose inputs changed)")
+    seen: dict[Path, str] = {}
+    small("input_stamp", ["pair"], strings([input_stamp(p, seen) for p in pairs]), str, "",
+          description="size:mtime_ns of the content|style files when the pair was planned "
+                      "or last run (a rerun names done pairs whose inputs changed)")
     small("seed", ["pair"], np.array([p.cfg.optim.seed if p.cfg else -1 for p in pairs],
                                      np.int64), "int64", -1)
     params = {}
@@ -384,21 +385,30 @@ def read_column(root: zarr.Group, name: str) -> np.ndarray:
     :class:`StoreError` naming it (not a codec's traceback)."""
     try:
         data = root[name][...]
+    except OSError as exc:  # the file system, not the store's contents: said as such
+        raise StoreError(f"{getattr(root.store, 'root', 'the store')}: cannot read its array "
+                         f"{name!r} ({exc.strerror or exc})") from exc
+    except MemoryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
         raise damaged(root, name, exc) from None
     return data.astype(object) if data.dtype.kind in "OTU" else data
 
 
-def input_stamp(pair: Any) -> str:
-    """``size:mtime_ns`` of the pair's content, style and target files ("|"-joined; "" for a
-    file that is not there)."""
+def input_stamp(pair: Any, cache: dict[Path, str] | None = None) -> str:
+    """``size:mtime_ns`` of the pair's content and style files ("|"-joined; "" for a file
+    that is not there). The target is left out: the transfer never reads it. ``cache``:
+    one ``stat`` per file however many pairs share it."""
+    cache = {} if cache is None else cache
     parts = []
-    for path in (pair.content_path, pair.style_path, pair.target_path):
-        try:
-            info = os.stat(path) if path is not None and str(path) else None
-        except OSError:
-            info = None
-        parts.append(f"{info.st_size}:{info.st_mtime_ns}" if info else "")
+    for path in (pair.content_path, pair.style_path):
+        if path not in cache:
+            try:
+                info = os.stat(path)
+                cache[path] = f"{info.st_size}:{info.st_mtime_ns}"
+            except (OSError, TypeError, ValueError):
+                cache[path] = ""
+        parts.append(cache[path])
     return "|".join(parts)
 
 
@@ -415,6 +425,11 @@ def read_rows(root: zarr.Group, name: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of the store's per-pair array ``name`` (errors as read_column)."""
     try:
         return root[name][start:stop]
+    except OSError as exc:
+        raise StoreError(f"{getattr(root.store, 'root', 'the store')}: cannot read its array "
+                         f"{name!r} ({exc.strerror or exc})") from exc
+    except MemoryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - as read_column
         raise damaged(root, name, exc) from None
 

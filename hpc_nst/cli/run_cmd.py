@@ -247,7 +247,7 @@ def _dry_run(args, cfg, copts, batch_note: str) -> int:  # noqa: ANN001
 
     plan, problems = make_plan(args.manifest, args.output, cfg, args.batch_size,
                                args.batches_per_task, copts, args.calibration, args.device,
-                               args.retry_failed)
+                               args.retry_failed, args.recompute_changed)
     print(f"batch size {args.batch_size} ({batch_note})")
     print_plan(plan, problems, cfg, copts, sys.stdout, args.output)
     refused = False

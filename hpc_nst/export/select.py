@@ -38,7 +38,8 @@ _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, a
 
 
 MAX_LENGTH = 1000
-_BACKTICKED = re.compile(r"`([^`]+)`")
+#: A quoted string (left as it is) or a backticked name (group 2).
+_BACKTICKED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|`([^`]+)`""")
 
 
 class _Missing:
@@ -61,8 +62,10 @@ class PairFilter:
         self._alias: dict[str, str] = {}
 
         def quoted(match: re.Match[str]) -> str:
+            if match.group(2) is None:  # a string literal: a backtick in it is text
+                return match.group(1)
             alias = f"_field_{len(self._alias)}_"
-            self._alias[alias] = match.group(1)
+            self._alias[alias] = match.group(2)
             return alias
 
         try:

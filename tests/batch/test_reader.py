@@ -134,3 +134,13 @@ def test_method_names():
     assert reader.method_name({"method": "nst", "model": {"name": "classifier"}}) \
         == "nst-classifier"
     assert reader.method_name({"method": "nst", "model": {"name": "/x/my.pt"}}) == "nst-my"
+
+
+def test_labels_skip_comment_lines_wherever_pair_id_is(tmp_path):
+    """A '# comment' line (the manifest reader allows them) left pair_id None: export and
+    report crashed reading the labels."""
+    from hpc_nst.batch.reader import read_labels
+
+    m = tmp_path / "m.csv"
+    m.write_text("content,style,pair_id,style_label\n# a comment\na.wav,b.wav,p1,harp\n")
+    assert read_labels(m) == {"p1": {"style_label": "harp"}}

@@ -186,7 +186,8 @@ def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
     assert f"the manifest is now {new / 'm.csv'} (was {old / 'm.csv'}): recorded" in \
         capsys.readouterr().err
     recorded = json.loads(xr.open_zarr(store).attrs["manifest"])
-    assert recorded["path"] == str(new / "m.csv") and recorded["moved_from"] == str(old / "m.csv")
+    assert recorded["path"] == str(new / "m.csv")
+    assert recorded["previous_path"] == str(old / "m.csv")
     assert main(["export", str(store), "-o", str(tmp_path / "x")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "x" / "metadata.jsonl").open()]
     assert {r["pair_id"]: r["style_label"] for r in rows} == {"p1": "Harp", "p2": "Flute"}
@@ -219,8 +220,8 @@ def test_an_invalid_row_corrected_in_the_manifest_runs_with_retry_failed(tmp_pat
     manifest.write_text(header + "p1,a.wav,b.wav,,train\np2,b.wav,a.wav,,val\n"
                         "p3,a.wav,a.wav,2,test\n")
     assert main(args) == 1  # corrected, but not retried without --retry-failed
-    assert "2 row(s) invalid before, corrected in the manifest: updated (they run with " \
-           "--retry-failed)" in capsys.readouterr().err
+    assert "2 row(s) invalid before, changed in the manifest: updated in the store; 2 of " \
+           "them valid now (they run with --retry-failed)" in capsys.readouterr().err
     assert main([*args, "--retry-failed"]) == 0
     ds = xr.open_zarr(store)
     assert (ds.status.values == st.DONE).all()
@@ -229,6 +230,26 @@ def test_an_invalid_row_corrected_in_the_manifest_runs_with_retry_failed(tmp_pat
     assert "val" in ds.metadata.values[by_id["p2"]].tolist()
     assert '"iterations": 2' in str(ds.params.values[by_id["p3"]])
     assert main(["verify", str(store)]) == 0
+
+
+def test_a_corrected_row_the_store_cannot_hold_is_refused_before_any_write(tmp_path, capsys):
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("pair_id,content,style,iterations\np1,a.wav,b.wav,\n"
+                        "p2,b.wav,a.wav,abc\n")
+    store = tmp_path / "s.zarr"
+    args = ["run", str(manifest), "-o", str(store), *[x for s in TINY for x in ("--set", s)],
+            "--workers", "1", "--progress-interval", "0"]
+    assert main([*args, "--skip-invalid"]) == 1
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    manifest.write_text("pair_id,content,style,iterations\np1,a.wav,b.wav,\n"
+                        "p2,b.wav,a.wav,500\n")  # far more loss records than TINY's 3
+    assert main([*args, "--retry-failed"]) == 2
+    err = capsys.readouterr().err
+    assert "the corrected row p2 (line 3) records" in err and "nothing was changed" in err
+    after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert after == before
 
 
 def test_done_pairs_whose_input_files_changed_are_named_and_recomputed_on_request(
@@ -258,3 +279,34 @@ def test_done_pairs_whose_input_files_changed_are_named_and_recomputed_on_reques
     np.testing.assert_array_equal(ds.audio.values[by_id["p2"], :n], before[by_id["p2"]])
     assert main(args) == 0 and "changed since" not in caplog.text  # the stamps are current
     assert main(["verify", str(store)]) == 0
+
+
+def test_changed_inputs_in_the_dry_run_and_what_does_not_count_as_a_change(tmp_path, capsys,
+                                                                           caplog):
+    for name, f0 in (("a", 220), ("b", 330), ("t", 440)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = write_csv(tmp_path / "m.csv", "pair_id,content,style,target",
+                         ["p1,a.wav,b.wav,t.wav", "p2,b.wav,a.wav,"])
+    store = tmp_path / "s.zarr"
+    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
+    assert main(args) == 0
+    sf.write(tmp_path / "t.wav", tone(660, 0.4), SR)  # a target: the transfer never reads it
+    assert main(args) == 0 and "changed since" not in caplog.text
+    sf.write(tmp_path / "b.wav", tone(550, 0.5), SR)  # both pairs read b.wav
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 done pair(s) computed from input files that changed since: kept as they are" in out
+    assert "2 already done, 0 to run" in out
+    assert main([*args, "--dry-run", "--recompute-changed"]) == 0
+    out = capsys.readouterr().out
+    assert "counted to run again (--recompute-changed)" in out and "0 already done, 2 to run" \
+        in out.replace("(0 invalid, ", "")
+    assert main(args) == 0 and "2 done pair(s) computed from input files that changed" in \
+        caplog.text  # the dry run wrote nothing: the run still finds them
+    assert main([*args, "--recompute-changed"]) == 0  # now on the new b.wav
+    caplog.clear()
+    (tmp_path / "a.wav").rename(tmp_path / "a.bak")  # missing now: not a change (the pairs
+    assert main([*args, "--skip-invalid", "--recompute-changed"]) == 0  # stay done)
+    assert "changed since" not in caplog.text
+    assert (xr.open_zarr(store).status.values == st.DONE).all()

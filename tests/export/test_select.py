@@ -70,6 +70,9 @@ def test_field_names_that_are_not_words_go_in_backticks():
     f.check_fields(fields, have_report=True)
     assert f.keep(fields) is True
     assert PairFilter("`fold 1` == 'b'").keep(fields) is False
+    odd = {"split-name": "tr`ai`n"}
+    assert PairFilter("`split-name` == 'tr`ai`n'").keep(odd) is True  # text stays text
+    assert PairFilter("`split-name` in ['x`y', \"train\"]").keep(fields) is True
     with pytest.raises(UsageError, match="'split name' is not a field"):
         PairFilter("`split name` == 'x'").check_fields(fields, have_report=True)
 
