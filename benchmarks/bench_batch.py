@@ -39,8 +39,9 @@ from hpc_nst.config import load_job
 
 DEMO = Path(__file__).resolve().parents[1] / "manifests" / "demo"
 #: Driver-written per-pair arrays that hold data after a run without targets or failures.
-PER_PAIR_FILLED = ("pair", "row", "content_path", "style_path", "seed", "params",
-                   "params_digest") + tuple(a for a in st.RESULT_ARRAYS if a != "error")
+PER_PAIR_FILLED = ("pair", "row", "content_path", "style_path", "input_stamp", "seed",
+                   "params", "params_digest") + tuple(a for a in st.RESULT_ARRAYS
+                                                      if a != "error")
 COORDINATES = ("bin", "frame", "kind", "record", "sample", "term", "timing")
 #: every array: coordinates, the per-pair ones (+ error and target_path, empty here), bulk
 N_ARRAYS = len(COORDINATES) + len(PER_PAIR_FILLED) + 2 + 3
