@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from hpc_nst.batch.locations import input_stamp
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.batch.store import (
     DONE,
     FAILED,
     PENDING,
     has,
-    input_stamp,
     read_column,
     record_capacity,
 )

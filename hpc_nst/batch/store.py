@@ -41,6 +41,7 @@ from hpc_nst.batch.conventions import (  # noqa: F401 (re-exported)
     root_attrs,
     set_attrs,
 )
+from hpc_nst.batch.locations import input_stamp, store_exists  # noqa: F401 (re-exported)
 from hpc_nst.batch.lock import LOCK_NAME, StoreLock  # noqa: F401 (re-exported)
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
@@ -299,38 +300,6 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(LocalStore(path))
 
 
-def store_exists(path: str | Path) -> bool:
-    """Whether ``-o path`` names a store to resume (False: one is created there, also in an
-    empty folder); a file, a folder of other things, a symbolic link that is broken or leads
-    to an empty folder, or the current folder itself is refused, as nothing may be written
-    over it."""
-    path = Path(path)
-    fix = "nothing was changed. Choose a new path for -o (e.g. out/batch.zarr)"
-    if path.is_symlink() and not path.exists():
-        raise StoreError(f"{path}: a broken symbolic link (to {os.readlink(path)}); {fix}")
-    if not path.exists():
-        return False
-    if not path.is_dir():
-        raise StoreError(f"{path}: a file is there, not a store folder; {fix}")
-    if (path / "zarr.json").is_file():
-        return True
-    try:
-        empty = not any(path.iterdir())
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot look into that folder ({exc.strerror}); {fix}") \
-            from None
-    if not empty:
-        raise StoreError(f"{path}: a folder of other files is there, not an hpc-nst store (no "
-                         "zarr.json); nothing was changed. Choose a new path for -o (e.g. "
-                         f"{path / 'batch.zarr'})")
-    if path.is_symlink():  # the store replaces what is at ``path``: not the link's target
-        raise StoreError(f"{path}: a symbolic link to an empty folder; give the folder "
-                         f"itself: -o {path.resolve()}")
-    if path.resolve() == Path.cwd().resolve():
-        raise StoreError(f"{path}: the current folder; {fix}")
-    return False
-
-
 def require_writable(path: str | Path) -> None:
     """Refuse, before any work, a store that cannot be written (read-only mount, no
     permission); reading commands still work on such a store."""
@@ -393,23 +362,6 @@ def read_column(root: zarr.Group, name: str) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
         raise damaged(root, name, exc) from None
     return data.astype(object) if data.dtype.kind in "OTU" else data
-
-
-def input_stamp(pair: Any, cache: dict[Path, str] | None = None) -> str:
-    """``size:mtime_ns`` of the pair's content and style files ("|"-joined; "" for a file
-    that is not there). The target is left out: the transfer never reads it. ``cache``:
-    one ``stat`` per file however many pairs share it."""
-    cache = {} if cache is None else cache
-    parts = []
-    for path in (pair.content_path, pair.style_path):
-        if path not in cache:
-            try:
-                info = os.stat(path)
-                cache[path] = f"{info.st_size}:{info.st_mtime_ns}"
-            except (OSError, TypeError, ValueError):
-                cache[path] = ""
-        parts.append(cache[path])
-    return "|".join(parts)
 
 
 def has(root: zarr.Group, name: str) -> bool:

@@ -1,0 +1,65 @@
+"""Where a store and its inputs are on disk: what ``-o`` may name, and the inputs' stamps.
+
+- :func:`store_exists`: whether ``-o`` names a store to resume, a place to create one (no such
+  path, or an empty folder), or something that must not be written over (a file, a folder of
+  other files, a broken or folder symlink, the current folder), which is refused.
+- :func:`input_stamp`: ``size:mtime_ns`` of a pair's content and style files, so that a rerun
+  can tell done pairs whose inputs changed since (:mod:`hpc_nst.batch.resume`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hpc_nst.errors import StoreError
+
+
+def store_exists(path: str | Path) -> bool:
+    """Whether ``-o path`` names a store to resume (False: one is created there, also in an
+    empty folder); a file, a folder of other things, a symbolic link that is broken or leads
+    to an empty folder, or the current folder itself is refused, as nothing may be written
+    over it."""
+    path = Path(path)
+    fix = "nothing was changed. Choose a new path for -o (e.g. out/batch.zarr)"
+    if path.is_symlink() and not path.exists():
+        raise StoreError(f"{path}: a broken symbolic link (to {os.readlink(path)}); {fix}")
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise StoreError(f"{path}: a file is there, not a store folder; {fix}")
+    if (path / "zarr.json").is_file():
+        return True
+    try:
+        empty = not any(path.iterdir())
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot look into that folder ({exc.strerror}); {fix}") \
+            from None
+    if not empty:
+        raise StoreError(f"{path}: a folder of other files is there, not an hpc-nst store (no "
+                         "zarr.json); nothing was changed. Choose a new path for -o (e.g. "
+                         f"{path / 'batch.zarr'})")
+    if path.is_symlink():  # the store replaces what is at ``path``: not the link's target
+        raise StoreError(f"{path}: a symbolic link to an empty folder; give the folder "
+                         f"itself: -o {path.resolve()}")
+    if path.resolve() == Path.cwd().resolve():
+        raise StoreError(f"{path}: the current folder; {fix}")
+    return False
+
+
+def input_stamp(pair: Any, cache: dict[Path, str] | None = None) -> str:
+    """``size:mtime_ns`` of the pair's content and style files ("|"-joined; "" for a file
+    that is not there). The target is left out: the transfer never reads it. ``cache``:
+    one ``stat`` per file however many pairs share it."""
+    cache = {} if cache is None else cache
+    parts = []
+    for path in (pair.content_path, pair.style_path):
+        if path not in cache:
+            try:
+                info = os.stat(path)
+                cache[path] = f"{info.st_size}:{info.st_mtime_ns}"
+            except (OSError, TypeError, ValueError):
+                cache[path] = ""
+        parts.append(cache[path])
+    return "|".join(parts)
