@@ -37,6 +37,7 @@ import dask
 
 from hpc_nst.batch.slots import (
     SLOTS_KEY,
+    cpu_only,
     gpu_resource,
     scheduler_gpus,
     with_gpu_resource,
@@ -167,11 +168,16 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     if get("memory") is None and "memory" not in kwargs:
         kwargs["memory"] = "4GB"
     directives = [*(get("job-extra-directives") or []), *opts.job_extra]
+    args = list(get("worker-extra-args") or [])
+    if not gpus:  # the configuration's GPU requests are for GPU jobs: not these
+        configured, args, dropped = cpu_only(list(get("job-extra-directives") or []), args)
+        directives = [*configured, *opts.job_extra]
+        if dropped:
+            log.info("--gpus-per-worker 0: left out of the worker jobs: %s", ", ".join(dropped))
     spec = str(get("resource-spec") or "")
     if gpus and not any("gpu" in d.lower() for d in directives) and "gpu" not in spec.lower():
         directives.append(GPU_DIRECTIVE[name])
     kwargs["job_extra_directives"] = directives
-    args = list(get("worker-extra-args") or [])
     if gpus:  # tasks ask for GPU=1: GPU=n lets n run at once (no more than its threads)
         n = min(slots, _threads(kwargs, get))
         if n < slots:

@@ -70,3 +70,21 @@ def with_gpu_resource(args: list[str], n: int) -> list[str]:
             out[k + 1] = " ".join([f"GPU={n}", *items])
             return out
     return [*out, "--resources", f"GPU={n}"]
+
+
+def cpu_only(directives: list[str], args: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """For CPU worker jobs (``--gpus-per-worker 0``): the configured ``directives`` without
+    GPU requests and the worker ``args`` without a ``GPU=n`` resource (the shipped
+    ``slurm/jobqueue.yaml`` has both for GPU jobs); also returns what was dropped."""
+    dropped = [d for d in directives if "gpu" in d.lower()]
+    kept = [d for d in directives if d not in dropped]
+    out = list(args)
+    for k, flag in enumerate(out[:-1]):
+        if flag == "--resources":
+            items = [i for i in out[k + 1].replace(",", " ").split()
+                     if i.partition("=")[0] != "GPU"]
+            if len(items) < len(out[k + 1].replace(",", " ").split()):
+                dropped.append(f"--resources {out[k + 1]}")
+            out[k: k + 2] = ["--resources", " ".join(items)] if items else []
+            break
+    return kept, out, dropped

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wav/flac: <pair_id>.<format> files + metadata.jsonl (default: "
                         "wav); audiofolder: Hugging Face AudioFolder; parquet; webdataset "
                         "(tar shards)")
-    p.add_argument("--codec", choices=("wav", "flac"), default="wav",
+    p.add_argument("--codec", choices=("wav", "flac"), default=None,
                    help="audio encoding inside audiofolder/parquet/webdataset (default: wav, "
                         "32-bit float as stored; flac: 24-bit)")
     p.add_argument("--shard-size", type=int, default=1000, metavar="N",
@@ -49,7 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.export.formats import ExportOptions, export_store
 
-    opts = ExportOptions(codec=args.codec, overwrite=args.overwrite,
+    if args.format in ("wav", "flac") and args.codec not in (None, args.format):
+        from hpc_nst.errors import UsageError
+
+        raise UsageError(f"--codec {args.codec} with --format {args.format}: the format is the "
+                         f"codec of plain files; use --format {args.codec}")
+    opts = ExportOptions(codec=args.codec or "wav", overwrite=args.overwrite,
                          shard_size=args.shard_size, report=args.report,
                          skip_bad=args.skip_bad, where=args.where,
                          labels=tuple(args.labels))

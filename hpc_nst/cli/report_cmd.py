@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs_dir is not None and not args.inputs_dir.is_dir():
         raise UserError(f"--inputs-dir {args.inputs_dir}: "
                         + ("not a folder" if args.inputs_dir.exists() else "no such folder"))
+    for flag, path in (("--judge", args.judge), ("--classifier", args.classifier)):
+        if path is not None and not path.is_file():  # given: not silently left out
+            raise UserError(f"{flag} {path}: no such file (leave {flag} out for the shipped "
+                            "one)")
     if args.output.exists() and not args.output.is_dir():
         raise UserError(f"-o {args.output}: exists and is not a folder; give a folder for the "
                         "report")

@@ -95,6 +95,15 @@ def test_cpu_only_workers():
                                                                      "--signal=USR2@60"]}}):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
     assert kw["job_extra_directives"] == ["--no-requeue", "--signal=USR2@60"]  # configured
+    # the shipped example configuration's GPU request and GPU=2 slots are for GPU jobs:
+    # --gpus-per-worker 0 leaves them out (they were kept, and a CPU partition refuses them)
+    with dask.config.set({"jobqueue.slurm": {
+            "job-extra-directives": ["--gres=gpu:1", "--qos=normal"],
+            "worker-extra-args": ["--resources", "GPU=2,MEM=1", "--lifetime", "55m"]}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0, job_extra=["--gpus=0"]))
+    assert kw["job_extra_directives"][:2] == ["--qos=normal", "--gpus=0"]  # the user's kept
+    assert not any("gres" in d for d in kw["job_extra_directives"])
+    assert kw["worker_extra_args"][:4] == ["--resources", "MEM=1", "--lifetime", "55m"]
 
 
 def test_tasks_per_worker_option_config_and_threads():

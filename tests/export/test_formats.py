@@ -234,6 +234,10 @@ def test_plain_files_keep_what_exists(store, tmp_path, capsys):
     assert _export(store, out, "wav") == 0
     assert "kept 3 existing" in capsys.readouterr().out and \
         (out / "ab.wav").read_bytes() == b"mine"
+    # --codec with a plain-file format: it wrote WAV without a word
+    assert _export(store, tmp_path / "c", "wav", "--codec", "flac") == 2
+    assert "--codec flac with --format wav" in capsys.readouterr().err
+    assert _export(store, tmp_path / "c", "flac", "--codec", "flac") == 0
 
 
 def test_where_keeps_the_matching_pairs_in_every_format(store, tmp_path, capsys):

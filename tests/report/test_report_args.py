@@ -60,3 +60,14 @@ def test_a_folder_of_other_files_is_refused_and_an_earlier_report_replaced(real_
     for _ in range(2):  # a report folder is replaced
         assert main(["report", str(real_stores["eq"]), "-o", str(report), "--quiet",
                      "--metrics", "run"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--judge", "--classifier"])
+def test_a_judge_or_classifier_that_is_not_there_is_refused(real_stores, tmp_path, capsys,
+                                                            flag):
+    """It was skipped silently: the judge columns came out empty with exit code 0."""
+    out = tmp_path / "r"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--quiet", flag,
+                 str(tmp_path / "nope.npz")]) == 2
+    assert f"{flag} {tmp_path / 'nope.npz'}: no such file" in _one_line(capsys)
+    assert not out.exists()
