@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("audio", nargs="+", type=Path, help="audio files (any format soundfile reads)")
     p.add_argument("--model", type=Path,
-                   help="checkpoint (default: the classifier shipped with the package)")
+                   help="checkpoint (default, or the name classifier: the one shipped with the "
+                   "package)")
     p.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead")
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     stft = STFTConfig()
+    if args.model is not None and str(args.model) in ("classifier", "default"):
+        args.model = None  # the names --set model=... takes for the shipped classifier
     path = args.model or DEFAULT_CHECKPOINT
     if args.model is None and not DEFAULT_CHECKPOINT.is_file():
         raise UserError("no trained classifier is shipped in this build; pass --model")

@@ -119,3 +119,15 @@ def test_silent_file_names_no_instrument(model_path: Path, long_file: Path, tmp_
     assert json.loads(capsys.readouterr().out) == {"file": str(silent), "silent": True,
                                                    "duration_s": 1.0, "top": [],
                                                    "windows": []}
+
+
+def test_the_shipped_classifier_by_name(long_file: Path, capsys) -> None:
+    """README names it `classifier` (alias `default`), as --set model= takes it: classify
+    took the word for a file name ("checkpoint not found")."""
+    from hpc_nst.models.checkpoint import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.fail("the shipped classifier is missing from the package")
+    for name in ("classifier", "default"):
+        assert main(["classify", str(long_file), "--model", name, "--top", "1"]) == 0
+        assert "overall" in capsys.readouterr().out
