@@ -43,10 +43,12 @@ from hpc_nst.batch.slots import (
     with_gpu_resource,
     worker_slots,
 )
-from hpc_nst.batch.submission import (  # noqa: F401 (scrub_scheduler_env re-exported)
+from hpc_nst.batch.submission import (  # noqa: F401 (some re-exported)
     SCRUB_PREFIXES,
     SubmissionWatch,
+    lifetime_args,
     scrub_scheduler_env,
+    walltime_seconds,
 )
 from hpc_nst.errors import ConfigError
 
@@ -91,41 +93,6 @@ class ClusterHandle:
     description: str
     slots: int = 1  # tasks each worker runs at once
     watch: SubmissionWatch | None = None  # worker-job submissions (batch schedulers)
-
-
-def walltime_seconds(walltime: str | int | None, kind: str = "slurm") -> int | None:
-    """A scheduler's walltime in seconds; None when absent or unparsable.
-
-    Slurm: ``M``, ``M:S``, ``H:M:S``, ``D-H[:M[:S]]``; LSF: ``M`` or ``H:M``; PBS/SGE: ``S`` or
-    ``H:M:S``.
-    """
-    if walltime is None or str(walltime).strip() == "":
-        return None
-    text = str(walltime).strip()
-    try:
-        if "-" in text:
-            days, rest = text.split("-", 1)
-            h, m, s = ([int(p) for p in rest.split(":")] + [0, 0])[:3]
-            return int(days) * 86400 + h * 3600 + m * 60 + s
-        parts = [int(p) for p in text.split(":")]
-    except ValueError:
-        return None
-    if len(parts) == 1:
-        return parts[0] * (60 if kind in ("slurm", "lsf") else 1)
-    if len(parts) == 2:
-        return parts[0] * 3600 + parts[1] * 60 if kind == "lsf" else parts[0] * 60 + parts[1]
-    d, h, m, s = ([0] + parts)[-4:]  # PBS/Torque also take D:H:M:S
-    return d * 86400 + h * 3600 + m * 60 + s
-
-
-def lifetime_args(walltime: str | int | None, kind: str = "slurm") -> list[str]:
-    """``--lifetime``/``--lifetime-stagger`` so that workers retire before the walltime."""
-    secs = walltime_seconds(walltime, kind)
-    if not secs or secs < 180:
-        return []
-    stagger = min(300, int(0.05 * secs))
-    margin = min(600, max(60, int(0.1 * secs)))
-    return ["--lifetime", f"{secs - margin - stagger}s", "--lifetime-stagger", f"{stagger}s"]
 
 
 def _without(args: list[str], flags: tuple[str, ...]) -> list[str]:
