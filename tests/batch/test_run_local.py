@@ -252,17 +252,24 @@ def test_a_corrected_row_the_store_cannot_hold_is_refused_before_any_write(tmp_p
     assert after == before
 
 
+def _eq_store(tmp_path, third: str, header: str, rows: list[str]):  # noqa: ANN001, ANN202
+    """Tones a.wav, b.wav and ``third``.wav, a manifest of ``rows`` and a done eq store of it;
+    returns the store and the command line that made it."""
+    for name, f0 in (("a", 220), ("b", 330), (third, 440)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = write_csv(tmp_path / "m.csv", header, rows)
+    store = tmp_path / "s.zarr"
+    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
+    assert main(args) == 0
+    return store, args
+
+
 def test_done_pairs_whose_input_files_changed_are_named_and_recomputed_on_request(
         tmp_path, caplog, capsys):
     """Input files replaced under the same paths (a dataset regenerated): the rerun said
     "already done" and kept the outputs of the old files without a word."""
-    for name, f0 in (("a", 220), ("b", 330), ("c", 440)):
-        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
-    manifest = write_csv(tmp_path / "m.csv", "pair_id,content,style",
-                         ["p1,a.wav,b.wav", "p2,c.wav,b.wav"])
-    store = tmp_path / "s.zarr"
-    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
-    assert main(args) == 0
+    store, args = _eq_store(tmp_path, "c", "pair_id,content,style",
+                            ["p1,a.wav,b.wav", "p2,c.wav,b.wav"])
     before = xr.open_zarr(store).audio.values.copy()
     sf.write(tmp_path / "a.wav", tone(550, 0.5), SR)  # p1's content replaced
     assert main(args) == 0
@@ -283,13 +290,8 @@ def test_done_pairs_whose_input_files_changed_are_named_and_recomputed_on_reques
 
 def test_changed_inputs_in_the_dry_run_and_what_does_not_count_as_a_change(tmp_path, capsys,
                                                                            caplog):
-    for name, f0 in (("a", 220), ("b", 330), ("t", 440)):
-        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
-    manifest = write_csv(tmp_path / "m.csv", "pair_id,content,style,target",
-                         ["p1,a.wav,b.wav,t.wav", "p2,b.wav,a.wav,"])
-    store = tmp_path / "s.zarr"
-    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
-    assert main(args) == 0
+    store, args = _eq_store(tmp_path, "t", "pair_id,content,style,target",
+                            ["p1,a.wav,b.wav,t.wav", "p2,b.wav,a.wav,"])
     sf.write(tmp_path / "t.wav", tone(660, 0.4), SR)  # a target: the transfer never reads it
     assert main(args) == 0 and "changed since" not in caplog.text
     sf.write(tmp_path / "b.wav", tone(550, 0.5), SR)  # both pairs read b.wav
