@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--per-class", type=int, default=100, help="clips per program (default 100)")
     r.add_argument("--seed", type=int, default=0, help="seed of the plan and split (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset rendered into OUT_DIR before (its clips the new "
+                        "render does not write again are removed)")
     r.set_defaults(func=run_render)
     add_triplets_parser(dsub)
 
@@ -62,7 +65,7 @@ def run_render(args: argparse.Namespace) -> int:
     try:
         manifest = render_gm_dataset(
             args.out_dir, programs or DEFAULT_PROGRAMS, args.per_class, args.seed,
-            args.soundfont, None if args.quiet else progress,
+            args.soundfont, None if args.quiet else progress, overwrite=args.overwrite,
         )
     except (ValueError, ImportError) as exc:
         raise UserError(str(exc)) from None

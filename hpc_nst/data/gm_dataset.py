@@ -172,11 +172,15 @@ def render_gm_dataset(
     seed: int = 0,
     soundfont: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Render the dataset into ``out_dir`` (``audio/<program>/NNNN.flac`` + ``manifest.csv``).
 
     Returns the manifest path. Paths in the manifest are relative to ``out_dir``. Silent clips
     (a preset without samples at some pitch) are left out and counted in the progress output.
+    A folder that already holds a dataset (its ``manifest.csv``) is refused unless
+    ``overwrite``, and then only one this function wrote: its clips that the new render does
+    not write again are removed; a manifest of other files is never replaced.
     """
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
@@ -185,6 +189,11 @@ def render_gm_dataset(
         if not 0 <= p <= 127:
             raise ValueError(f"GM program must be in 0..127, got {p}")
     out = Path(out_dir)
+    earlier = _earlier_clips(out)
+    if earlier is not None and not overwrite:
+        raise ValueError(f"{out} already holds a rendered dataset ({out / 'manifest.csv'}); "
+                         "pass --overwrite to render a new one in its place, or choose "
+                         "another folder")
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
     silent = 0
@@ -217,7 +226,27 @@ def render_gm_dataset(
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(manifest)
+    for rel in sorted((earlier or set()) - {str(r["path"]) for r in rows}):  # now orphans
+        (out / rel).unlink(missing_ok=True)
     if progress is not None:
         note = f" ({silent} silent clips left out)" if silent else ""
         progress(f"wrote {len(rows)} clips and {manifest}{note}")
     return manifest
+
+
+def _earlier_clips(out: Path) -> set[str] | None:
+    """The clip paths (relative) of the dataset already in ``out``; None where there is
+    none. A ``manifest.csv`` this function did not write (another header, or paths outside
+    ``audio/``) is refused even with ``overwrite``: its files are a user's."""
+    path = out / "manifest.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = tuple(reader.fieldnames or ())
+        paths = [row.get("path") or "" for row in reader]
+    if header != MANIFEST_COLUMNS or not all(
+            p.startswith("audio/") and ".." not in p.split("/") for p in paths):
+        raise ValueError(f"{path} is not a manifest written by hpc-nst dataset render-gm; "
+                         "render into another folder (its files are left as they are)")
+    return set(paths)

@@ -95,3 +95,29 @@ def test_cli_render_gm(soundfont: Path, tmp_path: Path, capsys) -> None:
     assert main(["dataset", "render-gm", str(out), "--programs", "0",
                  "--soundfont", str(tmp_path / "none.sf2")]) == 2
     assert "SoundFont not found" in capsys.readouterr().err
+
+
+def test_render_gm_refuses_to_replace_a_dataset_unless_asked(soundfont: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    """It replaced manifest.csv of any folder (a triplets benchmark's too), leaving the old
+    clips beside a manifest that no longer listed them."""
+    out = tmp_path / "gm"
+    args = ["dataset", "render-gm", str(out), "--per-class", "3", "--soundfont",
+            str(soundfont), "--quiet"]
+    assert main([*args, "--programs", "0"]) == 0
+    first = (out / "manifest.csv").read_text()
+    assert main([*args, "--programs", "40"]) == 2
+    assert "already holds a rendered dataset" in capsys.readouterr().err
+    assert (out / "manifest.csv").read_text() == first
+    assert main([*args, "--programs", "40", "--overwrite"]) == 0
+    with (out / "manifest.csv").open() as fh:
+        listed = {r["path"] for r in csv.DictReader(fh)}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.flac")}
+    assert on_disk == listed and all("040_" in p for p in listed)  # no orphan left
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "manifest.csv").write_text("content,style\na.wav,b.wav\n")
+    assert main(["dataset", "render-gm", str(other), "--programs", "0", "--per-class", "3",
+                 "--soundfont", str(soundfont), "--overwrite"]) == 2
+    assert "is not a manifest written by hpc-nst dataset render-gm" in capsys.readouterr().err
+    assert (other / "manifest.csv").read_text() == "content,style\na.wav,b.wav\n"
