@@ -92,7 +92,7 @@ def test_cli_render_gm(soundfont: Path, tmp_path: Path, capsys) -> None:
     with (out / "manifest.csv").open() as fh:
         assert sorted({r["split"] for r in csv.DictReader(fh)}) == ["test", "train", "val"]
     assert main(["dataset", "render-gm", str(out), "--per-class", "0"]) == 2
-    assert main(["dataset", "render-gm", str(out), "--programs", "0",
+    assert main(["dataset", "render-gm", str(tmp_path / "gm2"), "--programs", "0",
                  "--soundfont", str(tmp_path / "none.sf2")]) == 2
     assert "SoundFont not found" in capsys.readouterr().err
 
