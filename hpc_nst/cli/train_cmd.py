@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +56,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-key", default="instrument_family_str",
                    help="NSynth examples.json key used as label (default instrument_family_str)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run where -o already has one (its checkpoint and resume "
+                        "state are replaced; --resume continues it instead)")
     p.set_defaults(func=run)
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a ``-o`` that cannot take a checkpoint, or that holds a run
+    (its checkpoint or resume state) which a new run would replace without --overwrite."""
+    from hpc_nst.cli import UserError
+    from hpc_nst.train.trainer import resume_path
+
+    out = args.output
+    if out is None:
+        return
+    if out.is_dir():
+        raise UserError(f"-o {out}: a folder; give the checkpoint's file name (e.g. "
+                        f"{out / 'model.pt'})")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"-o {out}: {parent} is a file, not a folder")
+    there = [p for p in (out, resume_path(out)) if p.is_file()]
+    if there and args.resume is None and not args.overwrite:
+        raise UserError(f"-o {out}: a training run is there ({', '.join(map(str, there))}); "
+                        f"continue it with --resume {out}, or start again with --overwrite")
 
 
 def _command(args: argparse.Namespace, epochs: int, width: int) -> str:
@@ -92,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.crop <= 0 or args.lr <= 0:
         raise UserError("--crop and --lr must be positive")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    check_output(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     say = None if args.quiet else print_progress
@@ -139,11 +167,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.resume is not None and args.epochs is None:
         cfg.epochs = int(load_state(args.resume)["config"]["epochs"])
-    train(
-        labels, splits, cache, args.output, cfg, stft, digest, device,
-        resume=args.resume, progress=say, init_from=args.init_from,
-        extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
-    )
+    try:
+        train(
+            labels, splits, cache, args.output, cfg, stft, digest, device,
+            resume=args.resume, progress=say, init_from=args.init_from,
+            extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
+        )
+    except KeyboardInterrupt:
+        print(f"hpc-nst train: the last finished epoch is saved; continue with the same "
+              f"command and --resume {args.output}", file=sys.stderr)
+        raise
     return 0
 
 

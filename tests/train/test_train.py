@@ -114,6 +114,20 @@ def test_cli_train_and_resume(tiny_gm: Path, tmp_path: Path, capsys) -> None:
     meta = load_checkpoint(out)[1]
     assert meta["epochs_trained"] == 2
     assert meta["command"].startswith("hpc-nst train ")
+    # the same command again without --resume started over and replaced the run (and an
+    # interrupted one's resume state): refused now, before any work
+    before = out.read_bytes()
+    assert main(["train", *common, "--epochs", "1"]) == 2
+    assert f"-o {out}: a training run is there" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["train", *common, "--epochs", "1", "--overwrite"]) == 0
+    assert load_checkpoint(out)[1]["epochs_trained"] == 1
+    capsys.readouterr()
+    for bad, says in (([str(tiny_gm), "-o", str(tmp_path)], "a folder; give the checkpoint's"),
+                      ([str(tiny_gm), "-o", str(out / "x.pt")], "is a file, not a folder"),
+                      ([*common, "--seed", "-1"], "--seed must be >= 0")):
+        assert main(["train", *bad, "--epochs", "1"]) == 2
+        assert says in capsys.readouterr().err
 
 
 def test_cli_resume_without_state_is_clear(tiny_gm: Path, tmp_path: Path, capsys) -> None:
