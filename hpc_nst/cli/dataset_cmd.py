@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from hpc_nst.cli.run_cmd import count_arg
+
 
 def _programs(text: str) -> list[int]:
     """Parse ``0-39,40,52`` style program lists."""
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="GM programs, e.g. '0-111' or '0 40 73' (default: 0-111)",
     )
     r.add_argument("--per-class", type=int, default=100, help="clips per program (default 100)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the plan and split (default 0)")
+    r.add_argument("--seed", type=count_arg(0), default=0,
+                   help="seed of the plan and split (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--overwrite", action="store_true",
                    help="replace a dataset rendered into OUT_DIR before (its clips the new "
@@ -89,7 +92,7 @@ def add_triplets_parser(dsub: argparse._SubParsersAction) -> None:
     t.add_argument("--seconds", type=float, nargs="+", default=[2.56], metavar="S",
                    help="clip length(s) in seconds (default 2.56); e.g. --count 24 8 "
                    "--seconds 2.56 8")
-    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.add_argument("--seed", type=count_arg(0), default=0, help="seed (default 0)")
     t.add_argument("--soundfont", type=Path, help="a .sf2 file (default: FluidR3_GM.sf2)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--overwrite", action="store_true",

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from hpc_nst.cli.run_cmd import count_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="judge file to write (hpc-nst report --judge NPZ)")
     p.add_argument("--renders", type=int, default=3,
                    help="24 s renders per program (the last held out; default 3)")
-    p.add_argument("--seed", type=int, default=0, help="melody seed (default 0)")
+    p.add_argument("--seed", type=count_arg(0), default=0, help="melody seed (default 0)")
     p.add_argument("--soundfont", type=Path, action="append", dest="soundfonts",
                    metavar="SF2", help="GM .sf2/.sf3 to render from; repeat it to train on "
                    "several sample sets (default: FluidR3_GM alone)")

@@ -6,6 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from hpc_nst.cli.run_cmd import count_arg
 from hpc_nst.errors import UsageError
 
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cross: every content x every style (default); zip: i-th with i-th; "
                         "sample: --pairs N drawn at random, balanced over styles")
     p.add_argument("--pairs", type=int, default=0, metavar="N", help="pairs for --mode sample")
-    p.add_argument("--seed", type=int, default=0, help="seed of --mode sample (default 0)")
+    p.add_argument("--seed", type=count_arg(0), default=0, help="seed of --mode sample (default 0)")
     p.add_argument("-r", "--recursive", action="store_true",
                    help="search sub-folders of DIR too (glob patterns: '**' matches them)")
     p.add_argument("--ext", default=",".join(e[1:] for e in _exts()), metavar="LIST",

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hpc_nst.cli.run_cmd import count_arg
+
 if TYPE_CHECKING:
     import torch
 
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--crop", type=float, default=1.28,
                    help="training crop length in seconds (default 1.28)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=count_arg(0), default=0, help="seed (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
@@ -117,8 +119,6 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.crop <= 0 or args.lr <= 0:
         raise UserError("--crop and --lr must be positive")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
     check_output(args)
     if args.threads:
         torch.set_num_threads(args.threads)

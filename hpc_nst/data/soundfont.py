@@ -125,6 +125,14 @@ def check_soundfont(path: Path, origin: str) -> Path:
             f"{DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE}), which provides "
             f"{DEFAULT_SOUNDFONT}, or set {SOUNDFONT_ENV} to an existing .sf2 file."
         )
+    with open(path, "rb") as fh:  # fluidsynth renders silence from anything else
+        head = fh.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        from hpc_nst.errors import AudioError
+
+        raise AudioError(f"{path} ({origin}): not a SoundFont (an .sf2/.sf3 file starts with "
+                         f"RIFF....sfbk; this one with {head[:12]!r}); give a SoundFont, e.g. "
+                         f"{DEFAULT_SOUNDFONT}")
     return path
 
 

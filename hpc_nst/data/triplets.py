@@ -120,7 +120,7 @@ def render_triplets(
     then the audio files of the earlier manifest that the new one does not list are removed
     (a folder whose rendering was cut short, without a manifest yet, is rendered again)."""
     from hpc_nst.audio.io import write_audio
-    from hpc_nst.data.soundfont import default_soundfont, render_notes
+    from hpc_nst.data.soundfont import check_soundfont, default_soundfont, render_notes
 
     if len(counts) != len(seconds):
         raise ValueError(f"give one count per length: {len(counts)} counts, {len(seconds)} "
@@ -137,7 +137,8 @@ def render_triplets(
         raise ValueError(f"{out} already holds triplets ({out / 'manifest.csv'}); pass "
                          "--overwrite to render new ones in their place, or choose another "
                          "folder")
-    sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
+    sf2 = (check_soundfont(Path(soundfont), "--soundfont") if soundfont is not None
+           else default_soundfont())
     if earlier is not None:  # a render cut short leaves no manifest over mixed audio
         for name in ("manifest.csv", "labels.csv"):
             (out / name).unlink(missing_ok=True)

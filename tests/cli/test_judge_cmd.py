@@ -24,7 +24,7 @@ def test_a_missing_soundfont_is_named_before_any_rendering(tmp_path, capsys, mon
 
     monkeypatch.setattr(judge_train, "render_set", no_render)
     present = tmp_path / "present.sf2"
-    present.write_bytes(b"x")
+    present.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # a SoundFont header
     missing = tmp_path / "nowhere.sf2"
     code = main(["train-judge", "-o", str(tmp_path / "j.npz"), "--soundfont", str(present),
                  "--soundfont", str(missing)])

@@ -85,9 +85,28 @@ def test_default_path_missing_is_reported(monkeypatch, tmp_path):
 
 def test_env_overrides_default(monkeypatch, tmp_path):
     fake = tmp_path / "mine.sf2"
-    fake.write_bytes(b"RIFF")
+    fake.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # a SoundFont's header
     monkeypatch.setenv(sfmod.SOUNDFONT_ENV, str(fake))
     assert default_soundfont() == fake
+
+
+def test_a_file_that_is_not_a_soundfont_is_named(tmp_path, capsys):
+    """fluidsynth rendered silence from it: `dataset triplets` wrote a silent benchmark with
+    exit 0, train-judge crashed with an IndexError."""
+    from hpc_nst.cli import main
+    from hpc_nst.errors import AudioError
+
+    fake = tmp_path / "fake.sf2"
+    fake.write_text("hello\n")
+    with pytest.raises(AudioError, match="not a SoundFont"):
+        sfmod.check_soundfont(fake, "test")
+    assert main(["dataset", "triplets", str(tmp_path / "t"), "--count", "1", "--soundfont",
+                 str(fake)]) == 2
+    assert f"{fake} (--soundfont): not a SoundFont" in capsys.readouterr().err
+    assert not (tmp_path / "t" / "manifest.csv").exists()
+    assert main(["train-judge", "-o", str(tmp_path / "j.npz"), "--renders", "2",
+                 "--soundfont", str(fake)]) == 2
+    assert "not a SoundFont" in capsys.readouterr().err
 
 
 def test_gm_names_and_ranges():
