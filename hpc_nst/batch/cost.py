@@ -134,10 +134,10 @@ def save(path: Path, device: str, cfg: JobConfig, costs: dict[int, BatchCost]) -
     entry = data.setdefault(device, {}).setdefault(cost_key(cfg), {})
     entry.update({str(b): dataclasses.asdict(c) | {"measured": time.strftime("%Y-%m-%d")}
                   for b, c in costs.items()})
+    from hpc_nst.fsutil import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_file(path: Path, must_exist: bool = False) -> dict[str, Any]:
@@ -147,10 +147,14 @@ def load_file(path: Path, must_exist: bool = False) -> dict[str, Any]:
                              "hpc-nst calibrate (or an earlier store of this job, *.zarr)")
         return {}
     try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
         raise UsageError(f"{path}: not a calibration file ({exc}); delete it and rerun "
                          "hpc-nst calibrate") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a calibration file (JSON {type(data).__name__}, not an "
+                         "object); delete it and rerun hpc-nst calibrate")
+    return data
 
 
 def from_file(path: Path, cfg: JobConfig, device: str | None = None,

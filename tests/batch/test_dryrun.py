@@ -163,3 +163,22 @@ def test_auto_takes_the_calibration_of_the_device_here_not_the_first_by_name(
     cpu_only, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 2, None, ClusterOptions(),
                             calibration)
     assert "(CPU" in here.model and here.device_s == pytest.approx(cpu_only.device_s)
+
+
+def test_calibrate_refuses_bad_output_and_lengths_before_measuring(tmp_path, capsys):
+    """A folder as -o, a JSON list there, --seconds nan or inf: tracebacks after the work."""
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    a_list = tmp_path / "l.json"
+    a_list.write_text("[1, 2]")
+    for extra, says in ((["-o", str(folder)], "a folder; give the calibration file's name"),
+                        (["-o", str(a_list)], "not a calibration file (JSON list, not an "
+                                              "object)"),
+                        (["--seconds", "nan"], "--seconds nan: give a pair length"),
+                        (["--seconds", "inf"], "--seconds inf: give a pair length"),
+                        (["--seconds", "0.01"], "--seconds 0.01: give a pair length")):
+        assert main(["calibrate", "--job", "eq", "--batch-sizes", "1",
+                     *(["-o", str(tmp_path / "c.json")] if extra[0] != "-o" else []),
+                     *extra]) == 2
+        assert says in capsys.readouterr().err
+    assert a_list.read_text() == "[1, 2]" and not (tmp_path / "c.json").exists()
