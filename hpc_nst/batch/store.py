@@ -341,11 +341,18 @@ def open_root(path: str | Path, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{path}: not a Zarr store (no zarr.json)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        root = zarr.open_group(LocalStore(path, read_only=mode == "r"), mode=mode,
-                               use_consolidated=False)
-    if root.attrs.get("format") != FORMAT:
+        try:
+            root = zarr.open_group(LocalStore(path, read_only=mode == "r"), mode=mode,
+                                   use_consolidated=False)
+            fmt = root.attrs.get("format")
+        except (ValueError, TypeError, KeyError) as exc:  # JSON or metadata that does not parse
+            raise StoreError(f"{path}: its metadata {path / 'zarr.json'} is unreadable "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); the "
+                             "store's description is damaged: restore the store from a backup "
+                             "or copy, or rerun the manifest into a new store") from None
+    if fmt != FORMAT:
         raise StoreError(f"{path}: not an hpc-nst batch store (format "
-                         f"{root.attrs.get('format')!r}, expected {FORMAT!r})")
+                         f"{fmt!r}, expected {FORMAT!r})")
     return root
 
 

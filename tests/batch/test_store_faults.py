@@ -257,7 +257,7 @@ def test_a_task_run_twice_never_wipes_a_pair_it_failed_the_second_time(
     assert verify_store(store).ok
 
 
-@pytest.mark.parametrize("damage", ["chunk", "metadata"])
+@pytest.mark.parametrize("damage", ["chunk", "metadata", "root"])
 def test_damaged_bookkeeping_is_one_error_naming_the_array(tmp_path, audio_dir, tiny,
                                                            threads_client, capsys, damage):
     """A bit flip in the status chunk (or garbage in its zarr.json) gave a codec's (or JSON's)
@@ -271,8 +271,10 @@ def test_damaged_bookkeeping_is_one_error_naming_the_array(tmp_path, audio_dir, 
         data[len(data) // 2] ^= 0xFF
         data[-3] ^= 0xFF
         chunk.write_bytes(bytes(data))
-    else:
+    elif damage == "metadata":
         (store / "status" / "zarr.json").write_text("{garbage")
+    else:
+        (store / "zarr.json").write_text("{garbage")
     sets = [x for s in ("iterations=3", "griffin_lim_iterations=2", "model=random", "width=4")
             for x in ("--set", s)]
     for argv in (["status", str(store)], ["export", str(store), "-o", str(tmp_path / "x")],
@@ -280,7 +282,9 @@ def test_damaged_bookkeeping_is_one_error_naming_the_array(tmp_path, audio_dir, 
                  ["run", str(manifest), "-o", str(store), *sets]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert f"error: {store}: its per-pair array 'status' is unreadable" in err, err
+        what = (f"its metadata {store / 'zarr.json'} is unreadable" if damage == "root"
+                else "its per-pair array 'status' is unreadable")
+        assert f"error: {store}: {what}" in err, err
         assert "restore the store from a backup" in err
     assert main(["verify", str(store)]) == 1
-    assert "per-pair array 'status' is unreadable" in capsys.readouterr().out
+    assert what in capsys.readouterr().out
