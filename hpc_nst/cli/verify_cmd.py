@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     res = verify_store(args.store)
     if args.json:
         print(json.dumps({"store": str(res.store), "ok": res.ok, "done": res.done,
-                          "checked": res.checked, "unchecked": res.unchecked,
+                          # "checked": verified by checksum (kept for earlier readers)
+                          "checked": res.checked, "verified": res.checked,
+                          "bad_count": len(res.bad), "unchecked": res.unchecked,
                           "store_problems": res.store_problems,
                           "bad": {res.ids[i]: p for i, p in res.bad.items()}}, indent=1))
     else:

@@ -76,6 +76,8 @@ def test_verify_finds_every_fault_and_repair_restores_the_bits(tmp_path, audio_d
     # (the flipped bytes hit one pair's inner chunk of shard 0; the lost loss chunk both of 1)
     shard1 = {p for p in ids if shard_of[p] == 1}
     assert code == 1 and shard1 < set(res["bad"]) and len(res["bad"]) >= 3
+    assert res["bad_count"] == len(res["bad"]) and res["verified"] == res["checked"]
+    assert res["verified"] + res["bad_count"] == res["done"]  # every done pair, one or other
     for pid, problem in res["bad"].items():
         if shard_of[pid] == 0:
             assert "unreadable data" in problem or "checksum mismatch in audio" in problem
