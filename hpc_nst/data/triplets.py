@@ -125,8 +125,11 @@ def render_triplets(
     if len(counts) != len(seconds):
         raise ValueError(f"give one count per length: {len(counts)} counts, {len(seconds)} "
                          "lengths")
-    if any(c < 0 for c in counts) or any(not 0.5 <= s <= 600 for s in seconds):
-        raise ValueError("counts must be >= 0 and lengths between 0.5 and 600 s")
+    bad = [f"--count {c}" for c in counts if c < 0] + [
+        f"--seconds {s:g}" for s in seconds if not 0.5 <= s <= 600]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: counts must be >= 0 and lengths between 0.5 and "
+                         "600 s")
     if len({round(s * 100) for s in seconds}) != len(seconds):
         raise ValueError(f"lengths must differ (to 10 ms): {list(seconds)}")
     if sum(counts) == 0:

@@ -81,6 +81,9 @@ def test_cli(tmp_path, soundfont, capsys):
     assert main(["dataset", "triplets", str(tmp_path / "u"), "--count", "1", "2",
                  "--seconds", "1"]) == 2
     assert "one count per length" in capsys.readouterr().err
+    assert main(["dataset", "triplets", str(tmp_path / "v"), "--count", "1", "-2",
+                 "--seconds", "1", "900"]) == 2
+    assert "--count -2, --seconds 900: counts must be >= 0" in capsys.readouterr().err
 
 
 def test_a_folder_with_triplets_is_not_silently_replaced(tmp_path, soundfont, capsys):
