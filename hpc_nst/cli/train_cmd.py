@@ -165,8 +165,14 @@ def run(args: argparse.Namespace) -> int:
         crop_frames=max(8, int(round(args.crop * stft.sample_rate / stft.hop_length))),
         seed=args.seed,
     )
-    if args.resume is not None and args.epochs is None:
-        cfg.epochs = int(load_state(args.resume)["config"]["epochs"])
+    if args.resume is not None:
+        resumed = load_state(args.resume)["config"]
+        if args.width is not None and args.width != int(resumed.get("width", args.width)):
+            raise UserError(f"--width {args.width}, but the run of {args.resume} has width "
+                            f"{resumed['width']}: a resumed run keeps its width (leave "
+                            "--width out)")
+        if args.epochs is None:
+            cfg.epochs = int(resumed["epochs"])
     try:
         train(
             labels, splits, cache, args.output, cfg, stft, digest, device,

@@ -107,6 +107,9 @@ def test_cli_train_and_resume(tiny_gm: Path, tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "3 classes" in err and "epoch 1/1" in err and "held-out (test" in err
     assert out.is_file() and resume_path(out).is_file()
+    assert main(["train", *common[:3], "--width", "8", *common[5:], "--epochs", "2",
+                 "--resume", str(out)]) == 2  # it trained at the run's width without a word
+    assert "--width 8, but the run of" in capsys.readouterr().err
     assert main(["train", *common, "--epochs", "2", "--resume", str(out)]) == 0
     err = capsys.readouterr().err
     assert "(reused)" in err and "resuming after epoch 1" in err
