@@ -60,6 +60,10 @@ def run_render(args: argparse.Namespace) -> int:
     programs = [p for group in args.programs for p in group] if args.programs else None
     if args.per_class < 1:
         raise UserError(f"--per-class must be >= 1, got {args.per_class}")
+    if args.per_class < 3:
+        print(f"hpc-nst dataset render-gm: warning: --per-class {args.per_class} puts every "
+              "clip in the train split (val and test need 3 or more per class): hpc-nst train "
+              "will refuse it for want of held-out clips", file=sys.stderr)
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:

@@ -91,6 +91,9 @@ def test_cli_render_gm(soundfont: Path, tmp_path: Path, capsys) -> None:
     assert "[2/2] program  46 Orchestral Harp: 3 clips" in captured.err
     with (out / "manifest.csv").open() as fh:
         assert sorted({r["split"] for r in csv.DictReader(fh)}) == ["test", "train", "val"]
+    assert main(["dataset", "render-gm", str(tmp_path / "two"), "--programs", "0",
+                 "--per-class", "2", "--soundfont", str(soundfont), "--quiet"]) == 0
+    assert "--per-class 2 puts every clip in the train split" in capsys.readouterr().err
     assert main(["dataset", "render-gm", str(out), "--per-class", "0"]) == 2
     assert main(["dataset", "render-gm", str(tmp_path / "gm2"), "--programs", "0",
                  "--soundfont", str(tmp_path / "none.sf2")]) == 2
