@@ -39,6 +39,7 @@ from hpc_nst.batch.slots import (
     SLOTS_KEY,
     cpu_only,
     gpu_resource,
+    is_gpu_request,
     scheduler_gpus,
     with_gpu_resource,
     worker_slots,
@@ -140,9 +141,10 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
         configured, args, dropped = cpu_only(list(get("job-extra-directives") or []), args)
         directives = [*configured, *opts.job_extra]
         if dropped:
-            log.info("--gpus-per-worker 0: left out of the worker jobs: %s", ", ".join(dropped))
+            log.warning("--gpus-per-worker 0: the configuration's GPU requests left out of "
+                        "the worker jobs: %s", ", ".join(dropped))
     spec = str(get("resource-spec") or "")
-    if gpus and not any("gpu" in d.lower() for d in directives) and "gpu" not in spec.lower():
+    if gpus and not any(is_gpu_request(d) for d in directives) and "gpu" not in spec.lower():
         directives.append(GPU_DIRECTIVE[name])
     kwargs["job_extra_directives"] = directives
     if gpus:  # tasks ask for GPU=1: GPU=n lets n run at once (no more than its threads)

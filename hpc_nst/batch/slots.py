@@ -8,6 +8,7 @@ these into worker options.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -72,19 +73,33 @@ def with_gpu_resource(args: list[str], n: int) -> list[str]:
     return [*out, "--resources", f"GPU={n}"]
 
 
+#: A scheduler directive that requests GPUs (Slurm --gres=gpu..., --gpus..., -G; PBS ngpus=;
+#: SGE -l gpu=; LSF -gpu): not a partition, account or constraint that merely names "gpu".
+GPU_REQUEST = re.compile(r"--gres[= ]\S*gpu|--gpus(-per-\w+)?[= ]|^-G\s|ngpus=|-l\s+gpu=|^-gpu\s",
+                         re.IGNORECASE)
+
+
+def is_gpu_request(directive: str) -> bool:
+    return bool(GPU_REQUEST.search(directive.strip()))
+
+
 def cpu_only(directives: list[str], args: list[str]) -> tuple[list[str], list[str], list[str]]:
     """For CPU worker jobs (``--gpus-per-worker 0``): the configured ``directives`` without
     GPU requests and the worker ``args`` without a ``GPU=n`` resource (the shipped
     ``slurm/jobqueue.yaml`` has both for GPU jobs); also returns what was dropped."""
-    dropped = [d for d in directives if "gpu" in d.lower()]
+    dropped = [d for d in directives if is_gpu_request(d)]
     kept = [d for d in directives if d not in dropped]
     out = list(args)
-    for k, flag in enumerate(out[:-1]):
-        if flag == "--resources":
-            items = [i for i in out[k + 1].replace(",", " ").split()
-                     if i.partition("=")[0] != "GPU"]
-            if len(items) < len(out[k + 1].replace(",", " ").split()):
-                dropped.append(f"--resources {out[k + 1]}")
-            out[k: k + 2] = ["--resources", " ".join(items)] if items else []
-            break
+    for k, flag in enumerate(out):
+        value = out[k + 1] if flag == "--resources" and k + 1 < len(out) else \
+            flag.partition("=")[2] if flag.startswith("--resources=") else None
+        if value is None:
+            continue
+        items = value.replace(",", " ").split()
+        rest = [i for i in items if i.partition("=")[0] != "GPU"]
+        if len(rest) < len(items):
+            dropped.append(f"--resources {value}")
+            span = 2 if flag == "--resources" else 1
+            out[k: k + span] = ["--resources", " ".join(rest)] if rest else []
+        break
     return kept, out, dropped

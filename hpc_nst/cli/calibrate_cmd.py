@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output.is_dir():
         raise UsageError(f"-o {args.output}: a folder; give the calibration file's name (e.g. "
                          f"{args.output / 'calibration.json'})")
+    for parent in args.output.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"-o {args.output}: {parent} is a file, not a folder")
     load_file(args.output)  # one that is not a calibration file: said now, not after the work
     cfg = load_job(args.job, parse_overrides(args.overrides))
     dev = str(pick_device(args.device))

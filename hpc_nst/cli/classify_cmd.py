@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     stft = STFTConfig()
-    if args.model is not None and str(args.model) in ("classifier", "default"):
+    if args.model is not None and str(args.model) in ("classifier", "default") \
+            and not args.model.is_file():  # (a file of that name is that file)
         args.model = None  # the names --set model=... takes for the shipped classifier
     path = args.model or DEFAULT_CHECKPOINT
     if args.model is None and not DEFAULT_CHECKPOINT.is_file():

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,7 +69,7 @@ def check_output(args: argparse.Namespace) -> None:
     """Refuse, before any work, a ``-o`` that cannot take a checkpoint, or that holds a run
     (its checkpoint or resume state) which a new run would replace without --overwrite."""
     from hpc_nst.cli import UserError
-    from hpc_nst.train.trainer import resume_path
+    from hpc_nst.train.trainer import report_path, resume_path
 
     out = args.output
     if out is None:
@@ -80,9 +81,18 @@ def check_output(args: argparse.Namespace) -> None:
         if parent.exists() and not parent.is_dir():
             raise UserError(f"-o {out}: {parent} is a file, not a folder")
     there = [p for p in (out, resume_path(out)) if p.is_file()]
-    if there and args.resume is None and not args.overwrite:
+    state = None if args.resume is None else (
+        args.resume if args.resume.name.endswith(".resume.pt") else resume_path(args.resume))
+    resuming_it = state is not None and state.resolve() == resume_path(out).resolve()
+    if there and not resuming_it and not args.overwrite:
+        hint = (f"start again with --overwrite (fine-tuning from {args.init_from} in its "
+                "place)" if args.init_from is not None else
+                f"continue it with --resume {out}, or start again with --overwrite")
         raise UserError(f"-o {out}: a training run is there ({', '.join(map(str, there))}); "
-                        f"continue it with --resume {out}, or start again with --overwrite")
+                        f"{hint}")
+    if there and args.overwrite and args.resume is None:
+        for p in (out, resume_path(out), report_path(out)):  # nothing of the old run is left
+            p.unlink(missing_ok=True)
 
 
 def _command(args: argparse.Namespace, epochs: int, width: int) -> str:
@@ -173,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
                             "--width out)")
         if args.epochs is None:
             cfg.epochs = int(resumed["epochs"])
+    started = time.time()
     try:
         train(
             labels, splits, cache, args.output, cfg, stft, digest, device,
@@ -180,8 +191,15 @@ def run(args: argparse.Namespace) -> int:
             extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
         )
     except KeyboardInterrupt:
-        print(f"hpc-nst train: the last finished epoch is saved; continue with the same "
-              f"command and --resume {args.output}", file=sys.stderr)
+        from hpc_nst.train.trainer import resume_path
+
+        state = resume_path(args.output)
+        if state.is_file() and state.stat().st_mtime >= started:
+            print(f"hpc-nst train: the last finished epoch is saved; continue with the same "
+                  f"command and --resume {args.output}", file=sys.stderr)
+        else:
+            print("hpc-nst train: stopped before an epoch of this run finished: nothing of it "
+                  "is saved", file=sys.stderr)
         raise
     return 0
 

@@ -118,7 +118,9 @@ def playable_range(program: int) -> tuple[int, int]:
 
 
 def check_soundfont(path: Path, origin: str) -> Path:
-    """``path`` if it is a file, else a FileNotFoundError naming it and how to get one."""
+    """``path`` if it is a SoundFont file; a FileNotFoundError naming it and how to get one
+    where there is none, an :class:`~hpc_nst.errors.AudioError` where the file is not a
+    SoundFont (no RIFF/sfbk header: fluidsynth would render silence from it)."""
     if not path.is_file():
         raise FileNotFoundError(
             f"SoundFont not found: {path} ({origin}). Install the Debian package "

@@ -130,7 +130,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     """The resume state written by :func:`train` (given it or the run's checkpoint)."""
-    if path.is_file() and not path.name.endswith(".resume.pt"):
+    if not path.name.endswith(".resume.pt"):  # the run's checkpoint (there or not yet)
         path = resume_path(path)
     if not path.is_file():
         raise TrainError(f"{path}: no resume state found (it is written after each epoch)")

@@ -104,6 +104,20 @@ def test_cpu_only_workers():
     assert kw["job_extra_directives"][:2] == ["--qos=normal", "--gpus=0"]  # the user's kept
     assert not any("gres" in d for d in kw["job_extra_directives"])
     assert kw["worker_extra_args"][:4] == ["--resources", "MEM=1", "--lifetime", "55m"]
+    # only GPU requests go: a partition, account, exclusion or constraint naming "gpu" stays
+    others = ["-p gpu-cpu", "--account=gpu-proj", "--exclude=gpu[01-04]", "--constraint=nogpu"]
+    with dask.config.set({"jobqueue.slurm": {
+            "job-extra-directives": ["--gpus-per-node=1", *others],
+            "worker-extra-args": ["--resources=GPU=2"]}}):
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", gpus=0))
+        assert kw["job_extra_directives"][:4] == others
+        assert "--resources=GPU=2" not in kw["worker_extra_args"]
+        # and with GPUs, such a directive is no GPU request: one is added
+        kw = _jobqueue_kwargs(ClusterOptions(kind="slurm"))
+        assert "--gres=gpu:1" not in kw["job_extra_directives"]  # --gpus-per-node is one
+    with dask.config.set({"jobqueue.slurm": {"job-extra-directives": ["-p gpu-cpu"]}}):
+        assert "--gres=gpu:1" in _jobqueue_kwargs(ClusterOptions(kind="slurm"))[
+            "job_extra_directives"]
 
 
 def test_tasks_per_worker_option_config_and_threads():

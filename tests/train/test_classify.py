@@ -131,3 +131,15 @@ def test_the_shipped_classifier_by_name(long_file: Path, capsys) -> None:
     for name in ("classifier", "default"):
         assert main(["classify", str(long_file), "--model", name, "--top", "1"]) == 0
         assert "overall" in capsys.readouterr().out
+
+
+def test_a_file_named_classifier_is_that_file(model_path: Path, long_file: Path, tmp_path: Path,
+                                              monkeypatch, capsys) -> None:
+    import json
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(model_path, tmp_path / "classifier")
+    assert main(["classify", str(long_file), "--model", "classifier", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {t["label"] for t in record["top"]} <= set(CLASSES)  # the file's classes

@@ -123,8 +123,22 @@ def test_cli_train_and_resume(tiny_gm: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", *common, "--epochs", "1"]) == 2
     assert f"-o {out}: a training run is there" in capsys.readouterr().err
     assert out.read_bytes() == before
+    other = tmp_path / "other.pt"
+    assert main(["train", *common[:1], "-o", str(other), *common[3:], "--epochs", "1"]) == 0
+    # --resume of another run does not let a new checkpoint replace this one
+    assert main(["train", *common, "--epochs", "3", "--resume", str(other)]) == 2
+    assert f"-o {out}: a training run is there" in capsys.readouterr().err
+    # fine-tuning into a run's place: --overwrite is the way (not --resume)
+    assert main(["train", *common[:3], *common[5:], "--epochs", "1", "--init-from",
+                 str(other)]) == 2
+    assert f"start again with --overwrite (fine-tuning from {other}" in \
+        capsys.readouterr().err
     assert main(["train", *common, "--epochs", "1", "--overwrite"]) == 0
     assert load_checkpoint(out)[1]["epochs_trained"] == 1
+    # only the resume state left (the checkpoint moved away): --resume of the name finds it
+    out.rename(tmp_path / "moved.pt")
+    assert main(["train", *common, "--epochs", "2", "--resume", str(out)]) == 0
+    assert "resuming after epoch 1" in capsys.readouterr().err
     capsys.readouterr()
     for bad, says in (([str(tiny_gm), "-o", str(tmp_path)], "a folder; give the checkpoint's"),
                       ([str(tiny_gm), "-o", str(out / "x.pt")], "is a file, not a folder")):
