@@ -190,6 +190,8 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
     if "status" in table:  # a pair not done when reported has no metrics
         table = table[table["status"].astype(str) == "done"]
     cols = [c for c in REPORT_METRICS if c in table]
+    if "audio_digest" in table:  # reports of earlier releases have none: not compared
+        cols.append("audio_digest")
     return {str(r["pair_id"]): {c: _scalar(r[c]) if not isinstance(r[c], str) else r[c]
                                 for c in cols} for _, r in table.iterrows()}
 
@@ -230,8 +232,9 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                     ", ".join(renamed))
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
-    metric_keys = sorted({k for m in metrics.values() for k in m},
+    metric_keys = sorted({k for m in metrics.values() for k in m} - {"audio_digest"},
                          key=lambda k: REPORT_METRICS.index(k))
+    stale: list[str] = []  # done pairs computed again since the report: its metrics dropped
     unreported: list[str] = []  # done pairs without a metric in the report
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
         if pair.status != "done":
@@ -259,13 +262,21 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                 final = float(pair.losses[t, pair.records - 1])
             fields[f"loss_{term}"] = _scalar(final)
         got = metrics.get(pair.pair_id, {})
+        digest = next((part[6:] for part in pair.checksum.split() if part.startswith("audio:")),
+                      "")
+        if got.get("audio_digest") and digest and got["audio_digest"] != digest:
+            stale.append(pair.pair_id)  # the report measured an earlier output of this pair
+            got = {}
         fields.update({k: got.get(k) for k in metric_keys})
         if metrics and pair.pair_id not in metrics:
             unreported.append(pair.pair_id)
-        digest = next((part[6:] for part in pair.checksum.split() if part.startswith("audio:")),
-                      "")
         yield ExportItem(pair.pair_id, np.asarray(pair.audio, np.float32), info.sample_rate,
                          fields, digest)
+    if stale:
+        log.warning("%d done pair(s) were computed again after the report (their audio is not "
+                    "the one it measured), e.g. %s: their metric fields are left empty, and a "
+                    "--where on a metric leaves them out; rerun hpc-nst report for this store",
+                    len(stale), ", ".join(stale[:3]))
     if unreported:
         log.warning("%d done pair(s) have no metrics in the report (it was made before they "
                     "were done?), e.g. %s: their metric fields are empty, and a --where on a "

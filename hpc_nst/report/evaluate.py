@@ -25,7 +25,7 @@ from hpc_nst.metrics.spectral import spectral_shape
 
 GROUPS = ("run", "spectral", "style", "judge", "target", "pitch")
 ID_COLUMNS = ("job", "method", "pair_id", "status", "error", "content", "style", "target",
-              "content_label", "style_label", "seed", "device", "attempts")
+              "content_label", "style_label", "seed", "device", "attempts", "audio_digest")
 #: The loss columns every report has (the paper's objective); stores add their own terms.
 LOSS_TERMS = ("total", "content", "style", "envelope", "timbre")
 OTHER_METRICS = (
@@ -129,6 +129,8 @@ class Evaluator:
             "content_label": labels.get("content_label", ""),
             "style_label": labels.get("style_label", ""), "seed": pair.seed,
             "device": pair.device, "attempts": pair.attempts,
+            # the output these metrics are of (export --report tells a pair computed again)
+            "audio_digest": audio_digest(pair.checksum),
         }
         row.update({c: math.nan for c in metric_columns(self.terms)})
         row.update({c: "" for c in TEXT_COLUMNS})
@@ -249,3 +251,8 @@ class Evaluator:
 
 class _Skip(Exception):
     """The metric group does not apply to this pair (no target, no audio...)."""
+
+
+def audio_digest(checksum: str) -> str:
+    """The ``audio:`` part of a pair's recorded checksum ("" where there is none)."""
+    return next((part[6:] for part in checksum.split() if part.startswith("audio:")), "")

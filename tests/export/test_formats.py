@@ -215,13 +215,17 @@ def test_a_report_older_than_the_done_pairs_is_said(store, tmp_path, caplog):
     assert set(table["status"]) == {"done", "failed"}
     table.loc[table["pair_id"] == "ab", "status"] = "pending"  # as if reported before done
     table.loc[table["pair_id"] == "ab", "bandwidth_ratio"] = float("nan")
+    assert table.loc[table["pair_id"] == "ca", "audio_digest"].str.len().item() > 8
+    table.loc[table["pair_id"] == "ca", "audio_digest"] = "0" * 16  # an earlier output of ca
     table.to_parquet(report / "pairs.parquet")
     (report / "pairs.csv").unlink(missing_ok=True)
     assert _export(store, tmp_path / "x", "wav", "--report", str(report), "--where",
                    "bandwidth_ratio > 0") == 0
     assert "1 done pair(s) have no metrics in the report (it was made before they were " \
            "done?), e.g. ab" in caplog.text
-    assert sorted(p.stem for p in (tmp_path / "x").glob("*.wav")) == ["ca", "v1.2"]
+    assert "1 done pair(s) were computed again after the report (their audio is not the one " \
+           "it measured), e.g. ca" in caplog.text
+    assert sorted(p.stem for p in (tmp_path / "x").glob("*.wav")) == ["v1.2"]
 
 
 def test_plain_files_keep_what_exists(store, tmp_path, capsys):
