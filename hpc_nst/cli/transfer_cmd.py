@@ -80,8 +80,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.engine.figure import PANELS, four_panel_figure
     from hpc_nst.engine.methods import run_method
+    from hpc_nst.report.figures import pair_figure
 
     cfg = load_job(args.job, parse_overrides(args.overrides))
     check_outputs(args)
@@ -121,15 +121,11 @@ def run(args: argparse.Namespace) -> int:
     }
     write_audio(args.output, result.audio, stft.sample_rate)  # the result first
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=1))
-    if args.figure:
-        optimised = bool(result.losses)  # a method that does not optimise: no noise panel
-        four_panel_figure(
-            [result.init, result.content, result.style, result.output][0 if optimised else 1:],
-            args.figure,
-            stft,
-            title=f"{args.content.name} + {args.style.name}",
-            titles=PANELS[0 if optimised else 1:],
-        )
+    if args.figure:  # (a method that does not optimise: no initial-noise panel)
+        pair_figure({"init": result.init, "content": result.content, "style": result.style,
+                     "output": result.output}, args.figure, stft,
+                    title=f"{args.content.name} + {args.style.name}",
+                    optimised=bool(result.losses))
     if not args.quiet:
         final = {k: f"{v[-1]:.4g}" for k, v in result.losses.items()}
         print(

@@ -28,8 +28,7 @@ def four_panel_figure(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the colour scale of the inputs and the result (not of the initial noise, when drawn)
-    scaled = spectrograms[1:] if titles[0] == PANELS[0] and len(spectrograms) > 1 \
-        else spectrograms
+    scaled = [s for s, name in zip(spectrograms, titles) if name != PANELS[0]] or spectrograms
     vmax = max(float(np.max(s)) for s in scaled) or 1.0
     fig, axes = plt.subplots(1, len(spectrograms), figsize=(3.2 * len(spectrograms), 3.0))
     nyquist_khz = stft.sample_rate / 2000
