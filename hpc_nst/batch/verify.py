@@ -191,15 +191,18 @@ def repair(res: VerifyResult) -> int:
     return len(res.bad)
 
 
+def recorded_audio_digest(checksum: str) -> str:
+    """The ``audio:`` part of a pair's recorded checksum ("" where none was recorded)."""
+    return next((part[6:] for part in checksum.split() if part.startswith("audio:")), "")
+
+
 def audio_matches(checksum: str, audio: np.ndarray) -> bool | None:
     """Whether ``audio`` matches the ``audio:`` part of a recorded checksum (None: none
     recorded); cheap, for export and report, which read the audio anyway."""
     from hpc_nst.batch.writer import digest
 
-    for part in checksum.split():
-        if part.startswith("audio:"):
-            return part[6:] == digest(audio)
-    return None
+    recorded = recorded_audio_digest(checksum)
+    return recorded == digest(audio) if recorded else None
 
 
 def check_audio(info: StoreInfo, pair: Any, skip_bad: bool) -> bool:

@@ -20,7 +20,7 @@ from hpc_nst.batch.reader import (
     metadata_names,
     read_labels,
 )
-from hpc_nst.batch.verify import check_audio
+from hpc_nst.batch.verify import check_audio, recorded_audio_digest
 from hpc_nst.errors import UsageError
 
 #: Report columns carried into an export (when ``--report`` is given): the quality metrics.
@@ -262,8 +262,7 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                 final = float(pair.losses[t, pair.records - 1])
             fields[f"loss_{term}"] = _scalar(final)
         got = metrics.get(pair.pair_id, {})
-        digest = next((part[6:] for part in pair.checksum.split() if part.startswith("audio:")),
-                      "")
+        digest = recorded_audio_digest(pair.checksum)
         if got.get("audio_digest") and digest and got["audio_digest"] != digest:
             stale.append(pair.pair_id)  # the report measured an earlier output of this pair
             got = {}
@@ -272,16 +271,14 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             unreported.append(pair.pair_id)
         yield ExportItem(pair.pair_id, np.asarray(pair.audio, np.float32), info.sample_rate,
                          fields, digest)
-    if stale:
-        log.warning("%d done pair(s) were computed again after the report (their audio is not "
-                    "the one it measured), e.g. %s: their metric fields are left empty, and a "
-                    "--where on a metric leaves them out; rerun hpc-nst report for this store",
-                    len(stale), ", ".join(stale[:3]))
-    if unreported:
-        log.warning("%d done pair(s) have no metrics in the report (it was made before they "
-                    "were done?), e.g. %s: their metric fields are empty, and a --where on a "
-                    "metric leaves them out; rerun hpc-nst report for this store",
-                    len(unreported), ", ".join(unreported[:3]))
+    for ids, why in ((stale, "were computed again after the report (their audio is not the "
+                              "one it measured)"),
+                     (unreported, "have no metrics in the report (it was made before they "
+                                  "were done?)")):
+        if ids:
+            log.warning("%d done pair(s) %s, e.g. %s: their metric fields are left empty, and "
+                        "a --where on a metric leaves them out; rerun hpc-nst report for this "
+                        "store", len(ids), why, ", ".join(ids[:3]))
 
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hpc_nst.batch.reader import PairData, StoreInfo
+from hpc_nst.batch.verify import recorded_audio_digest
 from hpc_nst.metrics import run as runm
 from hpc_nst.metrics.spectral import spectral_shape
 
@@ -130,7 +131,7 @@ class Evaluator:
             "style_label": labels.get("style_label", ""), "seed": pair.seed,
             "device": pair.device, "attempts": pair.attempts,
             # the output these metrics are of (export --report tells a pair computed again)
-            "audio_digest": audio_digest(pair.checksum),
+            "audio_digest": recorded_audio_digest(pair.checksum),
         }
         row.update({c: math.nan for c in metric_columns(self.terms)})
         row.update({c: "" for c in TEXT_COLUMNS})
@@ -251,8 +252,3 @@ class Evaluator:
 
 class _Skip(Exception):
     """The metric group does not apply to this pair (no target, no audio...)."""
-
-
-def audio_digest(checksum: str) -> str:
-    """The ``audio:`` part of a pair's recorded checksum ("" where there is none)."""
-    return next((part[6:] for part in checksum.split() if part.startswith("audio:")), "")
