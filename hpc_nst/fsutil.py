@@ -63,3 +63,16 @@ def unwritable_reason(path: str | Path) -> str | None:
     os.close(fd)
     os.unlink(tmp)
     return None
+
+
+def check_output_file(path: Path, flag: str, what: str, example: str) -> None:
+    """Refuse, before any work, an output file path that is a folder or lies under a file
+    (a :class:`~hpc_nst.errors.UsageError` naming ``flag``; ``what``: the name asked for,
+    ``example``: a file name to suggest inside the folder)."""
+    from hpc_nst.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: a folder; give {what} (e.g. {path / example})")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")

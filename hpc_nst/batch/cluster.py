@@ -48,6 +48,7 @@ from hpc_nst.batch.submission import (  # noqa: F401 (some re-exported)
     SCRUB_PREFIXES,
     SubmissionWatch,
     lifetime_args,
+    quiet_given_up_submissions,
     scrub_scheduler_env,
     walltime_seconds,
 )
@@ -262,8 +263,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
     kwargs = _jobqueue_kwargs(opts)
     cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
     watch = SubmissionWatch()
-    for name in ("tornado.application", "asyncio"):  # a given-up job's tracebacks: said once
-        logging.getLogger(name).addFilter(watch.quiet_errors)
+    quiet_given_up_submissions()  # a given-up job's tracebacks: the watch says it once
     cluster = cls(**kwargs, job_cls=watch.job_class(cls.job_cls))
     maximum = opts.workers or 1
     minimum = min(opts.min_workers or 0, maximum)

@@ -56,9 +56,9 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     from hpc_nst.batch.runner import pairs_per_task
 
     manifest = read_manifest(manifest_path, cfg)
-    st.store_exists(store_path)  # as the run would refuse it
+    exists = st.store_exists(store_path)  # as the run would refuse it
     st.require_writable(store_path)
-    if st.store_exists(store_path):
+    if exists:
         root = st.open_root(store_path)
         st.check_job(store_path, root, cfg)
         where = match_manifest(store_path, root, manifest, [])  # (corrected rows: allowed)

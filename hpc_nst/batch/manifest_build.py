@@ -192,12 +192,13 @@ def build_rows(contents: list[AudioFile], styles: list[AudioFile], out_dir: Path
     """The manifest's header and rows (paths relative to ``out_dir``)."""
     if opts.mode not in MODES:
         raise ManifestError("--mode", [f"{opts.mode!r}: must be one of {', '.join(MODES)}"])
+    defaults = load_job() if opts.overrides else None
     for key, value in opts.overrides:
         if key not in OVERRIDE_COLUMNS:
             raise ManifestError("--override", [
                 f"{key!r} is not a per-row key; allowed: {', '.join(OVERRIDE_COLUMNS)}"])
         try:  # the value's type and range now, not a failed row per pair at run time
-            apply_overrides(load_job(), {key: value})
+            apply_overrides(defaults, {key: value})
         except ConfigError as exc:
             raise ManifestError("--override", [f"{key}={value}: {exc}"]) from None
     side = _side_labels(opts.side_labels)

@@ -49,28 +49,40 @@ def worker_slots(opts: ClusterOptions, gpus: int, cpu_default: int = 1) -> int:
     return int(value)
 
 
+def _resources(args: list[str]) -> tuple[int, int, list[str]] | None:
+    """Where the worker ``args`` give ``--resources`` (``--resources A=1,B=2`` or
+    ``--resources=...``): (index, items it spans, its items); None where they do not."""
+    for k, flag in enumerate(args):
+        if flag == "--resources" and k + 1 < len(args):
+            return k, 2, args[k + 1].replace(",", " ").split()
+        if flag.startswith("--resources="):
+            return k, 1, flag.partition("=")[2].replace(",", " ").split()
+    return None
+
+
+def _without_gpu(items: list[str]) -> list[str]:
+    return [i for i in items if i.partition("=")[0] != "GPU"]
+
+
 def gpu_resource(args: list[str]) -> int | None:
     """The ``GPU=n`` a worker's ``--resources`` gives (None when it gives none)."""
-    for flag, value in zip(args, args[1:]):
-        if flag == "--resources":
-            for item in value.replace(",", " ").split():
-                name, _, n = item.partition("=")
-                if name == "GPU" and n.isdigit():
-                    return int(n)
+    found = _resources(args)
+    for item in found[2] if found else []:
+        name, _, n = item.partition("=")
+        if name == "GPU" and n.isdigit():
+            return int(n)
     return None
 
 
 def with_gpu_resource(args: list[str], n: int) -> list[str]:
     """``args`` whose ``--resources`` gives ``GPU=n`` (its other resources kept; added if
     there is no ``--resources``)."""
-    out = list(args)
-    for k, flag in enumerate(out[:-1]):
-        if flag == "--resources":
-            items = [i for i in out[k + 1].replace(",", " ").split()
-                     if i.partition("=")[0] != "GPU"]
-            out[k + 1] = " ".join([f"GPU={n}", *items])
-            return out
-    return [*out, "--resources", f"GPU={n}"]
+    found = _resources(args)
+    if found is None:
+        return [*args, "--resources", f"GPU={n}"]
+    k, span, items = found
+    return [*args[:k], "--resources", " ".join([f"GPU={n}", *_without_gpu(items)]),
+            *args[k + span:]]
 
 
 #: A scheduler directive that requests GPUs (Slurm --gres=gpu..., --gpus..., -G; PBS ngpus=;
@@ -90,16 +102,10 @@ def cpu_only(directives: list[str], args: list[str]) -> tuple[list[str], list[st
     dropped = [d for d in directives if is_gpu_request(d)]
     kept = [d for d in directives if d not in dropped]
     out = list(args)
-    for k, flag in enumerate(out):
-        value = out[k + 1] if flag == "--resources" and k + 1 < len(out) else \
-            flag.partition("=")[2] if flag.startswith("--resources=") else None
-        if value is None:
-            continue
-        items = value.replace(",", " ").split()
-        rest = [i for i in items if i.partition("=")[0] != "GPU"]
-        if len(rest) < len(items):
-            dropped.append(f"--resources {value}")
-            span = 2 if flag == "--resources" else 1
-            out[k: k + span] = ["--resources", " ".join(rest)] if rest else []
-        break
+    found = _resources(out)
+    if found is not None and len(_without_gpu(found[2])) < len(found[2]):
+        k, span, items = found
+        dropped.append(" ".join(out[k: k + span]))
+        rest = _without_gpu(items)
+        out[k: k + span] = ["--resources", " ".join(rest)] if rest else []
     return kept, out, dropped

@@ -359,15 +359,7 @@ def open_root(path: str | Path, mode: str = "r") -> zarr.Group:
 def read_column(root: zarr.Group, name: str) -> np.ndarray:
     """A whole small array, strings as a numpy object array; a damaged or missing one is a
     :class:`StoreError` naming it (not a codec's traceback)."""
-    try:
-        data = root[name][...]
-    except OSError as exc:  # the file system, not the store's contents: said as such
-        raise StoreError(f"{getattr(root.store, 'root', 'the store')}: cannot read its array "
-                         f"{name!r} ({exc.strerror or exc})") from exc
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
-        raise damaged(root, name, exc) from None
+    data = read_rows(root, name)
     return data.astype(object) if data.dtype.kind in "OTU" else data
 
 
@@ -380,8 +372,10 @@ def has(root: zarr.Group, name: str) -> bool:
         return True
 
 
-def read_rows(root: zarr.Group, name: str, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of the store's per-pair array ``name`` (errors as read_column)."""
+def read_rows(root: zarr.Group, name: str, start: int | None = None,
+              stop: int | None = None) -> np.ndarray:
+    """Rows ``start:stop`` (all by default) of the store's array ``name``; a damaged or missing
+    one is a :class:`StoreError` naming it, a file-system error one saying so."""
     try:
         return root[name][start:stop]
     except OSError as exc:
@@ -389,7 +383,7 @@ def read_rows(root: zarr.Group, name: str, start: int, stop: int) -> np.ndarray:
                          f"{name!r} ({exc.strerror or exc})") from exc
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - as read_column
+    except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
         raise damaged(root, name, exc) from None
 
 

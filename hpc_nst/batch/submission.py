@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import collections
 import logging
 import os
 import re
@@ -193,6 +194,25 @@ def _scheduler_words(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+#: Submission errors given up on (said on one line by the watch); the last few are enough for
+#: the filter, which sees them logged at once.
+_GIVEN_UP: collections.deque[BaseException] = collections.deque(maxlen=32)
+
+
+def _quiet_given_up(record: logging.LogRecord) -> bool:
+    """Logging filter: drop tornado's and asyncio's tracebacks of a submission given up on."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return exc is None or not any(exc is e for e in _GIVEN_UP)
+
+
+def quiet_given_up_submissions() -> None:
+    """Install :func:`_quiet_given_up` on tornado's and asyncio's loggers (once)."""
+    for name in ("tornado.application", "asyncio"):
+        logger = logging.getLogger(name)
+        if _quiet_given_up not in logger.filters:
+            logger.addFilter(_quiet_given_up)
+
+
 @dataclass
 class SubmissionWatch:
     """Worker-job submissions: each refused one (dask-jobqueue's RuntimeError for a submit
@@ -208,7 +228,6 @@ class SubmissionWatch:
     fatal: str = ""
     #: set when the run ends: retries stop at once (the cluster's close waits for them)
     closing: threading.Event = field(default_factory=threading.Event)
-    given_up: list[BaseException] = field(default_factory=list)  # their errors (logged here)
 
     def job_class(self, base: type) -> type:
         """``base`` (a dask-jobqueue Job class) retrying its submission and reporting here."""
@@ -224,7 +243,7 @@ class SubmissionWatch:
                         said = _scheduler_words(exc)
                         if attempt == watch.retries or watch.closing.is_set():
                             watch.last_error, watch.failed = said, watch.failed + 1
-                            watch.given_up.append(exc)
+                            _GIVEN_UP.append(exc)  # said here: tornado's traceback not
                             raise
                         pause = watch.backoff_s * 2 ** attempt
                         log.warning("worker job submission failed (try %d of %d; again in "
@@ -235,12 +254,6 @@ class SubmissionWatch:
 
         Watched.__name__ = Watched.__qualname__ = base.__name__
         return Watched
-
-    def quiet_errors(self, record: logging.LogRecord) -> bool:
-        """Logging filter: drop tornado's and asyncio's tracebacks of a submission given up on
-        (this watch has said it on one line)."""
-        exc = record.exc_info[1] if record.exc_info else None
-        return not any(exc is e for e in self.given_up)
 
     def start(self, client: Any, cluster: Any, interval: float = 1.0) -> threading.Event:
         """Check every ``interval`` s from a thread: a job given up on while no worker is

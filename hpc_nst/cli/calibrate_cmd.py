@@ -41,18 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.worker import device_name
     from hpc_nst.engine.device import pick_device
     from hpc_nst.errors import UsageError
+    from hpc_nst.fsutil import check_output_file
 
     if args.iterations < 1 or min(args.batch_sizes) < 1 or \
             (args.threads is not None and args.threads < 1):
         raise UsageError("--iterations, --batch-sizes and --threads must be positive")
     if not 0.05 <= args.seconds <= 600:  # (also NaN and inf)
         raise UsageError(f"--seconds {args.seconds}: give a pair length from 0.05 to 600 s")
-    if args.output.is_dir():
-        raise UsageError(f"-o {args.output}: a folder; give the calibration file's name (e.g. "
-                         f"{args.output / 'calibration.json'})")
-    for parent in args.output.parents:
-        if parent.exists() and not parent.is_dir():
-            raise UsageError(f"-o {args.output}: {parent} is a file, not a folder")
+    check_output_file(args.output, "-o", "the calibration file's name", "calibration.json")
     load_file(args.output)  # one that is not a calibration file: said now, not after the work
     cfg = load_job(args.job, parse_overrides(args.overrides))
     dev = str(pick_device(args.device))

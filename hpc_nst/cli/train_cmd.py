@@ -69,17 +69,13 @@ def check_output(args: argparse.Namespace) -> None:
     """Refuse, before any work, a ``-o`` that cannot take a checkpoint, or that holds a run
     (its checkpoint or resume state) which a new run would replace without --overwrite."""
     from hpc_nst.cli import UserError
+    from hpc_nst.fsutil import check_output_file
     from hpc_nst.train.trainer import report_path, resume_path
 
     out = args.output
     if out is None:
         return
-    if out.is_dir():
-        raise UserError(f"-o {out}: a folder; give the checkpoint's file name (e.g. "
-                        f"{out / 'model.pt'})")
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"-o {out}: {parent} is a file, not a folder")
+    check_output_file(out, "-o", "the checkpoint's file name", "model.pt")
     there = [p for p in (out, resume_path(out)) if p.is_file()]
     state = None if args.resume is None else (
         args.resume if args.resume.name.endswith(".resume.pt") else resume_path(args.resume))
