@@ -112,11 +112,11 @@ def pairs_per_task(n_pairs: int, batch_size: int, batches_per_task: int | None) 
     return batch_size * batches_per_task
 
 
-def _open_or_create(path: Path, cfg: JobConfig, manifest: Manifest, opts: RunOptions,
-                    out: TextIO, fixes: list[int]) -> tuple[Any, list[int]]:
+def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest,
+                    opts: RunOptions, out: TextIO, fixes: list[int]) -> tuple[Any, list[int]]:
     """The store's root group and, per store row, the position of its manifest row; the
     store indices of rows corrected since they were invalid are appended to ``fixes``."""
-    if st.store_exists(path):
+    if exists:
         root = st.open_root(path, mode="r+")
         st.check_job(path, root, cfg)
         return root, match_manifest(path, root, manifest, fixes)
@@ -194,10 +194,10 @@ def run_batch(
         raise ManifestError(manifest.path, manifest.problems, hint=(
             "fix these rows, or rerun with --skip-invalid to record them as failed and run "
             "the others"))
-    st.store_exists(store_path)  # a file or a foreign folder: said as such, before "writable"
+    exists = st.store_exists(store_path)  # a file or a foreign folder: said as such first
     st.require_writable(store_path)
     fixes: list[int] = []
-    root, where = _open_or_create(store_path, cfg, manifest, opts, out, fixes)
+    root, where = _open_or_create(store_path, exists, cfg, manifest, opts, out, fixes)
     if manifest.problems and not opts.quiet:
         print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
               "(--skip-invalid)", file=out)
