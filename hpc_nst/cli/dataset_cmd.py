@@ -21,8 +21,11 @@ def _programs(text: str) -> list[int]:
             first, last = int(lo), int(hi) if sep else int(lo)
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad program list item {part!r}") from None
-        if not (0 <= first <= last <= 127):
+        if not (0 <= first <= 127 and 0 <= last <= 127):
             raise argparse.ArgumentTypeError(f"programs must be in 0..127: {part!r}")
+        if first > last:
+            raise argparse.ArgumentTypeError(
+                f"program range {part!r} runs backwards; write it low to high: '{last}-{first}'")
         out.extend(range(first, last + 1))
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +181,10 @@ def render_gm_dataset(
     (a preset without samples at some pitch) are left out and counted in the progress output.
     A folder that already holds a dataset (its ``manifest.csv``) is refused unless
     ``overwrite``, and then only one this function wrote: its clips that the new render does
-    not write again are removed; a manifest of other files is never replaced.
+    not write again are removed; a manifest of other files is never replaced. Clips are
+    written into ``out_dir/.partial`` and moved into place once every program has rendered,
+    so a render that fails (or is stopped) leaves an earlier dataset as it was and no stray
+    clips or empty folder behind.
     """
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
@@ -194,7 +198,40 @@ def render_gm_dataset(
         raise ValueError(f"{out} already holds a rendered dataset ({out / 'manifest.csv'}); "
                          "pass --overwrite to render a new one in its place, or choose "
                          "another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    staging = out / ".partial"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        rows, silent = _render_into(staging, programs, per_class, seed, soundfont, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    for row in rows:  # every program rendered: the clips move into place
+        target = out / str(row["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (staging / str(row["path"])).replace(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    manifest = out / "manifest.csv"
+    tmp = manifest.with_name(".manifest.csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(manifest)
+    for rel in sorted((earlier or set()) - {str(r["path"]) for r in rows}):  # now orphans
+        (out / rel).unlink(missing_ok=True)
+    if progress is not None:
+        note = f" ({silent} silent clips left out)" if silent else ""
+        progress(f"wrote {len(rows)} clips and {manifest}{note}")
+    return manifest
+
+
+def _render_into(out: Path, programs: list[int], per_class: int, seed: int,
+                 soundfont: str | Path | None, progress: Callable[[str], None] | None,
+                 ) -> tuple[list[dict[str, object]], int]:
+    """Render every program's clips under ``out``: (manifest rows, silent clips left out)."""
     rows: list[dict[str, object]] = []
     silent = 0
     for i, program in enumerate(programs):
@@ -219,19 +256,7 @@ def render_gm_dataset(
                 f"[{i + 1}/{len(programs)}] program {program:3d} {label_for(program)}: "
                 f"{kept} clips"
             )
-    manifest = out / "manifest.csv"
-    tmp = manifest.with_name(".manifest.csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(manifest)
-    for rel in sorted((earlier or set()) - {str(r["path"]) for r in rows}):  # now orphans
-        (out / rel).unlink(missing_ok=True)
-    if progress is not None:
-        note = f" ({silent} silent clips left out)" if silent else ""
-        progress(f"wrote {len(rows)} clips and {manifest}{note}")
-    return manifest
+    return rows, silent
 
 
 def _earlier_clips(out: Path) -> set[str] | None:

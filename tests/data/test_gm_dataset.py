@@ -124,3 +124,43 @@ def test_render_gm_refuses_to_replace_a_dataset_unless_asked(soundfont: Path, tm
                  "--soundfont", str(soundfont), "--overwrite"]) == 2
     assert "is not a manifest written by hpc-nst dataset render-gm" in capsys.readouterr().err
     assert (other / "manifest.csv").read_text() == "content,style\na.wav,b.wav\n"
+
+
+def test_a_backwards_program_range_is_named_as_such(tmp_path: Path, capsys) -> None:
+    """'--programs 5-2' said 'programs must be in 0..127', which they are."""
+    with pytest.raises(SystemExit) as exc:
+        main(["dataset", "render-gm", str(tmp_path / "gm"), "--programs", "5-2"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "'5-2' runs backwards" in err and "'2-5'" in err
+    assert not (tmp_path / "gm").exists()
+
+
+def test_a_failed_render_leaves_no_folder_and_an_earlier_dataset_as_it_was(
+        soundfont: Path, tmp_path: Path, monkeypatch) -> None:
+    """A render that failed on its second program left an empty or half-filled folder (and,
+    with --overwrite, an earlier dataset's clips replaced under its old manifest)."""
+    import hpc_nst.data.gm_dataset as gm
+
+    real = gm.render_program
+
+    def fails_on_program_40(plans, sf):
+        if plans[0].program == 40:
+            raise ValueError("fluidsynth died")
+        return real(plans, sf)
+
+    out = tmp_path / "new" / "gm"
+    monkeypatch.setattr(gm, "render_program", fails_on_program_40)
+    with pytest.raises(ValueError, match="fluidsynth died"):
+        render_gm_dataset(out, [0, 40], 3, 0, soundfont)
+    assert not out.exists()
+
+    done = tmp_path / "done"
+    monkeypatch.setattr(gm, "render_program", real)
+    render_gm_dataset(done, [0], 3, 0, soundfont)
+    before = {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()}
+    monkeypatch.setattr(gm, "render_program", fails_on_program_40)
+    with pytest.raises(ValueError, match="fluidsynth died"):
+        render_gm_dataset(done, [0, 40], 3, 1, soundfont, overwrite=True)
+    after = {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()}
+    assert after == before
