@@ -3,7 +3,8 @@
 A rerun's manifest must hold the store's pairs, with the same inputs and parameters
 (:func:`match_manifest`); the one exception is a row that was invalid and never ran, which
 may be corrected in the manifest and is then written back into the store
-(:func:`refresh_rows`) to run with ``--retry-failed``.
+(:func:`refresh_rows`) to run with ``--retry-failed``; a changed ``target`` (read by the
+report only) is written back for any pair (:func:`refresh_targets`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,24 @@ def refresh_rows(path: Path, root: zarr.Group, manifest: Manifest, where: list[i
     if meta is not None:
         root["metadata"][...] = meta
     return sum(manifest.pairs[where[i]].error is None for i in fixes)
+
+
+def refresh_targets(path: Path, root: zarr.Group, manifest: Manifest,
+                    where: list[int]) -> list[str]:
+    """Write the manifest's ``target`` of every pair whose target changed since the store
+    recorded it (the ids); any status: a target is read by the report only, never by the
+    computation, so a done pair keeps its output and the report measures it against the
+    new target."""
+    stored = read_column(root, "target_path")
+    now = np.array([manifest.pairs[k].target for k in where], dtype=object)
+    changed = np.array([str(a) != str(b) for a, b in zip(stored, now)], dtype=bool)
+    if not changed.any():
+        return []
+    root["target_path"][...] = np.where(changed, now, stored).astype(object)
+    ids = [str(x) for x in read_column(root, "pair")[changed]]
+    log.info("%s: the target of %d pair(s) changed in the manifest, recorded: %s%s", path,
+             len(ids), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "")
+    return ids
 
 
 def changed_mask(root: zarr.Group, manifest: Manifest,

@@ -29,7 +29,12 @@ from hpc_nst.batch.dispatch import Dispatch
 from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
-from hpc_nst.batch.resume import changed_inputs, match_manifest, refresh_rows
+from hpc_nst.batch.resume import (
+    changed_inputs,
+    match_manifest,
+    refresh_rows,
+    refresh_targets,
+)
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import ClusterError
@@ -204,6 +209,11 @@ def run_batch(
     with st.StoreLock(store_path):
         _follow_moved_manifest(store_path, root, manifest, out, opts.quiet)
         valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)
+        retargeted = refresh_targets(store_path, root, manifest, where)
+        if retargeted and not opts.quiet:
+            print(f"{store_path}: the target of {len(retargeted)} pair(s) changed in the "
+                  "manifest: recorded (the report measures their outputs against it)",
+                  file=out)
         changed = changed_inputs(store_path, root, manifest, where, opts.recompute_changed)
         if changed:
             what = (f"{len(changed)} done pair(s) computed from input files that changed since "

@@ -312,3 +312,21 @@ def test_changed_inputs_in_the_dry_run_and_what_does_not_count_as_a_change(tmp_p
     assert main([*args, "--skip-invalid", "--recompute-changed"]) == 0  # stay done)
     assert "changed since" not in caplog.text
     assert (xr.open_zarr(store).status.values == st.DONE).all()
+
+
+def test_a_target_changed_in_the_manifest_is_recorded_and_the_outputs_kept(tmp_path, capsys):
+    """A corrected `target` column (read by the report only) was ignored on a rerun: the
+    store kept the old target, and the report measured against it."""
+    store, args = _eq_store(tmp_path, "t", "pair_id,content,style,target",
+                            ["p1,a.wav,b.wav,t.wav", "p2,b.wav,a.wav,"])
+    before = xr.open_zarr(store).audio.values.copy()
+    sf.write(tmp_path / "u.wav", tone(660, 0.4), SR)
+    write_csv(tmp_path / "m.csv", "pair_id,content,style,target",
+              ["p1,a.wav,b.wav,u.wav", "p2,b.wav,a.wav,t.wav"])
+    assert main([a for a in args if a != "--quiet"]) == 0
+    assert "the target of 2 pair(s) changed in the manifest: recorded" in capsys.readouterr().err
+    ds = xr.open_zarr(store)
+    assert [str(t) for t in ds.target_path.values] == ["u.wav", "t.wav"]
+    np.testing.assert_array_equal(ds.audio.values, before)  # nothing computed again
+    assert main(args) == 0 and "target of" not in capsys.readouterr().err
+    assert main(["verify", str(store)]) == 0
