@@ -47,17 +47,28 @@ def available_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.device) -> None:
-    """Raise :class:`TransferError` when a batch clearly cannot fit in the device's memory."""
+#: The advice of :func:`check_memory` by what is longest: the content (windows help) or a
+#: style (every window reads the whole style, so only a shorter style does).
+MEMORY_ADVICE = {
+    "content": "process long content in windows (--set window_s=30), split the audio into "
+               "shorter clips, or use a smaller batch",
+    "style": "the style is the longest input and is read whole by every window: give a "
+             "shorter excerpt of it (a minute holds its statistics), or use a smaller batch",
+}
+
+
+def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.device,
+                 longest: str = "content") -> None:
+    """Raise :class:`TransferError` when a batch clearly cannot fit in the device's memory;
+    ``longest`` ("content" or "style") says which input sets ``frames``, for the advice."""
     need = estimate_bytes(batch, bins, frames, width)
     have = available_bytes(device)
     if need > 0.8 * have:
         seconds = frames / 100
         raise TransferError(
-            f"inputs too long for memory: {batch} item(s) of up to {seconds:.0f} s need about "
-            f"{need / 2**30:.1f} GiB on {device}, {have / 2**30:.1f} GiB available; "
-            "process long content in windows (--set window_s=30), split the audio into "
-            "shorter clips, or use a smaller batch"
+            f"inputs too long for memory: {batch} item(s) of up to {seconds:.0f} s (the "
+            f"longest a {longest}) need about {need / 2**30:.1f} GiB on {device}, "
+            f"{have / 2**30:.1f} GiB available; {MEMORY_ADVICE[longest]}"
         )
 
 

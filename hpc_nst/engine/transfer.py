@@ -191,11 +191,12 @@ def transfer_batch(
     width = model.width if model is not None else network_width(cfg)  # before it is built
     window = _window_frames(cfg)
     long = [window is not None and num_frames(len(c), stft) > window for c in contents]
-    longest = max([min(num_frames(len(c), stft), window or 10**9) for c in contents]
-                  + [num_frames(len(s), stft) for s in styles])
+    content_frames = max(min(num_frames(len(c), stft), window or 10**9) for c in contents)
+    style_frames = max(num_frames(len(s), stft) for s in styles)
     n_short = sum(not x for x in long)
-    check_memory(1 if dev.type == "cpu" or not n_short else n_short, stft.n_bins, longest,
-                 width, dev)
+    check_memory(1 if dev.type == "cpu" or not n_short else n_short, stft.n_bins,
+                 max(content_frames, style_frames), width, dev,
+                 "style" if style_frames > content_frames else "content")
     net = model.to(dev) if model is not None else resolve_model(cfg, dev)
     results: list[TransferResult | None] = [None] * len(contents)
     for i in (i for i, x in enumerate(long) if x):  # long content: window by window, alone
