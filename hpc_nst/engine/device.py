@@ -47,29 +47,31 @@ def available_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-#: The advice of :func:`check_memory` by what is longest: the content (windows help) or a
-#: style (every window reads the whole style, so only a shorter style does).
-MEMORY_ADVICE = {
-    "content": "process long content in windows (--set window_s=30), split the audio into "
-               "shorter clips, or use a smaller batch",
-    "style": "the style is the longest input and is read whole by every window: give a "
-             "shorter excerpt of it (a minute holds its statistics), or use a smaller batch",
-}
-
-
 def check_memory(batch: int, bins: int, frames: int, width: int, device: torch.device,
-                 longest: str = "content") -> None:
-    """Raise :class:`TransferError` when a batch clearly cannot fit in the device's memory;
-    ``longest`` ("content" or "style") says which input sets ``frames``, for the advice."""
-    need = estimate_bytes(batch, bins, frames, width)
+                 style_frames: int = 0) -> None:
+    """Raise :class:`TransferError` when a batch clearly cannot fit in the device's memory.
+
+    ``frames``: the longest content (a window of it where windows are used), ``style_frames``
+    the longest style; the advice names what is too long alone: the content (windows help),
+    the style (read whole, by every window: only a shorter excerpt helps), or both."""
+    longest = max(frames, style_frames)
+    need = estimate_bytes(batch, bins, longest, width)
     have = available_bytes(device)
-    if need > 0.8 * have:
-        seconds = frames / 100
-        raise TransferError(
-            f"inputs too long for memory: {batch} item(s) of up to {seconds:.0f} s (the "
-            f"longest a {longest}) need about {need / 2**30:.1f} GiB on {device}, "
-            f"{have / 2**30:.1f} GiB available; {MEMORY_ADVICE[longest]}"
-        )
+    if need <= 0.8 * have:
+        return
+    fits = [estimate_bytes(batch, bins, f, width) <= 0.8 * have for f in (frames, style_frames)]
+    advice = []
+    if not fits[0] or fits[1]:  # the content too long alone (or only the two at once)
+        advice.append("process long content in windows (--set window_s=30) or split it into "
+                      "shorter clips")
+    if not fits[1]:
+        advice.append("give a shorter excerpt of the style (it is read whole, by every window "
+                      "too; a minute holds its statistics)")
+    raise TransferError(
+        f"inputs too long for memory: {batch} item(s) of up to {longest / 100:.0f} s (the "
+        f"longest content {frames / 100:.0f} s, style {style_frames / 100:.0f} s) need about "
+        f"{need / 2**30:.1f} GiB on {device}, {have / 2**30:.1f} GiB available; "
+        + "; ".join(advice) + ", or use a smaller batch")
 
 
 def fit_batch(bins: int, frames: int, width: int, device: torch.device,

@@ -195,8 +195,7 @@ def transfer_batch(
     style_frames = max(num_frames(len(s), stft) for s in styles)
     n_short = sum(not x for x in long)
     check_memory(1 if dev.type == "cpu" or not n_short else n_short, stft.n_bins,
-                 max(content_frames, style_frames), width, dev,
-                 "style" if style_frames > content_frames else "content")
+                 content_frames, width, dev, style_frames)
     net = model.to(dev) if model is not None else resolve_model(cfg, dev)
     results: list[TransferResult | None] = [None] * len(contents)
     for i in (i for i, x in enumerate(long) if x):  # long content: window by window, alone

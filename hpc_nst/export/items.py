@@ -27,6 +27,9 @@ from hpc_nst.errors import UsageError
 REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
                   "pitch_jaccard", "style_top1", "style_prob", "judge_top1", "judge_prob",
                   "judge_class", "output_class", "centroid_ratio", "bandwidth_ratio")
+#: The report's metrics measured against the pair's target (dropped where it changed since).
+TARGET_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
+                  "pitch_jaccard")
 CODECS = ("wav", "flac")
 #: The fields every item has (besides the metadata columns, ``loss_<term>`` and the metrics).
 EXPORT_FIELDS = ("pair_id", "content", "style", "target", "seed", "job", "method",
@@ -192,6 +195,9 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
     cols = [c for c in REPORT_METRICS if c in table]
     if "audio_digest" in table:  # reports of earlier releases have none: not compared
         cols.append("audio_digest")
+    if "target" in table:  # the target its metrics were measured against
+        table = table.assign(target=table["target"].fillna("").astype(str))
+        cols.append("target")
     return {str(r["pair_id"]): {c: _scalar(r[c]) if not isinstance(r[c], str) else r[c]
                                 for c in cols} for _, r in table.iterrows()}
 
@@ -232,10 +238,11 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                     ", ".join(renamed))
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
-    metric_keys = sorted({k for m in metrics.values() for k in m} - {"audio_digest"},
+    metric_keys = sorted({k for m in metrics.values() for k in m} - {"audio_digest", "target"},
                          key=lambda k: REPORT_METRICS.index(k))
     stale: list[str] = []  # done pairs computed again since the report: its metrics dropped
     unreported: list[str] = []  # done pairs without a metric in the report
+    retargeted: list[str] = []  # a target changed since the report: its target metrics dropped
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
         if pair.status != "done":
             continue
@@ -266,6 +273,9 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
         if got.get("audio_digest") and digest and got["audio_digest"] != digest:
             stale.append(pair.pair_id)  # the report measured an earlier output of this pair
             got = {}
+        if "target" in got and got["target"] != str(pair.paths[2] or ""):
+            retargeted.append(pair.pair_id)  # measured against the target recorded before
+            got = {k: v for k, v in got.items() if k not in TARGET_METRICS}
         fields.update({k: got.get(k) for k in metric_keys})
         if metrics and pair.pair_id not in metrics:
             unreported.append(pair.pair_id)
@@ -279,6 +289,11 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             log.warning("%d done pair(s) %s, e.g. %s: their metric fields are left empty, and "
                         "a --where on a metric leaves them out; rerun hpc-nst report for this "
                         "store", len(ids), why, ", ".join(ids[:3]))
+    if retargeted:
+        log.warning("%d done pair(s) have another target than when the report measured them, "
+                    "e.g. %s: their target-based fields (%s) are left empty, and a --where on "
+                    "them leaves them out; rerun hpc-nst report for this store",
+                    len(retargeted), ", ".join(retargeted[:3]), ", ".join(TARGET_METRICS))
 
 
 

@@ -88,14 +88,19 @@ def test_too_short_and_too_long_inputs_fail_clearly(tiny_job):
     assert estimate_bytes(64, 257, 360_000, 32) > 2**40
     long = np.zeros(16000 * 60 * 20, np.float32)
     cfg = apply_overrides(tiny_job, {"width": "4096"})
+    short = harmonic_tone(220, 0.5)
     with pytest.raises(TransferError, match="inputs too long for memory") as exc:
-        transfer_batch([long], [long], cfg)
-    assert "(the longest a content)" in str(exc.value) and "window_s=30" in str(exc.value)
+        transfer_batch([long], [short], cfg)
+    assert "window_s=30" in str(exc.value) and "excerpt of the style" not in str(exc.value)
     # A long style: windows of the content do not help (each reads the whole style).
     windowed = apply_overrides(cfg, {"window_s": "30"})
-    with pytest.raises(TransferError, match="the longest a style") as exc:
-        transfer_batch([harmonic_tone(220, 0.5)], [long], windowed)
-    assert "shorter excerpt" in str(exc.value) and "window_s" not in str(exc.value)
+    with pytest.raises(TransferError, match="style 1200 s") as exc:
+        transfer_batch([short], [long], windowed)
+    assert "shorter excerpt of the style" in str(exc.value)
+    assert "window_s" not in str(exc.value)
+    with pytest.raises(TransferError) as exc:  # both too long alone: both named
+        transfer_batch([long], [long], cfg)
+    assert "window_s=30" in str(exc.value) and "excerpt of the style" in str(exc.value)
 
 
 @pytest.mark.parametrize("method", ["content-copy", "style-copy", "eq"])

@@ -338,3 +338,32 @@ def test_docs_name_the_rename_of_a_file_name_column():
         "file_name": "file_name_meta", "audio": "meta_audio"}
     docs = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
     assert "`file_name_meta`" in docs and "meta_file_name" not in docs
+
+
+def test_metrics_measured_against_an_earlier_target_are_not_exported(tmp_path, caplog):
+    """After a target changed in the manifest (recorded by the rerun), `export --report`
+    attached the old target's LSD to the new target: the audio digest had not changed."""
+    import pandas as pd
+
+    for name, f0 in (("a", 220), ("b", 330), ("t", 440), ("u", 550)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("pair_id,content,style,target\np1,a.wav,b.wav,t.wav\n"
+                        "p2,b.wav,a.wav,t.wav\n")
+    store, report = tmp_path / "s.zarr", tmp_path / "report"
+    run = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
+    assert main(run) == 0
+    assert main(["report", str(store), "-o", str(report), "--metrics", "target,spectral",
+                 "--quiet"]) == 0
+    assert pd.read_parquet(report / "pairs.parquet")["lsd_db"].notna().all()
+    manifest.write_text("pair_id,content,style,target\np1,a.wav,b.wav,u.wav\n"
+                        "p2,b.wav,a.wav,t.wav\n")
+    assert main(run) == 0
+    out = tmp_path / "pq"
+    assert _export(store, out, "parquet", "--report", str(report)) == 0
+    rows = pd.read_parquet(next(out.glob("*.parquet"))).set_index("pair_id")
+    assert rows.loc["p1", "target"] == "u.wav" and pd.isna(rows.loc["p1", "lsd_db"])
+    assert rows.loc["p1", "bandwidth_ratio"] > 0  # not measured against the target: kept
+    assert rows.loc["p2", "lsd_db"] > 0
+    assert "1 done pair(s) have another target than when the report measured them, e.g. p1" \
+        in caplog.text
