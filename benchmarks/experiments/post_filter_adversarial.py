@@ -11,7 +11,7 @@ band-normalised log-mel (the judges' view), a per-frame logit plus a projection 
 style's statistics (Miyato & Koyama 2018); hinge loss on real (target, style), fake
 (filtered output, style) and, with ``--mismatch``, real targets under another pair's style
 (Reed et al. 2016). The filter: v2's loss + ``adv`` x hinge + ``fm`` x feature matching.
-``--adv 0 --fm 0 --mismatch 0`` is the control (the same further training, no critic).
+``--adv 0 --fm 0 --mismatch 0 --epochs 25`` is the control (the same further training, no critic).
 """
 
 from __future__ import annotations

@@ -182,9 +182,10 @@ def render_gm_dataset(
     A folder that already holds a dataset (its ``manifest.csv``) is refused unless
     ``overwrite``, and then only one this function wrote: its clips that the new render does
     not write again are removed; a manifest of other files is never replaced. Clips are
-    written into ``out_dir/.partial`` and moved into place once every program has rendered,
-    so a render that fails (or is stopped) leaves an earlier dataset as it was and no stray
-    clips or empty folder behind.
+    written into ``out_dir/.partial`` and moved into place once every program has rendered
+    and the new manifest is written, so a render that fails or is stopped (Ctrl-C, SIGTERM:
+    ``hpc-nst dataset render-gm``) while rendering leaves an earlier dataset as it was and no
+    stray clips or folders it created behind.
     """
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
@@ -198,34 +199,47 @@ def render_gm_dataset(
         raise ValueError(f"{out} already holds a rendered dataset ({out / 'manifest.csv'}); "
                          "pass --overwrite to render a new one in its place, or choose "
                          "another folder")
-    created = not out.exists()
-    staging = out / ".partial"
+    created = _highest_missing(out)  # removed again if the render fails
+    staging, manifest = out / ".partial", out / "manifest.csv"
+    tmp = manifest.with_name(".manifest.csv.tmp")
     staging.mkdir(parents=True, exist_ok=True)
     try:
         rows, silent = _render_into(staging, programs, per_class, seed, soundfont, progress)
+        with tmp.open("w", newline="") as fh:  # before a clip moves: a full disk fails here
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
-    for row in rows:  # every program rendered: the clips move into place
-        target = out / str(row["path"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (staging / str(row["path"])).replace(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    manifest = out / "manifest.csv"
-    tmp = manifest.with_name(".manifest.csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(manifest)
+    try:
+        for row in rows:  # every program rendered: the clips move into place
+            target = out / str(row["path"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staging / str(row["path"]), target)  # (audio/ on another disk too)
+        tmp.replace(manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
     for rel in sorted((earlier or set()) - {str(r["path"]) for r in rows}):  # now orphans
         (out / rel).unlink(missing_ok=True)
     if progress is not None:
         note = f" ({silent} silent clips left out)" if silent else ""
         progress(f"wrote {len(rows)} clips and {manifest}{note}")
     return manifest
+
+
+def _highest_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    return missing
 
 
 def _render_into(out: Path, programs: list[int], per_class: int, seed: int,

@@ -153,7 +153,7 @@ def test_a_failed_render_leaves_no_folder_and_an_earlier_dataset_as_it_was(
     monkeypatch.setattr(gm, "render_program", fails_on_program_40)
     with pytest.raises(ValueError, match="fluidsynth died"):
         render_gm_dataset(out, [0, 40], 3, 0, soundfont)
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()  # nor the parent it made
 
     done = tmp_path / "done"
     monkeypatch.setattr(gm, "render_program", real)
@@ -164,3 +164,25 @@ def test_a_failed_render_leaves_no_folder_and_an_earlier_dataset_as_it_was(
         render_gm_dataset(done, [0, 40], 3, 1, soundfont, overwrite=True)
     after = {p.relative_to(done): p.read_bytes() for p in done.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_render_gm_stopped_by_sigterm_cleans_up_and_exits_143(soundfont: Path,
+                                                              tmp_path: Path) -> None:
+    """scancel or timeout send SIGTERM: the staged clips stayed in OUT/.partial."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "gm"
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", "dataset", "render-gm", str(out),
+                             "--programs", "0-40", "--per-class", "3", "--soundfont",
+                             str(soundfont)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any((out / ".partial").rglob("*.flac")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and not out.exists()
