@@ -145,6 +145,11 @@ class JobConfig:
         return new
 
 
+#: The sections of a job file, by name.
+SECTIONS = {"stft": STFTConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
+            "griffin_lim": GriffinLimConfig}
+
+
 #: Each method's revision, raised when the method's output changes for the same parameters (a
 #: defect mended, a rule changed): it enters the job's digest, so a store made by an earlier
 #: revision is refused, naming ``method_revision``, instead of being resumed into a dataset that
@@ -285,6 +290,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
                         f"the short name is for --set)")
             elif not prefix and not hint:  # a short name misspelt (--set iteratons=5)
                 hint = did_you_mean(key, ALIASES)
+                nested = [f"{name}.{key}" for name, section in SECTIONS.items()
+                          if key in {g.name for g in dataclasses.fields(section)}]
+                if nested:  # a section's key without its section (--set precision=bf16)
+                    hint = f" (did you mean {' or '.join(nested)}?)"
             raise ConfigError(f"{full}: unknown key{hint} (known: {', '.join(sorted(names))})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
@@ -303,8 +312,11 @@ def _validate(cfg: JobConfig) -> JobConfig:
 
     from hpc_nst.registry import METHODS, TERMS
 
-    METHODS.get(cfg.method, "method")
+    rate = getattr(METHODS.get(cfg.method, "method"), "sample_rate", None)
     need(cfg.stft.sample_rate > 0, "stft.sample_rate", "must be > 0 (Hz)")
+    need(rate is None or cfg.stft.sample_rate == rate, "stft.sample_rate",
+         f"method {cfg.method} works at {rate} Hz only, not {cfg.stft.sample_rate}; leave "
+         f"it at {rate} (inputs of any rate are resampled to it)")
     need(cfg.stft.win_length >= 2, "stft.win_length", "must be >= 2 samples")
     need(cfg.optim.noise_std >= 0, "optim.noise_std", "must be >= 0")
     need(cfg.model.name in ("random", "classifier", "default") or Path(cfg.model.name).is_file(),

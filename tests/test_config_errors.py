@@ -83,3 +83,9 @@ def test_shipped_presets_load_by_name_from_any_folder(tmp_path, monkeypatch):
         load_job("layerd")
     with pytest.raises(ConfigError, match=r"other/eq.toml: job file not found"):
         load_job("other/eq.toml")  # a path elsewhere is not taken for a preset
+
+
+def test_a_section_key_given_without_its_section_is_pointed_at() -> None:
+    """`--set precision=bf16` listed only the sections; the key is optim.precision."""
+    with pytest.raises(ConfigError, match=r"did you mean optim\.precision\?"):
+        apply_overrides(load_job(None), {"precision": "bf16"})

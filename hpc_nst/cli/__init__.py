@@ -53,8 +53,12 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
     console.setFormatter(fmt)
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            file = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {log_file}: cannot be written ({exc.strerror}); "
+                             "give a file in a folder you can write") from None
         file.setLevel(min(level, logging.INFO))
         file.setFormatter(fmt)
         handlers.append(file)
@@ -99,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand: an :class:`~hpc_nst.errors.HpcNstError` (or a missing file) is
     printed on one line with exit code 2; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.log_file)
+    try:
+        setup_logging(args.verbose, args.log_file)
+    except UsageError as exc:
+        print(f"hpc-nst {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpc_nst import __version__
 from hpc_nst.audio.io import is_silent, load_audio, write_audio
 from hpc_nst.config import load_job, parse_overrides
 from hpc_nst.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from hpc_nst.config import JobConfig
+    from hpc_nst.engine.transfer import TransferResult
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,12 +35,16 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from hpc_nst.cli.run_cmd import device_arg  # (run_cmd imports this module)
+
     p = sub.add_parser("transfer", help="style-transfer one content/style pair")
     p.add_argument("content", type=Path, help="content audio (any format soundfile reads)")
     p.add_argument("style", type=Path, help="style audio")
     p.add_argument("-o", "--output", type=Path, required=True, help="output audio (.wav/.flac)")
     add_job_arguments(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
+                   help="cpu, cuda, cuda:N or auto (default); the methods that do not "
+                   "optimise run on the CPU")
     p.add_argument("--figure", type=Path, help="write the four-panel spectrogram figure here")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--overwrite", action="store_true",
@@ -51,7 +60,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
     from hpc_nst.errors import UsageError
 
-    audio_types = {f".{k.lower()}" for k in sf.available_formats()}
+    audio_types = {f".{k.lower()}" for k in sf.available_formats()
+                   if sf.default_subtype(k) is not None}  # (RAW needs a subtype: not offered)
     if args.output.suffix.lower() not in audio_types:
         raise UsageError(f"-o {args.output}: {args.output.suffix or 'no extension'} is not an "
                          "audio format soundfile writes; use .wav or .flac")
@@ -69,6 +79,8 @@ def check_outputs(args: argparse.Namespace) -> None:
         if path.resolve() in inputs:
             raise UsageError(f"{flag} {path}: that is an input of this transfer; write the "
                              "output elsewhere")
+        if path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
         if path.exists() and not args.overwrite:
             raise UsageError(f"{flag} {path}: exists; add --overwrite to replace it, or "
                              "choose another name")
@@ -80,10 +92,12 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpc_nst.engine.device import pick_device
     from hpc_nst.engine.methods import run_method
     from hpc_nst.report.figures import pair_figure
 
     cfg = load_job(args.job, parse_overrides(args.overrides))
+    pick_device(args.device)  # a CUDA device this machine lacks: said now, for any method
     check_outputs(args)
     stft = cfg.stft
     content = load_audio(args.content, stft.sample_rate, min_samples=stft.win_length)
@@ -126,11 +140,24 @@ def run(args: argparse.Namespace) -> int:
                      "output": result.output}, args.figure, stft,
                     title=f"{args.content.name} + {args.style.name}",
                     optimised=bool(result.losses))
+    if args.device.startswith("cuda") and result.device == "cpu":
+        print(f"hpc-nst transfer: note: method {cfg.method} does not optimise and ran on the "
+              f"CPU (--device {args.device} is for the optimising methods)", file=sys.stderr)
     if not args.quiet:
-        final = {k: f"{v[-1]:.4g}" for k, v in result.losses.items()}
-        print(
-            f"wrote {args.output} ({len(result.audio) / stft.sample_rate:.2f} s); "
-            f"final losses {final}; spectral convergence {result.spectral_convergence:.3f}; "
-            f"{result.timings['ms_per_iteration']:.1f} ms/iteration on {result.device}"
-        )
+        print(f"wrote {args.output} ({len(result.audio) / stft.sample_rate:.2f} s); "
+              + summary(result, cfg))
     return 0
+
+
+def summary(result: TransferResult, cfg: JobConfig) -> str:
+    """What the run did, in a line: the final losses, the phase's spectral convergence and
+    the time per iteration of an optimisation; the method and its time otherwise."""
+    t = result.timings
+    seconds = t.get("total_s", sum(v for k, v in t.items() if k.endswith("_s")))
+    if not result.losses:
+        return f"method {cfg.method}, {seconds:.2f} s on {result.device}"
+    final = {k: f"{v[-1]:.4g}" for k, v in result.losses.items()}
+    timing = (f"{t['ms_per_iteration']:.1f} ms/iteration" if "ms_per_iteration" in t
+              and cfg.optim.iterations >= 1 else f"{seconds:.2f} s")
+    return (f"final losses {final}; spectral convergence {result.spectral_convergence:.3f}; "
+            f"{timing} on {result.device}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc_nst.config import STFTConfig
+from hpc_nst.fsutil import atomic_write
 
 PANELS = ("Initial noise", "Content", "Style", "Result")
 
@@ -50,6 +51,6 @@ def four_panel_figure(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))  # never a partial image
     plt.close(fig)
     return path

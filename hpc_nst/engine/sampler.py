@@ -183,7 +183,8 @@ class StyleBank:
         if not notes:
             raise TransferError("the style has no pitched note to sample (method sampler needs "
                                 "a monophonic recording of a pitched instrument or voice): "
-                                "choose another style, or another method such as eq or nst")
+                                "choose another style, or a job that needs no notes: "
+                                "--job eq or --job paper")
         spec = short_stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)
         freqs = np.arange(spec.shape[0]) * SR / 2048
         combs = [_comb(freqs, n.f0) for n in notes]

@@ -9,6 +9,7 @@ import numpy as np
 
 from hpc_nst.config import STFTConfig
 from hpc_nst.engine.figure import PANELS, four_panel_figure
+from hpc_nst.fsutil import atomic_write
 
 
 def pair_figure(spectrograms: dict[str, np.ndarray], path: Path, stft: STFTConfig,
@@ -51,6 +52,6 @@ def loss_figure(losses: np.ndarray, records: int, terms: Sequence[str], path: Pa
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))  # never a partial image
     plt.close(fig)
     return path

@@ -150,3 +150,47 @@ def test_a_method_without_optimisation_draws_three_panels(wav_pair, tmp_path):
                      "--figure", str(fig), "--job", job, "--quiet", *TINY]) == 0
         widths.append(Image.open(fig).width)
     assert abs(widths[1] / widths[0] - 0.75) < 0.02
+
+
+def test_a_method_that_does_not_optimise_prints_its_summary_and_exits_0(wav_pair, tmp_path,
+                                                                         capsys):
+    """Every per-pair job ended in KeyError: 'ms_per_iteration' (exit 1) after writing its
+    output, unless --quiet: a script took the run for failed."""
+    content, style = wav_pair
+    out = tmp_path / "o.wav"
+    assert main(["transfer", str(content), str(style), "-o", str(out), "--job", "eq"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "method eq" in printed and "ms/iteration" not in printed
+    assert main(["transfer", str(content), str(style), "-o", str(tmp_path / "z.wav"), *TINY,
+                 "--set", "iterations=0"]) == 0
+    assert "ms/iteration" not in capsys.readouterr().out  # (no iteration to time)
+
+
+def test_device_outputs_and_sample_rate_are_checked_before_any_work(wav_pair, tmp_path,
+                                                                   capsys):
+    content, style = wav_pair
+    base = ["transfer", str(content), str(style)]
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "-o", str(tmp_path / "a.wav"), "--device", "bogus"])
+    assert exc.value.code == 2 and "choose auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    folder, figures = tmp_path / "taken.wav", tmp_path / "fig.png"
+    folder.mkdir()
+    figures.mkdir()
+    for extra, text in ((["-o", str(folder), "--overwrite"], "is a folder"),
+                        (["-o", str(tmp_path / "a.wav"), "--figure", str(figures),
+                          "--overwrite"], "is a folder"),
+                        (["-o", str(tmp_path / "a.raw")], "not an audio format soundfile"),
+                        (["-o", str(tmp_path / "a.wav"), "--job", "sampler", "--set",
+                          "stft.sample_rate=22050"], "method sampler works at 16000 Hz only")):
+        assert main([*base, *extra, "--job", "eq"] if "--job" not in extra
+                    else [*base, *extra]) == 2, extra
+        assert text in capsys.readouterr().err
+    assert not (tmp_path / "a.wav").exists()
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main([*base, "-o", str(tmp_path / "a.wav"), "--job", "eq", "--device",
+                     "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "a.wav"), "--log-file", str(folder)]) == 2
+    assert "--log-file" in capsys.readouterr().err

@@ -176,3 +176,14 @@ def test_a_plugin_that_breaks_on_import_fails_every_lookup_with_its_name(tmp_pat
                          check=True).stdout.splitlines()
     assert len(out) == 2 and out[0] == out[1], out
     assert out[0].startswith("RegistryError") and "RuntimeError: boom" in out[0]
+
+
+@pytest.mark.parametrize("method", ["sampler", "harmonic", "layered", "layered-post"])
+def test_a_method_bound_to_one_sample_rate_is_refused_another_with_the_job(method) -> None:
+    """They raised "method layered works at 16000 Hz" (for layered-post too) after the inputs
+    were read: a traceback with exit 1 from `transfer`, a failed pair per pair in a batch."""
+    from hpc_nst.config import apply_overrides
+
+    with pytest.raises(ConfigError, match=f"method {method} works at 16000 Hz only, not 22050"):
+        apply_overrides(load_job(None), {"method": method, "stft.sample_rate": "22050"})
+    apply_overrides(load_job(None), {"method": "eq", "stft.sample_rate": "22050"})  # any rate

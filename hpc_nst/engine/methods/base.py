@@ -33,6 +33,8 @@ class Method:
     summary: str
     run: MethodFn
     loss_terms: Callable[[JobConfig], tuple[str, ...]] = lambda cfg: ()
+    #: The one ``stft.sample_rate`` the method works at (None: any); checked with the job.
+    sample_rate: int | None = None
 
 
 def register_method(method: Method, *, replace: bool = False) -> Method:
@@ -67,11 +69,11 @@ def passthrough_result(audio: np.ndarray, cfg: JobConfig, seed: int, content: np
 
 
 def per_pair_method(name: str, summary: str,
-                    transform: Callable[[np.ndarray, np.ndarray, JobConfig], np.ndarray]
-                    ) -> Method:
+                    transform: Callable[[np.ndarray, np.ndarray, JobConfig], np.ndarray],
+                    sample_rate: int | None = None) -> Method:
     """Register a method without optimisation: ``transform(content, style, cfg) -> audio``
     applied to each pair alone (timed per pair, no loss curves); ``cfg.optim.seed`` is the
-    pair's seed."""
+    pair's seed; ``sample_rate``: the one rate it works at (None: any)."""
 
     def run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
         out = []
@@ -81,7 +83,7 @@ def per_pair_method(name: str, summary: str,
             out.append(passthrough_result(transform(c, s, pair_cfg), cfg, seed, c, s, started))
         return out
 
-    return register_method(Method(name, summary, run))
+    return register_method(Method(name, summary, run, sample_rate=sample_rate))
 
 
 def run_method(

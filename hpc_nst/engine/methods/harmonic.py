@@ -19,11 +19,10 @@ def style_template(style: np.ndarray) -> NoteTemplate:
 
 
 def harmonic_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
-    if cfg.stft.sample_rate != SR:
-        raise ValueError(f"method harmonic works at {SR} Hz (stft.sample_rate)")
     out = resynthesise(content, style_template(style), cfg.optim.seed)
     return at_peak_of(out, content)
 
 
 per_pair_method("harmonic", "the content's notes played with the style's harmonic note "
-                "template (analysis + additive synthesis)", harmonic_transfer)
+                "template (analysis + additive synthesis)", harmonic_transfer,
+                sample_rate=SR)

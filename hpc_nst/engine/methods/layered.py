@@ -78,8 +78,6 @@ def layer(sampled: np.ndarray, modelled: np.ndarray, weight: float = SAMPLED_WEI
 
 
 def layered_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
-    if cfg.stft.sample_rate != SR:
-        raise ValueError(f"method layered works at {SR} Hz (stft.sample_rate)")
     sampled, extended = play_with_extensions(content, style_bank(style))
     modelled = resynthesise(content, style_template(style), cfg.optim.seed)
     return at_peak_of(layer(sampled, modelled, extended=extended), content)
@@ -87,4 +85,5 @@ def layered_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> 
 
 per_pair_method("layered", "the sampler's and the harmonic method's renderings, their log "
                 "magnitudes averaged (sampled 0.8, 0.5 where it extended a note), with the sampled "
-                "phase", layered_transfer)
+                "phase", layered_transfer,
+                sample_rate=SR)

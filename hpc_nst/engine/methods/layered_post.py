@@ -15,6 +15,7 @@ import numpy as np
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.methods.base import per_pair_method
 from hpc_nst.engine.methods.layered import layered_transfer
+from hpc_nst.engine.sampler import SR
 from hpc_nst.engine.transfer import at_peak_of
 from hpc_nst.models.post_filter import load_post_filter, post_filter
 
@@ -26,4 +27,4 @@ def layered_post_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig
 
 per_pair_method("layered-post", "layered's rendering through a learned post-filter (band "
                 "gains from the style's dynamics and texture, trained on renders)",
-                layered_post_transfer)
+                layered_post_transfer, sample_rate=SR)

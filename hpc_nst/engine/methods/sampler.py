@@ -19,10 +19,9 @@ def style_bank(style: np.ndarray) -> StyleBank:
 
 
 def sampler_transfer(content: np.ndarray, style: np.ndarray, cfg: JobConfig) -> np.ndarray:
-    if cfg.stft.sample_rate != SR:
-        raise ValueError(f"method sampler works at {SR} Hz (stft.sample_rate)")
     return at_peak_of(play(content, style_bank(style)), content)
 
 
 per_pair_method("sampler", "the content's notes played with the style's own notes "
-                "(pitch-shifted, fitted to length, at the content's levels)", sampler_transfer)
+                "(pitch-shifted, fitted to length, at the content's levels)", sampler_transfer,
+                sample_rate=SR)
