@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from hpc_nst.cli.run_cmd import device_arg
+
     p = sub.add_parser(
         "classify",
         help="name the instrument in audio files with a trained classifier",
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (default, or the name classifier: the one shipped with the "
                    "package)")
     p.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--device", default="cpu", type=device_arg, metavar="cpu|auto|cuda[:N]",
+                   help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead")
     p.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hpc_nst.cli.run_cmd import count_arg
+from hpc_nst.cli.run_cmd import count_arg, device_arg
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=float, default=1.28,
                    help="training crop length in seconds (default 1.28)")
     p.add_argument("--seed", type=count_arg(0), default=0, help="seed (default 0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
+                   help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                    help="continue an interrupted run (its checkpoint or .resume.pt)")

@@ -136,3 +136,15 @@ def test_logging_options_also_after_nested_commands():
     assert parser.parse_args(["-v", "status", "s.zarr"]).verbose == 1
     args = parser.parse_args(["status", "s.zarr", "-vv", "--log-file", "l.log"])
     assert args.verbose == 2 and str(args.log_file) == "l.log"
+
+
+@pytest.mark.parametrize("command", [["classify", "x.wav"], ["train", "m.csv", "-o", "r"],
+                                     ["transfer", "a.wav", "b.wav", "-o", "o.wav"],
+                                     ["run", "m.csv", "-o", "s.zarr"]])
+def test_every_device_flag_names_the_choices(capsys, command) -> None:
+    """`classify`, `train` and `transfer` passed any text to torch: a RuntimeError traceback
+    listing torch's twenty device types."""
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--device", "bogus"])
+    assert exc.value.code == 2
+    assert "'bogus': choose auto, cpu, cuda or cuda:N" in capsys.readouterr().err
