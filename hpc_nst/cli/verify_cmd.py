@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.store.exists():
         raise UsageError(f"{args.store}: store not found")
+    if not any((args.store / part / "zarr.json").is_file() for part in (".", "status")):
+        # (a store whose root metadata is lost still has its arrays: verified as damaged)
+        raise UsageError(f"{args.store}: not a Zarr store (no zarr.json); give the folder "
+                         "that hpc-nst run wrote (-o)")
     if args.repair:  # before reading every chunk, not after
         require_writable(args.store)
     res = verify_store(args.store)

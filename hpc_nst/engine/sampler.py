@@ -181,8 +181,9 @@ class StyleBank:
         a = np.asarray(audio, dtype=np.float32)
         notes = reliable(analyse_notes(a))  # (an unreliable one's comb masks good ones)
         if not notes:
-            raise TransferError("the style has no pitched note to sample (method sampler needs "
-                                "a monophonic recording of a pitched instrument or voice): "
+            raise TransferError("the style has no pitched note to sample (the note-based "
+                                "methods, sampler, layered and layered-post, need a "
+                                "monophonic recording of a pitched instrument or voice): "
                                 "choose another style, or a job that needs no notes: "
                                 "--job eq or --job paper")
         spec = short_stft(a, n_fft=2048, win_length=1024, hop_length=SEP_HOP)

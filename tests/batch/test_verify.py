@@ -211,3 +211,16 @@ def test_an_unreadable_file_is_an_error_not_corruption(tmp_path):
         _decodes(Array(PermissionError(13, "denied")), (0,), tmp_path)
     assert _decodes(Array(ValueError("Stored and computed checksum do not match")), (0,),
                     tmp_path) is None
+
+
+def test_a_folder_that_is_no_store_is_a_usage_error_a_store_without_its_root_is_damage(
+        tmp_path, audio_dir, capsys):
+    """`verify FOLDER` (not a store) exited 1 as if a store were damaged."""
+    (tmp_path / "folder").mkdir()
+    for target in (tmp_path / "folder", audio_dir / "a.wav"):
+        assert main(["verify", str(target)]) == 2
+        assert "not a Zarr store (no zarr.json)" in capsys.readouterr().err
+    store, _, _ = _done_store(tmp_path, audio_dir)
+    (store / "zarr.json").unlink()
+    assert main(["verify", str(store)]) == 1  # its arrays are there: damage, said as such
+    assert "cannot open the store" in capsys.readouterr().out

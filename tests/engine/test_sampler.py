@@ -286,3 +286,14 @@ def test_a_style_note_needs_enough_frames_voiced_by_the_track_itself():
     mask = np.ones(len(wild), bool)
     mask[1:6] = False
     assert len(S.reliable([good, note(mask, wild)])) == 2
+
+
+@pytest.mark.parametrize("method", ["sampler", "layered", "layered-post"])
+def test_a_content_without_pitched_notes_fails_instead_of_a_silent_output(cfg, method) -> None:
+    """Noise as the content gave exact silence, stored as done and exported without a word."""
+    from hpc_nst.config import apply_overrides
+
+    noise = np.random.default_rng(0).normal(0, 0.1, 2 * SR).astype(np.float32)
+    style = notes([220.0, 262.0, 330.0]).astype(np.float32)
+    with pytest.raises(TransferError, match=f"method {method} made silence of a content"):
+        transfer(noise, style, apply_overrides(cfg, {"method": method}))

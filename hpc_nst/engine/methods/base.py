@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hpc_nst.audio.io import is_silent
 from hpc_nst.audio.spectrogram import log_magnitude
 from hpc_nst.config import JobConfig
 from hpc_nst.engine.transfer import Progress, TransferResult
+from hpc_nst.errors import TransferError
 from hpc_nst.registry import METHODS
 
 #: ``run(contents, styles, cfg, seeds=..., device=..., progress=...) -> results``
@@ -80,7 +82,14 @@ def per_pair_method(name: str, summary: str,
         for c, s, seed in zip(contents, styles, seeds):
             started = time.perf_counter()
             pair_cfg = cfg if cfg.optim.seed == seed else cfg.with_seed(seed)  # its own seed
-            out.append(passthrough_result(transform(c, s, pair_cfg), cfg, seed, c, s, started))
+            audio = transform(c, s, pair_cfg)
+            if is_silent(audio) and not is_silent(c):  # never a silent output stored as done
+                raise TransferError(
+                    f"method {name} made silence of a content that is not silent (for the "
+                    "note-based methods: no pitched note was found in the content, e.g. "
+                    "noise or percussion); choose a job that needs no notes for it: --job eq "
+                    "or --job paper")
+            out.append(passthrough_result(audio, cfg, seed, c, s, started))
         return out
 
     return register_method(Method(name, summary, run, sample_rate=sample_rate))
