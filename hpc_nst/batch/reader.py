@@ -266,7 +266,7 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
              "device", "attempts", "samples", "records", "spectral_convergence", "timings")
     timing_names = [str(t) for t in st.read_column(root, "timing")]
     t_started = timing_names.index("started_at") if "started_at" in timing_names else None
-    audio_arr, loss_arr = root["audio"], root["loss"]
+    audio_arr, loss_arr = st.array(root, "audio"), st.array(root, "loss")
     # Bulk reads of several shards at once (zarr fetches them concurrently), at most
     # READ_BYTES of audio per read.
     chunk = int(audio_arr.chunks[1])  # zarr decodes whole inner chunks
@@ -348,6 +348,13 @@ def read_spectrograms(info: StoreInfo, index: int) -> dict[str, np.ndarray]:
     frames = root["frames"][index]
     kinds = [str(k) for k in st.read_column(root, "kind")]
     longest = int(max(frames)) if len(frames) else 0
-    block = np.asarray(root["spectrogram"][index, :, :, :longest])
+    try:
+        block = np.asarray(st.array(root, "spectrogram")[index, :, :, :longest])
+    except st.StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a chunk that does not decode (a disk fault)
+        raise st.StoreError(f"{info.path}: the spectrograms of pair {index} cannot be read "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                            "hpc-nst verify STORE lists the damage") from None
     return {k: block[j, :, : int(frames[j])] for j, k in enumerate(kinds)}
 

@@ -387,6 +387,18 @@ def read_rows(root: zarr.Group, name: str, start: int | None = None,
         raise damaged(root, name, exc) from None
 
 
+def array(root: zarr.Group, name: str) -> zarr.Array:
+    """The store's array ``name``; one whose metadata is missing or cannot be read is the
+    :class:`StoreError` of :func:`damaged` (it was a JSON or KeyError traceback)."""
+    try:
+        return root[name]
+    except OSError as exc:
+        raise StoreError(f"{getattr(root.store, 'root', 'the store')}: cannot read its array "
+                         f"{name!r} ({exc.strerror or exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - JSON, KeyError, a codec's: the same advice
+        raise damaged(root, name, exc) from None
+
+
 def damaged(root: zarr.Group, name: str, exc: BaseException) -> StoreError:
     """The error for the store's array ``name`` that cannot be read."""
     where = getattr(root.store, "root", None)

@@ -78,8 +78,13 @@ def verify_store(path: str | Path) -> VerifyResult:
     except Exception as exc:  # noqa: BLE001
         res.store_problems.append(f"per-pair metadata unreadable: {exc}")
         return res
-    cap_s, cap_f, cap_r = (int(root["audio"].shape[1]), int(root["spectrogram"].shape[3]),
-                           int(root["loss"].shape[2]))
+    try:
+        cap_s, cap_f, cap_r = (int(st.array(root, "audio").shape[1]),
+                               int(st.array(root, "spectrogram").shape[3]),
+                               int(st.array(root, "loss").shape[2]))
+    except st.StoreError as exc:  # an array's metadata lost: nothing of it can be checked
+        res.store_problems.append(str(exc))
+        return res
     unknown = np.flatnonzero((status < 0) | (status > st.FAILED))
     for i in unknown:
         res.bad[int(i)] = f"unknown status code {int(status[i])}"

@@ -12,8 +12,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,7 +34,7 @@ from hpc_nst.batch.reader import (
 )
 from hpc_nst.batch.verify import check_audio
 from hpc_nst.config import STFTConfig
-from hpc_nst.errors import UsageError
+from hpc_nst.errors import StoreError, UsageError
 from hpc_nst.report import STORES_NAME
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
@@ -43,6 +46,8 @@ from hpc_nst.report.evaluate import (
     report_terms,
 )
 from hpc_nst.report.tables import GROUPINGS, HEADLINE, GroupStats, RowWriter, write_summaries
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,6 +118,8 @@ def _optional_model(opts: ReportOptions, notes: list[str], group: str, path: Pat
     try:
         return load(path)
     except CheckpointError as exc:
+        if path is not None:  # named by the user: refused, not silently left out
+            raise UsageError(f"{flag} {path}: {exc}") from None
         notes.append(f"{what} not computed: {exc}")
         return None
 
@@ -149,8 +156,12 @@ class _Assets:
         stft = STFTConfig(**info.job.get("stft", {}))
         base = f"{_safe(job)}/{pair.pair_id}"
         figure: str | None = f"figures/{base}.png"
-        specs = read_spectrograms(info, pair.index)
-        if all(s.size for s in specs.values()):
+        try:
+            specs = read_spectrograms(info, pair.index)
+        except StoreError as exc:  # the audio passed its checksum: the pair stays, no figure
+            log.warning("%s: no figure for %s: %s", job, pair.pair_id, exc)
+            specs = {}
+        if specs and all(s.size for s in specs.values()):
             pair_figure(specs, self.out_dir / str(figure), stft, title=f"{pair.pair_id} — {job}",
                         optimised=pair.records > 0)  # no loss record: no optimisation
         else:  # no spectrogram stored (should not happen for a done pair)
@@ -185,10 +196,33 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
                          "audio/ there and replaces files of those names: choose a new -o (e.g. "
                          f"{out / 'report'})")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(17, "exists", str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     except (FileExistsError, NotADirectoryError) as exc:
         raise UsageError(f"{out}: cannot create the report folder: a file is in the way "
                          f"({exc.filename or out})") from exc
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the report folder ({exc.strerror}); give a "
+                         "folder you can write") from None
+    try:  # written aside and moved in whole: a refused or failed report leaves -o as it was
+        result = _build(stores, work, opts, t0)
+        out.mkdir(exist_ok=True)
+        for entry in sorted(work.iterdir()):
+            target = out / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            entry.replace(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ReportResult(out, out / "index.html", result.rows, result.stores, result.notes,
+                        time.perf_counter() - t0)
+
+
+def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
+           t0: float) -> ReportResult:
+    """The report of ``stores``, written into the (new, empty) folder ``out``."""
     paths = [Path(s) for s in stores]
     infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
     say = opts.progress or (lambda msg: None)
@@ -245,8 +279,12 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
         cols = _compact_columns(gs, metrics)
         headline = _compact_columns(gs, [m for m in HEADLINE if m in metrics])
         tables[name] = (cols, _compact_rows(gs, metrics), list(gs.keys), headline)
+    models = {flag: str(Path(path).resolve()) if path else "shipped"
+              for flag, path, model in (("classifier", opts.classifier, evaluator.classifier),
+                                        ("judge", opts.judge, evaluator.judge))
+              if model is not None}  # which ones made the style and judge columns
     record = [{"label": i.label, "store": str(i.path.resolve()), "method": i.method,
-               "job_digest": i.attrs.get("job_digest")} for i in infos]
+               "job_digest": i.attrs.get("job_digest"), "models": models} for i in infos]
     (out / STORES_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
     files["stores"] = [STORES_NAME]
     index = out / "index.html"

@@ -71,3 +71,30 @@ def test_a_judge_or_classifier_that_is_not_there_is_refused(real_stores, tmp_pat
                  str(tmp_path / "nope.npz")]) == 2
     assert f"{flag} {tmp_path / 'nope.npz'}: no such file" in _one_line(capsys)
     assert not out.exists()
+
+
+def test_a_report_that_fails_leaves_the_earlier_one_whole(real_stores, tmp_path, capsys):
+    """A report refused while reading a damaged store had already replaced pairs.csv and
+    the other tables of the report in -o, beside the old index.html and stores.json."""
+    import json
+    import shutil
+
+    out = tmp_path / "rep"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "run",
+                 "--quiet"]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    models = json.loads((out / "stores.json").read_text())[0]["models"]
+    assert models == {}  # no style or judge metrics asked for: no model used
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(real_stores["eq"], broken)
+    (broken / "audio" / "zarr.json").write_text("{not json")
+    assert main(["report", str(broken), "-o", str(out), "--metrics", "run", "--quiet"]) == 2
+    assert "its per-pair array 'audio' is unreadable" in _one_line(capsys)  # (a traceback)
+    assert main(["verify", str(broken)]) == 1
+    assert "'audio' is unreadable" in capsys.readouterr().out
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert not list(tmp_path.glob(".rep.partial-*"))
+    assert main(["report", str(real_stores["eq"]), "-o", str(tmp_path / "new"), "--judge",
+                 str(real_stores["eq"] / "zarr.json"), "--quiet"]) == 2  # not a judge
+    assert "--judge" in _one_line(capsys) and not (tmp_path / "new").exists()
