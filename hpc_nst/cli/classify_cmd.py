@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -57,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     for file in args.audio:
         try:
             audio = load_audio(file, stft.sample_rate, min_samples=stft.win_length)
-        except AudioError as exc:
-            print(f"{file}: error: {exc}")
+        except AudioError as exc:  # (its message names the file)
+            print(json.dumps({"file": str(file), "error": str(exc)}) if args.json
+                  else f"error: {exc}", file=sys.stdout if args.json else sys.stderr)
             failed += 1
             continue
         if is_silent(audio):  # the classifier would still name an instrument

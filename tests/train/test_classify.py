@@ -91,8 +91,13 @@ def test_cli_errors(model_path: Path, long_file: Path, tmp_path: Path, capsys) -
     code = main(["classify", str(long_file), str(missing), "--model", str(model_path)])
     captured = capsys.readouterr()
     assert code == 2
-    assert f"{missing}: error: " in captured.out and "file not found" in captured.out
+    assert f"error: {missing}: file not found" in captured.err  # (stdout: the results only)
     assert "1 of 2 file(s) could not be read" in captured.err
+    assert main(["classify", str(long_file), str(missing), "--model", str(model_path),
+                 "--json"]) == 2
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[0]["file"] == str(long_file) and records[0]["top"]
+    assert records[1] == {"file": str(missing), "error": f"{missing}: file not found"}
     untrained = tmp_path / "random.pt"
     save_checkpoint(AudioAlexNet(80, 4), untrained, STFTConfig(), {})
     assert main(["classify", str(long_file), "--model", str(untrained)]) == 2
