@@ -27,15 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "several sample sets (default: FluidR3_GM alone)")
     p.add_argument("--gl-fraction", type=float, default=0.5,
                    help="share of windows resynthesised by Griffin-Lim (default 0.5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.errors import UsageError
+    from hpc_nst.fsutil import check_output_file, unwritable_reason
     from hpc_nst.metrics.judge_train import train_judge
 
     if args.renders < 2 or not 0.0 <= args.gl_fraction <= 1.0:
         raise UsageError("--renders must be >= 2 and --gl-fraction within [0, 1]")
+    # -o before minutes of rendering: a folder, a file in the way, a place not writable
+    check_output_file(args.output, "-o", "a judge file", "judge.npz")
+    if args.output.exists() and not args.overwrite:
+        raise UsageError(f"-o {args.output}: exists; add --overwrite to replace it, or choose "
+                         "another name")
+    why = unwritable_reason(args.output.parent)
+    if why:
+        raise UsageError(f"-o {args.output}: cannot be written there ({why})")
     judge, metrics = train_judge(renders=args.renders, seed=args.seed, soundfonts=args.soundfonts,
                                  gl_fraction=args.gl_fraction,
                                  progress=lambda m: print(m, file=sys.stderr, flush=True))

@@ -43,3 +43,21 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, monkeypatch, bad):
     monkeypatch.setattr(judge_train, "train_judge", no_training)
     assert main(["train-judge", "-o", str(tmp_path / "j.npz"), *bad]) != 0
     assert bad[0] in capsys.readouterr().err
+
+
+def test_the_output_is_checked_before_any_rendering(tmp_path, capsys, monkeypatch):
+    """`-o FOLDER` rendered for minutes before failing to save; an existing file (a
+    classifier checkpoint) was replaced without a word."""
+    import hpc_nst.metrics.judge_train as judge_train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before -o was checked")
+
+    monkeypatch.setattr(judge_train, "train_judge", no_training)
+    existing = tmp_path / "c.pt"
+    existing.write_bytes(b"keep me")
+    for out, text in ((tmp_path, "a folder"), (existing, "exists; add --overwrite"),
+                      (existing / "j.npz", "is a file, not a folder")):
+        assert main(["train-judge", "-o", str(out)]) == 2
+        assert text in capsys.readouterr().err
+    assert existing.read_bytes() == b"keep me"
