@@ -13,6 +13,7 @@ most :data:`READ_BYTES` of audio), and spectrograms only for the pairs that get 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ LABEL_COLUMNS = ("content_label", "style_label")
 #: Per-pair accounting arrays (absent from stores of earlier releases).
 ACCOUNTING = ("scheduler_job", "device_name", "peak_memory_mb", "device_s", "wall_s")
 READ_BYTES = 64 * 2**20  # audio read per bulk read, at most (plus one shard)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -186,11 +189,18 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def read_labels(manifest: Path | None,
-                extra: list[Path] | None = None) -> dict[str, dict[str, str]]:
+def pair_ids(info: StoreInfo) -> set[str]:
+    """The ids of every pair of the store."""
+    return {str(x) for x in st.read_column(st.open_root(info.path), "pair")}
+
+
+def read_labels(manifest: Path | None, extra: list[Path] | None = None,
+                pair_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
     """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
     ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
-    (``pair_id`` plus either label column; later sources win)."""
+    (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
+    store's), an ``extra`` file whose rows match none or only some of them is warned about:
+    a label file of another dataset labels nothing."""
     sources: list[Path] = []
     if manifest is not None and manifest.is_file():
         sources.append(manifest)
@@ -212,13 +222,20 @@ def read_labels(manifest: Path | None,
                         f"{','.join(reader.fieldnames or []) or 'empty'}); give a CSV with "
                         "pair_id and content_label and/or style_label")
                 continue
+            rows = matched = 0
             for row in reader:
                 pid = (row.get("pair_id") or "").strip()
                 if not pid or pid.startswith("#"):  # a comment line (as the manifest reader)
                     continue
+                rows += 1
+                matched += pair_ids is not None and pid in pair_ids
                 entry = out.setdefault(pid, {})
                 entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
                               or c not in entry})  # a blank cell never erases a label
+            if pair_ids is not None and src in given and matched < rows:
+                log.warning("--labels %s: %d of its %d row(s) name a pair of this store%s",
+                            src, matched, rows, "" if matched else
+                            ": it labels nothing here (a label file of another dataset?)")
     return out
 
 

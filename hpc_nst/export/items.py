@@ -18,6 +18,7 @@ from hpc_nst.batch.reader import (
     StoreInfo,
     iter_pairs,
     metadata_names,
+    pair_ids,
     read_labels,
 )
 from hpc_nst.batch.verify import check_audio, recorded_audio_digest
@@ -218,7 +219,9 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
         if not extra.is_file():
             raise UsageError(f"--labels {extra}: file not found (a CSV of pair_id and "
                              "content_label and/or style_label)")
-    found = read_labels(info.manifest, list(labels or []))
+    found = read_labels(info.manifest, list(labels or []),
+                        pair_ids(info)
+                        if labels else None)
     return _items(info, only, metrics, skip_bad, [] if bad is None else bad, found)
 
 

@@ -28,6 +28,7 @@ from hpc_nst.batch.reader import (
     PairData,
     StoreInfo,
     iter_pairs,
+    pair_ids,
     read_labels,
     read_spectrograms,
     store_info,
@@ -241,7 +242,10 @@ def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
         failures = csv.writer(fail_fh, lineterminator="\n")
         failures.writerow(["job", "pair_id", "error"])
         for info in infos:
-            evaluator.labels = read_labels(info.manifest, opts.labels)
+            evaluator.labels = read_labels(
+                info.manifest, opts.labels,
+                pair_ids(info)
+                if opts.labels else None)
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             for pair in iter_pairs(info, opts.inputs_dir):

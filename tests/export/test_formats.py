@@ -367,3 +367,17 @@ def test_metrics_measured_against_an_earlier_target_are_not_exported(tmp_path, c
     assert rows.loc["p2", "lsd_db"] > 0
     assert "1 done pair(s) have another target than when the report measured them, e.g. p1" \
         in caplog.text
+
+
+def test_a_label_file_that_names_no_pair_of_the_store_is_warned_about(store, tmp_path,
+                                                                      caplog):
+    """`export --labels` with another dataset's label file exited 0 without a word."""
+    other = tmp_path / "other.csv"
+    other.write_text("pair_id,style_label\nzzz,violin\nab,cello\n")
+    assert _export(store, tmp_path / "x", "wav", "--labels", str(other)) == 0
+    assert "--labels " + str(other) + ": 1 of its 2 row(s) name a pair of this store" \
+        in caplog.text
+    caplog.clear()
+    other.write_text("pair_id,style_label\nzzz,violin\n")
+    assert _export(store, tmp_path / "y", "wav", "--labels", str(other)) == 0
+    assert "0 of its 1 row(s) name a pair of this store: it labels nothing here" in caplog.text
