@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -124,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.crop <= 0 or args.lr <= 0:
-        raise UserError("--crop and --lr must be positive")
+    if not (math.isfinite(args.crop) and math.isfinite(args.lr)) or args.crop <= 0 \
+            or args.lr <= 0:
+        raise UserError(f"--crop and --lr must be positive numbers (got {args.crop:g} and "
+                        f"{args.lr:g})")
     check_output(args)
     if args.threads:
         torch.set_num_threads(args.threads)

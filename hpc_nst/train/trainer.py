@@ -286,6 +286,12 @@ def train(
                 last_log = time.perf_counter()
                 say(f"  epoch {epoch} step {b + 1}/{steps_per_epoch}  "
                     f"loss {sum_loss / seen:.4f}  acc {correct / seen:.1%}")
+        if not math.isfinite(sum_loss):  # NaN weights "predict" class 0: never a best epoch
+            raise TrainError(
+                f"the training diverged in epoch {epoch} (loss {sum_loss / max(seen, 1)}); "
+                f"lower --lr (now {cfg.lr:g}); "
+                + (f"the output holds the best epoch so far ({best['epoch']})"
+                   if best["epoch"] else "no epoch was saved"))
         val = metrics(predict_logits(model, cache, val_idx, device), targets[val_idx])
         seconds = time.perf_counter() - t0
         train_seconds += seconds

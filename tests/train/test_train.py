@@ -231,3 +231,19 @@ def test_init_from_reorders_the_head_to_the_datas_classes(tmp_path: Path) -> Non
         _start_weights(tmp_path / "c.pt", ["a", "b", "d"], 4, STFT)
     with pytest.raises(TrainError, match="width 4, but training width 8"):
         _start_weights(tmp_path / "c.pt", ["a", "b", "c"], 8, STFT)
+
+
+def test_a_diverging_training_stops_with_an_error_and_a_bad_rate_is_refused(
+        tiny_gm: Path, tmp_path: Path, capsys) -> None:
+    """`--lr 1e6` went to NaN and its epoch was saved as the best (a NaN network predicts one
+    class); `--lr nan` was a torch traceback."""
+    cache_dir = ["--cache-dir", str(tmp_path / "cache")]
+    out = tmp_path / "nan.pt"
+    assert main(["train", str(tiny_gm), "-o", str(out), "--epochs", "1", "--lr", "1e6",
+                 "--batch-size", "16", "--width", "4", *cache_dir]) == 2
+    err = capsys.readouterr().err
+    assert "the training diverged in epoch 1" in err and "no epoch was saved" in err
+    assert not out.exists()
+    for bad in ("nan", "inf"):
+        assert main(["train", str(tiny_gm), "-o", str(out), "--lr", bad, *cache_dir]) == 2
+        assert "--crop and --lr must be positive numbers" in capsys.readouterr().err
