@@ -132,8 +132,12 @@ def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOp
     w = lambda text="": print(text, file=out)  # noqa: E731
     what = f"resume {store}" if st.store_exists(store) else f"new store {store}"
     w(f"dry run: nothing is created or submitted ({what})")
-    w(f"job: method {cfg.method}, {cfg.optim.iterations} iterations, Griffin-Lim "
-      f"{cfg.griffin_lim.iterations}, digest {cfg.digest()}")
+    from hpc_nst.engine.methods.base import optimises
+
+    w(f"job: method {cfg.method}, "
+      + (f"{cfg.optim.iterations} iterations, Griffin-Lim {cfg.griffin_lim.iterations}"
+         if optimises(cfg) else "no optimisation (each pair transformed alone)")
+      + f", digest {cfg.digest()}")
     w(f"pairs: {plan.pairs} ({plan.invalid} invalid, {plan.already_done} already done, "
       f"{plan.to_run} to run) in {plan.batches} batch(es), {plan.tasks} task(s) of up to "
       f"{plan.pairs_per_task} pairs")

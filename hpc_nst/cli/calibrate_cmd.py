@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
     results = measure(cfg, dev, args.batch_sizes, args.seconds, args.iterations)
     save(args.output, name, cfg, results)
+    from hpc_nst.engine.methods.base import optimises
+
     print(f"{name} ({dev}, {torch.get_num_threads()} torch thread(s)), job {cfg.method} "
-          f"({cfg.optim.iterations} iterations):")
+          + (f"({cfg.optim.iterations} iterations):" if optimises(cfg) else
+             "(no optimisation; timed on synthetic tones: pairs of real notes can take "
+             "several times longer, so estimate from a few real pairs too):"))
     for b, c in results.items():
         pair_s = (c.features_s + c.fixed_s + cfg.optim.iterations * c.ms_per_iteration / 1000
                   + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000) / b

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpc_nst.cli.transfer_cmd import add_job_arguments
-from hpc_nst.config import load_job, parse_overrides
+from hpc_nst.config import JobConfig, load_job, parse_overrides
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,21 @@ def check_local_device(device: str, cluster: str) -> None:
     except TransferError as exc:
         raise UsageError(f"{exc}; use --device cpu or auto here, or a batch scheduler "
                          "(--cluster slurm, ...) whose workers have GPUs") from None
+
+
+def warn_unread(cfg: JobConfig, overrides: dict[str, str]) -> None:
+    """Warn about ``--set`` keys the job's method never reads (the optimisation's, for a
+    method that does not optimise): they change nothing but the job's digest."""
+    from hpc_nst.engine.methods.base import unread_overrides
+
+    unread = unread_overrides(cfg, list(overrides))
+    if unread:
+        log.warning("--set %s: method %s does not optimise and never reads %s; %s only the "
+                    "job's digest (a store of it is another job than one without): leave "
+                    "%s out", ", ".join(unread), cfg.method,
+                    "it" if len(unread) == 1 else "them",
+                    "it changes" if len(unread) == 1 else "they change",
+                    "it" if len(unread) == 1 else "them")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -215,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
     check_local_device(args.device, args.cluster)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     cfg = load_job(args.job, parse_overrides(args.overrides))
+    warn_unread(cfg, parse_overrides(args.overrides))
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       recompute_changed=args.recompute_changed,

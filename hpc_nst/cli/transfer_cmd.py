@@ -92,11 +92,13 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpc_nst.cli.run_cmd import warn_unread
     from hpc_nst.engine.device import pick_device
     from hpc_nst.engine.methods import run_method
     from hpc_nst.report.figures import pair_figure
 
     cfg = load_job(args.job, parse_overrides(args.overrides))
+    warn_unread(cfg, parse_overrides(args.overrides))
     pick_device(args.device)  # a CUDA device this machine lacks: said now, for any method
     check_outputs(args)
     stft = cfg.stft

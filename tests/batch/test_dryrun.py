@@ -110,7 +110,9 @@ def test_per_pair_methods_calibrate_and_get_an_estimate(tmp_path, audio_dir, cap
     job_file = f"jobs/{job}.toml"
     assert main(["calibrate", "--job", job_file, "--batch-sizes", "1", "--seconds", "1",
                  "-o", str(cal)]) == 0
-    assert "s per 1.0 s pair" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "s per 1.0 s pair" in printed and "no optimisation; timed on synthetic" in printed
+    assert "iterations)" not in printed  # (it said "300 iterations" for eq and sampler)
     (entry,), = [list(v.values()) for v in json.loads(cal.read_text()).values()]
     assert entry["1"]["fixed_s"] > 0 and entry["1"]["ms_per_iteration"] == 0
     manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
@@ -118,6 +120,10 @@ def test_per_pair_methods_calibrate_and_get_an_estimate(tmp_path, audio_dir, cap
     cfg = load_job(job_file)
     plan, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 1, None, ClusterOptions(), cal)
     assert 0 < plan.device_s < 60 and math.isfinite(plan.wall_s)
+    assert main(["run", str(manifest), "-o", str(tmp_path / "d.zarr"), "--job", job_file,
+                 "--dry-run"]) == 0
+    assert f"job: method {job}, no optimisation (each pair transformed alone)" in \
+        capsys.readouterr().out
     # an earlier store of the same job as the calibration
     store = tmp_path / "done.zarr"
     assert main(["run", str(manifest), "-o", str(store), "--job", job_file, "--workers", "1",

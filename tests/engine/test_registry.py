@@ -187,3 +187,18 @@ def test_a_method_bound_to_one_sample_rate_is_refused_another_with_the_job(metho
     with pytest.raises(ConfigError, match=f"method {method} works at 16000 Hz only, not 22050"):
         apply_overrides(load_job(None), {"method": method, "stft.sample_rate": "22050"})
     apply_overrides(load_job(None), {"method": "eq", "stft.sample_rate": "22050"})  # any rate
+
+
+def test_settings_a_method_never_reads_are_named() -> None:
+    """`--job layered --set iterations=3` gave the same audio under another job digest (and
+    a store of another shape), without a word."""
+    from hpc_nst.config import apply_overrides
+    from hpc_nst.engine.methods.base import optimises, unread_overrides
+
+    layered = apply_overrides(load_job(None), {"method": "layered"})
+    keys = ["iterations", "style_weight", "griffin_lim.iterations", "seed", "stft.hop_length",
+            "method", "model"]
+    assert not optimises(layered)
+    assert unread_overrides(layered, keys) == ["iterations", "style_weight",
+                                                "griffin_lim.iterations", "model"]
+    assert optimises(load_job(None)) and unread_overrides(load_job(None), keys) == []

@@ -95,6 +95,31 @@ def per_pair_method(name: str, summary: str,
     return register_method(Method(name, summary, run, sample_rate=sample_rate))
 
 
+#: Job sections that a method without optimisation never reads (but optim.seed, which it does).
+UNREAD_SECTIONS = ("optim", "loss", "griffin_lim", "model")
+
+
+def optimises(cfg: JobConfig) -> bool:
+    """Whether the job's method optimises (records loss curves, iterates, runs Griffin-Lim)."""
+    return bool(get_method(cfg.method).loss_terms(cfg))
+
+
+def unread_overrides(cfg: JobConfig, keys: Sequence[str]) -> list[str]:
+    """The override ``keys`` (dotted or short names) that the job's method never reads: the
+    optimisation's, for a method that does not optimise. They change the job's digest only."""
+    from hpc_nst.config import ALIASES
+
+    if optimises(cfg):
+        return []
+    unread = []
+    for key in keys:
+        full = ALIASES.get(key, f"loss.{key}" if "." not in key and key.endswith("_weight")
+                           else key)  # (a term's <term>_weight short name)
+        if full.split(".")[0] in UNREAD_SECTIONS and full != "optim.seed":
+            unread.append(key)
+    return unread
+
+
 def run_method(
     contents: Sequence[np.ndarray],
     styles: Sequence[np.ndarray],
