@@ -63,3 +63,9 @@ def input_stamp(pair: Any, cache: dict[Path, str] | None = None) -> str:
                 cache[path] = ""
         parts.append(cache[path])
     return "|".join(parts)
+
+
+def stamps_differ(old: str, new: str) -> bool:
+    """Whether an input file changed between two :func:`input_stamp` values (a file missing
+    in either is not counted: a run cannot use it, and refuses the pair for that)."""
+    return any(a and b and a != b for a, b in zip(str(old).split("|"), str(new).split("|")))

@@ -18,11 +18,13 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpc_nst.batch import store as st
+from hpc_nst.batch.locations import input_stamp, stamps_differ
 from hpc_nst.errors import UsageError
 
 if TYPE_CHECKING:
@@ -187,6 +189,36 @@ def pairs_table(info: StoreInfo) -> pd.DataFrame:
     cols["batch_pairs"] = _batch_pairs(started, cols.get("batch_pairs"), 0,
                                        max(info.pairs_per_task, 1))
     return pd.DataFrame(cols)
+
+
+class InputChanges:
+    """Done pairs of a store whose content or style file changed since they were computed
+    (their recorded ``input_stamp``; nothing for a store of an earlier release): what
+    ``report`` measures and ``export`` names for them is of the files as they are now."""
+
+    def __init__(self, info: StoreInfo) -> None:
+        root = st.open_root(info.path)
+        self.stamps = st.read_column(root, "input_stamp") if st.has(root, "input_stamp") \
+            else None
+        self.seen: dict[Path, str] = {}
+        self.ids: list[str] = []
+
+    def check(self, pair: PairData) -> bool:
+        """Whether ``pair`` is done and its inputs changed since (then counted)."""
+        if self.stamps is None or pair.status != "done":
+            return False
+        now = input_stamp(SimpleNamespace(content_path=pair.content, style_path=pair.style),
+                          self.seen)
+        if not stamps_differ(self.stamps[pair.index], now):
+            return False
+        self.ids.append(pair.pair_id)
+        return True
+
+    def message(self) -> str:
+        return (f"{len(self.ids)} done pair(s) were computed from input files that changed "
+                f"since (size or modification time; e.g. {', '.join(self.ids[:3])}): the "
+                "content and style named for them are not the audio they were made from; "
+                "rerun hpc-nst run with --recompute-changed")
 
 
 def pair_ids(info: StoreInfo) -> set[str]:

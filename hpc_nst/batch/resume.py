@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from hpc_nst.batch.locations import input_stamp
+from hpc_nst.batch.locations import input_stamp, stamps_differ
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.batch.store import (
     DONE,
@@ -160,10 +160,7 @@ def changed_mask(root: zarr.Group, manifest: Manifest,
     seen: dict[Path, str] = {}
     now = np.array([input_stamp(manifest.pairs[k], seen) for k in where], dtype=object)
 
-    def differs(old: str, new: str) -> bool:
-        return any(a and b and a != b for a, b in zip(old.split("|"), new.split("|")))
-
-    done_changed = np.array([s == DONE and differs(str(o), str(n))
+    done_changed = np.array([s == DONE and stamps_differ(o, n)
                              for s, o, n in zip(status, stamps, now)], dtype=bool)
     return done_changed, now, stamps
 

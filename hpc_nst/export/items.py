@@ -15,6 +15,7 @@ import numpy as np
 
 from hpc_nst.batch.reader import (
     LABEL_COLUMNS,
+    InputChanges,
     StoreInfo,
     iter_pairs,
     metadata_names,
@@ -246,9 +247,11 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
     stale: list[str] = []  # done pairs computed again since the report: its metrics dropped
     unreported: list[str] = []  # done pairs without a metric in the report
     retargeted: list[str] = []  # a target changed since the report: its target metrics dropped
+    changes = InputChanges(info)
     for pair in iter_pairs(info, with_audio=True, only=only, with_losses=True):
         if pair.status != "done":
             continue
+        changes.check(pair)
         if not check_audio(info, pair, skip_bad):
             bad.append(pair.pair_id)
             continue
@@ -292,6 +295,8 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             log.warning("%d done pair(s) %s, e.g. %s: their metric fields are left empty, and "
                         "a --where on a metric leaves them out; rerun hpc-nst report for this "
                         "store", len(ids), why, ", ".join(ids[:3]))
+    if changes.ids:
+        log.warning(changes.message())
     if retargeted:
         log.warning("%d done pair(s) have another target than when the report measured them, "
                     "e.g. %s: their target-based fields (%s) are left empty, and a --where on "

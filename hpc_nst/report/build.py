@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_nst.batch.reader import (
+    InputChanges,
     PairData,
     StoreInfo,
     iter_pairs,
@@ -248,13 +249,18 @@ def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
                 if opts.labels else None)
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
+            changes = InputChanges(info)
             for pair in iter_pairs(info, opts.inputs_dir):
+                changed = changes.check(pair)
                 if pair.status == "done" and not check_audio(info, pair, opts.skip_bad):
                     pair.status, pair.audio = "failed", None
                     pair.error = "fails verification (hpc-nst verify): audio checksum mismatch"
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     row = evaluator.row(info, pair)
+                if changed:  # its content and style side measured on today's files
+                    row["notes"] = "; ".join(x for x in (
+                        row.get("notes"), "input files changed since it was computed") if x)
                 writer.write(row)
                 for gs in stats.values():
                     gs.add(row)
@@ -273,6 +279,8 @@ def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
                     say(f"{rows} rows ({info.label}: {summary.pairs}/{info.n_pairs}), "
                         f"{rows / (time.perf_counter() - t0):.0f} rows/s")
             summaries.append(summary)
+            if changes.ids:
+                notes.append(f"{info.label}: {changes.message()}")
     files = {"pairs": [p.name for p in writer.paths.values()], "failures": ["failures.csv"]}
     for name, written in write_summaries(out, stats).items():
         files[name] = [p.name for p in written]

@@ -381,3 +381,27 @@ def test_a_label_file_that_names_no_pair_of_the_store_is_warned_about(store, tmp
     other.write_text("pair_id,style_label\nzzz,violin\n")
     assert _export(store, tmp_path / "y", "wav", "--labels", str(other)) == 0
     assert "0 of its 1 row(s) name a pair of this store: it labels nothing here" in caplog.text
+
+
+def test_report_and_export_name_pairs_whose_inputs_changed_since(tmp_path, caplog, capsys):
+    """`run` warned that a content file changed since its pair was computed, but `report`
+    measured the new file's side in silence and `export` named it as the pair's content."""
+    import pandas as pd
+
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("pair_id,content,style\np1,a.wav,b.wav\np2,b.wav,a.wav\n")
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]) == 0
+    sf.write(tmp_path / "a.wav", tone(250, 0.5), SR)  # p1's content replaced (p2's style)
+    report = tmp_path / "rep"
+    assert main(["report", str(store), "-o", str(report), "--metrics", "spectral",
+                 "--quiet"]) == 0
+    assert "2 done pair(s) were computed from input files that changed since" in \
+        capsys.readouterr().out
+    notes = pd.read_csv(report / "pairs.csv").set_index("pair_id")["notes"]
+    assert all("input files changed since it was computed" in str(notes[p]) for p in
+               ("p1", "p2"))
+    assert _export(store, tmp_path / "x", "wav") == 0
+    assert "2 done pair(s) were computed from input files that changed since" in caplog.text
