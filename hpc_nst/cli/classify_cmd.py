@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                               "top": [], "windows": []}) if args.json
                   else f"{file}: silent (no sample above {SILENCE_PEAK:g}): no instrument")
             continue
-        result = classify_audio(model, audio, stft, device)
+        result = classify_audio(model, audio, stft, device, skip_silent=True)
         overall = top_k(result.overall, classes, args.top)
         if args.json:
             print(json.dumps({

@@ -148,3 +148,28 @@ def test_a_file_named_classifier_is_that_file(model_path: Path, long_file: Path,
     assert main(["classify", str(long_file), "--model", "classifier", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert {t["label"] for t in record["top"]} <= set(CLASSES)  # the file's classes
+
+
+def test_a_silent_window_does_not_weigh_in_the_overall_verdict(model_path: Path,
+                                                               long_file: Path) -> None:
+    """2.56 s of silence before a clip halved the overall probability of its instrument
+    (the network names an instrument for silence too)."""
+    from hpc_nst.models.checkpoint import load_checkpoint
+
+    stft = STFTConfig()
+    model, _ = load_checkpoint(model_path, stft)
+    clip = sf.read(long_file, dtype="float32")[0][: 60_000]
+    padded = np.concatenate([np.zeros(45_000, np.float32), clip])  # window 0 silent
+    skipped = classify_audio(model, padded, stft, skip_silent=True)
+    plain = classify_audio(model, padded, stft)
+    probs = [p for _, _, p in plain.windows]
+    assert len(probs) == 3 and len(skipped.windows) == 3  # the silent window still listed
+    from hpc_nst.audio.spectrogram import log_magnitude
+
+    _, *rest = window_bounds(log_magnitude(torch.from_numpy(padded), stft).shape[-1])
+    sizes = np.array([e - s for s, e in rest], float)
+    expected = (np.stack(probs[1:]) * sizes[:, None]).sum(0) / sizes.sum()
+    np.testing.assert_allclose(skipped.overall, expected, rtol=1e-5)
+    assert not np.allclose(plain.overall, expected, rtol=1e-5)
+    silent = classify_audio(model, np.zeros(41_000, np.float32), stft, skip_silent=True)
+    assert np.isfinite(silent.overall).all()  # all silent: the plain mean
