@@ -208,6 +208,9 @@ class Evaluator:
         source = "none"
         if label:
             idx, source = style_class(clf, label, None)
+            if idx is None:  # (style_top1 then says whether the output sounds like the style)
+                notes.append(f"style_top1: the style label {label!r} is no class of the "
+                             "classifier; the class it hears in the style audio stands in")
         if idx is None and pair.style is not None:
             idx, source = self._derive("class", pair.style, sr,
                                        lambda a: style_class(clf, None, a))
@@ -226,7 +229,12 @@ class Evaluator:
         if not label or judge.index(label) is None:
             if pair.style is None:
                 raise _Skip
-            probs = self._derive("judge", pair.style, sr, lambda a: judge.probabilities(a, sr))
+            try:
+                probs = self._derive("judge", pair.style, sr,
+                                     lambda a: judge.probabilities(a, sr))
+            except ValueError as exc:  # (the message would read as the output's)
+                raise ValueError(f"the style audio, whose class stands in for the label: "
+                                 f"{exc}") from None
             label = judge.classes[int(np.argmax(probs))]
         return judge_style(judge, pair.audio, label, sr)
 

@@ -98,3 +98,20 @@ def test_a_report_that_fails_leaves_the_earlier_one_whole(real_stores, tmp_path,
     assert main(["report", str(real_stores["eq"]), "-o", str(tmp_path / "new"), "--judge",
                  str(real_stores["eq"] / "zarr.json"), "--quiet"]) == 2  # not a judge
     assert "--judge" in _one_line(capsys) and not (tmp_path / "new").exists()
+
+
+def test_a_style_label_the_classifier_does_not_know_is_said_in_the_notes(real_stores,
+                                                                         tmp_path):
+    """style_top1 fell back to the class heard in the style audio without a word, so a
+    headline of 100 % could mean "sounds like whatever the style sounds like"."""
+    import pandas as pd
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("pair_id,style_label\ns256-000,NotAnInstrument\n")
+    out = tmp_path / "rep"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "style",
+                 "--labels", str(labels), "--quiet"]) == 0
+    notes = pd.read_csv(out / "pairs.csv").set_index("pair_id")["notes"].fillna("")
+    assert "the style label 'NotAnInstrument' is no class of the classifier" in \
+        notes["s256-000"]
+    assert "no class of the classifier" not in notes["s256-001"]
