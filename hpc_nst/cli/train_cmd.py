@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import shlex
@@ -10,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpc_nst.cli.run_cmd import count_arg, device_arg
 
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--evaluate", type=Path, metavar="CHECKPOINT",
                      help="evaluate CHECKPOINT on the data's held-out split (see --split), "
                      "print top-1/top-5 and write <stem>.eval.json beside it")
-    p.add_argument("--split", default="test", help="split --evaluate uses (default test)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split --evaluate uses (default test; the result goes to "
+                   "<stem>.eval.json, for val and train <stem>.eval-<split>.json)")
     p.add_argument("--epochs", type=int, help="total epochs (default 10, or the resumed run's)")
     p.add_argument("--width", type=int,
                    help="network width (default 16, or the --init-from checkpoint's)")
@@ -93,12 +96,13 @@ def check_output(args: argparse.Namespace) -> None:
             p.unlink(missing_ok=True)
 
 
-def _command(args: argparse.Namespace, epochs: int, width: int) -> str:
-    """The equivalent command line (recorded in the checkpoint)."""
+def _command(args: argparse.Namespace, run: dict[str, Any], crop_s: float) -> str:
+    """The equivalent command line (recorded in the checkpoint) of the run's settings
+    ``run`` (a resumed run's own, not this command's defaults)."""
     words = ["hpc-nst", "train", str(args.manifest), "-o", str(args.output),
-             "--epochs", str(epochs), "--width", str(width),
-             "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-             "--crop", str(args.crop), "--seed", str(args.seed)]
+             "--epochs", str(run["epochs"]), "--width", str(run["width"]),
+             "--batch-size", str(run["batch_size"]), "--lr", str(run["lr"]),
+             "--crop", f"{crop_s:g}", "--seed", str(run["seed"])]
     if args.init_from is not None:
         words += ["--init-from", str(args.init_from)]
     return shlex.join(words)
@@ -130,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--crop and --lr must be positive numbers (got {args.crop:g} and "
                         f"{args.lr:g})")
     check_output(args)
+    if args.evaluate is not None and not args.evaluate.is_file():  # before the data is read
+        raise UserError(f"--evaluate {args.evaluate}: checkpoint not found")
     if args.threads:
         torch.set_num_threads(args.threads)
     say = None if args.quiet else print_progress
@@ -183,12 +189,17 @@ def run(args: argparse.Namespace) -> int:
                             "--width out)")
         if args.epochs is None:
             cfg.epochs = int(resumed["epochs"])
+    run_cfg = dataclasses.asdict(cfg) | ({k: resumed[k] for k in (
+        "width", "batch_size", "lr", "seed", "crop_frames") if k in resumed}
+        if args.resume is not None else {})
+    command = _command(args, run_cfg, run_cfg["crop_frames"] * stft.hop_length
+                       / stft.sample_rate)
     started = time.time()
     try:
         train(
             labels, splits, cache, args.output, cfg, stft, digest, device,
             resume=args.resume, progress=say, init_from=args.init_from,
-            extra_meta={"source": source, "command": _command(args, cfg.epochs, cfg.width)},
+            extra_meta={"source": source, "command": command},
         )
     except KeyboardInterrupt:
         from hpc_nst.train.trainer import resume_path
@@ -226,9 +237,12 @@ def _evaluate(
         result = evaluate_checkpoint(model, list(meta.get("classes") or []), labels, splits,
                                      cache, device, args.split)
     except (CheckpointError, ValueError) as exc:
-        raise UserError(f"{args.evaluate}: {exc}") from None
+        text = str(exc)  # (a checkpoint error names the file already)
+        raise UserError(text if str(args.evaluate) in text else f"{args.evaluate}: {text}") \
+            from None
     result = {"checkpoint": str(args.evaluate), "data": str(args.manifest), **result}
-    out = args.evaluate.with_name(args.evaluate.stem + ".eval.json")
+    suffix = ".eval.json" if args.split == "test" else f".eval-{args.split}.json"
+    out = args.evaluate.with_name(args.evaluate.stem + suffix)  # (one file per split)
     try:
         atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
     except OSError as exc:  # e.g. the shipped checkpoint in a read-only install

@@ -117,6 +117,13 @@ def test_cli_train_and_resume(tiny_gm: Path, tmp_path: Path, capsys) -> None:
     meta = load_checkpoint(out)[1]
     assert meta["epochs_trained"] == 2
     assert meta["command"].startswith("hpc-nst train ")
+    # resumed without --width/--batch-size: the command recorded is the run's, not defaults
+    # (it said --width 16 --batch-size 32)
+    assert main(["train", *common[:3], *common[7:], "--epochs", "3", "--resume",
+                 str(out)]) == 0
+    capsys.readouterr()
+    command = load_checkpoint(out)[1]["command"]
+    assert "--width 4 " in command and "--batch-size 16 " in command, command
     # the same command again without --resume started over and replaced the run (and an
     # interrupted one's resume state): refused now, before any work
     before = out.read_bytes()
@@ -187,6 +194,18 @@ def test_cli_finetune_and_evaluate(trained, tiny_gm: Path, tmp_path: Path, capsy
     assert "(test, 6 clips): top-1" in out
     evaluated = json_load(ckpt.with_name(ckpt.stem + ".eval.json"))
     assert evaluated["n"] == 6 and evaluated["top1"] == pytest.approx(meta["heldout_top1"])
+    # another split has its own file (it replaced the test result); a missing checkpoint or
+    # an unknown split is said before the data is read, the path once
+    assert main(["train", str(tiny_gm), "--evaluate", str(ckpt), "--split", "val",
+                 *cache_dir]) == 0
+    assert json_load(ckpt.with_name(ckpt.stem + ".eval.json")) == evaluated
+    assert json_load(ckpt.with_name(ckpt.stem + ".eval-val.json"))["split"] == "val"
+    capsys.readouterr()
+    missing = tmp_path / "nosuch.pt"
+    assert main(["train", str(tmp_path / "no-data"), "--evaluate", str(missing)]) == 2
+    assert capsys.readouterr().err.count(str(missing)) == 1
+    with pytest.raises(SystemExit):
+        main(["train", str(tiny_gm), "--evaluate", str(ckpt), "--split", "bogus"])
 
     tuned = tmp_path / "tuned.pt"
     assert main(["train", str(tiny_gm), "-o", str(tuned), "--init-from", str(ckpt),
