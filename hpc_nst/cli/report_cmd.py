@@ -13,6 +13,9 @@ def _groups(text: str) -> tuple[str, ...]:
         return GROUPS
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     bad = [t for t in items if t not in GROUPS]
+    if not items:
+        raise argparse.ArgumentTypeError(f"no metric group given; choose from "
+                                         f"{', '.join(GROUPS)} or 'all'")
     if bad:
         raise argparse.ArgumentTypeError(f"unknown metric group(s) {bad}; choose from "
                                          f"{', '.join(GROUPS)} or 'all'")
@@ -68,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
     for s in args.stores:
         if not s.exists():
             raise UserError(f"{s}: store not found")
+    seen: set[Path] = set()
+    for s in args.stores:
+        if s.resolve() in seen:
+            raise UserError(f"{s}: given twice (each store is one job of the report)")
+        seen.add(s.resolve())
+    for labels in args.labels:
+        if not labels.is_file():
+            raise UserError(f"--labels {labels}: file not found (a CSV of pair_id and "
+                            "content_label and/or style_label)")
     if args.inputs_dir is not None and not args.inputs_dir.is_dir():
         raise UserError(f"--inputs-dir {args.inputs_dir}: "
                         + ("not a folder" if args.inputs_dir.exists() else "no such folder"))

@@ -254,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.failures != "all" and not args.failures.isdigit():
         raise UsageError(f"--failures {args.failures!r}: a number or 'all'")
+    if args.watch is None and not args.store.exists() and not args.store.is_symlink():
+        raise UsageError(f"{args.store}: store not found")  # (--watch waits for it)
     if args.watch is not None:
         if args.watch <= 0 or args.json:
             raise UsageError("--watch takes a positive number of seconds, without --json")

@@ -115,3 +115,18 @@ def test_a_style_label_the_classifier_does_not_know_is_said_in_the_notes(real_st
     assert "the style label 'NotAnInstrument' is no class of the classifier" in \
         notes["s256-000"]
     assert "no class of the classifier" not in notes["s256-001"]
+
+
+def test_report_refuses_no_metric_group_a_store_twice_and_a_missing_label_file(
+        real_stores, tmp_path, capsys):
+    store = str(real_stores["eq"])
+    with pytest.raises(SystemExit):
+        main(["report", store, "-o", str(tmp_path / "a"), "--metrics", ""])
+    assert "no metric group given" in capsys.readouterr().err
+    assert main(["report", store, store, "-o", str(tmp_path / "b")]) == 2
+    assert "given twice" in _one_line(capsys)
+    assert main(["report", store, "-o", str(tmp_path / "c"), "--labels",
+                 str(tmp_path / "nosuch.csv")]) == 2
+    assert "--labels" in _one_line(capsys) and not (tmp_path / "c").exists()
+    assert main(["status", str(tmp_path / "nosuch.zarr")]) == 2
+    assert "store not found" in _one_line(capsys)
