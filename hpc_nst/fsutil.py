@@ -76,3 +76,14 @@ def check_output_file(path: Path, flag: str, what: str, example: str) -> None:
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
+def highest_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet: what
+    making ``path`` creates, and removing it undoes (None where ``path`` exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    return missing

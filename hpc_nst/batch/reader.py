@@ -196,10 +196,11 @@ class InputChanges:
     (their recorded ``input_stamp``; nothing for a store of an earlier release): what
     ``report`` measures and ``export`` names for them is of the files as they are now."""
 
-    def __init__(self, info: StoreInfo) -> None:
-        root = st.open_root(info.path)
-        self.stamps = st.read_column(root, "input_stamp") if st.has(root, "input_stamp") \
-            else None
+    def __init__(self, info: StoreInfo, inputs_dir: Path | None = None) -> None:
+        root = st.open_root(info.path)  # (inputs read from a copy elsewhere: not checked,
+        # a copy's files have new modification times)
+        self.stamps = st.read_column(root, "input_stamp") \
+            if inputs_dir is None and st.has(root, "input_stamp") else None
         self.seen: dict[Path, str] = {}
         self.ids: list[str] = []
 
@@ -231,8 +232,8 @@ def read_labels(manifest: Path | None, extra: list[Path] | None = None,
     """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
     ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
     (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
-    store's), an ``extra`` file whose rows match none or only some of them is warned about:
-    a label file of another dataset labels nothing."""
+    store's), an ``extra`` file none of whose rows names one of them is warned about: a
+    label file of another dataset labels nothing (one of a larger dataset is normal)."""
     sources: list[Path] = []
     if manifest is not None and manifest.is_file():
         sources.append(manifest)
@@ -264,10 +265,10 @@ def read_labels(manifest: Path | None, extra: list[Path] | None = None,
                 entry = out.setdefault(pid, {})
                 entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
                               or c not in entry})  # a blank cell never erases a label
-            if pair_ids is not None and src in given and matched < rows:
-                log.warning("--labels %s: %d of its %d row(s) name a pair of this store%s",
-                            src, matched, rows, "" if matched else
-                            ": it labels nothing here (a label file of another dataset?)")
+            if pair_ids is not None and src in given and rows and not matched:
+                log.warning("--labels %s: none of its %d row(s) names a pair of this store: "
+                            "it labels nothing here (a label file of another dataset?)",
+                            src, rows)
     return out
 
 

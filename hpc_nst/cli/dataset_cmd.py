@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from hpc_nst.cli.run_cmd import TERM_EXIT, count_arg
+from hpc_nst.cli.args import stop_on_sigterm
+from hpc_nst.cli.run_cmd import count_arg
 
 
 def _programs(text: str) -> list[int]:
@@ -74,22 +73,14 @@ def run_render(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"{time.perf_counter() - t0:7.1f}s {msg}", file=sys.stderr, flush=True)
 
-    def stop(signum: int, frame: object) -> None:  # scancel, timeout: clean up as Ctrl-C
-        print("hpc-nst dataset render-gm: stopped by SIGTERM", file=sys.stderr)
-        raise SystemExit(TERM_EXIT)
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:
-        manifest = render_gm_dataset(
-            args.out_dir, programs or DEFAULT_PROGRAMS, args.per_class, args.seed,
-            args.soundfont, None if args.quiet else progress, overwrite=args.overwrite,
-        )
+        with stop_on_sigterm("dataset render-gm"):  # scancel, timeout: cleaned up as Ctrl-C
+            manifest = render_gm_dataset(
+                args.out_dir, programs or DEFAULT_PROGRAMS, args.per_class, args.seed,
+                args.soundfont, None if args.quiet else progress, overwrite=args.overwrite,
+            )
     except (ValueError, ImportError) as exc:
         raise UserError(str(exc)) from None
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, before)
     print(manifest)
     return 0
 

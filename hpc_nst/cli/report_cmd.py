@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpc_nst.cli import UserError
+    from hpc_nst.cli.args import stop_on_sigterm
     from hpc_nst.report.build import ReportOptions, build_report, stderr_progress
 
     groups = args.metrics if isinstance(args.metrics, tuple) else _groups(args.metrics)
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         groups=groups, classifier=args.classifier, judge=args.judge, details=args.details,
         failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
         title=args.title, progress=None if args.quiet else stderr_progress)
-    result = build_report(args.stores, args.output, opts)
+    with stop_on_sigterm("report"):  # its temporary folder removed on the way out
+        result = build_report(args.stores, args.output, opts)
     for note in result.notes:
         print(f"note: {note}")
     done = sum(s.done for s in result.stores)

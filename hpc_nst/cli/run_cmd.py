@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 import signal
 import sys
 import threading
@@ -13,22 +12,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hpc_nst.cli.args import (  # noqa: F401 (re-exported)
+    DEVICE_RE,
+    TERM_EXIT,
+    device_arg,
+    warn_unread,
+)
 from hpc_nst.cli.transfer_cmd import add_job_arguments
-from hpc_nst.config import JobConfig, load_job, parse_overrides
+from hpc_nst.config import load_job, parse_overrides
 
 log = logging.getLogger(__name__)
-
-#: What ``--device`` accepts (``run`` and ``calibrate``).
-DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def device_arg(text: str) -> str:
-    """argparse type of ``--device``: auto, cpu, cuda or cuda:N."""
-    value = text.strip().lower()
-    if not DEVICE_RE.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
-    return value
-
 
 def count_arg(least: int) -> Callable[[str], int]:
     """argparse type of a whole number >= ``least``."""
@@ -73,21 +66,6 @@ def check_local_device(device: str, cluster: str) -> None:
     except TransferError as exc:
         raise UsageError(f"{exc}; use --device cpu or auto here, or a batch scheduler "
                          "(--cluster slurm, ...) whose workers have GPUs") from None
-
-
-def warn_unread(cfg: JobConfig, overrides: dict[str, str]) -> None:
-    """Warn about ``--set`` keys the job's method never reads (the optimisation's, for a
-    method that does not optimise): they change nothing but the job's digest."""
-    from hpc_nst.engine.methods.base import unread_overrides
-
-    unread = unread_overrides(cfg, list(overrides))
-    if unread:
-        log.warning("--set %s: method %s does not optimise and never reads %s; %s only the "
-                    "job's digest (a store of it is another job than one without): leave "
-                    "%s out", ", ".join(unread), cfg.method,
-                    "it" if len(unread) == 1 else "them",
-                    "it changes" if len(unread) == 1 else "they change",
-                    "it" if len(unread) == 1 else "them")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -191,8 +169,6 @@ def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
 #: the "stop now" second interrupt and skip the grace wait for running tasks.
 TERM_REPEAT_S = 2.0
 _last_term = [-TERM_REPEAT_S]
-#: Exit code of a run stopped by SIGTERM (128 + 15, as a process killed by it), not Ctrl-C's 130.
-TERM_EXIT = 143
 _terminated = [False]
 
 

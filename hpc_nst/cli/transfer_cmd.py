@@ -35,7 +35,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hpc_nst.cli.run_cmd import device_arg  # (run_cmd imports this module)
+    from hpc_nst.cli.args import device_arg
 
     p = sub.add_parser("transfer", help="style-transfer one content/style pair")
     p.add_argument("content", type=Path, help="content audio (any format soundfile reads)")
@@ -92,7 +92,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.cli.run_cmd import warn_unread
+    from hpc_nst.cli.args import warn_unread
     from hpc_nst.engine.device import pick_device
     from hpc_nst.engine.methods import run_method
     from hpc_nst.report.figures import pair_figure

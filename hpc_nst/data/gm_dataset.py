@@ -25,6 +25,7 @@ import numpy as np
 
 from hpc_nst.audio.io import write_audio
 from hpc_nst.data.soundfont import GM_PROGRAM_NAMES, PEAK, Note, playable_range, render_notes
+from hpc_nst.fsutil import highest_missing
 
 SAMPLE_RATE = 16000
 CLIP_S = 2.56
@@ -199,7 +200,7 @@ def render_gm_dataset(
         raise ValueError(f"{out} already holds a rendered dataset ({out / 'manifest.csv'}); "
                          "pass --overwrite to render a new one in its place, or choose "
                          "another folder")
-    created = _highest_missing(out)  # removed again if the render fails
+    created = highest_missing(out)  # removed again if the render fails
     staging, manifest = out / ".partial", out / "manifest.csv"
     tmp = manifest.with_name(".manifest.csv.tmp")
     staging.mkdir(parents=True, exist_ok=True)
@@ -230,16 +231,6 @@ def render_gm_dataset(
         note = f" ({silent} silent clips left out)" if silent else ""
         progress(f"wrote {len(rows)} clips and {manifest}{note}")
     return manifest
-
-
-def _highest_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` (itself included) that does not exist yet."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        missing = folder
-    return missing
 
 
 def _render_into(out: Path, programs: list[int], per_class: int, seed: int,

@@ -37,6 +37,7 @@ from hpc_nst.batch.reader import (
 from hpc_nst.batch.verify import check_audio
 from hpc_nst.config import STFTConfig
 from hpc_nst.errors import StoreError, UsageError
+from hpc_nst.fsutil import highest_missing
 from hpc_nst.report import STORES_NAME
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
@@ -192,39 +193,44 @@ def build_report(stores: Sequence[str | Path], out_dir: str | Path,
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.is_dir() and not any((out / n).is_file() for n in (STORES_NAME, "pairs.csv")) \
-            and any(out.iterdir()):  # (an earlier report has them: it is replaced)
+            and any(not e.name.startswith(".partial-") for e in out.iterdir()):
+        # (an earlier report has them: it is replaced; .partial-*: one that was killed)
         raise UsageError(f"{out}: a folder of other files (not a report folder: no "
                          f"{STORES_NAME} or pairs.csv); a report writes tables, figures and "
                          "audio/ there and replaces files of those names: choose a new -o (e.g. "
                          f"{out / 'report'})")
+    created = highest_missing(out)
     try:
-        if out.exists() and not out.is_dir():
-            raise FileExistsError(17, "exists", str(out))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        if out.is_symlink() and not out.exists():
+            raise FileExistsError(17, "a broken symbolic link", str(out))
+        out.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
     except (FileExistsError, NotADirectoryError) as exc:
         raise UsageError(f"{out}: cannot create the report folder: a file is in the way "
                          f"({exc.filename or out})") from exc
     except OSError as exc:
-        raise UsageError(f"{out}: cannot create the report folder ({exc.strerror}); give a "
+        raise UsageError(f"{out}: cannot write the report there ({exc.strerror}); give a "
                          "folder you can write") from None
-    try:  # written aside and moved in whole: a refused or failed report leaves -o as it was
-        result = _build(stores, work, opts, t0)
-        out.mkdir(exist_ok=True)
+    done = False
+    try:  # the tables and the page written aside in DIR and moved in once all is read: a
+        # report that fails leaves the earlier one's tables and page (figures and audio,
+        # written in place under the same names, may be newer)
+        result = _build(stores, work, out, opts, t0)
         for entry in sorted(work.iterdir()):
-            target = out / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            entry.replace(target)
+            entry.replace(out / entry.name)
+        done = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if not done and created is not None:  # a folder this report made: gone again
+            shutil.rmtree(created, ignore_errors=True)
     return ReportResult(out, out / "index.html", result.rows, result.stores, result.notes,
                         time.perf_counter() - t0)
 
 
-def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
+def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: ReportOptions,
            t0: float) -> ReportResult:
-    """The report of ``stores``, written into the (new, empty) folder ``out``."""
+    """The report of ``stores``: its tables and page written into the (new, empty) folder
+    ``out``, its figures and audio under ``assets_dir``."""
     paths = [Path(s) for s in stores]
     infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
     say = opts.progress or (lambda msg: None)
@@ -234,7 +240,7 @@ def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
     evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes), terms=terms,
                           judge=_judge(opts, notes))
     stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
-    assets = _Assets(out)
+    assets = _Assets(assets_dir)
     details: dict[str, H.PairDetail] = {}
     summaries: list[H.StoreSummary] = []
     rows = 0
@@ -249,7 +255,7 @@ def _build(stores: Sequence[str | Path], out: Path, opts: ReportOptions,
                 if opts.labels else None)
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
-            changes = InputChanges(info)
+            changes = InputChanges(info, opts.inputs_dir)
             for pair in iter_pairs(info, opts.inputs_dir):
                 changed = changes.check(pair)
                 if pair.status == "done" and not check_audio(info, pair, opts.skip_bad):

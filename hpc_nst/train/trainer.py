@@ -289,7 +289,8 @@ def train(
         if not math.isfinite(sum_loss):  # NaN weights "predict" class 0: never a best epoch
             raise TrainError(
                 f"the training diverged in epoch {epoch} (loss {sum_loss / max(seen, 1)}); "
-                f"lower --lr (now {cfg.lr:g}); "
+                f"start again with a lower --lr (now {cfg.lr:g}; a resumed run keeps its "
+                "own, so with --overwrite, not --resume); "
                 + (f"the output holds the best epoch so far ({best['epoch']})"
                    if best["epoch"] else "no epoch was saved"))
         val = metrics(predict_logits(model, cache, val_idx, device), targets[val_idx])

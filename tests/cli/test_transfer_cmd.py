@@ -194,3 +194,15 @@ def test_device_outputs_and_sample_rate_are_checked_before_any_work(wav_pair, tm
         assert "no CUDA device" in capsys.readouterr().err
     assert main([*base, "-o", str(tmp_path / "a.wav"), "--log-file", str(folder)]) == 2
     assert "--log-file" in capsys.readouterr().err
+
+
+def test_a_silent_style_and_unread_settings(wav_pair, tmp_path, capsys, caplog):
+    """eq with a silent style gives silence, rightly (not refused as a note-based method's
+    silence); --set keys of the optimisation given to eq are named as unread."""
+    content, _ = wav_pair
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert main(["transfer", str(content), str(silent), "-o", str(tmp_path / "o.wav"),
+                 "--job", "eq", "--set", "iterations=3", "--set", "seed=2"]) == 0
+    assert "--set iterations: method eq does not optimise and never reads it" in caplog.text
+    assert "seed" not in caplog.text.split("--set iterations")[1].split("\n")[0].split(":")[0]

@@ -94,7 +94,7 @@ def test_a_report_that_fails_leaves_the_earlier_one_whole(real_stores, tmp_path,
     assert "'audio' is unreadable" in capsys.readouterr().out
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
-    assert not list(tmp_path.glob(".rep.partial-*"))
+    assert not list(out.glob(".partial-*"))
     assert main(["report", str(real_stores["eq"]), "-o", str(tmp_path / "new"), "--judge",
                  str(real_stores["eq"] / "zarr.json"), "--quiet"]) == 2  # not a judge
     assert "--judge" in _one_line(capsys) and not (tmp_path / "new").exists()
@@ -130,3 +130,18 @@ def test_report_refuses_no_metric_group_a_store_twice_and_a_missing_label_file(
     assert "--labels" in _one_line(capsys) and not (tmp_path / "c").exists()
     assert main(["status", str(tmp_path / "nosuch.zarr")]) == 2
     assert "store not found" in _one_line(capsys)
+
+
+def test_a_report_into_a_folder_whose_figures_are_a_link_elsewhere(real_stores, tmp_path):
+    """The tables are staged inside DIR and moved in; figures and audio are written in place,
+    so a DIR/figures that links to other storage keeps working (a staged folder moved onto
+    the link was a NotADirectoryError traceback halfway through the move)."""
+    out, elsewhere = tmp_path / "rep", tmp_path / "big"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "stores.json").write_text("[]")  # an earlier report's
+    (out / "figures").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "run",
+                 "--quiet"]) == 0
+    assert (out / "figures").is_symlink() and any(elsewhere.rglob("*.png"))
+    assert (out / "pairs.csv").is_file() and not list(out.glob(".partial-*"))
