@@ -370,9 +370,13 @@ def _submit_all(client: Any, handle: ClusterHandle | None, tasks: list[Task],
               "pending": counts["pending"] - (len(todo) - retrying)}
     progress = Progress(len(todo), counts, out, opts.progress_interval, opts.quiet)
     d = Dispatch(client, handle, manifest, where, path, recorder, opts, out, run_id)
-    futures = as_completed([d.submit(t) for t in tasks], with_results=False)
-    watching = handle.watch.start(client, handle.cluster) if handle and handle.watch else None
-    try:
+    futures = as_completed([], with_results=False)
+    watching = None
+    try:  # (a Ctrl-C while tasks are still being submitted waits for those running too)
+        for task in tasks:
+            futures.add(d.submit(task))
+        watching = handle.watch.start(client, handle.cluster) if handle and handle.watch \
+            else None
         d.collect(futures, progress)
     except KeyboardInterrupt:
         d.flush()

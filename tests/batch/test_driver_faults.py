@@ -146,3 +146,33 @@ def test_a_second_interrupt_stops_at_once(tmp_path):
     assert "Ctrl-C again to stop now" in out
     assert not (store / LOCK_NAME).exists()
     assert main(["verify", str(store)]) == 0
+
+
+def test_a_ctrl_c_while_tasks_are_still_being_submitted_waits_for_the_running_ones(
+        tmp_path, capsys, monkeypatch):
+    """A Ctrl-C in the first seconds of a run (tasks still being submitted) skipped the grace
+    wait: the running tasks were cancelled and their worker killed."""
+    from hpc_nst.batch import dispatch
+
+    real = dispatch.Dispatch.submit
+    calls = []
+
+    def submit(self, task):  # noqa: ANN001, ANN202
+        calls.append(task)
+        if len(calls) == 3:  # the first task is running by now: then the interrupt
+            deadline = time.time() + 60
+            while time.time() < deadline and not self.client.processing().get(
+                    next(iter(self.client.scheduler_info()["workers"]), None)):
+                time.sleep(0.1)
+            time.sleep(1.0)
+            raise KeyboardInterrupt
+        return real(self, task)
+
+    monkeypatch.setattr(dispatch.Dispatch, "submit", submit)
+    manifest = _manifest(tmp_path)
+    store = tmp_path / "s.zarr"
+    assert main([*_args(manifest, store)[:-6], "--set", "iterations=150", *SETS[2:]]) == 130
+    out = capsys.readouterr()
+    assert "waiting up to 60 s for" in out.out + out.err
+    assert int((xr.open_zarr(store).status.values == 1).sum()) >= 1  # the running one
+    assert not (store / LOCK_NAME).exists()
