@@ -92,9 +92,10 @@ class Dispatch:
         self.shard_of[key] = task.shard
         spec = _spec(task, self.manifest, self.where, self.path, self.opts.device,
                      self.threads, self.slots, self.store_inode)
-        self.by_key[key] = task
-        return self.client.submit(run_task, spec, key=key, resources=self.resources,
-                                  retries=DASK_RETRIES, pure=False)
+        future = self.client.submit(run_task, spec, key=key, resources=self.resources,
+                                    retries=DASK_RETRIES, pure=False)
+        self.by_key[key] = task  # only once submitted: an interrupt inside submit leaves no
+        return future  # key that the grace wait would wait for in vain
 
     def wind_down(self, futures: Any, progress: Progress) -> None:
         """After an interrupt: cancel the tasks no worker has started, and record those that

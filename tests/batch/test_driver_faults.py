@@ -176,3 +176,30 @@ def test_a_ctrl_c_while_tasks_are_still_being_submitted_waits_for_the_running_on
     assert "waiting up to 60 s for" in out.out + out.err
     assert int((xr.open_zarr(store).status.values == 1).sum()) >= 1  # the running one
     assert not (store / LOCK_NAME).exists()
+
+
+def test_a_ctrl_c_inside_a_submission_does_not_wait_the_whole_grace(tmp_path, capsys,
+                                                                     monkeypatch):
+    """The task was registered before the scheduler had it: interrupted inside the submit,
+    the grace wait counted it as running and waited out the whole --grace for it."""
+    import distributed
+
+    real = distributed.Client.submit
+    calls: list[float] = []
+
+    def submit(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if kwargs.get("key", "").startswith("hpc-nst") or calls:
+            calls.append(time.time())
+            if len(calls) == 2:
+                time.sleep(1.0)  # the first task starts
+                raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "submit", submit)
+    manifest = _manifest(tmp_path)
+    store = tmp_path / "s.zarr"
+    args = [*_args(manifest, store)[:-6], "--set", "iterations=60", *SETS[2:], "--grace", "30"]
+    assert main(args) == 130
+    assert time.time() - calls[1] < 20  # the running task's seconds, not the 30 s grace
+    out = capsys.readouterr()
+    assert "for 1 running task(s)" in out.out + out.err
