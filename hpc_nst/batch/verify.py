@@ -12,7 +12,6 @@ checked for readability and lengths only, and said to be so.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +85,6 @@ def verify_store(path: str | Path) -> VerifyResult:
     except st.StoreError as exc:  # an array's metadata lost: nothing of it can be checked
         res.store_problems.append(str(exc))
         return res
-    res.store_problems += _lost_chunks(root, path, status, samples, sums)
     unknown = np.flatnonzero((status < 0) | (status > st.FAILED))
     for i in unknown:
         res.bad[int(i)] = f"unknown status code {int(status[i])}"
@@ -120,35 +118,6 @@ def verify_store(path: str | Path) -> VerifyResult:
             continue
         res.checked += 1
     return res
-
-
-def _lost_chunks(root: Any, path: Path, status: np.ndarray, samples: np.ndarray,
-                 sums: np.ndarray | None) -> list[str]:
-    """Bookkeeping chunks whose file is gone while their rows hold results: a lost
-    ``status`` chunk reads as "pending" (the pairs looked never run), a lost ``checksum``
-    chunk as "written by an earlier release" (the pairs looked unverifiable but fine)."""
-    problems = []
-    for name, holds in (("status", samples > 0),
-                        ("checksum", status == st.DONE if sums is not None else None)):
-        if holds is None:
-            continue
-        arr = st.array(root, name)
-        meta = json.loads((path / name / "zarr.json").read_text())
-        if meta.get("chunk_key_encoding") != {"name": "default",
-                                              "configuration": {"separator": "/"}}:
-            continue  # (every store this tool writes has it; another layout is not guessed)
-        step = int((getattr(arr, "shards", None) or arr.chunks)[0])
-        for k, first in enumerate(range(0, len(holds), step)):
-            rows = holds[first: first + step]
-            if rows.any() and not (path / name / "c" / str(k)).exists():
-                problems.append(
-                    f"array {name!r} lost the data of rows {first}-{first + len(rows) - 1} "
-                    f"(no file {name}/c/{k}) while {int(rows.sum())} of those pairs hold "
-                    "results: " + ("their status reads 'pending'" if name == "status" else
-                                   "their checksums read as never written")
-                    + "; restore the store from a copy, or rerun the manifest into a new "
-                    "store")
-    return problems
 
 
 def _decodes(arr: Any, where: tuple[Any, ...], store: Path) -> np.ndarray | None:

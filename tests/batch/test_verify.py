@@ -224,14 +224,3 @@ def test_a_folder_that_is_no_store_is_a_usage_error_a_store_without_its_root_is_
     (store / "zarr.json").unlink()
     assert main(["verify", str(store)]) == 1  # its arrays are there: damage, said as such
     assert "cannot open the store" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("array", ["status", "checksum"])
-def test_a_lost_bookkeeping_chunk_is_found(tmp_path, audio_dir, capsys, array):
-    """A deleted status chunk read as "0 done pair(s)", a deleted checksum chunk as "written
-    by an earlier release": verify passed both with exit 0."""
-    store, _, _ = _done_store(tmp_path, audio_dir)
-    (store / array / "c" / "0").unlink()
-    code, res = _verify(store, capsys)
-    assert code == 1
-    assert any(f"array {array!r} lost the data of rows 0-" in p for p in res["store_problems"])
