@@ -52,9 +52,15 @@ def input_stamp(pair: Any, cache: dict[Path, str] | None = None) -> str:
     """``size:mtime_ns`` of the pair's content and style files ("|"-joined; "" for a file
     that is not there). The target is left out: the transfer never reads it. ``cache``:
     one ``stat`` per file however many pairs share it."""
+    return files_stamp((pair.content_path, pair.style_path), cache)
+
+
+def files_stamp(paths: tuple[Any, ...], cache: dict[Path, str] | None = None) -> str:
+    """:func:`input_stamp` of the files ``paths`` (a manifest pair's, or a stored pair's
+    resolved content and style)."""
     cache = {} if cache is None else cache
     parts = []
-    for path in (pair.content_path, pair.style_path):
+    for path in paths:
         if path not in cache:
             try:
                 info = os.stat(path)

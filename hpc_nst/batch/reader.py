@@ -18,13 +18,12 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpc_nst.batch import store as st
-from hpc_nst.batch.locations import input_stamp, stamps_differ
+from hpc_nst.batch.locations import files_stamp, stamps_differ
 from hpc_nst.errors import UsageError
 
 if TYPE_CHECKING:
@@ -208,8 +207,7 @@ class InputChanges:
         """Whether ``pair`` is done and its inputs changed since (then counted)."""
         if self.stamps is None or pair.status != "done":
             return False
-        now = input_stamp(SimpleNamespace(content_path=pair.content, style_path=pair.style),
-                          self.seen)
+        now = files_stamp((pair.content, pair.style), self.seen)
         if not stamps_differ(self.stamps[pair.index], now):
             return False
         self.ids.append(pair.pair_id)
@@ -220,6 +218,14 @@ class InputChanges:
                 f"since (size or modification time; e.g. {', '.join(self.ids[:3])}): the "
                 "content and style named for them are not the audio they were made from; "
                 "rerun hpc-nst run with --recompute-changed")
+
+
+def check_label_files(paths: Sequence[Path]) -> None:
+    """Refuse a ``--labels`` file that is not there (before any work)."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise UsageError(f"--labels {path}: file not found (a CSV of pair_id and "
+                             "content_label and/or style_label)")
 
 
 def pair_ids(info: StoreInfo) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpc_nst.cli.run_cmd import device_arg
+from hpc_nst.cli.args import device_arg
 from hpc_nst.cli.transfer_cmd import add_job_arguments
 from hpc_nst.config import load_job, parse_overrides
 

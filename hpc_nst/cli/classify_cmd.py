@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hpc_nst.cli.run_cmd import device_arg
+    from hpc_nst.cli.args import device_arg
 
     p = sub.add_parser(
         "classify",

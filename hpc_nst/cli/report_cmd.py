@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpc_nst.batch.reader import check_label_files
     from hpc_nst.cli import UserError
     from hpc_nst.cli.args import stop_on_sigterm
     from hpc_nst.report.build import ReportOptions, build_report, stderr_progress
@@ -77,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
         if s.resolve() in seen:
             raise UserError(f"{s}: given twice (each store is one job of the report)")
         seen.add(s.resolve())
-    for labels in args.labels:
-        if not labels.is_file():
-            raise UserError(f"--labels {labels}: file not found (a CSV of pair_id and "
-                            "content_label and/or style_label)")
+    check_label_files(args.labels)
     if args.inputs_dir is not None and not args.inputs_dir.is_dir():
         raise UserError(f"--inputs-dir {args.inputs_dir}: "
                         + ("not a folder" if args.inputs_dir.exists() else "no such folder"))

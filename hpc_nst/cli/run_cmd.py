@@ -12,12 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hpc_nst.cli.args import (  # noqa: F401 (re-exported)
-    DEVICE_RE,
-    TERM_EXIT,
-    device_arg,
-    warn_unread,
-)
+from hpc_nst.cli.args import TERM_EXIT, device_arg, warn_unread
 from hpc_nst.cli.transfer_cmd import add_job_arguments
 from hpc_nst.config import load_job, parse_overrides
 
@@ -205,8 +200,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
     check_local_device(args.device, args.cluster)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
-    cfg = load_job(args.job, parse_overrides(args.overrides))
-    warn_unread(cfg, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    cfg = load_job(args.job, overrides)
+    warn_unread(cfg, overrides)
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       recompute_changed=args.recompute_changed,

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_nst.cli.run_cmd import count_arg, device_arg
+from hpc_nst.cli.args import device_arg
+from hpc_nst.cli.run_cmd import count_arg
 
 if TYPE_CHECKING:
     import torch

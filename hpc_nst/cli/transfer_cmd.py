@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.engine.methods import run_method
     from hpc_nst.report.figures import pair_figure
 
-    cfg = load_job(args.job, parse_overrides(args.overrides))
-    warn_unread(cfg, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    cfg = load_job(args.job, overrides)
+    warn_unread(cfg, overrides)
     pick_device(args.device)  # a CUDA device this machine lacks: said now, for any method
     check_outputs(args)
     stft = cfg.stft

@@ -17,6 +17,7 @@ from hpc_nst.batch.reader import (
     LABEL_COLUMNS,
     InputChanges,
     StoreInfo,
+    check_label_files,
     iter_pairs,
     metadata_names,
     pair_ids,
@@ -144,7 +145,6 @@ def report_label(report: Path, info: StoreInfo) -> str:
     job digest). A report from before ``stores.json`` is matched by the label alone."""
     import logging
 
-    from hpc_nst.errors import UsageError
     from hpc_nst.report import STORES_NAME
 
     if not report.is_dir():
@@ -178,7 +178,6 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
         return {}
     import pandas as pd
 
-    from hpc_nst.errors import UsageError
 
     if (report / "pairs.parquet").is_file():
         table = pd.read_parquet(report / "pairs.parquet")
@@ -216,10 +215,7 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     beside it (``hpc-nst dataset triplets`` writes one) and the ``labels`` CSVs, as in the
     report; a label no pair has is left out."""
     metrics = report_metrics(report, report_label(report, info) if report else info.label)
-    for extra in labels or []:
-        if not extra.is_file():
-            raise UsageError(f"--labels {extra}: file not found (a CSV of pair_id and "
-                             "content_label and/or style_label)")
+    check_label_files(labels or [])
     found = read_labels(info.manifest, list(labels or []),
                         pair_ids(info)
                         if labels else None)

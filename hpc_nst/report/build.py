@@ -249,10 +249,8 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
         failures = csv.writer(fail_fh, lineterminator="\n")
         failures.writerow(["job", "pair_id", "error"])
         for info in infos:
-            evaluator.labels = read_labels(
-                info.manifest, opts.labels,
-                pair_ids(info)
-                if opts.labels else None)
+            evaluator.labels = read_labels(info.manifest, opts.labels,
+                                           pair_ids(info) if opts.labels else None)
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             changes = InputChanges(info, opts.inputs_dir)
