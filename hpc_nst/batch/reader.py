@@ -286,10 +286,12 @@ def _resolve(base: Path | None, rel: str) -> Path | None:
 
 
 def _status_names(codes: np.ndarray) -> np.ndarray:
-    """Status codes as names (``"?"`` for a code this version does not know)."""
-    names = np.asarray((*st.STATUS_NAMES, "?"), dtype=object)
+    """Status codes as names: ``"lost"`` where the status chunk is missing (st.LOST), ``"?"``
+    for a code this version does not know."""
+    names = np.asarray((*st.STATUS_NAMES, "lost", "?"), dtype=object)
     codes = np.asarray(codes, dtype=np.int64)
-    return names[np.where((codes >= 0) & (codes < len(st.STATUS_NAMES)), codes, -1)]
+    known = (codes >= 0) & (codes < len(st.STATUS_NAMES))
+    return names[np.where(known, codes, np.where(codes == st.LOST, -2, -1))]
 
 
 def _batch_pairs(started: np.ndarray, recorded: np.ndarray | None, first: int,

@@ -236,9 +236,13 @@ def run_batch(
 def _plan(manifest: Manifest, root: Any, where: list[int], recorder: Recorder,
           opts: RunOptions) -> tuple[list[int], int]:
     """Store indices to run now, and how many were already done."""
-    from hpc_nst.batch.store import DONE, FAILED
+    from hpc_nst.batch.store import DONE, FAILED, LOST
 
     status = recorder.status
+    lost = int((status == LOST).sum())
+    if lost:
+        log.warning("%d pair(s) have lost their status (a missing file of the store's 'status' "
+                    "array): they are computed again (hpc-nst verify names them)", lost)
     todo, skipped = [], 0
     for i, k in enumerate(where):
         pair = manifest.pairs[k]

@@ -52,6 +52,10 @@ KINDS = ("content", "style", "init", "output")
 TIMINGS = ("load_s", "features_s", "optimise_s", "griffin_lim_s", "ms_per_iteration",
            "write_s", "started_at", "finished_at")
 PENDING, DONE, FAILED = 0, 1, 2
+#: The status fill value of stores made since 2026-12-07: never written, so a ``status`` chunk
+#: is never all fill and zarr never deletes its file; a missing chunk file reads back as LOST
+#: (``hpc-nst verify`` names it, a rerun redoes the pair). Earlier stores fill with PENDING.
+LOST = -1
 STATUS_NAMES = ("pending", "done", "failed")
 FRAME_CHUNK, FRAME_SHARD = 256, 4096  # 2.56 s inner chunks, shards of at most ~41 s
 SAMPLE_CHUNK, SAMPLE_SHARD = 65536, 16 * 65536  # ~4 s inner chunks, shards of at most ~65 s
@@ -265,7 +269,7 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
           description="id of the batch the pair last ran in (its first pair's index)")
     small("batch_pairs", ["pair"], None, "int32", 0,
           description="pairs optimised together in that batch")
-    small("status", ["pair"], status, "int8", PENDING, flag_values=[PENDING, DONE, FAILED],
+    small("status", ["pair"], status, "int8", LOST, flag_values=[PENDING, DONE, FAILED],
           flag_meanings=" ".join(STATUS_NAMES))
     fs = min(_roundup(layout.frames, FRAME_CHUNK), FRAME_SHARD)
     root.create_array(

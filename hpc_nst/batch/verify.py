@@ -4,7 +4,8 @@ For each done pair: its bulk data is read back (audio ``[:samples]``, each spect
 ``[:, :frames]``, loss ``[:, :records]``) and hashed as the worker hashed it when writing
 (:func:`hpc_nst.batch.writer.pair_checksum`); a chunk that cannot be decoded (truncated,
 corrupted), an array or chunk that is missing (read back as fill values), lengths beyond the
-store's capacity and a pair marked done without data or checksum are all reported, per pair,
+store's capacity, a pair marked done without data or checksum and a status whose chunk file
+is missing (stores made since the status fill became ``LOST``) are all reported, per pair,
 with the reason. ``repair`` resets those pairs to pending (under the store's lock) so that the
 next ``hpc-nst run`` redoes them. Pairs of stores written before checksums existed are
 checked for readability and lengths only, and said to be so.
@@ -85,7 +86,10 @@ def verify_store(path: str | Path) -> VerifyResult:
     except st.StoreError as exc:  # an array's metadata lost: nothing of it can be checked
         res.store_problems.append(str(exc))
         return res
-    unknown = np.flatnonzero((status < 0) | (status > st.FAILED))
+    for i in np.flatnonzero(status == st.LOST):
+        res.bad[int(i)] = ("its status is lost (the file of the 'status' chunk holding it is "
+                           "missing): whether it was done is not known")
+    unknown = np.flatnonzero(((status < 0) & (status != st.LOST)) | (status > st.FAILED))
     for i in unknown:
         res.bad[int(i)] = f"unknown status code {int(status[i])}"
     for i in np.flatnonzero(status == st.DONE):
@@ -105,6 +109,10 @@ def verify_store(path: str | Path) -> VerifyResult:
             res.bad[i] = f"unreadable data ({type(exc).__name__}: {exc})"
             continue
         want = str(sums[i]) if sums is not None else ""
+        if sums is not None and not want:  # every done pair of such a store has one
+            res.bad[i] = ("marked done but its checksum is missing (the file of the "
+                          "'checksum' chunk holding it is lost?): its data cannot be checked")
+            continue
         if not want:
             res.unchecked += 1
             if not np.abs(audio).any():

@@ -50,6 +50,7 @@ def collect(path: Path) -> dict[str, Any]:
     errors, attempts = table["error"].to_numpy(), table["attempts"].to_numpy()
     devices = table["device"].to_numpy()
     done, failed = status == "done", status == "failed"
+    lost = status == "lost"  # the status chunk's file is missing (see hpc-nst verify)
     pending = ~(done | failed)
     t = {k: table[k].to_numpy(dtype=float) for k in
          ("features_s", "optimise_s", "griffin_lim_s", "finished_at")}
@@ -89,7 +90,8 @@ def collect(path: Path) -> dict[str, Any]:
         "done": int(done.sum()), "failed": int(failed.sum()), "pending": int(pending.sum()),
         # a pending pair with a note was reset to run again (verify --repair,
         # --recompute-changed); without one, it was started and not finished
-        "started_not_finished": int((pending & (attempts > 0) & (errors == "")).sum()),
+        "started_not_finished": int((pending & ~lost & (attempts > 0) & (errors == "")).sum()),
+        "lost": int(lost.sum()),
         "reset": int((pending & (errors != "")).sum()),
         "retried": int((attempts > 1).sum()),
         "devices": {str(d): int(n) for d, n in zip(*np.unique(devices[done].astype(str),
@@ -284,7 +286,9 @@ def show(info: dict[str, Any], failures: str, out: Any = None) -> None:
           + (f" ({info['started_not_finished']} started but not finished)"
              if info["started_not_finished"] else "")
           + (f" ({info['reset']} reset to run again: verify --repair or "
-             "--recompute-changed)" if info.get("reset") else ""))
+             "--recompute-changed)" if info.get("reset") else "")
+          + (f" ({info['lost']} whose status is lost: see hpc-nst verify)"
+             if info.get("lost") else ""))
     if info["retried"]:
         print(f"  {info['retried']} pair(s) needed more than one attempt")
     if info["devices"]:

@@ -224,3 +224,37 @@ def test_a_folder_that_is_no_store_is_a_usage_error_a_store_without_its_root_is_
     (store / "zarr.json").unlink()
     assert main(["verify", str(store)]) == 1  # its arrays are there: damage, said as such
     assert "cannot open the store" in capsys.readouterr().out
+
+
+def test_a_lost_status_or_checksum_chunk_is_found_and_a_rerun_restores_the_bits(
+        tmp_path, audio_dir, capsys):
+    """The file of a driver-written chunk deleted: with ``status`` every pair read back as
+    pending ("0 done pairs", exit 0); with ``checksum`` as written by an earlier release. Now
+    named, and no false alarm where every pair is pending again (zarr drops a chunk that is
+    all fill: status fills with LOST, which is never written)."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    before = _audio(store)
+    root = st.open_root(store, mode="r+")
+    status = root["status"][:]
+    root["status"][:] = np.full_like(status, st.PENDING)  # as --repair of every pair does
+    assert (store / "status" / "c" / "0").exists()
+    code, res = _verify(store, capsys)
+    assert code == 0 and res["ok"] and res["done"] == 0
+    root["status"][:] = status
+
+    (store / "status" / "c" / "0").unlink()
+    code, res = _verify(store, capsys)
+    assert code == 1 and set(res["bad"]) == set(before)
+    assert all("its status is lost" in p for p in res["bad"].values())
+    assert main(["status", str(store)]) == 0
+    assert "(4 whose status is lost: see hpc-nst verify)" in capsys.readouterr().out
+    _rerun_restores(manifest, store, before, capsys)  # no --repair needed: redone
+
+    (store / "checksum" / "c" / "0").unlink()
+    code, res = _verify(store, capsys)
+    assert code == 1 and res["unchecked"] == 0 and set(res["bad"]) == set(before)
+    assert all("its checksum is missing" in p for p in res["bad"].values())
+    assert main(["verify", str(store), "--repair"]) == 0
+    _rerun_restores(manifest, store, before, capsys)
