@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--crop", type=float, default=1.28,
-                   help="training crop length in seconds (default 1.28)")
+                   help="training crop length in seconds (default 1.28; at most 2.57, the clips' length)")
     p.add_argument("--seed", type=count_arg(0), default=0, help="seed (default 0)")
     p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
                    help="cpu, cuda, cuda:N or auto (default)")
@@ -134,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
             or args.lr <= 0:
         raise UserError(f"--crop and --lr must be positive numbers (got {args.crop:g} and "
                         f"{args.lr:g})")
+    from hpc_nst.train.cache import CLIP_FRAMES
+
+    longest = CLIP_FRAMES * STFTConfig().hop_length / STFTConfig().sample_rate
+    if args.crop > longest + 1e-9:
+        raise UserError(f"--crop {args.crop:g}: the training clips are cut to {longest:g} s "
+                        f"when read, so a crop can be at most {longest:g} s (a longer one "
+                        "would be padding)")
     check_output(args)
     if args.evaluate is not None and not args.evaluate.is_file():  # before the data is read
         raise UserError(f"--evaluate {args.evaluate}: checkpoint not found")

@@ -266,3 +266,6 @@ def test_a_diverging_training_stops_with_an_error_and_a_bad_rate_is_refused(
     for bad in ("nan", "inf"):
         assert main(["train", str(tiny_gm), "-o", str(out), "--lr", bad, *cache_dir]) == 2
         assert "--crop and --lr must be positive numbers" in capsys.readouterr().err
+    # a crop longer than the clips (cut to 2.57 s when read) would be padding: refused first
+    assert main(["train", str(tiny_gm), "-o", str(out), "--crop", "100", *cache_dir]) == 2
+    assert "--crop 100: the training clips are cut to 2.57 s" in capsys.readouterr().err
