@@ -23,7 +23,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as exc:  # named by the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -76,6 +79,9 @@ def check_output_file(path: Path, flag: str, what: str, example: str) -> None:
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    reason = unwritable_reason(path.parent)
+    if reason:
+        raise UsageError(f"{flag} {path}: cannot write there: {reason}")
 
 
 def highest_missing(path: Path) -> Path | None:

@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--crop", type=float, default=1.28,
-                   help="training crop length in seconds (default 1.28; at most 2.57, the clips' length)")
+                   help="training crop length in seconds (default 1.28; at most 2.57, the "
+                        "clips' length)")
     p.add_argument("--seed", type=count_arg(0), default=0, help="seed (default 0)")
     p.add_argument("--device", default="auto", type=device_arg, metavar="auto|cpu|cuda[:N]",
                    help="cpu, cuda, cuda:N or auto (default)")
