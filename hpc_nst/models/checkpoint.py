@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pickle
 import threading
 import warnings
 from pathlib import Path
@@ -52,10 +53,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # (every checkpoint hpc-nst writes is a torch zip)
+        raise CheckpointError(f"{path}: not a checkpoint: not a PyTorch zip file, or one cut "
+                              "short (no zip directory at its end); give a file written by "
+                              "hpc-nst train, or copy it again")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: not an hpc_nst checkpoint: it holds Python objects "
+                              "beyond tensors, which are not loaded, for safety (torch.load "
+                              "weights_only)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged archive member, ...
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); copy it again or retrain") from None
     if not isinstance(payload, dict) or payload.get("format") != "hpc_nst.checkpoint/1":
         raise CheckpointError(f"{path}: not an hpc_nst checkpoint (missing format tag)")
     return payload

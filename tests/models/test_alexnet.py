@@ -65,8 +65,22 @@ def test_checkpoint_roundtrip_and_mismatches(tmp_path):
     with pytest.raises(CheckpointError, match="different STFT settings: n_fft=512"):
         load_checkpoint(path, STFTConfig(n_fft=1024))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a checkpoint: not a PyTorch zip"):
         load_checkpoint(tmp_path / "junk.pt")
+    raw = path.read_bytes()  # cut short in a copy: said so, not "(105)"
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt: not a checkpoint: .* or one cut short"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"format": "hpc_nst.checkpoint/1", "x": Exception("any object")},
+               tmp_path / "obj.pt")
+    with pytest.raises(CheckpointError, match="holds Python objects beyond tensors"):
+        load_checkpoint(tmp_path / "obj.pt")
+    damaged = bytearray(raw)  # a member's bytes changed, the zip directory intact
+    at = raw.index(b"data.pkl") + 40
+    damaged[at: at + 16] = bytes(16)
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="damaged.pt: (damaged checkpoint|not an hpc_nst)"):
+        load_checkpoint(tmp_path / "damaged.pt")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
 
