@@ -39,9 +39,19 @@ COMMANDS = (
 UserError = UsageError
 
 
+class _Plain(logging.Formatter):
+    """Without ``-v`` the console shows warnings as a command's own messages are shown
+    (``hpc-nst: warning: ...``); ``-v`` and the log file keep time, level and logger."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"hpc-nst: {record.levelname.lower()}: {record.getMessage()}" + (
+            "\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
 def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
-    """Send the ``hpc_nst`` loggers to stderr (warnings; ``-v`` info, ``-vv`` debug) and, with
-    ``log_file``, everything from info up to that file as well."""
+    """Send the ``hpc_nst`` loggers to stderr (warnings, as ``hpc-nst: warning: ...``; ``-v``
+    info, ``-vv`` debug, each with time and logger) and, with ``log_file``, everything from
+    info up to that file as well."""
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for h in list(log.handlers):
@@ -50,7 +60,7 @@ def setup_logging(verbose: int = 0, log_file: Path | None = None) -> None:
             h.close()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
-    console.setFormatter(fmt)
+    console.setFormatter(fmt if verbose else _Plain())
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from hpc_nst.fsutil import atomic_write_text
 if TYPE_CHECKING:
     from hpc_nst.config import JobConfig
     from hpc_nst.engine.transfer import TransferResult
+
+log = logging.getLogger(__name__)
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
     pick_device(args.device)  # a CUDA device this machine lacks: said now, for any method
     check_outputs(args)
     stft = cfg.stft
+    log.info("job %s: method %s, digest %s", args.job or "(default)", cfg.method, cfg.digest())
     content = load_audio(args.content, stft.sample_rate, min_samples=stft.win_length)
     style = load_audio(args.style, stft.sample_rate, min_samples=stft.win_length)
+    log.info("content %s: %.2f s, style %s: %.2f s (at %d Hz)", args.content,
+             len(content) / stft.sample_rate, args.style, len(style) / stft.sample_rate,
+             stft.sample_rate)
     for role, path, audio in (("content", args.content, content), ("style", args.style, style)):
         if is_silent(audio):  # it runs (no NaN), but says so
             print(f"hpc-nst transfer: warning: the {role} {path} is silent after mixing to "
@@ -136,8 +143,11 @@ def run(args: argparse.Namespace) -> int:
         "spectral_convergence": result.spectral_convergence,
         "losses": {k: v.tolist() for k, v in result.losses.items()},
     }
+    log.info("ran on %s: %s", result.device, ", ".join(
+        f"{k} {v:.3g}" for k, v in result.timings.items() if isinstance(v, float)))
     write_audio(args.output, result.audio, stft.sample_rate)  # the result first
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=1))
+    log.info("wrote %s and %s", args.output, args.output.with_suffix(".json"))
     if args.figure:  # (a method that does not optimise: no initial-noise panel)
         pair_figure({"init": result.init, "content": result.content, "style": result.style,
                      "output": result.output}, args.figure, stft,

@@ -206,3 +206,24 @@ def test_a_silent_style_and_unread_settings(wav_pair, tmp_path, capsys, caplog):
                  "--job", "eq", "--set", "iterations=3", "--set", "seed=2"]) == 0
     assert "--set iterations: method eq does not optimise and never reads it" in caplog.text
     assert "seed" not in caplog.text.split("--set iterations")[1].split("\n")[0].split(":")[0]
+
+
+def test_verbose_logs_each_stage_and_warnings_read_as_the_commands_own(wav_pair, tmp_path,
+                                                                       capsys):
+    """-v said nothing more for transfer; a warning of a logger printed a timestamp and a
+    module path where the command's own messages read "hpc-nst ...: warning: ..."."""
+    content, style = wav_pair
+    out = tmp_path / "o.wav"
+    assert main(["-v", "transfer", str(content), str(style), "-o", str(out), "--quiet",
+                 *TINY]) == 0
+    err = capsys.readouterr().err
+    for line in ("INFO hpc_nst.cli.transfer_cmd: job (default): method nst, digest",
+                 f"content {content}: 0.60 s, style {style}: 0.50 s (at 16000 Hz)",
+                 "ran on cpu: features_s",
+                 f"wrote {out} and {out.with_suffix('.json')}"):
+        assert line in err, line
+    assert main(["transfer", str(content), str(style), "-o", str(tmp_path / "eq.wav"),
+                 "--quiet", "--job", "eq", "--set", "iterations=3"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("hpc-nst: warning: --set iterations: method eq does not optimise")
+    assert "INFO" not in err
