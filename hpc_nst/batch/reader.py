@@ -394,6 +394,10 @@ def iter_pairs(info: StoreInfo, inputs_dir: Path | None = None, with_audio: bool
                     pair.spectral_convergence = (float(meta["spectral_convergence"][j])
                                                  if pair.records > 0 else math.nan)
                     pair.unreadable = broken.get(k, "")
+                    if sums is not None and not pair.checksum and not pair.unreadable:
+                        # every done pair of a store with checksums has one: its chunk is lost
+                        pair.unreadable = ("its checksum is missing, so its audio cannot be "
+                                           "checked (a lost file of the 'checksum' array)")
                     pair.losses = loss[k] if loss is not None and not pair.unreadable else None
                     if audio is not None and not pair.unreadable:
                         pair.audio = audio[k, : int(samples[k])]

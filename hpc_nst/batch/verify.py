@@ -223,7 +223,9 @@ def check_audio(info: StoreInfo, pair: Any, skip_bad: bool) -> bool:
     without it such a pair stops the export or report (it would publish corrupted data)."""
     from hpc_nst.errors import StoreError
 
-    if pair.unreadable:
+    if pair.unreadable.startswith("its checksum"):
+        message = f"{info.path}: pair {pair.pair_id}: {pair.unreadable}"
+    elif pair.unreadable:
         message = (f"{info.path}: pair {pair.pair_id}: its data cannot be read "
                    f"({pair.unreadable})")
     elif pair.audio is None or audio_matches(pair.checksum, pair.audio) is not False:

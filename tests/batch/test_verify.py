@@ -256,5 +256,12 @@ def test_a_lost_status_or_checksum_chunk_is_found_and_a_rerun_restores_the_bits(
     code, res = _verify(store, capsys)
     assert code == 1 and res["unchecked"] == 0 and set(res["bad"]) == set(before)
     assert all("its checksum is missing" in p for p in res["bad"].values())
+    # export and report do not take audio they cannot check (they took it without a word)
+    assert main(["export", str(store), "-o", str(tmp_path / "x"), "--format", "wav"]) == 2
+    assert "its checksum is missing, so its audio cannot be checked" in \
+        capsys.readouterr().err
+    assert main(["report", str(store), "-o", str(tmp_path / "r"), "--metrics", "run",
+                 "--quiet"]) == 2
+    assert "its checksum is missing" in capsys.readouterr().err
     assert main(["verify", str(store), "--repair"]) == 0
     _rerun_restores(manifest, store, before, capsys)
