@@ -139,6 +139,10 @@ def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest
             raise st.StoreError(f"{path}: the store cannot be put there ({exc.strerror}; a "
                                 "mount point or a link?); choose a new path for -o (e.g. "
                                 f"{path / 'batch.zarr'})") from exc
+        if exc.errno in _DISK_ERRNOS:
+            raise st.StoreError(f"{path}: cannot create the store ({exc.strerror or exc}); "
+                                "free space (or make the filesystem writable) and rerun the "
+                                "same command: nothing was created") from None
         raise
     n_tasks = -(-len(order) // ppt)
     log.info("created %s: %d pairs in %d shard(s) of %d, job %s", path, len(order), n_tasks, ppt,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 from pathlib import Path
 
 
@@ -95,7 +97,14 @@ def run(args: argparse.Namespace) -> int:
         failures=args.failures, labels=args.labels, inputs_dir=args.inputs_dir,
         title=args.title, progress=None if args.quiet else stderr_progress)
     with stop_on_sigterm("report"):  # its temporary folder removed on the way out
-        result = build_report(args.stores, args.output, opts)
+        try:
+            result = build_report(args.stores, args.output, opts)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+                raise
+            raise UserError(f"{args.output}: cannot write the report ({os.strerror(exc.errno)}); "
+                            "free space (or make the filesystem writable) and rerun: the "
+                            "tables of an earlier report there are kept") from None
     for note in result.notes:
         print(f"note: {note}")
     done = sum(s.done for s in result.stores)
