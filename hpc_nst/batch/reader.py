@@ -98,6 +98,7 @@ def store_info(path: str | Path, label: str | None = None) -> StoreInfo:
     """Open ``path`` (a batch store) and describe it."""
     path = Path(path)
     root = st.open_root(path)
+    st.check_arrays(root)
     attrs = st.root_attrs(root)
     job = attrs.get("job", {})
     manifest = attrs.get("manifest", {}).get("path")

@@ -123,6 +123,7 @@ def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest
     store indices of rows corrected since they were invalid are appended to ``fixes``."""
     if exists:
         root = st.open_root(path, mode="r+")
+        st.check_arrays(root)
         st.check_job(path, root, cfg)
         return root, match_manifest(path, root, manifest, fixes)
     order = store_order(manifest.pairs)

@@ -70,6 +70,12 @@ OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "schedul
                    "device_name", "peak_memory_mb", "device_s", "wall_s", "checksum")
 
 
+#: Per-pair arrays naming each pair (made with the store, never rewritten by a run).
+IDENTITY_ARRAYS = ("pair", "content_path", "style_path", "params_digest", "seed")
+#: Arrays every batch store has, of any release.
+REQUIRED_ARRAYS = (*IDENTITY_ARRAYS, *(n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS),
+                   "spectrogram", "audio", "loss")
+
 
 def _compressor() -> zarr.codecs.ZstdCodec:
     return compressor()
@@ -401,6 +407,21 @@ def array(root: zarr.Group, name: str) -> zarr.Array:
                          f"{name!r} ({exc.strerror or exc})") from exc
     except Exception as exc:  # noqa: BLE001 - JSON, KeyError, a codec's: the same advice
         raise damaged(root, name, exc) from None
+
+
+def check_arrays(root: zarr.Group) -> None:
+    """A :class:`StoreError` naming the first array every store has that is missing or whose
+    metadata cannot be read, and pair ids lost (a missing chunk file reads back as "")."""
+    for name in REQUIRED_ARRAYS:
+        array(root, name)
+    ids = read_column(root, "pair")
+    lost = np.flatnonzero(ids == "")
+    if len(lost):
+        where = getattr(root.store, "root", "the store")
+        raise StoreError(f"{where}: the ids of {len(lost)} pair(s) (store rows {lost[0]}.."
+                         f"{lost[-1]}) are lost (a missing file under {Path(str(where)) / 'pair'}"
+                         "); restore the store from a backup or copy, or rerun the manifest "
+                         "into a new store")
 
 
 def damaged(root: zarr.Group, name: str, exc: BaseException) -> StoreError:

@@ -39,10 +39,72 @@ class VerifyResult:
     bad: dict[int, str] = field(default_factory=dict)  # store index -> problem
     store_problems: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    #: result arrays with damaged chunks -> their rows (repair writes them again)
+    broken: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.bad and not self.store_problems
+        return not self.bad and not self.store_problems and not self.broken
+
+
+def _pair_chunks(arr: Any) -> list[tuple[int, int]]:
+    step = int(arr.chunks[0])
+    return [(r0, min(r0 + step, arr.shape[0])) for r0 in range(0, arr.shape[0], step)]
+
+
+def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
+    """Decode every per-pair array chunk by chunk: an undecodable chunk of a driver-written
+    result array is repairable (``res.broken``: its rows' records are lost, the pairs are
+    computed again); of the arrays naming the pairs, or of ``status``, a store problem."""
+    for name in sorted(p.name for p in res.store.iterdir() if (p / "zarr.json").is_file()):
+        if name in BULK:
+            continue
+        try:
+            arr = root[name]
+            if (arr.metadata.dimension_names or (None,))[0] != "pair":
+                continue
+        except Exception as exc:  # noqa: BLE001 - its metadata does not parse
+            res.store_problems.append(str(st.damaged(root, name, exc)))
+            continue
+        for r0, r1 in _pair_chunks(arr):
+            try:
+                arr[r0:r1]
+            except OSError as exc:  # not damage: the file system (permissions, I/O)
+                res.store_problems.append(f"cannot read {name!r} rows {r0}..{r1 - 1} "
+                                          f"({exc.strerror or exc})")
+            except Exception as exc:  # noqa: BLE001 - a codec's error: the chunk is damaged
+                if name in st.RESULT_ARRAYS and name != "status":
+                    res.broken.setdefault(name, []).extend(range(r0, r1))
+                else:
+                    res.store_problems.append(str(st.damaged(root, name, exc)))
+
+
+def _tolerant(root: Any, name: str, res: VerifyResult) -> np.ndarray:
+    """The array ``name``, with fill values in the rows of its damaged chunks (res.broken)."""
+    arr = root[name]
+    if name not in res.broken:
+        return st.read_column(root, name)
+    out = np.full(arr.shape, arr.fill_value, dtype=object if arr.dtype.kind in "OTU"
+                  else arr.dtype)
+    bad = set(res.broken[name])
+    for r0, r1 in _pair_chunks(arr):
+        if r0 not in bad:
+            out[r0:r1] = arr[r0:r1]
+    return out
+
+
+def _rewrite_broken(root: Any, res: VerifyResult) -> None:
+    """Write the damaged chunks of result arrays again with fill values (their rows' records
+    are lost; the pairs are reset and computed again)."""
+    for name, rows in res.broken.items():
+        arr = root[name]
+        for r0, r1 in _pair_chunks(arr):
+            if r0 in rows:
+                key = arr.metadata.encode_chunk_key((r0 // int(arr.chunks[0]),
+                                                     *[0] * (arr.ndim - 1)))
+                (res.store / name / key).unlink(missing_ok=True)
+                log.warning("%s: removed the damaged chunk %s/%s (rows %d..%d)", res.store,
+                            name, key, r0, r1 - 1)
 
 
 def _read(root: Any, i: int, samples: int, frames: np.ndarray, records: int
@@ -64,21 +126,35 @@ def verify_store(path: str | Path) -> VerifyResult:
     except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
         res.store_problems.append(f"cannot open the store: {exc}")
         return res
-    for name in (*BULK, "status", "pair", "samples", "frames", "records"):
+    for name in st.REQUIRED_ARRAYS:
         if not st.has(root, name):
             res.store_problems.append(f"array {name!r} is missing")
+    if res.store_problems:
+        return res
+    _scan_bookkeeping(root, res)
     if res.store_problems:
         return res
     try:
         status = st.read_column(root, "status")
         res.ids = [str(x) for x in st.read_column(root, "pair")]
-        samples = st.read_column(root, "samples")
-        frames = st.read_column(root, "frames")
-        records = st.read_column(root, "records")
-        sums = st.read_column(root, "checksum") if "checksum" in root else None
+        samples, frames, records = (_tolerant(root, n, res) for n in
+                                    ("samples", "frames", "records"))
+        sums = _tolerant(root, "checksum", res) if "checksum" in root else None
     except Exception as exc:  # noqa: BLE001
         res.store_problems.append(f"per-pair metadata unreadable: {exc}")
         return res
+    if "" in res.ids:
+        lost = [i for i, x in enumerate(res.ids) if not x]
+        res.store_problems.append(
+            f"the ids of {len(lost)} pair(s) are lost (store rows {lost[0]}..{lost[-1]}; a "
+            "missing file under pair/): restore the store from a backup or copy, or rerun "
+            "the manifest into a new store")
+        return res
+    for name, rows in res.broken.items():
+        for i in rows:
+            if status[i] == st.DONE:
+                res.bad[int(i)] = (f"its record in {name!r} is unreadable (a damaged chunk "
+                                   "file of that array)")
     try:
         cap_s, cap_f, cap_r = (int(st.array(root, "audio").shape[1]),
                                int(st.array(root, "spectrogram").shape[3]),
@@ -184,10 +260,11 @@ def repair(res: VerifyResult) -> int:
     """Reset the bad pairs of ``res`` to pending (under the store's lock); returns how many.
     A shard file that does not decode as a whole is first rewritten with the rows that still
     read back (a rerun could not write into it), and any done pair it lost is reset too."""
-    if not res.bad:
+    if not res.bad and not res.broken:
         return 0
     with st.StoreLock(res.store):
         root = st.open_root(res.store, mode="r+")
+        _rewrite_broken(root, res)
         status = root["status"][:]
         error = st.read_column(root, "error")
         unreadable = {i for i, problem in res.bad.items() if problem.startswith("unreadable")}

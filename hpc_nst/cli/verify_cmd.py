@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                           "checked": res.checked, "verified": res.checked,
                           "bad_count": len(res.bad), "unchecked": res.unchecked,
                           "store_problems": res.store_problems,
+                          "damaged_records": {n: [min(r), max(r)] for n, r in res.broken.items()},
                           "bad": {res.ids[i]: p for i, p in res.bad.items()}}, indent=1))
     else:
         print(f"{res.store}: {res.done} done pair(s): {res.checked} verified by checksum"
@@ -51,16 +52,20 @@ def run(args: argparse.Namespace) -> int:
               + f", {len(res.bad)} bad")
         for problem in res.store_problems:
             print(f"  store: {problem}")
+        for name, rows in res.broken.items():
+            print(f"  store: per-pair array {name!r} rows {min(rows)}..{max(rows)} do not "
+                  "decode (a damaged chunk file): --repair writes them again, and the done "
+                  "pairs among them are computed again")
         for i, problem in sorted(res.bad.items()):
             print(f"  {res.ids[i] if i < len(res.ids) else i}: {problem}")
     if res.store_problems:
         return 1
-    if res.bad and args.repair:
+    if (res.bad or res.broken) and args.repair:
         n = repair(res)
         print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them",
               file=sys.stderr if args.json else sys.stdout)
         return 0
-    if res.bad:
+    if res.bad or res.broken:
         print("rerun with --repair to reset them to pending",
               file=sys.stderr if args.json else sys.stdout)
         return 1

@@ -265,3 +265,49 @@ def test_a_lost_status_or_checksum_chunk_is_found_and_a_rerun_restores_the_bits(
     assert "its checksum is missing" in capsys.readouterr().err
     assert main(["verify", str(store), "--repair"]) == 0
     _rerun_restores(manifest, store, before, capsys)
+
+
+def test_damaged_records_are_repaired_and_lost_ids_or_arrays_refused(tmp_path, audio_dir,
+                                                                     capsys):
+    """Garbage in a chunk of a result array (``attempts``) passed verify while the rerun
+    refused the store; a lost ``pair`` chunk passed verify and export wrote every output to
+    one file named ".wav"; a missing array was a KeyError traceback from run and status."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    before = _audio(store)
+    pristine = tmp_path / "pristine.zarr"
+    shutil.copytree(store, pristine)
+
+    chunk = store / "attempts" / "c" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[6:10] = b"\xff\xfe\xfd\xfc"
+    chunk.write_bytes(bytes(raw))
+    code, res = _verify(store, capsys)
+    assert code == 1 and res["damaged_records"] == {"attempts": [0, 3]}
+    assert all("its record in 'attempts' is unreadable" in p for p in res["bad"].values())
+    assert main(["verify", str(store), "--repair"]) == 0
+    _rerun_restores(manifest, store, before, capsys)
+
+    shutil.rmtree(store)
+    shutil.copytree(pristine, store)
+    (store / "pair" / "c" / "0").unlink()
+    code, res = _verify(store, capsys)
+    assert code == 1 and "the ids of 4 pair(s) are lost" in res["store_problems"][0]
+    for argv in (["export", str(store), "-o", str(tmp_path / "x")],
+                 ["status", str(store)]):
+        assert main(argv) == 2, argv
+        assert "the ids of 4 pair(s) (store rows 0..3) are lost" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert _run(manifest, store) == 2
+    assert "are lost" in capsys.readouterr().err
+
+    for name in ("loss", "attempts"):
+        shutil.rmtree(store)
+        shutil.copytree(pristine, store)
+        shutil.rmtree(store / name)
+        for argv in (["status", str(store)],):
+            assert main(argv) == 2, argv
+            assert f"its per-pair array {name!r} is missing" in capsys.readouterr().err
+        assert _run(manifest, store) == 2
+        assert f"its per-pair array {name!r} is missing" in capsys.readouterr().err
