@@ -6,7 +6,8 @@ file atomically (temporary name, then rename), so an interrupted export leaves c
 only, and rerunning it completes it with the same bytes as an uninterrupted one. Container
 formats are rewritten as a whole on each run (a store with more pairs done gives a bigger
 export); the audio files of a file-based export are kept from an earlier run only where they
-hold the same audio (the store's checksum, recorded in ``.export.files.json``). Files the
+hold the same audio (the store's checksum and the file's size, recorded in
+``.export.files.json``). Files the
 earlier export in the folder wrote and this one does not (pairs no longer exported, another
 format's with ``--overwrite``) are removed. An output folder holding another store's export
 is refused without ``--overwrite``.
@@ -80,14 +81,18 @@ class _AudioFiles:
         """Write (or keep) ``item``'s file; its path relative to the export folder."""
         rel = f"{self.sub}{item.pair_id}.{self.opts.codec}"
         tag = f"{self.opts.codec}:{item.audio_digest}" if item.audio_digest else ""
-        if (tag and not self.opts.overwrite and self.before.get(item.pair_id) == tag
-                and (self.out / rel).is_file()):
+        path = self.out / rel
+        # kept where the record names this audio and the file still has the size written
+        # (one cut short or replaced since is written again)
+        if (tag and not self.opts.overwrite and path.is_file()
+                and self.before.get(item.pair_id) == f"{tag}:{path.stat().st_size}"):
             self.kept += 1
+            self.now[item.pair_id] = self.before[item.pair_id]
         else:
             data = item.encode(self.opts.codec)
-            atomic_write(self.out / rel, lambda tmp: Path(tmp).write_bytes(data))
+            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
             self.written += 1
-        self.now[item.pair_id] = tag
+            self.now[item.pair_id] = f"{tag}:{len(data)}" if tag else ""
         return rel
 
     def finish(self) -> dict[str, Any]:

@@ -28,7 +28,9 @@ from hpc_nst.errors import HpcNstError, UsageError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".export.json"
-FILES_NAME = ".export.files.json"  # pair id -> "<codec>:<audio checksum>" (file-based formats)
+#: pair id -> "<codec>:<audio checksum>:<file size>" (file-based formats; earlier releases
+#: wrote no size, and their files are written again once)
+FILES_NAME = ".export.files.json"
 #: The names earlier releases gave them (plain names, which folder loaders read as data).
 OLD_NAMES = {MANIFEST_NAME: "export.json", FILES_NAME: "export.files.json"}
 #: Where a file-based format puts its audio files, by format.
