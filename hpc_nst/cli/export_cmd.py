@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpc_nst.cli.args import stop_on_sigterm
     from hpc_nst.export.formats import ExportOptions, export_store
 
     if args.format in ("wav", "flac") and args.codec not in (None, args.format):
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
                          shard_size=args.shard_size, report=args.report,
                          skip_bad=args.skip_bad, where=args.where,
                          labels=tuple(args.labels))
-    res = export_store(args.store, args.output, args.format, opts)
+    with stop_on_sigterm("export"):  # a file being written is removed on the way out
+        res = export_store(args.store, args.output, args.format, opts)
     what = (f"{res['written']} file(s)" if args.format in ("wav", "flac") else
             f"{res['items']} item(s) as {args.format} ({', '.join(res['files'][:3])}"
             + (" ..." if len(res["files"]) > 3 else "") + ")")

@@ -308,7 +308,9 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                                                         [str(ids[i]) for i in done],
                                                         opts.shard_size)})
         result = FORMATS[fmt](items, out, opts)
-        result["removed"] = target.remove_stale(out, earlier, result.pop("paths"))
+        produced = result.pop("paths")
+        result["removed"] = target.remove_stale(out, earlier, produced)
+        target.remove_temporaries(out, set(produced) | set(earlier))
         if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced
             (out / FILES_NAME).unlink(missing_ok=True)
         result.update(not_done=int(len(status) - len(done)),

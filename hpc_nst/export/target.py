@@ -144,6 +144,27 @@ def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> 
     return removed
 
 
+def remove_temporaries(out: Path, names: Iterable[str]) -> int:
+    """Remove the temporary files an export killed mid-write left beside ``names`` (files it
+    writes, relative to ``out``): ``.<name>.<8 characters>[<suffix>]``, as
+    :func:`hpc_nst.fsutil.atomic_path` names them; how many there were."""
+    import glob
+    import re
+
+    removed = 0
+    for rel in set(names) | {MANIFEST_NAME, FILES_NAME, "metadata.jsonl"}:
+        path = out / rel
+        if not path.parent.is_dir():
+            continue
+        pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}"
+                             + re.escape(path.suffix) + "$")
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            if pattern.match(stale.name) and stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+                removed += 1
+    return removed
+
+
 def drop_old_names(out: Path) -> None:
     """Remove the sidecars under the names of earlier releases (replaced by the dotfiles)."""
     for old in OLD_NAMES.values():

@@ -298,3 +298,34 @@ def test_an_interrupted_export_is_resumed_not_refused(store, tmp_path, monkeypat
     assert export(store, out, "audiofolder") == 0
     assert sorted(p.name for p in (out / "audio").iterdir()) == [f"{i}.wav" for i in IDS]
     shutil.rmtree(out)
+
+
+def test_sigterm_mid_write_and_a_killed_exports_temporaries(store, tmp_path, monkeypatch,
+                                                           capsys):
+    """SIGTERM while the Parquet file was written left its temporary file for good (export
+    did not handle SIGTERM, and a rerun never removed what a SIGKILL left)."""
+    import os
+    import signal
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "pq"
+    real = pq.ParquetWriter.write_table
+
+    def write_then_terminated(self, table, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        real(self, table, *a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(pq.ParquetWriter, "write_table", write_then_terminated)
+        with pytest.raises(SystemExit) as stop:
+            export(store, out, "parquet")
+    assert stop.value.code == 143 and "stopped by SIGTERM" in capsys.readouterr().err
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".data.parquet.")]
+    # what a SIGKILL leaves (atomic_path's names) goes with the rerun; other dotfiles stay
+    (out / ".data.parquet.ab_d12x9.parquet").write_bytes(b"half")
+    (out / ".metadata.jsonl.zz9_8x7y.jsonl").write_bytes(b"half")
+    (out / ".notes.txt").write_text("mine")
+    assert export(store, out, "parquet") == 0
+    assert sorted(p.name for p in out.iterdir()) == [".export.json", ".notes.txt",
+                                                      "data.parquet"]
