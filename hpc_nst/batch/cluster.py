@@ -315,6 +315,44 @@ def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
         return os.cpu_count() or 1
 
 
+def _started_holding_signals(start: Any) -> Any:
+    """``start()`` with SIGINT ignored and SIGTERM held (main thread only).
+
+    The worker processes started meanwhile must inherit SIGINT ignored (a terminal's Ctrl-C
+    reaches the whole process group; the driver's grace period then waits for their tasks),
+    so a Ctrl-C in that second or two is lost: in the driver, an ignored signal is discarded
+    by whichever of its threads takes it. A SIGTERM there (``scancel``, ``timeout``) is held
+    (it left tracebacks of a half-started cluster), then the cluster is closed and the signal
+    delivered to its handler (``hpc-nst run``'s: an interrupted run, exit code 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        return start()
+    held: list[int] = []
+    before = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+              signal.SIGTERM: signal.signal(signal.SIGTERM,
+                                            lambda signum, frame: held.append(signum))}
+    cluster = None
+    try:
+        cluster = start()
+    except Exception:
+        if not held:
+            raise
+    finally:
+        _run_pending_handlers()  # one caught by another thread meanwhile: recorded now
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if not held or before[signal.SIGTERM] is signal.SIG_IGN:
+        return cluster
+    log.info("SIGTERM while the cluster started: closing it")
+    if cluster is not None:
+        cluster.close()
+    os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
+    raise KeyboardInterrupt  # (a handler that returned: the start is abandoned all the same)
+
+
+def _run_pending_handlers() -> None:
+    """A Python-level call: signal handlers due run at its start."""
+
+
 def _local(opts: ClusterOptions) -> ClusterHandle:
     from distributed import LocalCluster
 
@@ -324,17 +362,14 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
         kwargs["local_directory"] = opts.local_directory
     # The workers start with SIGINT ignored (and keep ignoring it: DrainOnSignal): a
     # terminal's Ctrl-C goes to the whole process group, and the driver's grace period waits
-    # for the tasks they run.
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        cluster = LocalCluster(
+    # for the tasks they run. A SIGTERM while the cluster starts is held until it has.
+    def start() -> Any:
+        return LocalCluster(
             n_workers=lay.workers, threads_per_worker=lay.slots, processes=True,
             dashboard_address=":0", resources={"GPU": lay.slots} if lay.gpus else None,
             **kwargs)
-    finally:
-        if main and before is not None:
-            signal.signal(signal.SIGINT, before)
+
+    cluster = _started_holding_signals(start)
     return ClusterHandle(
         cluster, {"GPU": 1} if lay.gpus else None, lay.threads,
         f"LocalCluster: {lay.workers} worker process(es), {lay.slots} task(s) at a time, "

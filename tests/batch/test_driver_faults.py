@@ -203,3 +203,56 @@ def test_a_ctrl_c_inside_a_submission_does_not_wait_the_whole_grace(tmp_path, ca
     assert time.time() - calls[1] < 20  # the running task's seconds, not the 30 s grace
     out = capsys.readouterr()
     assert "for 1 running task(s)" in out.out + out.err
+
+
+def test_a_sigterm_while_the_local_cluster_starts_stops_the_run_cleanly(tmp_path):
+    """SIGTERM in the second after "created" printed tracebacks of a half-started cluster
+    ("Exception ignored in atexit callback", "cannot schedule new futures")."""
+    manifest = _manifest(tmp_path)
+    store = tmp_path / "c.zarr"
+    log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
+                             "--set", "iterations=150"], stdout=log, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and "created" not in Path(f"{store}.log").read_text():
+        time.sleep(0.02)
+    time.sleep(0.2)  # the cluster is starting (it takes a second or more here)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
+    out = Path(f"{store}.log").read_text()
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out and "Exception ignored" not in out, out
+    assert int((xr.open_zarr(store).status.values == 1).sum()) < 6, out
+    assert not (store / LOCK_NAME).exists()
+    assert main([*_args(manifest, store), "--set", "iterations=150"]) == 0  # resumes
+
+
+def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
+    from hpc_nst.batch.cluster import _started_holding_signals
+
+    closed, got = [], []
+
+    class Cluster:
+        def close(self):  # noqa: ANN202
+            closed.append(1)
+
+    def start_terminated():  # noqa: ANN202
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # (a handler raising here would leave the start half done)
+        return Cluster()
+
+    def handler(signum, frame):  # noqa: ANN001, ANN202
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _started_holding_signals(start_terminated)
+        assert closed == [1] and got == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert isinstance(_started_holding_signals(Cluster), Cluster)  # no signal: as it was
+    finally:
+        signal.signal(signal.SIGTERM, before)
