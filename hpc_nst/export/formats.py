@@ -292,8 +292,8 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                          "--where, or failing verification with --skip-bad); nothing written")
     if first is not None:
         items = itertools.chain([first], items)
-    earlier = (target.listed_files(before, target.read_files_map(out))
-               if before is not None else set())
+    before_map = target.read_files_map(out)
+    earlier = target.listed_files(before, before_map) if before is not None else set()
     ids = st.read_column(root, "pair")
     card = {"store": here, "format": fmt, "codec": opts.codec,
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
@@ -308,7 +308,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                                                         [str(ids[i]) for i in done],
                                                         opts.shard_size)})
         result = FORMATS[fmt](items, out, opts)
-        produced = result.pop("paths")
+        produced = result.pop("paths") + target.keep_left_out(out, fmt, before_map, bad)
         result["removed"] = target.remove_stale(out, earlier, produced)
         target.remove_temporaries(out, set(produced) | set(earlier))
         if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hpc_nst.errors import HpcNstError, UsageError
+from hpc_nst.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,30 @@ def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> 
                 rel.startswith(f"{sub}/") for rel in keep):
             folder.rmdir()
     return removed
+
+
+def keep_left_out(out: Path, fmt: str, before_map: dict[str, str],
+                  left_out: Iterable[str]) -> list[str]:
+    """The files an earlier export wrote for pairs this one leaves out as failing
+    verification (``--skip-bad``), kept: the last good copy of a pair whose stored audio was
+    damaged since. Their entries stay in the files record; their relative paths returned."""
+    if fmt not in AUDIO_SUB:
+        return []
+    kept = {}
+    for pair_id in left_out:
+        tag = before_map.get(pair_id, "")
+        rel = f"{AUDIO_SUB[fmt]}{pair_id}.{tag.partition(':')[0]}"
+        if tag and _safe(rel) and (out / rel).is_file():
+            kept[pair_id] = (rel, tag)
+    if kept:
+        now = read_files_map(out)
+        now.update({pair_id: tag for pair_id, (_, tag) in kept.items()})
+        text = json.dumps(now, sort_keys=True)
+        atomic_write(out / FILES_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+        log.warning("%s: kept %d file(s) of an earlier export for pairs left out as failing "
+                    "verification (%s): the last good copy of their audio",
+                    out, len(kept), ", ".join(sorted(kept)[:5]))
+    return [rel for rel, _ in kept.values()]
 
 
 def remove_temporaries(out: Path, names: Iterable[str]) -> int:
