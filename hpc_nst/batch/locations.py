@@ -3,13 +3,16 @@
 - :func:`store_exists`: whether ``-o`` names a store to resume, a place to create one (no such
   path, or an empty folder), or something that must not be written over (a file, a folder of
   other files, a broken or folder symlink, the current folder), which is refused.
+- :func:`remove_dead_creations`: what a store's creation killed on this host left beside it.
 - :func:`input_stamp`: ``size:mtime_ns`` of a pair's content and style files, so that a rerun
   can tell done pairs whose inputs changed since (:mod:`hpc_nst.batch.resume`).
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +78,19 @@ def stamps_differ(old: str, new: str) -> bool:
     """Whether an input file changed between two :func:`input_stamp` values (a file missing
     in either is not counted: a run cannot use it, and refuses the pair for that)."""
     return any(a and b and a != b for a, b in zip(str(old).split("|"), str(new).split("|")))
+
+
+def remove_dead_creations(path: Path, host: str) -> None:
+    """Remove what creations of ``path`` on this host by processes no longer alive left (a
+    SIGKILL, or a signal during the clean-up of a failed creation)."""
+    prefix = f".{path.name}.creating-{host}-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = stale.name[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except OSError:  # alive (another user's): not ours to remove
+            continue

@@ -41,7 +41,11 @@ from hpc_nst.batch.conventions import (  # noqa: F401 (re-exported)
     root_attrs,
     set_attrs,
 )
-from hpc_nst.batch.locations import input_stamp, store_exists  # noqa: F401 (re-exported)
+from hpc_nst.batch.locations import (  # noqa: F401 (store_exists re-exported)
+    input_stamp,
+    remove_dead_creations,
+    store_exists,
+)
 from hpc_nst.batch.lock import LOCK_NAME, StoreLock  # noqa: F401 (re-exported)
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
@@ -153,7 +157,9 @@ def create_store(
 ) -> None:
     """Create the store at ``path`` (which must not exist) with every array pre-allocated."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}")
+    host = socket.gethostname()
+    tmp = path.with_name(f".{path.name}.creating-{host}-{os.getpid()}")
+    remove_dead_creations(path, host)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _populate(tmp, cfg, manifest, order, layout)

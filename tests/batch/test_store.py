@@ -323,3 +323,21 @@ def test_a_growth_cut_short_is_completed_by_the_next_call(tmp_path, audio_dir, t
     ds = xr.open_zarr(path)
     assert ds.sizes["frame"] == frames and ds.spectrogram.shape[3] == frames
     assert not st.ensure_capacity(path, st.open_root(path, mode="r+"), frames, 1, 1)
+
+
+def test_a_killed_creations_leftovers_are_removed_by_the_next_one(tmp_path):
+    """A store's creation killed (SIGKILL, a signal during its clean-up) left its hidden
+    folder beside the store for good."""
+    import os
+    import socket
+
+    from hpc_nst.batch.locations import remove_dead_creations
+
+    host = socket.gethostname()
+    dead = tmp_path / f".s.zarr.creating-{host}-{2 ** 22 + 12345}"  # above Linux's pid_max
+    alive = tmp_path / f".s.zarr.creating-{host}-{os.getppid()}"
+    other = tmp_path / ".s.zarr.creating-elsewhere-1"  # another host's: not judged here
+    for folder in (dead, alive, other):
+        (folder / "pair").mkdir(parents=True)
+    remove_dead_creations(tmp_path / "s.zarr", host)
+    assert not dead.exists() and alive.exists() and other.exists()
