@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import logging
 import math
@@ -371,6 +372,9 @@ def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...],
             yield cfg, loaded
 
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
     import torch
 
@@ -403,7 +407,18 @@ def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
         for p, _, _ in items:
             meta[p.index]["peak_memory_mb"] = peak
     t0 = time.perf_counter()
-    too_long, records, sums = write_task_data(spec, {i: r.result for i, r in done.items()})
+    try:
+        too_long, records, sums = write_task_data(spec, {i: r.result for i, r in done.items()})
+    except OSError as exc:  # a full or read-only disk: each pair fails saying so (the task
+        if exc.errno not in _DISK_ERRNOS:  # raising printed a traceback per attempt)
+            raise
+        reason = (f"could not write its results to the store ({os.strerror(exc.errno)}: "
+                  f"{exc.filename or spec.store}); nothing of it was recorded: free space "
+                  "and rerun with --retry-failed")
+        log.warning("shard of %d pair(s): %s", len(spec.pairs), reason)
+        for index in done:
+            outcomes[index] = PairOutcome(index, reason, host=host, scheduler_job=job)
+        return [outcomes[p.index] for p in spec.pairs]
     write_s, finished = time.perf_counter() - t0, time.time()
     for index, pr in done.items():
         res = pr.result

@@ -49,6 +49,9 @@ def test_enospc_in_the_writer_fails_the_pairs_and_a_rerun_completes(
     ds = xr.open_zarr(store)
     err = str(ds.error.sel(pair="p2").values)
     assert int(ds.status.sel(pair="p2")) == 2 and "No space left on device" in err
+    # the pair's own failure, saying what to do (the task raised: a worker traceback per try)
+    assert err.startswith("could not write its results to the store") and \
+        "rerun with --retry-failed" in err and "task for shard" not in err
     assert int(ds.samples.sel(pair="p2")) == 0  # nothing recorded for it: not half-done
     assert verify_store(store).ok
     # space freed: --retry-failed completes it
