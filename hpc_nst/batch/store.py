@@ -16,6 +16,7 @@ temporary name and renamed into place, so a half-created store never exists.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -51,6 +52,7 @@ from hpc_nst.batch.manifest import Manifest
 from hpc_nst.config import JobConfig, effective_parameters
 from hpc_nst.errors import StoreError, StoreGoneError  # noqa: F401 (re-exported)
 
+log = logging.getLogger(__name__)
 FORMAT = "hpc_nst.batch/1"
 KINDS = ("content", "style", "init", "output")
 TIMINGS = ("load_s", "features_s", "optimise_s", "griffin_lim_s", "ms_per_iteration",
@@ -420,6 +422,9 @@ def check_arrays(root: zarr.Group) -> None:
     metadata cannot be read, and pair ids lost (a missing chunk file reads back as "")."""
     for name in REQUIRED_ARRAYS:
         array(root, name)
+    lost_files = lost_identity_chunks(root)
+    if lost_files:
+        raise StoreError(f"{getattr(root.store, 'root', 'the store')}: {lost_files[0]}")
     ids = read_column(root, "pair")
     lost = np.flatnonzero(ids == "")
     if len(lost):
@@ -428,6 +433,45 @@ def check_arrays(root: zarr.Group) -> None:
                          f"{lost[-1]}) are lost (a missing file under {Path(str(where)) / 'pair'}"
                          "); restore the store from a backup or copy, or rerun the manifest "
                          "into a new store")
+
+
+def lost_identity_chunks(root: zarr.Group, status: np.ndarray | None = None,
+                         attempts: np.ndarray | None = None) -> list[str]:
+    """A line for each chunk file of the arrays naming the pairs that is missing while its
+    rows are not all invalid rows that never ran (valid rows never hold the fill value, so
+    such a file always exists; a lost one reads back as "" or -1)."""
+    where = Path(str(getattr(root.store, "root", ".")))
+    if status is None:
+        status = read_column(root, "status")
+    if attempts is None:
+        try:
+            attempts = read_column(root, "attempts")
+        except StoreError:  # (its damage is said where it is read)
+            attempts = np.zeros(len(status), np.int32)
+    never_ran = (status == FAILED) & (attempts == 0)
+    problems = []
+    for name in (*IDENTITY_ARRAYS, "row"):
+        if not has(root, name):
+            continue
+        arr = array(root, name)
+        step = int(arr.chunks[0])
+        for c, r0 in enumerate(range(0, arr.shape[0], step)):
+            key = arr.metadata.encode_chunk_key((c, *[0] * (arr.ndim - 1)))
+            if not (where / name / key).exists() and not never_ran[r0:r0 + step].all():
+                problems.append(f"the file {where / name / key} (rows {r0}.."
+                                f"{min(r0 + step, arr.shape[0]) - 1} of {name!r}, which names "
+                                "the pairs) is lost: restore the store from a backup or copy, "
+                                "or rerun the manifest into a new store")
+    return problems
+
+
+def warn_lost(path: Path, status: np.ndarray) -> None:
+    """Say how many pairs' status is lost (they are left out as not done)."""
+    lost = int((status == LOST).sum())
+    if lost:
+        log.warning("%s: %d pair(s) have lost their status (a missing file of 'status') and "
+                    "are left out as not done: hpc-nst verify --repair STORE, then rerun the "
+                    "batch (their data is computed again with the same bits)", path, lost)
 
 
 def damaged(root: zarr.Group, name: str, exc: BaseException) -> StoreError:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BULK = ("audio", "spectrogram", "loss")
+#: The records a done pair's data is checked with: a damaged chunk of one resets its done
+#: pairs; of the others (host, timings, ...) it is written again and the pairs stay done.
+DATA_RECORDS = ("samples", "frames", "records", "checksum")
 
 
 @dataclass
@@ -54,8 +57,9 @@ def _pair_chunks(arr: Any) -> list[tuple[int, int]]:
 
 def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
     """Decode every per-pair array chunk by chunk: an undecodable chunk of a driver-written
-    result array is repairable (``res.broken``: its rows' records are lost, the pairs are
-    computed again); of the arrays naming the pairs, or of ``status``, a store problem."""
+    result array is repairable (``res.broken``: written again with fill values; the done
+    pairs among its rows are computed again where it is a status or a record their data is
+    checked with); of the arrays naming the pairs, a store problem."""
     for name in sorted(p.name for p in res.store.iterdir() if (p / "zarr.json").is_file()):
         if name in BULK:
             continue
@@ -73,7 +77,7 @@ def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
                 res.store_problems.append(f"cannot read {name!r} rows {r0}..{r1 - 1} "
                                           f"({exc.strerror or exc})")
             except Exception as exc:  # noqa: BLE001 - a codec's error: the chunk is damaged
-                if name in st.RESULT_ARRAYS and name != "status":
+                if name in st.RESULT_ARRAYS:
                     res.broken.setdefault(name, []).extend(range(r0, r1))
                 else:
                     res.store_problems.append(str(st.damaged(root, name, exc)))
@@ -135,13 +139,17 @@ def verify_store(path: str | Path) -> VerifyResult:
     if res.store_problems:
         return res
     try:
-        status = st.read_column(root, "status")
+        status = _tolerant(root, "status", res)
         res.ids = [str(x) for x in st.read_column(root, "pair")]
         samples, frames, records = (_tolerant(root, n, res) for n in
                                     ("samples", "frames", "records"))
         sums = _tolerant(root, "checksum", res) if "checksum" in root else None
     except Exception as exc:  # noqa: BLE001
         res.store_problems.append(f"per-pair metadata unreadable: {exc}")
+        return res
+    res.store_problems.extend(st.lost_identity_chunks(root, status,
+                                                      _tolerant(root, "attempts", res)))
+    if res.store_problems:
         return res
     if "" in res.ids:
         lost = [i for i, x in enumerate(res.ids) if not x]
@@ -152,9 +160,12 @@ def verify_store(path: str | Path) -> VerifyResult:
         return res
     for name, rows in res.broken.items():
         for i in rows:
-            if status[i] == st.DONE:
+            if name == "status":
+                res.bad[int(i)] = ("its status is unreadable (a damaged chunk file of "
+                                   "'status'): whether it was done is not known")
+            elif name in DATA_RECORDS and status[i] == st.DONE:
                 res.bad[int(i)] = (f"its record in {name!r} is unreadable (a damaged chunk "
-                                   "file of that array)")
+                                   "file of that array): its data cannot be checked")
     try:
         cap_s, cap_f, cap_r = (int(st.array(root, "audio").shape[1]),
                                int(st.array(root, "spectrogram").shape[3]),
@@ -171,6 +182,8 @@ def verify_store(path: str | Path) -> VerifyResult:
     for i in np.flatnonzero(status == st.DONE):
         i = int(i)
         res.done += 1
+        if i in res.bad:  # a record it is checked with is unreadable (said above)
+            continue
         n, f, r = int(samples[i]), frames[i], int(records[i])
         if n <= 0:
             res.bad[i] = "marked done but holds no audio (samples = 0)"

@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if (res.bad or res.broken) and args.repair:
         n = repair(res)
+        where = sys.stderr if args.json else sys.stdout
+        if res.broken:
+            print("wrote again the damaged chunks of "
+                  + ", ".join(repr(name) for name in res.broken), file=where)
         print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them",
-              file=sys.stderr if args.json else sys.stdout)
+              file=where)
         return 0
     if res.bad or res.broken:
         print("rerun with --repair to reset them to pending",

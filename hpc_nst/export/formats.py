@@ -249,6 +249,17 @@ def _write_card(out: Path, card: dict[str, Any]) -> None:
     atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
+def _recorded(root: Any, ids: Any, wanted: list[str]) -> dict[str, str]:
+    """Pair id -> the audio digest the store records for it, for the ids ``wanted``."""
+    from hpc_nst.batch import store as st
+    from hpc_nst.batch.verify import recorded_audio_digest
+
+    if not st.has(root, "checksum"):
+        return {}
+    sums, want = st.read_column(root, "checksum"), set(wanted)
+    return {str(p): recorded_audio_digest(str(c)) for p, c in zip(ids, sums) if str(p) in want}
+
+
 def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                  opts: ExportOptions | None = None) -> dict[str, Any]:
     """Export every done pair of ``store`` to ``out`` as ``fmt``; returns counts.
@@ -276,6 +287,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     target.check_target(out, here, fmt, opts.overwrite, before, fmt in CODECS)
     root = st.open_root(info.path)
     status = st.read_column(root, "status")
+    st.warn_lost(info.path, status)
     done = [int(i) for i in (status == st.DONE).nonzero()[0]]
     if not done and fmt not in CODECS:
         raise UsageError(f"{info.path}: no pair is done yet, nothing to export (see hpc-nst "
@@ -308,7 +320,10 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                                                         [str(ids[i]) for i in done],
                                                         opts.shard_size)})
         result = FORMATS[fmt](items, out, opts)
-        produced = result.pop("paths") + target.keep_left_out(out, fmt, before_map, bad)
+        produced = result.pop("paths")
+        if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
+            # nor pairs --where leaves out)
+            produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, bad))
         result["removed"] = target.remove_stale(out, earlier, produced)
         target.remove_temporaries(out, set(produced) | set(earlier))
         if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced

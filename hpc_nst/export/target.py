@@ -146,17 +146,23 @@ def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> 
 
 
 def keep_left_out(out: Path, fmt: str, before_map: dict[str, str],
-                  left_out: Iterable[str]) -> list[str]:
-    """The files an earlier export wrote for pairs this one leaves out as failing
-    verification (``--skip-bad``), kept: the last good copy of a pair whose stored audio was
-    damaged since. Their entries stay in the files record; their relative paths returned."""
+                  recorded: dict[str, str]) -> list[str]:
+    """The files an earlier export of this store wrote for pairs this one leaves out as
+    failing verification (``--skip-bad``; ``recorded``: their ids -> the audio digest the
+    store records for them), kept where the file holds exactly that audio (digest and size
+    as written): the last good copy of audio damaged in the store since. Their entries stay
+    in the files record; their relative paths returned."""
     if fmt not in AUDIO_SUB:
         return []
     kept = {}
-    for pair_id in left_out:
+    for pair_id, digest in recorded.items():
         tag = before_map.get(pair_id, "")
-        rel = f"{AUDIO_SUB[fmt]}{pair_id}.{tag.partition(':')[0]}"
-        if tag and _safe(rel) and (out / rel).is_file():
+        codec, _, rest = tag.partition(":")
+        rel = f"{AUDIO_SUB[fmt]}{pair_id}.{codec}"
+        path = out / rel
+        if (digest and rest.rpartition(":")[0] == digest and _safe(rel) and path.is_file()
+                and not path.is_symlink() and rest.rpartition(":")[2] == str(
+                    path.stat().st_size)):
             kept[pair_id] = (rel, tag)
     if kept:
         now = read_files_map(out)

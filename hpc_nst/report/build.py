@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpc_nst.batch import store as st
 from hpc_nst.batch.reader import (
     InputChanges,
     PairData,
@@ -233,6 +234,8 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
     ``out``, its figures and audio under ``assets_dir``."""
     paths = [Path(s) for s in stores]
     infos = [store_info(p, label) for p, label in zip(paths, _labels(paths))]
+    for info in infos:
+        st.warn_lost(info.path, st.read_column(st.open_root(info.path), "status"))
     say = opts.progress or (lambda msg: None)
     notes: list[str] = []
     terms = report_terms(*(info.terms for info in infos))

@@ -250,6 +250,9 @@ def test_a_lost_status_or_checksum_chunk_is_found_and_a_rerun_restores_the_bits(
     assert all("its status is lost" in p for p in res["bad"].values())
     assert main(["status", str(store)]) == 0
     assert "(4 whose status is lost: see hpc-nst verify)" in capsys.readouterr().out
+    assert main(["report", str(store), "-o", str(tmp_path / "r0"), "--metrics", "run",
+                 "--quiet"]) == 0
+    assert "4 pair(s) have lost their status" in capsys.readouterr().err
     _rerun_restores(manifest, store, before, capsys)  # no --repair needed: redone
 
     (store / "checksum" / "c" / "0").unlink()
@@ -279,28 +282,48 @@ def test_damaged_records_are_repaired_and_lost_ids_or_arrays_refused(tmp_path, a
     pristine = tmp_path / "pristine.zarr"
     shutil.copytree(store, pristine)
 
-    chunk = store / "attempts" / "c" / "0"
-    raw = bytearray(chunk.read_bytes())
-    raw[6:10] = b"\xff\xfe\xfd\xfc"
-    chunk.write_bytes(bytes(raw))
-    code, res = _verify(store, capsys)
-    assert code == 1 and res["damaged_records"] == {"attempts": [0, 3]}
-    assert all("its record in 'attempts' is unreadable" in p for p in res["bad"].values())
-    assert main(["verify", str(store), "--repair"]) == 0
-    _rerun_restores(manifest, store, before, capsys)
+    for name in ("attempts", "samples"):
+        chunk = store / name / "c" / "0"
+        if name == "samples":
+            chunk = next((store / name / "c").rglob("*"))
+        raw = bytearray(chunk.read_bytes())
+        raw[6:10] = b"\xff\xfe\xfd\xfc"
+        chunk.write_bytes(bytes(raw))
+        code, res = _verify(store, capsys)
+        assert code == 1 and res["damaged_records"] == {name: [0, 3]}
+        if name == "attempts":  # not what the data is checked with: the pairs stay done
+            assert res["bad"] == {} and res["verified"] == 4
+        else:
+            assert set(res["bad"]) == set(before) and all(
+                "its record in 'samples' is unreadable" in p for p in res["bad"].values())
+        assert main(["verify", str(store), "--repair"]) == 0
+        assert f"wrote again the damaged chunks of '{name}'" in capsys.readouterr().out
+        _rerun_restores(manifest, store, before, capsys)
 
     shutil.rmtree(store)
     shutil.copytree(pristine, store)
     (store / "pair" / "c" / "0").unlink()
     code, res = _verify(store, capsys)
-    assert code == 1 and "the ids of 4 pair(s) are lost" in res["store_problems"][0]
+    lost = "(rows 0..3 of 'pair', which names the pairs) is lost"
+    assert code == 1 and lost in res["store_problems"][0]
     for argv in (["export", str(store), "-o", str(tmp_path / "x")],
                  ["status", str(store)]):
         assert main(argv) == 2, argv
-        assert "the ids of 4 pair(s) (store rows 0..3) are lost" in capsys.readouterr().err
+        assert lost in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert _run(manifest, store) == 2
-    assert "are lost" in capsys.readouterr().err
+    assert lost in capsys.readouterr().err
+    # so too the other arrays naming the pairs (run said "created from a different
+    # manifest", export wrote empty paths and seed -1)
+    for name in ("content_path", "seed"):
+        shutil.rmtree(store)
+        shutil.copytree(pristine, store)
+        (store / name / "c" / "0").unlink()
+        code, res = _verify(store, capsys)
+        assert code == 1 and f"of {name!r}, which names the pairs) is lost" in \
+            res["store_problems"][0]
+        assert _run(manifest, store) == 2
+        assert f"of {name!r}, which names the pairs) is lost" in capsys.readouterr().err
 
     for name in ("loss", "attempts"):
         shutil.rmtree(store)

@@ -284,6 +284,18 @@ def test_skip_bad_counts_the_pairs_it_left_out(tmp_path, capsys):
     assert {p.stem: p.read_bytes() for p in out.glob("*.wav")} == good
     assert main(["export", str(store), "-o", str(out), "--format", "wav", "--skip-bad"]) == 0
     assert {p.stem: p.read_bytes() for p in out.glob("*.wav")} == good  # a rerun: the same
+    # only a file holding the audio the store records for the pair (a pair computed again
+    # since: its old file is not that) and not one --where leaves out
+    record = json.loads((out / ".export.files.json").read_text())
+    stale, *rest = bad
+    codec, digest, size = record[stale].split(":")
+    record[stale] = f"{codec}:{'0' * len(digest)}:{size}"
+    (out / ".export.files.json").write_text(json.dumps(record))
+    assert main(["export", str(store), "-o", str(out), "--format", "wav", "--skip-bad"]) == 0
+    assert sorted(p.stem for p in out.glob("*.wav")) == sorted(set(good) - {stale})
+    assert main(["export", str(store), "-o", str(out), "--format", "wav", "--skip-bad",
+                 "--where", "pair_id != 'none'"]) == 0
+    assert sorted(p.stem for p in out.glob("*.wav")) == sorted(set(good) - set(bad))
 
 
 def test_refused_exports_leave_no_folder(store, tmp_path, capsys):
