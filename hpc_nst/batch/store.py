@@ -419,20 +419,12 @@ def array(root: zarr.Group, name: str) -> zarr.Array:
 
 def check_arrays(root: zarr.Group) -> None:
     """A :class:`StoreError` naming the first array every store has that is missing or whose
-    metadata cannot be read, and pair ids lost (a missing chunk file reads back as "")."""
+    metadata cannot be read, or the first lost chunk file of those naming the pairs."""
     for name in REQUIRED_ARRAYS:
         array(root, name)
     lost_files = lost_identity_chunks(root)
     if lost_files:
         raise StoreError(f"{getattr(root.store, 'root', 'the store')}: {lost_files[0]}")
-    ids = read_column(root, "pair")
-    lost = np.flatnonzero(ids == "")
-    if len(lost):
-        where = getattr(root.store, "root", "the store")
-        raise StoreError(f"{where}: the ids of {len(lost)} pair(s) (store rows {lost[0]}.."
-                         f"{lost[-1]}) are lost (a missing file under {Path(str(where)) / 'pair'}"
-                         "); restore the store from a backup or copy, or rerun the manifest "
-                         "into a new store")
 
 
 def lost_identity_chunks(root: zarr.Group, status: np.ndarray | None = None,

@@ -99,7 +99,7 @@ def _tolerant(root: Any, name: str, res: VerifyResult) -> np.ndarray:
 
 def _rewrite_broken(root: Any, res: VerifyResult) -> None:
     """Write the damaged chunks of result arrays again with fill values (their rows' records
-    are lost; the pairs are reset and computed again)."""
+    are lost; :func:`repair` then resets the pairs in ``res.bad``)."""
     for name, rows in res.broken.items():
         arr = root[name]
         for r0, r1 in _pair_chunks(arr):
@@ -152,13 +152,6 @@ def verify_store(path: str | Path) -> VerifyResult:
                                                       _tolerant(root, "attempts", res)))
     if res.store_problems:
         return res
-    if "" in res.ids:
-        lost = [i for i, x in enumerate(res.ids) if not x]
-        res.store_problems.append(
-            f"the ids of {len(lost)} pair(s) are lost (store rows {lost[0]}..{lost[-1]}; a "
-            "missing file under pair/): restore the store from a backup or copy, or rerun "
-            "the manifest into a new store")
-        return res
     for name, rows in res.broken.items():
         for i in rows:
             if name == "status":
@@ -175,8 +168,8 @@ def verify_store(path: str | Path) -> VerifyResult:
         res.store_problems.append(str(exc))
         return res
     for i in np.flatnonzero(status == st.LOST):
-        res.bad[int(i)] = ("its status is lost (the file of the 'status' chunk holding it is "
-                           "missing): whether it was done is not known")
+        res.bad.setdefault(int(i), "its status is lost (the file of the 'status' chunk "
+                           "holding it is missing): whether it was done is not known")
     unknown = np.flatnonzero(((status < 0) & (status != st.LOST)) | (status > st.FAILED))
     for i in unknown:
         res.bad[int(i)] = f"unknown status code {int(status[i])}"
