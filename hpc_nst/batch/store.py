@@ -394,15 +394,16 @@ def read_rows(root: zarr.Group, name: str, start: int | None = None,
               stop: int | None = None) -> np.ndarray:
     """Rows ``start:stop`` (all by default) of the store's array ``name``; a damaged or missing
     one is a :class:`StoreError` naming it, a file-system error one saying so."""
+    arr = array(root, name)
     try:
-        return root[name][start:stop]
+        return arr[start:stop]
     except OSError as exc:
         raise StoreError(f"{getattr(root.store, 'root', 'the store')}: cannot read its array "
                          f"{name!r} ({exc.strerror or exc})") from exc
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any codec's or JSON's failure: the same advice
-        raise damaged(root, name, exc) from None
+    except Exception as exc:  # noqa: BLE001 - any codec's failure: the same advice
+        raise damaged(root, name, exc, chunk=True) from None
 
 
 def array(root: zarr.Group, name: str) -> zarr.Array:
@@ -466,16 +467,23 @@ def warn_lost(path: Path, status: np.ndarray) -> None:
                     "batch (their data is computed again with the same bits)", path, lost)
 
 
-def damaged(root: zarr.Group, name: str, exc: BaseException) -> StoreError:
-    """The error for the store's array ``name`` that cannot be read."""
+def damaged(root: zarr.Group, name: str, exc: BaseException,
+            chunk: bool = False) -> StoreError:
+    """The error for the store's array ``name`` that cannot be read (``chunk``: its data, not
+    its metadata; for a record the driver writes, ``verify --repair`` mends that)."""
     where = getattr(root.store, "root", None)
     what = "missing" if isinstance(exc, KeyError) else \
         f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
+    if chunk and name in RESULT_ARRAYS:
+        advice = (f"hpc-nst verify --repair {where or 'STORE'} writes a damaged chunk of it "
+                  "again (the pairs it held are computed again where needed), then rerun the "
+                  "batch; or restore the store from a backup or copy")
+    else:
+        advice = ("restore the store from a backup or copy, or rerun the manifest into a new "
+                  "store (hpc-nst verify STORE lists the store's problems)")
     return StoreError(f"{where or 'the store'}: its per-pair array {name!r} is {what}, under "
                       f"{Path(str(where or '.')) / name}; the store's bookkeeping is damaged "
-                      "(a disk or copy fault): restore the store from a backup or copy, or "
-                      "rerun the manifest into a new store; hpc-nst verify STORE lists what "
-                      "else it can still read")
+                      f"(a disk or copy fault): {advice}")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -46,10 +46,14 @@ def run(args: argparse.Namespace) -> int:
                           "damaged_records": {n: [min(r), max(r)] for n, r in res.broken.items()},
                           "bad": {res.ids[i]: p for i, p in res.bad.items()}}, indent=1))
     else:
-        print(f"{res.store}: {res.done} done pair(s): {res.checked} verified by checksum"
-              + (f", {res.unchecked} without a checksum (written by an earlier release; "
-                 "readable and non-empty)" if res.unchecked else "")
-              + f", {len(res.bad)} bad")
+        if res.store_problems and not (res.done or res.bad):
+            print(f"{res.store}: its pairs were not checked: the store problems below come "
+                  "first (restore the store, or rerun the manifest into a new store)")
+        else:
+            print(f"{res.store}: {res.done} done pair(s): {res.checked} verified by checksum"
+                  + (f", {res.unchecked} without a checksum (written by an earlier release; "
+                     "readable and non-empty)" if res.unchecked else "")
+                  + f", {len(res.bad)} bad")
         for problem in res.store_problems:
             print(f"  store: {problem}")
         for name, rows in res.broken.items():

@@ -293,6 +293,9 @@ def test_damaged_records_are_repaired_and_lost_ids_or_arrays_refused(tmp_path, a
         assert code == 1 and res["damaged_records"] == {name: [0, 3]}
         if name == "attempts":  # not what the data is checked with: the pairs stay done
             assert res["bad"] == {} and res["verified"] == 4
+            assert _run(manifest, store) == 2  # the run points at the repair
+            assert f"hpc-nst verify --repair {store} writes a damaged chunk of it again" in \
+                capsys.readouterr().err
         else:
             assert set(res["bad"]) == set(before) and all(
                 "its record in 'samples' is unreadable" in p for p in res["bad"].values())
@@ -322,6 +325,9 @@ def test_damaged_records_are_repaired_and_lost_ids_or_arrays_refused(tmp_path, a
         code, res = _verify(store, capsys)
         assert code == 1 and f"of {name!r}, which names the pairs) is lost" in \
             res["store_problems"][0]
+        assert main(["verify", str(store)]) == 1  # said so, not "0 done pair(s)"
+        assert "its pairs were not checked: the store problems below come first" in \
+            capsys.readouterr().out
         assert _run(manifest, store) == 2
         assert f"of {name!r}, which names the pairs) is lost" in capsys.readouterr().err
 
