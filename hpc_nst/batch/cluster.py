@@ -327,24 +327,26 @@ def _started_holding_signals(start: Any) -> Any:
     if threading.current_thread() is not threading.main_thread():
         return start()
     held: list[int] = []
-    before = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-              signal.SIGTERM: signal.signal(signal.SIGTERM,
-                                            lambda signum, frame: held.append(signum))}
+    before = {signal.SIGTERM: signal.signal(signal.SIGTERM,  # (held first: then nothing can
+                                            lambda signum, frame: held.append(signum)),
+              signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}  # stop us between)
     cluster = None
     try:
-        cluster = start()
-    except Exception:
-        if not held:
-            raise
-    finally:
+        try:
+            cluster = start()
+        except Exception:
+            if not held:
+                raise
         _run_pending_handlers()  # one caught by another thread meanwhile: recorded now
+        wanted = held and before[signal.SIGTERM] is not signal.SIG_IGN
+        if wanted and cluster is not None:  # closed while a new SIGTERM is still held
+            log.info("SIGTERM while the cluster started: closing it")
+            cluster.close()
+    finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
-    if not held or before[signal.SIGTERM] is signal.SIG_IGN:
+    if not wanted:
         return cluster
-    log.info("SIGTERM while the cluster started: closing it")
-    if cluster is not None:
-        cluster.close()
     os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
     raise KeyboardInterrupt  # (a handler that returned: the start is abandoned all the same)
 
