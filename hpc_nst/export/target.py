@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -178,20 +179,23 @@ def keep_left_out(out: Path, fmt: str, before_map: dict[str, str],
 def remove_temporaries(out: Path, names: Iterable[str]) -> int:
     """Remove the temporary files an export killed mid-write left beside ``names`` (files it
     writes, relative to ``out``): ``.<name>.<8 characters>[<suffix>]``, as
-    :func:`hpc_nst.fsutil.atomic_path` names them; how many there were."""
-    import glob
+    :func:`hpc_nst.fsutil.atomic_path` names them; how many there were. Each folder is
+    listed once (an export may hold a hundred thousand files)."""
     import re
 
-    removed = 0
+    temporary = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)?$")
+    by_folder: dict[Path, set[str]] = {}
     for rel in set(names) | {MANIFEST_NAME, FILES_NAME, "metadata.jsonl"}:
-        path = out / rel
-        if not path.parent.is_dir():
+        by_folder.setdefault((out / rel).parent, set()).add(PurePosixPath(rel).name)
+    removed = 0
+    for folder, wanted in by_folder.items():
+        if not folder.is_dir():
             continue
-        pattern = re.compile(re.escape(f".{path.name}.") + r"[A-Za-z0-9_]{8}"
-                             + re.escape(path.suffix) + "$")
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
-            if pattern.match(stale.name) and stale.is_file() and not stale.is_symlink():
-                stale.unlink()
+        for entry in os.scandir(folder):
+            m = temporary.match(entry.name)
+            if (m and m["name"] in wanted and (m["suffix"] or "") == Path(m["name"]).suffix
+                    and entry.is_file(follow_symlinks=False)):
+                os.unlink(entry.path)
                 removed += 1
     return removed
 
