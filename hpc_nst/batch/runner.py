@@ -38,6 +38,7 @@ from hpc_nst.batch.resume import (
 from hpc_nst.batch.tasks import Task, make_tasks, store_order
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import ClusterError
+from hpc_nst.fsutil import DISK_ERRNOS
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,6 @@ class RunSummary:
 MIN_TASK_PAIRS, MIN_TASKS, MAX_TASKS = 16, 64, 2000
 
 
-#: The driver's own writes failing for want of space or a writable disk: a clear error and
-#: the cluster stopped, not a traceback with exit code 1 (which means "a pair failed").
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
-
-
 def _cannot_record(path: Path, exc: OSError) -> st.StoreError:
     log.error("cannot record results in %s: %s", path, exc)
     return st.StoreError(
@@ -140,7 +136,7 @@ def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest
             raise st.StoreError(f"{path}: the store cannot be put there ({exc.strerror}; a "
                                 "mount point or a link?); choose a new path for -o (e.g. "
                                 f"{path / 'batch.zarr'})") from exc
-        if exc.errno in _DISK_ERRNOS:
+        if exc.errno in DISK_ERRNOS:
             raise st.StoreError(f"{path}: cannot create the store ({exc.strerror or exc}); "
                                 "free space (or make the filesystem writable) and rerun the "
                                 "same command: nothing was created") from None
@@ -298,7 +294,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
             print("interrupted: finished pairs are saved; rerun the same command to resume",
                   file=out)
     except OSError as exc:
-        if exc.errno not in _DISK_ERRNOS:
+        if exc.errno not in DISK_ERRNOS:
             raise
         gone = _cannot_record(path, exc)
     finally:
@@ -308,7 +304,7 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
             except st.StoreGoneError as exc:  # nothing more goes there (raised below)
                 gone = exc
             except OSError as exc:
-                if exc.errno not in _DISK_ERRNOS:
+                if exc.errno not in DISK_ERRNOS:
                     raise
                 gone = gone or _cannot_record(path, exc)
         finally:

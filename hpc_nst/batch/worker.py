@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import functools
 import logging
 import math
@@ -26,6 +25,7 @@ import numpy as np
 from hpc_nst.batch.results import PairOutcome, PairResult, PairSpec, TaskResult, TaskSpec
 from hpc_nst.batch.writer import write_task_data
 from hpc_nst.config import JobConfig
+from hpc_nst.fsutil import DISK_ERRNOS
 
 __all__ = ["PairOutcome", "PairSpec", "TaskResult", "TaskSpec", "run_task"]
 log = logging.getLogger(__name__)
@@ -372,9 +372,6 @@ def _prefetched(batches: tuple[tuple[JobConfig, tuple[PairSpec, ...]], ...],
             yield cfg, loaded
 
 
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-
-
 def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
     import torch
 
@@ -410,7 +407,7 @@ def _run_task(spec: TaskSpec, capture: _Capture) -> list[PairOutcome]:
     try:
         too_long, records, sums = write_task_data(spec, {i: r.result for i, r in done.items()})
     except OSError as exc:  # a full or read-only disk: each pair fails saying so (the task
-        if exc.errno not in _DISK_ERRNOS:  # raising printed a traceback per attempt)
+        if exc.errno not in DISK_ERRNOS:  # raising printed a traceback per attempt)
             raise
         reason = (f"could not write its results to the store ({os.strerror(exc.errno)}: "
                   f"{exc.filename or spec.store}); nothing of it was recorded: free space "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 from pathlib import Path
 
@@ -67,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.batch.reader import check_label_files
     from hpc_nst.cli import UserError
     from hpc_nst.cli.args import stop_on_sigterm
+    from hpc_nst.fsutil import DISK_ERRNOS
     from hpc_nst.report.build import ReportOptions, build_report, stderr_progress
 
     groups = args.metrics if isinstance(args.metrics, tuple) else _groups(args.metrics)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = build_report(args.stores, args.output, opts)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            if exc.errno not in DISK_ERRNOS:
                 raise
             raise UserError(f"{args.output}: cannot write the report ({os.strerror(exc.errno)}); "
                             "free space (or make the filesystem writable) and rerun: the "
