@@ -446,16 +446,21 @@ def lost_identity_chunks(root: zarr.Group, status: np.ndarray | None = None,
     for name in (*IDENTITY_ARRAYS, "row"):
         if not has(root, name):
             continue
-        arr = array(root, name)
-        step = int(arr.chunks[0])
-        for c, r0 in enumerate(range(0, arr.shape[0], step)):
-            key = arr.metadata.encode_chunk_key((c, *[0] * (arr.ndim - 1)))
-            if not (where / name / key).exists() and not never_ran[r0:r0 + step].all():
-                problems.append(f"the file {where / name / key} (rows {r0}.."
-                                f"{min(r0 + step, arr.shape[0]) - 1} of {name!r}, which names "
-                                "the pairs) is lost: restore the store from a backup or copy, "
-                                "or rerun the manifest into a new store")
+        for r0, r1, key in pair_chunks(array(root, name)):
+            if not (where / name / key).exists() and not never_ran[r0:r1].all():
+                problems.append(f"the file {where / name / key} (rows {r0}..{r1 - 1} of "
+                                f"{name!r}, which names the pairs) is lost: restore the store "
+                                "from a backup or copy, or rerun the manifest into a new store")
     return problems
+
+
+def pair_chunks(arr: zarr.Array) -> list[tuple[int, int, str]]:
+    """``(first row, end row, chunk key)`` of each chunk of a per-pair array (one chunk
+    along its other axes)."""
+    step = int(arr.chunks[0])
+    return [(r0, min(r0 + step, arr.shape[0]),
+             arr.metadata.encode_chunk_key((r0 // step, *[0] * (arr.ndim - 1))))
+            for r0 in range(0, arr.shape[0], step)]
 
 
 def warn_lost(path: Path, status: np.ndarray) -> None:

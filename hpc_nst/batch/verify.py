@@ -50,16 +50,13 @@ class VerifyResult:
         return not self.bad and not self.store_problems and not self.broken
 
 
-def _pair_chunks(arr: Any) -> list[tuple[int, int]]:
-    step = int(arr.chunks[0])
-    return [(r0, min(r0 + step, arr.shape[0])) for r0 in range(0, arr.shape[0], step)]
-
-
-def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
-    """Decode every per-pair array chunk by chunk: an undecodable chunk of a driver-written
-    result array is repairable (``res.broken``: written again with fill values; the done
-    pairs among its rows are computed again where it is a status or a record their data is
-    checked with); of the arrays naming the pairs, a store problem."""
+def _scan_bookkeeping(root: Any, res: VerifyResult) -> dict[str, np.ndarray]:
+    """Every per-pair array, decoded chunk by chunk (read once, for all the checks below):
+    an undecodable chunk of a driver-written result array reads as fill values and is
+    repairable (``res.broken``: written again; the done pairs among its rows are computed
+    again where it is a status or a record their data is checked with); of the arrays
+    naming the pairs, a store problem."""
+    columns: dict[str, np.ndarray] = {}
     for name in sorted(p.name for p in res.store.iterdir() if (p / "zarr.json").is_file()):
         if name in BULK:
             continue
@@ -70,9 +67,11 @@ def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
         except Exception as exc:  # noqa: BLE001 - its metadata does not parse
             res.store_problems.append(str(st.damaged(root, name, exc)))
             continue
-        for r0, r1 in _pair_chunks(arr):
+        out = np.full(arr.shape, arr.fill_value,
+                      dtype=object if arr.dtype.kind in "OTU" else arr.dtype)
+        for r0, r1, _ in st.pair_chunks(arr):
             try:
-                arr[r0:r1]
+                out[r0:r1] = arr[r0:r1]
             except OSError as exc:  # not damage: the file system (permissions, I/O)
                 res.store_problems.append(f"cannot read {name!r} rows {r0}..{r1 - 1} "
                                           f"({exc.strerror or exc})")
@@ -81,20 +80,8 @@ def _scan_bookkeeping(root: Any, res: VerifyResult) -> None:
                     res.broken.setdefault(name, []).extend(range(r0, r1))
                 else:
                     res.store_problems.append(str(st.damaged(root, name, exc)))
-
-
-def _tolerant(root: Any, name: str, res: VerifyResult) -> np.ndarray:
-    """The array ``name``, with fill values in the rows of its damaged chunks (res.broken)."""
-    arr = root[name]
-    if name not in res.broken:
-        return st.read_column(root, name)
-    out = np.full(arr.shape, arr.fill_value, dtype=object if arr.dtype.kind in "OTU"
-                  else arr.dtype)
-    bad = set(res.broken[name])
-    for r0, r1 in _pair_chunks(arr):
-        if r0 not in bad:
-            out[r0:r1] = arr[r0:r1]
-    return out
+        columns[name] = out
+    return columns
 
 
 def _rewrite_broken(root: Any, res: VerifyResult) -> None:
@@ -102,11 +89,9 @@ def _rewrite_broken(root: Any, res: VerifyResult) -> None:
     are lost; :func:`repair` then resets the pairs in ``res.bad``)."""
     for name, rows in res.broken.items():
         arr = root[name]
-        for r0, r1 in _pair_chunks(arr):
+        for r0, r1, key in st.pair_chunks(arr):
             if r0 in rows and _decodes(arr, (slice(r0, r1),), res.store) is None:
                 # (still damaged under the lock: a run meanwhile may have written it again)
-                key = arr.metadata.encode_chunk_key((r0 // int(arr.chunks[0]),
-                                                     *[0] * (arr.ndim - 1)))
                 (res.store / name / key).unlink(missing_ok=True)
                 log.warning("%s: removed the damaged chunk %s/%s (rows %d..%d)", res.store,
                             name, key, r0, r1 - 1)
@@ -136,20 +121,14 @@ def verify_store(path: str | Path) -> VerifyResult:
             res.store_problems.append(f"array {name!r} is missing")
     if res.store_problems:
         return res
-    _scan_bookkeeping(root, res)
+    columns = _scan_bookkeeping(root, res)
     if res.store_problems:
         return res
-    try:
-        status = _tolerant(root, "status", res)
-        res.ids = [str(x) for x in st.read_column(root, "pair")]
-        samples, frames, records = (_tolerant(root, n, res) for n in
-                                    ("samples", "frames", "records"))
-        sums = _tolerant(root, "checksum", res) if "checksum" in root else None
-    except Exception as exc:  # noqa: BLE001
-        res.store_problems.append(f"per-pair metadata unreadable: {exc}")
-        return res
-    res.store_problems.extend(st.lost_identity_chunks(root, status,
-                                                      _tolerant(root, "attempts", res)))
+    status, samples, frames, records = (columns[n] for n in
+                                        ("status", "samples", "frames", "records"))
+    res.ids = [str(x) for x in columns["pair"]]
+    sums = columns.get("checksum")
+    res.store_problems.extend(st.lost_identity_chunks(root, status, columns["attempts"]))
     if res.store_problems:
         return res
     for name, rows in res.broken.items():
