@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from hpc_nst.batch import store as st
+from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.runner import RunOptions, pairs_per_task, run_batch
 from hpc_nst.batch.tasks import store_order
@@ -96,10 +97,10 @@ def bench_scale(rows: int, distinct: bool) -> None:
         t0 = time.perf_counter()
         order = store_order(man.pairs)
         ppt = pairs_per_task(len(order), 4, None)
-        frames, samples, records = st.capacities(man, cfg)
+        frames, samples, records = sc.capacities(man, cfg)
         path = folder / "s.zarr"
-        st.create_store(path, cfg, man, order,
-                        st.Layout(len(order), ppt, 4, frames, samples, records))
+        sc.create_store(path, cfg, man, order,
+                        sc.Layout(len(order), ppt, 4, frames, samples, records))
         t_create = time.perf_counter() - t0
         t0 = time.perf_counter()
         root = st.open_root(path, mode="r+")

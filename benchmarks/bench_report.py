@@ -34,6 +34,7 @@ PERIODS = (80, 40, 20, 10)  # 200-1600 Hz: exactly periodic, so it compresses we
 def make_store(path: Path, n: int) -> float:
     """Create and fill a fake n-pair store; returns the seconds it took."""
     from hpc_nst.batch import store as st
+    from hpc_nst.batch import store_creation as sc
     from hpc_nst.batch.manifest import read_manifest
     from hpc_nst.batch.runner import pairs_per_task
     from hpc_nst.batch.tasks import store_order
@@ -51,8 +52,8 @@ def make_store(path: Path, n: int) -> float:
     man = read_manifest(d / "manifest.csv", cfg)
     order = store_order(man.pairs)
     ppt = pairs_per_task(n, 4, None)
-    frames, samples, records = st.capacities(man, cfg)
-    st.create_store(path, cfg, man, order, st.Layout(n, ppt, 4, frames, samples, records))
+    frames, samples, records = sc.capacities(man, cfg)
+    sc.create_store(path, cfg, man, order, sc.Layout(n, ppt, 4, frames, samples, records))
     root = st.open_root(path, mode="r+")
     rng = np.random.default_rng(0)
     block = max(ppt, (st.META_CHUNK // ppt) * ppt)

@@ -24,8 +24,8 @@ from hpc_nst.batch.store import (
     PENDING,
     has,
     read_column,
-    record_capacity,
 )
+from hpc_nst.batch.store_creation import record_capacity
 from hpc_nst.config import JobConfig
 from hpc_nst.errors import StoreError
 

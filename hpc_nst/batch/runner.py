@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hpc_nst.batch import store as st
+from hpc_nst.batch import store_creation
 from hpc_nst.batch.cluster import ClusterHandle, ClusterOptions, dashboard
 from hpc_nst.batch.dispatch import Dispatch
 from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
@@ -124,11 +125,11 @@ def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest
         return root, match_manifest(path, root, manifest, fixes)
     order = store_order(manifest.pairs)
     ppt = pairs_per_task(len(manifest.valid), opts.batch_size, opts.batches_per_task)
-    frames, samples, records = st.capacities(manifest, cfg)
-    layout = st.Layout(len(order), ppt, opts.batch_size, frames, samples, records)
+    frames, samples, records = store_creation.capacities(manifest, cfg)
+    layout = store_creation.Layout(len(order), ppt, opts.batch_size, frames, samples, records)
     t0 = time.perf_counter()
     try:
-        st.create_store(path, cfg, manifest, order, layout)
+        store_creation.create_store(path, cfg, manifest, order, layout)
     except OSError as exc:
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and path.exists():
             raise st.StoreError(f"{path} was created by another run meanwhile") from exc
@@ -172,7 +173,7 @@ def _follow_moved_manifest(path: Path, root: Any, manifest: Manifest, out: TextI
 
 def _needed(manifest: Manifest, todo_pairs: list[Any], cfg: JobConfig) -> tuple[int, int, int]:
     sub = Manifest(manifest.path, manifest.sha256, todo_pairs)
-    return st.capacities(sub, cfg)
+    return store_creation.capacities(sub, cfg)
 
 
 def run_batch(

@@ -7,6 +7,7 @@ import soundfile as sf
 
 from hpc_nst.batch import reader
 from hpc_nst.batch import store as st
+from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.batch.writer import digest
@@ -23,9 +24,9 @@ def _fake_store(tmp_path, n: int = 30, ppt: int = 4):
     cfg = load_job(overrides={"iterations": "4", "model": "random", "width": "4"})
     man = read_manifest(tmp_path / "m.csv", cfg)
     order = store_order(man.pairs)
-    frames, samples, records = st.capacities(man, cfg)
+    frames, samples, records = sc.capacities(man, cfg)
     path = tmp_path / "s.zarr"
-    st.create_store(path, cfg, man, order, st.Layout(n, ppt, 2, frames, samples, records))
+    sc.create_store(path, cfg, man, order, sc.Layout(n, ppt, 2, frames, samples, records))
     root = st.open_root(path, mode="r+")
     ids = list(st.read_column(root, "pair"))
     k = np.array([int(i[1:]) for i in ids])

@@ -14,6 +14,7 @@ import xarray as xr
 import zarr
 
 from hpc_nst.batch import store as st
+from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.resume import match_manifest
@@ -31,9 +32,9 @@ def _make(tmp_path, audio_dir, cfg, rows=None, ppt=2):
                     "bad,nope.wav,a.wav"]
     man = read_manifest(write_csv(audio_dir / "m.csv", "pair_id,content,style", rows), cfg)
     order = store_order(man.pairs)
-    frames, samples, records = st.capacities(man, cfg)
+    frames, samples, records = sc.capacities(man, cfg)
     path = tmp_path / "s.zarr"
-    st.create_store(path, cfg, man, order, st.Layout(len(order), ppt, 2, frames, samples,
+    sc.create_store(path, cfg, man, order, sc.Layout(len(order), ppt, 2, frames, samples,
                                                      records))
     return path, man, order
 
@@ -220,9 +221,9 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path, audio_dir, t
 
 
 def test_record_capacity(tiny):
-    assert st.record_capacity(tiny) == 4  # 3 iterations + the final state
+    assert sc.record_capacity(tiny) == 4  # 3 iterations + the final state
     every = apply_overrides(tiny, {"iterations": "10", "optim.record_every": "4"})
-    assert st.record_capacity(every) == len([0, 4, 8, 9]) + 1
+    assert sc.record_capacity(every) == len([0, 4, 8, 9]) + 1
 
 
 def test_store_from_before_the_timbre_keys_resumes_with_the_per_bin_term(tmp_path, audio_dir,

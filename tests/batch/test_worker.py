@@ -9,6 +9,7 @@ import pytest
 
 import hpc_nst.engine.methods as methods
 from hpc_nst.batch import store as st
+from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.batch.worker import PairSpec, TaskSpec, _run_batch, run_task
@@ -50,9 +51,9 @@ def test_run_task_in_process(tmp_path, audio_dir, tiny):
                                   ["ok,a.wav,b.wav", "trunc,truncated.flac,a.wav",
                                    "ok2,c.wav,nan.wav"]), tiny)
     order = store_order(man.pairs)
-    frames, samples, records = st.capacities(man, tiny)
+    frames, samples, records = sc.capacities(man, tiny)
     path = tmp_path / "w.zarr"
-    st.create_store(path, tiny, man, order, st.Layout(3, 3, 3, frames, samples, records))
+    sc.create_store(path, tiny, man, order, sc.Layout(3, 3, 3, frames, samples, records))
     pairs = tuple(PairSpec(i, man.pairs[k].pair_id, str(man.pairs[k].content_path),
                            str(man.pairs[k].style_path), 0) for i, k in enumerate(order))
     result = run_task(TaskSpec(str(path), 0, 0, 3, ((tiny, pairs),), "cpu", 1))
