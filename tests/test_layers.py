@@ -16,7 +16,7 @@ ROOT = Path(hpc_nst.__file__).parent
 
 #: Package -> rank. A module may import from its own rank or lower ones only.
 RANKS = {
-    "errors": 0, "registry": 0, "fsutil": 0, "config": 1,
+    "errors": 0, "registry": 0, "fsutil": 0, "config": 1, "config_validation": 1,
     "audio": 2, "models": 2, "losses": 2, "data": 3,
     "engine": 4, "train": 5, "metrics": 6, "batch": 6, "report": 7, "export": 7, "cli": 8,
     "__main__": 9,
