@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from hpc_nst.batch.cluster import ClusterOptions, make_cluster
     from hpc_nst.batch.runner import RunOptions, run_batch
-    from hpc_nst.batch.worker import device_name
+    from hpc_nst.batch.worker_process import device_name
     from hpc_nst.config import load_job, parse_overrides
 
     cfg = load_job(args.job, overrides=parse_overrides(args.set))

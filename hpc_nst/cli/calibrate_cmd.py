@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hpc_nst.batch.cost import load_file, measure, save
-    from hpc_nst.batch.worker import device_name
+    from hpc_nst.batch.worker_process import device_name
     from hpc_nst.engine.device import pick_device
     from hpc_nst.errors import UsageError
     from hpc_nst.fsutil import check_output_file

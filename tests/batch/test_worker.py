@@ -79,7 +79,7 @@ def test_tune_malloc_takes_effect_on_glibc() -> None:
     """dask's MALLOC_TRIM_THRESHOLD_ would otherwise map every activation afresh."""
     import platform
 
-    from hpc_nst.batch.worker import tune_malloc
+    from hpc_nst.batch.worker_process import tune_malloc
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
@@ -93,7 +93,7 @@ def test_overlapping_tasks_keep_their_own_log_records():
     import logging
     import threading
 
-    from hpc_nst.batch.worker import _capturing
+    from hpc_nst.batch.worker_process import capturing
 
     log = logging.getLogger("hpc_nst.batch.worker")
     root = logging.getLogger("hpc_nst")
@@ -102,7 +102,7 @@ def test_overlapping_tasks_keep_their_own_log_records():
     a_in, b_done, results = threading.Event(), threading.Event(), {}
 
     def task_a():
-        with _capturing() as cap:
+        with capturing() as cap:
             log.info("a: first")
             helper = threading.Thread(target=lambda: (cap.adopt(), log.info("a: prefetch")))
             helper.start()
@@ -114,7 +114,7 @@ def test_overlapping_tasks_keep_their_own_log_records():
 
     def task_b():
         a_in.wait(5)
-        with _capturing() as cap:
+        with capturing() as cap:
             log.warning("b: only")
             # a thread B starts after A's helper ended (it may get that thread's id) is B's
             # only once B adopts it, and never A's
@@ -136,6 +136,6 @@ def test_overlapping_tasks_keep_their_own_log_records():
         assert results == {"a": ["a: first", "a: prefetch", "a: last"],
                            "b": ["b: only", "b: helper"]}
         assert root.level == logging.WARNING and not any(
-            type(h).__name__ == "_Capture" for h in root.handlers)
+            type(h).__name__ == "LogCapture" for h in root.handlers)
     finally:
         root.setLevel(before)
