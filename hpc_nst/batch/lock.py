@@ -34,8 +34,11 @@ class StoreLock:
     killed by a node failure or preemption and requeued, maybe onto another node); or it is
     empty and older than :data:`EMPTY_STALE_S`."""
 
+    #: The lock file's name inside the folder, and who takes it (for the messages).
+    name, user, kind = LOCK_NAME, "run", "store"
+
     def __init__(self, path: str | Path):
-        self.file = Path(path) / LOCK_NAME
+        self.file = Path(path) / self.name
         self.held = False
 
     def __enter__(self) -> StoreLock:
@@ -47,18 +50,18 @@ class StoreLock:
             except FileExistsError:
                 if not self._stale():
                     raise StoreError(
-                        f"{self.file.parent} is in use by another run ({self._owner()}); if "
-                        f"that run is dead, delete {self.file}") from None
+                        f"{self.file.parent} is in use by another {self.user} ({self._owner()}); "
+                        f"if that {self.user} is dead, delete {self.file}") from None
                 # Take the stale lock over under a guard: of two drivers doing this at once,
                 # the second re-checks after the first and finds the first's fresh lock.
-                with open(self.file.with_name(f"{LOCK_NAME}.guard"), "a") as guard:
+                with open(self.file.with_name(f"{self.name}.guard"), "a") as guard:
                     fcntl.flock(guard, fcntl.LOCK_EX)
                     if self._stale():
                         self.file.unlink(missing_ok=True)
                 continue
             except OSError as exc:
-                raise StoreError(f"{self.file.parent}: cannot take the store's lock: "
-                                 f"{exc.strerror or exc}; is the store writable?") from exc
+                raise StoreError(f"{self.file.parent}: cannot take the {self.kind}'s lock: "
+                                 f"{exc.strerror or exc}; is the {self.kind} writable?") from exc
             self.held = True
             return self
         raise StoreError(f"could not take the lock {self.file}")
@@ -72,7 +75,7 @@ class StoreLock:
 
     def _create(self, text: str) -> None:
         """The lock file with ``text`` in it, or FileExistsError."""
-        tmp = self.file.with_name(f"{LOCK_NAME}.{socket.gethostname()}.{os.getpid()}.tmp")
+        tmp = self.file.with_name(f"{self.name}.{socket.gethostname()}.{os.getpid()}.tmp")
         try:
             tmp.write_text(text)
             try:

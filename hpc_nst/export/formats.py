@@ -283,8 +283,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     info = store_info(store)
     out = Path(out)
     here = str(info.path.resolve())
-    before, before_path = target.read_card(out)
-    target.check_target(out, here, fmt, opts.overwrite, before, fmt in CODECS)
+    target.check_target(out, here, fmt, opts.overwrite, target.read_card(out)[0], fmt in CODECS)
     root = st.open_root(info.path)
     status = st.read_column(root, "status")
     st.warn_lost(info.path, status)
@@ -304,9 +303,6 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
                          "--where, or failing verification with --skip-bad); nothing written")
     if first is not None:
         items = itertools.chain([first], items)
-    before_map = target.read_files_map(out)
-    earlier = target.listed_files(before, before_map) if before is not None else set()
-    ids = st.read_column(root, "pair")
     card = {"store": here, "format": fmt, "codec": opts.codec,
             "job": info.job, "job_label": info.label, "job_digest": info.attrs.get("job_digest"),
             "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
@@ -315,25 +311,9 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
             "labels": [str(p) for p in opts.labels]}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
-                          "may_write": target.may_write(fmt, opts.codec,
-                                                        [str(ids[i]) for i in done],
-                                                        opts.shard_size)})
-        result = FORMATS[fmt](items, out, opts)
-        produced = result.pop("paths")
-        if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
-            # nor pairs --where leaves out)
-            produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, bad))
-        result["removed"] = target.remove_stale(out, earlier, produced)
-        target.remove_temporaries(out, set(produced) | set(earlier))
-        if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced
-            (out / FILES_NAME).unlink(missing_ok=True)
-        result.update(not_done=int(len(status) - len(done)),
-                      left_out_by_where=counts["left_out"], left_out_bad=len(bad),
-                      left_out_bad_ids=list(bad))
-        _write_card(out, {**card, **result, "complete": True})
-        if before_path is not None and before_path.name != MANIFEST_NAME:
-            target.drop_old_names(out)  # a folder of an earlier release: now the dotfiles
+        with target.ExportLock(out):
+            result = _write_locked(out, fmt, opts, card, root, done, items, bad,
+                                   {"not_done": int(len(status) - len(done))}, counts)
     except OSError as exc:
         error = target.write_error(out, exc)
         if error is None:
@@ -341,4 +321,36 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
         raise error from exc
     log.info("exported %s pair(s) of %s to %s as %s", result.get("items", result["written"]),
              info.path, out, fmt)
+    return result
+
+
+def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any], root: Any,
+                  done: list[int], items: Iterator[ExportItem], bad: list[str],
+                  result: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+    """The writing part of :func:`export_store`, under the folder's lock. The folder is read
+    (and checked) again here: another export may have finished in it since the first check."""
+    from hpc_nst.batch import store as st
+
+    before, before_path = target.read_card(out)
+    target.check_target(out, card["store"], fmt, opts.overwrite, before, fmt in CODECS)
+    before_map = target.read_files_map(out)
+    earlier = target.listed_files(before, before_map) if before is not None else set()
+    ids = st.read_column(root, "pair")
+    _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
+                      "may_write": target.may_write(fmt, opts.codec, [str(ids[i]) for i in done],
+                                                    opts.shard_size)})
+    written = FORMATS[fmt](items, out, opts)
+    produced = written.pop("paths")
+    if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
+        # nor pairs --where leaves out)
+        produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, bad))
+    written["removed"] = target.remove_stale(out, earlier, produced)
+    target.remove_temporaries(out, set(produced) | set(earlier))
+    if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced
+        (out / FILES_NAME).unlink(missing_ok=True)
+    result = {**written, **result, "left_out_by_where": counts["left_out"],
+              "left_out_bad": len(bad), "left_out_bad_ids": list(bad)}
+    _write_card(out, {**card, **result, "complete": True})
+    if before_path is not None and before_path.name != MANIFEST_NAME:
+        target.drop_old_names(out)  # a folder of an earlier release: now the dotfiles
     return result

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from hpc_nst.batch.lock import StoreLock
 from hpc_nst.errors import HpcNstError, UsageError
 from hpc_nst.fsutil import atomic_write
 
@@ -37,8 +38,18 @@ FILES_NAME = ".export.files.json"
 OLD_NAMES = {MANIFEST_NAME: "export.json", FILES_NAME: "export.files.json"}
 #: Where a file-based format puts its audio files, by format.
 AUDIO_SUB = {"wav": "", "flac": "", "audiofolder": "audio/"}
+#: Held while an export writes into its folder: a second export into the same folder is
+#: refused (it would remove the first one's temporaries and overwrite its card).
+LOCK_NAME = ".export.lock"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class ExportLock(StoreLock):
+    """One export at a time into a folder (a dotfile, which folder loaders never read; taken
+    over when its owner is gone, as a store's lock is)."""
+
+    name, user, kind = LOCK_NAME, "export", "export folder"
 
 
 def _read_json(out: Path, name: str) -> tuple[Any, Path | None]:
@@ -82,7 +93,9 @@ def check_target(out: Path, store: str, fmt: str, overwrite: bool,
         # plain files may go into a folder of other files, but never over someone's own
         # metadata.jsonl (which they now write beside the audio)
         mixed = not plain or (out / "metadata.jsonl").exists()
-        if mixed and out.is_dir() and any(out.iterdir()) and not overwrite:
+        ours = (LOCK_NAME, f"{LOCK_NAME}.guard")  # a killed first export's lock
+        if mixed and out.is_dir() and any(p.name not in ours for p in out.iterdir()) \
+                and not overwrite:
             raise UsageError(f"{out} is not empty and holds no hpc-nst export: export to a new "
                              "folder, or pass --overwrite to write into it anyway")
         return

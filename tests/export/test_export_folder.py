@@ -348,3 +348,54 @@ def test_sigterm_mid_write_and_a_killed_exports_temporaries(store, tmp_path, mon
     assert export(store, out, "parquet") == 0
     assert sorted(p.name for p in out.iterdir()) == [".export.json", ".notes.txt",
                                                       "data.parquet"]
+
+
+def test_a_second_export_into_a_folder_in_use_is_refused_and_a_dead_ones_lock_taken_over(
+        store, tmp_path, monkeypatch, capsys):
+    """Two exports writing into one folder at once removed each other's temporaries and
+    overwrote each other's card: the second is now refused, naming the first, and leaves the
+    first's files alone; the lock a killed export left is taken over (and does not make the
+    folder count as someone else's)."""
+    import os
+    import socket
+    import subprocess
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from hpc_nst.export import formats
+
+    out = tmp_path / "busy"
+    writing, release = threading.Event(), threading.Event()
+    real = formats.FORMATS["parquet"]
+
+    def slow(items, folder, opts):
+        writing.set()
+        assert release.wait(60)
+        return real(items, folder, opts)
+
+    monkeypatch.setitem(formats.FORMATS, "parquet", slow)
+    first: list[int] = []
+    thread = threading.Thread(target=lambda: first.append(export(store, out, "parquet")))
+    thread.start()
+    try:
+        assert writing.wait(60)
+        capsys.readouterr()
+        assert export(store, out, "parquet") == 2
+        err = capsys.readouterr().err
+        assert "in use by another export" in err and f"pid {os.getpid()}" in err
+        assert (out / ".export.lock").is_file()
+    finally:
+        release.set()
+        thread.join(60)
+    assert first == [0] and not (out / ".export.lock").exists()
+    assert sorted(pq.read_table(out).column("pair_id").to_pylist()) == IDS
+
+    # a killed export's lock (its process gone) in a folder it never wrote a card into
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    fresh = tmp_path / "after-kill"
+    fresh.mkdir()
+    (fresh / ".export.lock").write_text(f"{socket.gethostname()} {dead.pid} 2026-12-07T00:00:00\n")
+    assert export(store, fresh, "webdataset") == 0
+    assert not (fresh / ".export.lock").exists() and (fresh / "shard-000000.tar").is_file()
