@@ -9,10 +9,12 @@ with the per-batch figures measured at F0 frames for each batch size B (the opti
 Griffin-Lim are linear in the frames and the iterations; a batch is padded to its longest
 pair; ``fixed_s`` is the time that does not scale with the iterations: all of it for a
 per-pair method such as ``sampler`` or ``eq``, which has no iterations). The figures come
-from a calibration file (``hpc-nst calibrate`` measures them with short
-runs of the job on synthetic pairs) or from the timings of an earlier store of the same job.
-Entries are keyed by device name and by the job's *cost key*: its digest with the seeds and
-iteration counts zeroed, so one calibration serves any iteration count.
+from a calibration file (``hpc-nst calibrate`` measures them with short runs of the job on
+synthetic pairs, or on real pairs of the user's manifest with ``--manifest``: the per-pair
+methods' time depends on the notes, not only the length) or from the timings of an earlier
+store of the same job. Entries are keyed by device name and by the job's *cost key*: its
+digest with the seeds and iteration counts zeroed, so one calibration serves any iteration
+count.
 """
 
 from __future__ import annotations
@@ -97,34 +99,85 @@ def calibration_audio(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
 
 
 def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float = 2.56,
-            iterations: int = 20) -> dict[int, BatchCost]:
-    """Run the job on synthetic pairs for each batch size (short runs) and time it."""
+            iterations: int = 20,
+            pairs: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[int, BatchCost]:
+    """Run the job for each batch size (short runs) and time it: on synthetic pairs of
+    ``seconds``, or on ``pairs`` (content, style audio at the job's rate: real pairs of the
+    user's manifest, :func:`manifest_pairs`), every one of them once per batch size, the
+    figures scaled to their median length (the model is linear in the frames)."""
+    from hpc_nst.audio.spectrogram import num_frames
     from hpc_nst.engine.methods import run_method
 
     rng = np.random.default_rng(0)
     sr = cfg.stft.sample_rate
-    n = int(seconds * sr)
     short = dataclasses.replace(
         cfg, optim=dataclasses.replace(cfg.optim, iterations=iterations),
         griffin_lim=dataclasses.replace(cfg.griffin_lim, iterations=max(
             2, min(cfg.griffin_lim.iterations, iterations))))
     out: dict[int, BatchCost] = {}
     for b in batch_sizes:
-        audio = [calibration_audio(rng, n, sr) for _ in range(2 * b)]
-        run_method(audio[:1], audio[1:2], short, seeds=[0], device=device)  # warm-up
-        results = run_method(audio[:b], audio[b:], short, seeds=list(range(b)), device=device)
-        res = results[0]
-        frames = 1 + n // cfg.stft.hop_length
-        if "ms_per_iteration" not in res.timings:  # a per-pair method: each pair timed alone
-            fixed = sum(r.timings.get("total_s", r.timings.get("optimise_s", 0.0))
-                        for r in results)
-            out[b] = BatchCost(b, frames, 0.0, 0.0, 0.0, fixed)
+        if pairs is None:
+            audio = [calibration_audio(rng, int(seconds * sr), sr) for _ in range(2 * b)]
+            batches = [(audio[:b], audio[b:])]
+        else:
+            batches = [([c for c, _ in pairs[i:i + b]], [s for _, s in pairs[i:i + b]])
+                       for i in range(0, len(pairs), b)]
+        run_method(batches[0][0][:1], batches[0][1][:1], short, seeds=[0],
+                   device=device)  # warm-up
+        timed = [_time_batch(short, contents, styles, device, b) for contents, styles in batches]
+        f0 = int(np.median([num_frames(len(c), cfg.stft) for c, _ in pairs])) if pairs else \
+            timed[0].frames
+        scaled = [[v * f0 / t.frames for v in (t.features_s, t.ms_per_iteration,
+                                               t.gl_ms_per_iteration, t.fixed_s)]
+                  for t in timed]
+        out[b] = BatchCost(b, f0, *(float(np.mean(col)) for col in zip(*scaled)))
+    return out
+
+
+def _time_batch(short: JobConfig, contents: list[np.ndarray], styles: list[np.ndarray],
+                device: str, b: int) -> BatchCost:
+    """One batch's cost, at its longest content's frames; a batch of fewer than ``b`` pairs
+    (a manifest's last) is counted as ``b`` (a padded batch costs as a full one)."""
+    from hpc_nst.audio.spectrogram import num_frames
+    from hpc_nst.engine.methods import run_method
+
+    results = run_method(contents, styles, short, seeds=list(range(len(contents))),
+                         device=device)
+    frames = max(num_frames(len(c), short.stft) for c in contents)
+    res = results[0]
+    if "ms_per_iteration" not in res.timings:  # a per-pair method: each pair timed alone
+        fixed = sum(r.timings.get("total_s", r.timings.get("optimise_s", 0.0))
+                    for r in results)
+        return BatchCost(b, frames, 0.0, 0.0, 0.0, fixed * b / len(contents))
+    # On a CPU each pair runs alone: its timings are one pair's, not the batch's.
+    t = {k: v * b / max(res.group_pairs, 1) for k, v in res.timings.items()}
+    gl = t.get("griffin_lim_s", 0.0) / short.griffin_lim.iterations * 1000
+    return BatchCost(b, frames, t.get("features_s", 0.0), t.get("ms_per_iteration", 0.0), gl)
+
+
+def manifest_pairs(path: Path, cfg: JobConfig, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The audio of ``count`` valid pairs of the manifest ``path`` (spread evenly over it),
+    loaded as a worker loads them; a pair whose audio cannot be used is passed over."""
+    from hpc_nst.audio.io import AudioError, load_audio
+    from hpc_nst.batch.manifest import read_manifest
+
+    valid = [p for p in read_manifest(path, cfg).valid if cost_key(p.cfg) == cost_key(cfg)]
+    if not valid:
+        raise UsageError(f"--manifest {path}: no valid pair of this job to time (see "
+                         "hpc-nst run --dry-run for the manifest's problems)")
+    order = np.unique(np.linspace(0, len(valid) - 1, min(count, len(valid))).round().astype(int))
+    sr, least = cfg.stft.sample_rate, cfg.stft.win_length
+    out = []
+    for i in [*order, *(i for i in range(len(valid)) if i not in set(order))]:
+        if len(out) == len(order):
+            break
+        try:
+            out.append((load_audio(valid[i].content_path, sr, min_samples=least),
+                        load_audio(valid[i].style_path, sr, min_samples=least)))
+        except AudioError:
             continue
-        # On a CPU each pair runs alone: its timings are one pair's, not the batch's.
-        t = {k: v * b / max(res.group_pairs, 1) for k, v in res.timings.items()}
-        gl = t.get("griffin_lim_s", 0.0) / short.griffin_lim.iterations * 1000
-        out[b] = BatchCost(b, frames, t.get("features_s", 0.0),
-                           t.get("ms_per_iteration", 0.0), gl)
+    if not out:
+        raise UsageError(f"--manifest {path}: no pair's audio could be read to time")
     return out
 
 

@@ -26,7 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads while measuring (default on a CPU: what each task of "
                    "a local run gets, one per task; the dry run's times are per task)")
-    p.add_argument("--seconds", type=float, default=2.56, help="pair length (default 2.56)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="synthetic pair length (default 2.56; not with --manifest)")
+    p.add_argument("--manifest", type=Path, metavar="CSV",
+                   help="time real pairs of this manifest instead of synthetic ones (the "
+                        "per-pair methods' time depends on the notes, not only the length)")
+    p.add_argument("--pairs", type=int, default=8, metavar="N",
+                   help="pairs of --manifest to time, spread over it (default 8)")
     p.add_argument("--iterations", type=int, default=20,
                    help="optimisation iterations timed per batch (default 20)")
     p.add_argument("-o", "--output", type=Path, default=DEFAULT_FILE, metavar="FILE",
@@ -37,20 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from hpc_nst.batch.cost import load_file, measure, save
+    from hpc_nst.batch.cost import load_file, manifest_pairs, measure, save
     from hpc_nst.batch.worker_process import device_name
     from hpc_nst.engine.device import pick_device
     from hpc_nst.errors import UsageError
     from hpc_nst.fsutil import check_output_file
 
-    if args.iterations < 1 or min(args.batch_sizes) < 1 or \
+    if args.iterations < 1 or min(args.batch_sizes) < 1 or args.pairs < 1 or \
             (args.threads is not None and args.threads < 1):
-        raise UsageError("--iterations, --batch-sizes and --threads must be positive")
-    if not 0.05 <= args.seconds <= 600:  # (also NaN and inf)
-        raise UsageError(f"--seconds {args.seconds}: give a pair length from 0.05 to 600 s")
+        raise UsageError("--iterations, --batch-sizes, --pairs and --threads must be positive")
+    if args.manifest is not None and args.seconds is not None:
+        raise UsageError("--seconds: not with --manifest (its pairs have their own lengths)")
+    seconds = 2.56 if args.seconds is None else args.seconds
+    if not 0.05 <= seconds <= 600:  # (also NaN and inf)
+        raise UsageError(f"--seconds {seconds}: give a pair length from 0.05 to 600 s")
     check_output_file(args.output, "-o", "the calibration file's name", "calibration.json")
     load_file(args.output)  # one that is not a calibration file: said now, not after the work
     cfg = load_job(args.job, parse_overrides(args.overrides))
+    pairs = None if args.manifest is None else manifest_pairs(args.manifest, cfg, args.pairs)
     dev = str(pick_device(args.device))
     name = device_name(dev)
     threads = args.threads
@@ -60,14 +70,21 @@ def run(args: argparse.Namespace) -> int:
         threads = local_layout(ClusterOptions(gpus=0)).threads
     if threads is not None:
         torch.set_num_threads(threads)
-    results = measure(cfg, dev, args.batch_sizes, args.seconds, args.iterations)
+    results = measure(cfg, dev, args.batch_sizes, seconds, args.iterations, pairs)
     save(args.output, name, cfg, results)
     from hpc_nst.engine.methods.base import optimises
 
-    print(f"{name} ({dev}, {torch.get_num_threads()} torch thread(s)), job {cfg.method} "
-          + (f"({cfg.optim.iterations} iterations):" if optimises(cfg) else
-             "(no optimisation; timed on synthetic tones: pairs of real notes can take "
-             "several times longer, so estimate from a few real pairs too):"))
+    if pairs is None:
+        timed_on = f"{seconds} s pair"
+        caveat = ("" if optimises(cfg) else " (no optimisation; timed on synthetic tones: real "
+                  "notes can take several times longer, so time real pairs with --manifest)")
+    else:
+        frames = next(iter(results.values())).frames
+        timed_on = f"{frames * cfg.stft.hop_length / cfg.stft.sample_rate:.2f} s pair"
+        caveat = (f" (timed on {len(pairs)} pair(s) of {args.manifest}, scaled to their "
+                  "median length)")
+    print(f"{name} ({dev}, {torch.get_num_threads()} torch thread(s)), job {cfg.method}"
+          + (f" ({cfg.optim.iterations} iterations)" if optimises(cfg) else "") + caveat + ":")
     for b, c in results.items():
         pair_s = (c.features_s + c.fixed_s + cfg.optim.iterations * c.ms_per_iteration / 1000
                   + cfg.griffin_lim.iterations * c.gl_ms_per_iteration / 1000) / b
@@ -75,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         if c.ms_per_iteration > 0:
             print(f"  batch {b}: {c.ms_per_iteration:.2f} ms per iteration, features "
                   f"{c.features_s:.3f} s, Griffin-Lim {c.gl_ms_per_iteration:.2f} ms per "
-                  f"iteration -> {pair_s:.2f} s per {args.seconds} s pair ({rate})")
+                  f"iteration -> {pair_s:.2f} s per {timed_on} ({rate})")
         else:  # a per-pair method: no iterations
-            print(f"  batch {b}: {pair_s:.3f} s per {args.seconds} s pair ({rate})")
+            print(f"  batch {b}: {pair_s:.3f} s per {timed_on} ({rate})")
     print(f"saved to {args.output}")
     return 0

@@ -188,3 +188,37 @@ def test_calibrate_refuses_bad_output_and_lengths_before_measuring(tmp_path, cap
                      *extra]) == 2
         assert says in capsys.readouterr().err
     assert a_list.read_text() == "[1, 2]" and not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("job", [["--job", "eq"], SETS])
+def test_calibrate_times_real_pairs_of_a_manifest(tmp_path, audio_dir, capsys, job):
+    """A per-pair method's time depends on the notes, not only the length (``layered``: 0.30 s
+    per synthetic 2.56 s pair here, 0.59 s per real one): ``--manifest`` times the user's own
+    pairs, spread over the manifest (a row whose audio cannot be read passed over for the
+    next), scaled to their median length; ``--seconds`` with it, and a manifest without a
+    usable pair, are refused before any work."""
+    manifest = write_csv(audio_dir / "cal.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,nope.wav,b.wav", "p3,c.wav,d.wav",
+                          "p4,d.wav,a.wav", "p5,truncated.flac,b.wav"])
+    cal = tmp_path / "cal.json"
+    args = ["calibrate", *job, "--batch-sizes", "1", "2", "--iterations", "2", "-o", str(cal),
+            "--manifest", str(manifest), "--pairs", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"timed on 2 pair(s) of {manifest}, scaled to their median length" in printed
+    # p1 and p5 asked for (the first and the last valid row); p5's audio is cut short, so the
+    # next unused row, p3, is timed instead: contents of 51 and 31 frames, median 41
+    assert "s per 0.41 s pair" in printed
+    (entries,), = [list(v.values()) for v in json.loads(cal.read_text()).values()]
+    assert {b: c["frames"] for b, c in entries.items()} == {"1": 41, "2": 41}
+    assert all(c["fixed_s"] + c["ms_per_iteration"] > 0 for c in entries.values())
+    cfg = load_job("eq") if job[0] == "--job" else load_job(
+        overrides=dict(s.split("=") for s in TINY))
+    plan, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 1, None, ClusterOptions(), cal)
+    assert 0 < plan.device_s < 60
+    for extra, says in ((["--seconds", "1"], "--seconds: not with --manifest"),
+                        (["--pairs", "0"], "--pairs and --threads must be positive")):
+        assert main([*args, *extra]) == 2 and says in capsys.readouterr().err
+    bad = write_csv(audio_dir / "bad.csv", "pair_id,content,style", ["p1,nope.wav,b.wav"])
+    assert main([*args[:-4], "--manifest", str(bad)]) == 2
+    assert "no valid pair of this job to time" in capsys.readouterr().err
