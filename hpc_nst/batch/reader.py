@@ -12,7 +12,6 @@ most :data:`READ_BYTES` of audio), and spectrograms only for the pairs that get 
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -24,12 +23,10 @@ import numpy as np
 
 from hpc_nst.batch import store as st
 from hpc_nst.batch.locations import files_stamp, stamps_differ
-from hpc_nst.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-LABEL_COLUMNS = ("content_label", "style_label")
 #: Per-pair accounting arrays (absent from stores of earlier releases).
 ACCOUNTING = ("scheduler_job", "device_name", "peak_memory_mb", "device_s", "wall_s")
 READ_BYTES = 64 * 2**20  # audio read per bulk read, at most (plus one shard)
@@ -219,64 +216,6 @@ class InputChanges:
                 f"since (size or modification time; e.g. {', '.join(self.ids[:3])}): the "
                 "content and style named for them are not the audio they were made from; "
                 "rerun hpc-nst run with --recompute-changed")
-
-
-def check_label_files(paths: Sequence[Path]) -> None:
-    """Refuse a ``--labels`` file that is not there (before any work)."""
-    for path in paths:
-        if not Path(path).is_file():
-            raise UsageError(f"--labels {path}: file not found (a CSV of pair_id and "
-                             "content_label and/or style_label)")
-
-
-def pair_ids(info: StoreInfo) -> set[str]:
-    """The ids of every pair of the store."""
-    return {str(x) for x in st.read_column(st.open_root(info.path), "pair")}
-
-
-def read_labels(manifest: Path | None, extra: list[Path] | None = None,
-                pair_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
-    """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
-    ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
-    (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
-    store's), an ``extra`` file none of whose rows names one of them is warned about: a
-    label file of another dataset labels nothing (one of a larger dataset is normal)."""
-    sources: list[Path] = []
-    if manifest is not None and manifest.is_file():
-        sources.append(manifest)
-        for sidecar in (manifest.parent / "labels.csv",
-                        manifest.with_name(f"{manifest.stem}.labels.csv")):
-            if sidecar.is_file() and sidecar != manifest:
-                sources.append(sidecar)
-    given = list(extra or [])
-    sources.extend(given)
-    out: dict[str, dict[str, str]] = {}
-    for src in sources:
-        with open(src, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
-            if "pair_id" not in (reader.fieldnames or []) or not cols:
-                if src in given:  # named by the user: it must be a label file
-                    raise UsageError(
-                        f"--labels {src}: no label columns (its header is "
-                        f"{','.join(reader.fieldnames or []) or 'empty'}); give a CSV with "
-                        "pair_id and content_label and/or style_label")
-                continue
-            rows = matched = 0
-            for row in reader:
-                pid = (row.get("pair_id") or "").strip()
-                if not pid or pid.startswith("#"):  # a comment line (as the manifest reader)
-                    continue
-                rows += 1
-                matched += pair_ids is not None and pid in pair_ids
-                entry = out.setdefault(pid, {})
-                entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
-                              or c not in entry})  # a blank cell never erases a label
-            if pair_ids is not None and src in given and rows and not matched:
-                log.warning("--labels %s: none of its %d row(s) names a pair of this store: "
-                            "it labels nothing here (a label file of another dataset?)",
-                            src, rows)
-    return out
 
 
 def _resolve(base: Path | None, rel: str) -> Path | None:

@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.batch.reader import check_label_files
+    from hpc_nst.batch.labels import check_label_files
     from hpc_nst.cli import UserError
     from hpc_nst.cli.args import stop_on_sigterm
     from hpc_nst.fsutil import DISK_ERRNOS

@@ -13,16 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from hpc_nst.batch.reader import (
-    LABEL_COLUMNS,
-    InputChanges,
-    StoreInfo,
-    check_label_files,
-    iter_pairs,
-    metadata_names,
-    pair_ids,
-    read_labels,
-)
+from hpc_nst.batch.labels import LABEL_COLUMNS, check_label_files, pair_ids, read_labels
+from hpc_nst.batch.reader import InputChanges, StoreInfo, iter_pairs, metadata_names
 from hpc_nst.batch.verify import check_audio, recorded_audio_digest
 from hpc_nst.errors import UsageError
 

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from hpc_nst.batch import store as st
+from hpc_nst.batch.labels import pair_ids, read_labels
 from hpc_nst.batch.reader import (
     InputChanges,
     PairData,
     StoreInfo,
     iter_pairs,
-    pair_ids,
-    read_labels,
     read_spectrograms,
     store_info,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from hpc_nst.batch import reader
+from hpc_nst.batch import labels, reader
 from hpc_nst.batch import store as st
 from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
@@ -116,20 +116,20 @@ def test_iter_pairs_reads_only_the_pairs_asked_for(tmp_path, monkeypatch):
 def test_labels_from_manifest_columns_and_sidecars(tmp_path):
     m = tmp_path / "bench.csv"
     m.write_text("pair_id,content,style,style_label\na,x,y,Violin\nb,x,y,Cello\n")
-    assert reader.read_labels(m) == {"a": {"style_label": "Violin"},
+    assert labels.read_labels(m) == {"a": {"style_label": "Violin"},
                                      "b": {"style_label": "Cello"}}
     (tmp_path / "labels.csv").write_text("pair_id,content_label,style_label\na,Flute,Viola\n")
     (tmp_path / "bench.labels.csv").write_text("pair_id,content_label\nb,Harp\n")
     extra = tmp_path / "extra.csv"
     extra.write_text("pair_id,style_label\nb,Oboe\n")
-    assert reader.read_labels(m, [extra]) == {
+    assert labels.read_labels(m, [extra]) == {
         "a": {"content_label": "Flute", "style_label": "Viola"},
         "b": {"content_label": "Harp", "style_label": "Oboe"}}
-    assert reader.read_labels(None) == {}
-    assert reader.read_labels(tmp_path / "missing.csv") == {}
+    assert labels.read_labels(None) == {}
+    assert labels.read_labels(tmp_path / "missing.csv") == {}
     blank = tmp_path / "blank.csv"  # a later file's blank cell never erases a label
     blank.write_text("pair_id,style_label,content_label\na,,Oboe\n")
-    assert reader.read_labels(m, [blank])["a"] == {"content_label": "Oboe",
+    assert labels.read_labels(m, [blank])["a"] == {"content_label": "Oboe",
                                                    "style_label": "Viola"}
 
 
@@ -145,7 +145,7 @@ def test_method_names():
 def test_labels_skip_comment_lines_wherever_pair_id_is(tmp_path):
     """A '# comment' line (the manifest reader allows them) left pair_id None: export and
     report crashed reading the labels."""
-    from hpc_nst.batch.reader import read_labels
+    from hpc_nst.batch.labels import read_labels
 
     m = tmp_path / "m.csv"
     m.write_text("content,style,pair_id,style_label\n# a comment\na.wav,b.wav,p1,harp\n")

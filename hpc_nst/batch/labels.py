@@ -1,0 +1,76 @@
+"""Labels of the pairs of a store (``content_label`` / ``style_label``): from the manifest's own
+columns, the label files beside it (``labels.csv``, ``<manifest stem>.labels.csv``) and the
+``--labels`` CSVs of ``export`` and ``report``."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from hpc_nst.batch import store as st
+from hpc_nst.batch.reader import StoreInfo
+from hpc_nst.errors import UsageError
+
+LABEL_COLUMNS = ("content_label", "style_label")
+
+log = logging.getLogger(__name__)
+
+
+def check_label_files(paths: Sequence[Path]) -> None:
+    """Refuse a ``--labels`` file that is not there (before any work)."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise UsageError(f"--labels {path}: file not found (a CSV of pair_id and "
+                             "content_label and/or style_label)")
+
+
+def pair_ids(info: StoreInfo) -> set[str]:
+    """The ids of every pair of the store."""
+    return {str(x) for x in st.read_column(st.open_root(info.path), "pair")}
+
+
+def read_labels(manifest: Path | None, extra: list[Path] | None = None,
+                pair_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
+    """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
+    ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
+    (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
+    store's), an ``extra`` file none of whose rows names one of them is warned about: a
+    label file of another dataset labels nothing (one of a larger dataset is normal)."""
+    sources: list[Path] = []
+    if manifest is not None and manifest.is_file():
+        sources.append(manifest)
+        for sidecar in (manifest.parent / "labels.csv",
+                        manifest.with_name(f"{manifest.stem}.labels.csv")):
+            if sidecar.is_file() and sidecar != manifest:
+                sources.append(sidecar)
+    given = list(extra or [])
+    sources.extend(given)
+    out: dict[str, dict[str, str]] = {}
+    for src in sources:
+        with open(src, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
+            if "pair_id" not in (reader.fieldnames or []) or not cols:
+                if src in given:  # named by the user: it must be a label file
+                    raise UsageError(
+                        f"--labels {src}: no label columns (its header is "
+                        f"{','.join(reader.fieldnames or []) or 'empty'}); give a CSV with "
+                        "pair_id and content_label and/or style_label")
+                continue
+            rows = matched = 0
+            for row in reader:
+                pid = (row.get("pair_id") or "").strip()
+                if not pid or pid.startswith("#"):  # a comment line (as the manifest reader)
+                    continue
+                rows += 1
+                matched += pair_ids is not None and pid in pair_ids
+                entry = out.setdefault(pid, {})
+                entry.update({c: v for c in cols if (v := (row.get(c) or "").strip())
+                              or c not in entry})  # a blank cell never erases a label
+            if pair_ids is not None and src in given and rows and not matched:
+                log.warning("--labels %s: none of its %d row(s) names a pair of this store: "
+                            "it labels nothing here (a label file of another dataset?)",
+                            src, rows)
+    return out
