@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave out pairs whose audio fails its checksum (default: refuse to "
                         "export; see hpc-nst verify)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace existing audio files / another store's export in DIR")
+                   help="replace another store's export in DIR, or files there that no "
+                        "export wrote under the names this one writes")
     p.set_defaults(func=run)
 
 

@@ -298,9 +298,13 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)
     first = next(items, None)  # the report read, the first items checked: still nothing written
-    if first is None and fmt == "parquet":
-        raise UsageError("no pair to export as Parquet: every done pair was left out (by "
-                         "--where, or failing verification with --skip-bad); nothing written")
+    if first is None and (fmt == "parquet" or selection is not None or bad):
+        # (an export of nothing would remove an earlier export's files: a --where typo must
+        # not empty a dataset folder)
+        raise UsageError(f"no pair to export{' as Parquet' if fmt == 'parquet' else ''}: "
+                         "every done pair was left out (by --where, or failing verification "
+                         "with --skip-bad); nothing written, and nothing removed from "
+                         f"{out}")
     if first is not None:
         items = itertools.chain([first], items)
     card = {"store": here, "format": fmt, "codec": opts.codec,
@@ -336,6 +340,9 @@ def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any]
     before_map = target.read_files_map(out)
     earlier = target.listed_files(before, before_map) if before is not None else set()
     ids = st.read_column(root, "pair")
+    if not opts.overwrite:
+        target.refuse_foreign_files(out, target.may_write(
+            fmt, opts.codec, [str(ids[i]) for i in done], opts.shard_size), earlier)
     _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
                       "may_write": target.may_write(fmt, opts.codec, [str(ids[i]) for i in done],
                                                     opts.shard_size)})

@@ -35,7 +35,7 @@ CONTAINER_FIELDS = ("audio",)
 #: Their types, for containers that fix a schema (Parquet): the others are text or float.
 INT_FIELDS = ("seed", "sample_rate", "attempts")
 TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_digest",
-               "device", "judge_class", "output_class")
+               "device", "judge_class", "output_class", *LABEL_COLUMNS)
 
 
 log = logging.getLogger(__name__)

@@ -107,6 +107,19 @@ def check_target(out: Path, store: str, fmt: str, overwrite: bool,
                          "--overwrite to replace it")
 
 
+def refuse_foreign_files(out: Path, names: Iterable[str], ours: set[str]) -> None:
+    """Refuse (before writing) to replace files an export would write that no earlier export
+    here wrote: a user's own ``<pair_id>.wav`` beside the outputs (plain formats may go into
+    a folder of other files) would be overwritten, then recorded as ours and removed by a
+    later export."""
+    foreign = [rel for rel in names if rel not in ours and (out / rel).exists()]
+    if foreign:
+        raise UsageError(f"{out}: {len(foreign)} file(s) this export would write are there "
+                         f"already and no hpc-nst export wrote them ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); export to another folder, "
+                         "or pass --overwrite to replace them")
+
+
 def _safe(rel: str) -> bool:
     p = PurePosixPath(rel)
     return bool(rel) and "<" not in rel and not p.is_absolute() and ".." not in p.parts

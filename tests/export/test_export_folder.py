@@ -399,3 +399,53 @@ def test_a_second_export_into_a_folder_in_use_is_refused_and_a_dead_ones_lock_ta
     (fresh / ".export.lock").write_text(f"{socket.gethostname()} {dead.pid} 2026-12-07T00:00:00\n")
     assert export(store, fresh, "webdataset") == 0
     assert not (fresh / ".export.lock").exists() and (fresh / "shard-000000.tar").is_file()
+
+
+def test_a_users_own_files_are_never_replaced_without_overwrite(store, tmp_path, capsys):
+    """A plain export into a folder of the user's files overwrote their ``<pair_id>.wav``
+    (exit 0), recorded it as its own, and a later export removed it."""
+    out = tmp_path / "songs"
+    out.mkdir()
+    mine = tone(100, 0.2)
+    sf.write(out / "bc.wav", mine, SR)
+    (out / "notes.txt").write_text("my own")
+    before = (out / "bc.wav").read_bytes()
+    assert export(store, out, "wav") == 2
+    err = capsys.readouterr().err
+    assert "1 file(s) this export would write are there already and no hpc-nst export " \
+           "wrote them (bc.wav)" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["bc.wav", "notes.txt"]
+    assert (out / "bc.wav").read_bytes() == before
+    # an export of ours there is rewritten as before; the user's other file is left alone
+    assert export(store, out, "wav", "--overwrite") == 0
+    assert export(store, out, "wav") == 0 and (out / "notes.txt").read_text() == "my own"
+    assert sorted(p.name for p in out.glob("*.wav")) == [f"{i}.wav" for i in IDS]
+
+
+@pytest.mark.parametrize("fmt", ["wav", "webdataset"])
+def test_a_where_that_leaves_out_every_pair_keeps_the_earlier_export(store, tmp_path, fmt,
+                                                                     capsys):
+    """An export with a --where matching nothing wrote nothing and removed every file of the
+    earlier export (exit 0): a typo emptied a dataset folder. Parquet refused already."""
+    out = tmp_path / fmt
+    assert export(store, out, fmt) == 0
+    before = tree(out)
+    assert export(store, out, fmt, "--where", "pair_id == 'zz'") == 2
+    assert "every done pair was left out" in capsys.readouterr().err
+    assert tree(out) == before
+
+
+def test_parquet_labels_empty_in_the_first_row_group_are_text_not_float(store, tmp_path):
+    """A label missing for every pair of the first row group typed the column float64, and
+    the first labelled pair then failed the export ("Could not convert 'x' with type str")."""
+    import pyarrow.parquet as pq
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("pair_id,style_label\nca,Violin\n")
+    out = tmp_path / "pq"
+    assert export(store, out, "parquet", "--shard-size", "1", "--labels", str(labels)) == 0
+    table = pq.read_table(out / "data.parquet")
+    assert str(table.schema.field("style_label").type) == "string"
+    assert dict(zip(table.column("pair_id").to_pylist(),
+                    table.column("style_label").to_pylist())) == {"ab": None, "bc": None,
+                                                                  "ca": "Violin"}
