@@ -107,6 +107,21 @@ def find_audio(spec: str, recursive: bool = True,
     return out
 
 
+def unique_files(files: list[AudioFile], option: str) -> list[AudioFile]:
+    """``files`` with each audio file once (by its resolved path), the first spec's entry
+    kept: overlapping specs (a folder and its sub-folder, two globs) listed a file twice,
+    under different pair ids and labels, so one pair was computed twice and could fall on
+    both sides of a train/test split."""
+    seen: dict[Path, AudioFile] = {}
+    for f in files:
+        seen.setdefault(f.path.resolve(), f)
+    if len(seen) < len(files):
+        log.warning("%d file(s) named by more than one %s (overlapping folders or patterns), "
+                    "each kept once, under the first that named it", len(files) - len(seen),
+                    option)
+    return list(seen.values())
+
+
 def pair_id(content_rel: str, style_rel: str) -> str:
     """``<content stem>__<style stem>-<8 hex>``: readable, unique, stable for the same paths."""
     digest = hashlib.sha256(f"{content_rel}\0{style_rel}".encode()).hexdigest()[:8]

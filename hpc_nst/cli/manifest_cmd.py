@@ -52,7 +52,13 @@ def _exts() -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpc_nst.batch.manifest_build import BuildOptions, build_rows, find_audio, write_manifest
+    from hpc_nst.batch.manifest_build import (
+        BuildOptions,
+        build_rows,
+        find_audio,
+        unique_files,
+        write_manifest,
+    )
     from hpc_nst.config import parse_overrides
 
     if args.mode == "sample" and args.pairs <= 0:
@@ -60,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if args.mode != "sample" and args.pairs:
         raise UsageError(f"--pairs is for --mode sample, not --mode {args.mode}")
     exts = tuple(e.strip() for e in args.ext.split(",") if e.strip())
-    contents = [f for spec in args.content for f in find_audio(spec, args.recursive, exts)]
-    styles = [f for spec in args.style for f in find_audio(spec, args.recursive, exts)]
+    contents = unique_files([f for spec in args.content
+                             for f in find_audio(spec, args.recursive, exts)], "--content")
+    styles = unique_files([f for spec in args.style
+                           for f in find_audio(spec, args.recursive, exts)], "--style")
     opts = BuildOptions(mode=args.mode, n=args.pairs, seed=args.seed,
                         labels_from_dirs=args.labels_from_dirs,
                         overrides=tuple(parse_overrides(args.override).items()),

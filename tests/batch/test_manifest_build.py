@@ -13,6 +13,7 @@ import soundfile as sf
 from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.manifest_build import pair_id
 from hpc_nst.cli import main
+from hpc_nst.config import load_job
 
 from .conftest import SR, tone
 
@@ -267,3 +268,27 @@ def test_a_glob_keeps_symlinked_files_in_their_labelled_folders(tmp_path):
                             for r in csv.DictReader(out.open()))
     assert [label for _, _, label in rows["glob"]] == ["cello", "violin"]
     assert rows["glob"] == rows["folder"]
+
+
+def test_overlapping_specs_list_each_file_once(library, tmp_path, capsys):
+    """A folder and its sub-folder (or two overlapping globs) listed a file twice: under two
+    pair ids and labels (computed twice, on both sides of a split) or as a duplicate row."""
+    out = tmp_path / "over.csv"
+    assert _build("--content", str(library / "content"), "--content",
+                  str(library / "content/piano"), "--style", str(library / "style/harp"),
+                  "-r", "--labels-from-dirs", "-o", str(out)) == 0
+    printed = capsys.readouterr()
+    rows = _rows(out)
+    assert len(rows) == 4 * 2 and len({r["pair_id"] for r in rows}) == 8
+    assert Counter(Path(r["content"]).name for r in rows) == {
+        "p1.wav": 2, "p2.flac": 2, "v1.wav": 2, "v 2 é.wav": 2}
+    # kept under the first spec: the piano files keep their folder's label
+    assert {r["content_label"] for r in rows if "piano" in r["content"]} == {"piano"}
+    assert "2 file(s) named by more than one --content" in printed.err
+    assert "of 4 content x 2 style files" in printed.out
+    globs = tmp_path / "globs.csv"
+    assert _build("--content", str(library / "content/piano/*"), "--content",
+                  str(library / "content/piano/p1*"), "--style", str(library / "style/harp"),
+                  "-o", str(globs)) == 0
+    assert len(_rows(globs)) == 2 * 2
+    assert not read_manifest(globs, load_job()).problems
