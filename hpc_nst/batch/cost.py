@@ -228,8 +228,10 @@ def from_file(path: Path, cfg: JobConfig, device: str | None = None,
     return None
 
 
-def from_store(path: Path, cfg: JobConfig) -> CostModel | None:
-    """The model from the timings of the done pairs of an earlier store of this job."""
+def from_store(path: Path, cfg: JobConfig, device: str | None = None) -> CostModel | None:
+    """The model from the timings of the done pairs of an earlier store of this job; with
+    ``device`` (``cuda``/``cpu``...), only of those that ran on that kind of device (None
+    where there are none: CPU timings are no estimate of GPU-hours)."""
     from hpc_nst.batch.reader import pairs_table, store_info
 
     info = store_info(path)
@@ -238,6 +240,9 @@ def from_store(path: Path, cfg: JobConfig) -> CostModel | None:
                          "model, weights or STFT); calibrate this job with hpc-nst calibrate")
     table = pairs_table(info)
     done = table[table.status == "done"]
+    if device and device != "auto" and "device" in done:
+        on_gpu = done.device.astype(str).str.startswith("cuda")
+        done = done[on_gpu if device.startswith("cuda") else ~on_gpu]
     if done.empty:
         return None
     from hpc_nst.batch import store as st
@@ -263,5 +268,5 @@ def from_store(path: Path, cfg: JobConfig) -> CostModel | None:
                                         median(grp, "optimise_s") * int(b))
     if not any(c.fixed_s or c.ms_per_iteration for c in batches.values()):
         return None
-    device = str(done.device_name.iloc[0]) if "device_name" in done else str(done.device.iloc[0])
-    return CostModel(device, f"timings of {len(done)} done pair(s) in {path}", batches)
+    name = str(done.device_name.iloc[0]) if "device_name" in done else str(done.device.iloc[0])
+    return CostModel(name, f"timings of {len(done)} done pair(s) in {path} ({name})", batches)

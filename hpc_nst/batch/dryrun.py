@@ -85,7 +85,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
         run_device = "cuda" if _is_cuda("auto") else "cpu"
     model = None
     if calibration is not None and calibration.suffix == ".zarr":
-        model = costs.from_store(calibration, cfg)
+        model = costs.from_store(calibration, cfg, run_device)
     else:
         model = costs.from_file(calibration or costs.DEFAULT_FILE, cfg, run_device,
                                 must_exist=calibration is not None)

@@ -131,6 +131,11 @@ def test_per_pair_methods_calibrate_and_get_an_estimate(tmp_path, audio_dir, cap
     from_store, _ = make_plan(manifest, tmp_path / "s2.zarr", cfg, 1, None, ClusterOptions(),
                               store)
     assert 0 < from_store.device_s < 60 and math.isfinite(from_store.wall_s)
+    assert "(CPU" in from_store.model
+    # its pairs ran on this CPU: no estimate of GPU-hours from them (it gave one)
+    on_gpus, _ = make_plan(manifest, tmp_path / "s2.zarr", cfg, 1, None,
+                           ClusterOptions(kind="slurm", gpus=1), store)
+    assert math.isnan(on_gpus.device_s) and not on_gpus.model
 
 
 def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, audio_dir,
