@@ -98,3 +98,31 @@ def highest_missing(path: Path) -> Path | None:
             break
         missing = folder
     return missing
+
+
+def settle_store_io(timeout: float = 10.0) -> bool:
+    """Let the store reads and writes that an interrupted call left running finish.
+
+    zarr runs its I/O on its own event loop thread; a Ctrl-C or SIGTERM raised in the main
+    thread while it waits for one leaves that work running, and at exit zarr's clean-up shut
+    its executor down under it: tasks destroyed mid-way (tracebacks on stderr after "stopped
+    by SIGTERM") and writes cancelled. Called by the CLI before it exits; a no-op (False)
+    where zarr was never used or nothing is pending. True where something was waited for."""
+    import sys
+
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return False
+    import asyncio
+
+    async def others() -> bool:
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return bool(pending)
+
+    try:
+        return asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 1)
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        return False

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hpc_nst import __version__
 from hpc_nst.errors import HpcNstError, UsageError
+from hpc_nst.fsutil import settle_store_io
 
 log = logging.getLogger("hpc_nst")
 
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hpc-nst {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:  # (after Ctrl-C or SIGTERM: what the store's I/O thread still had under way)
+        settle_store_io()
 
 
 def _pipe_closed() -> int:
