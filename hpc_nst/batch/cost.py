@@ -119,9 +119,12 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
         if pairs is None:
             audio = [calibration_audio(rng, int(seconds * sr), sr) for _ in range(2 * b)]
             batches = [(audio[:b], audio[b:])]
-        else:
-            batches = [([c for c, _ in pairs[i:i + b]], [s for _, s in pairs[i:i + b]])
-                       for i in range(0, len(pairs), b)]
+        else:  # every batch full: the pairs taken in turn, again from the first if need be
+            n = max(len(pairs), b)
+            n = -(-n // b) * b
+            cycle = [pairs[i % len(pairs)] for i in range(n)]
+            batches = [([c for c, _ in cycle[i:i + b]], [s for _, s in cycle[i:i + b]])
+                       for i in range(0, n, b)]
         run_method(batches[0][0][:1], batches[0][1][:1], short, seeds=[0],
                    device=device)  # warm-up
         timed = [_time_batch(short, contents, styles, device, b) for contents, styles in batches]
@@ -136,21 +139,24 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
 
 def _time_batch(short: JobConfig, contents: list[np.ndarray], styles: list[np.ndarray],
                 device: str, b: int) -> BatchCost:
-    """One batch's cost, at its longest content's frames; a batch of fewer than ``b`` pairs
-    (a manifest's last) is counted as ``b`` (a padded batch costs as a full one)."""
+    """One full batch's cost, at its longest content's frames (the model scales a batch by
+    its longest pair). Each result carries its group's timings (a GPU: the whole batch; a
+    CPU: the pair alone), so the batch's are their sum over the results, each divided by its
+    group's size."""
     from hpc_nst.audio.spectrogram import num_frames
     from hpc_nst.engine.methods import run_method
 
     results = run_method(contents, styles, short, seeds=list(range(len(contents))),
                          device=device)
     frames = max(num_frames(len(c), short.stft) for c in contents)
-    res = results[0]
-    if "ms_per_iteration" not in res.timings:  # a per-pair method: each pair timed alone
+    if "ms_per_iteration" not in results[0].timings:  # a per-pair method: each timed alone
         fixed = sum(r.timings.get("total_s", r.timings.get("optimise_s", 0.0))
                     for r in results)
-        return BatchCost(b, frames, 0.0, 0.0, 0.0, fixed * b / len(contents))
-    # On a CPU each pair runs alone: its timings are one pair's, not the batch's.
-    t = {k: v * b / max(res.group_pairs, 1) for k, v in res.timings.items()}
+        return BatchCost(b, frames, 0.0, 0.0, 0.0, fixed)
+    t: dict[str, float] = {}
+    for r in results:
+        for k, v in r.timings.items():
+            t[k] = t.get(k, 0.0) + v / max(r.group_pairs, 1)
     gl = t.get("griffin_lim_s", 0.0) / short.griffin_lim.iterations * 1000
     return BatchCost(b, frames, t.get("features_s", 0.0), t.get("ms_per_iteration", 0.0), gl)
 
@@ -161,10 +167,10 @@ def manifest_pairs(path: Path, cfg: JobConfig, count: int) -> list[tuple[np.ndar
     from hpc_nst.audio.io import AudioError, load_audio
     from hpc_nst.batch.manifest import read_manifest
 
-    valid = [p for p in read_manifest(path, cfg).valid if cost_key(p.cfg) == cost_key(cfg)]
+    valid = read_manifest(path, cfg).valid  # (timed with the job's parameters, not a row's)
     if not valid:
-        raise UsageError(f"--manifest {path}: no valid pair of this job to time (see "
-                         "hpc-nst run --dry-run for the manifest's problems)")
+        raise UsageError(f"--manifest {path}: no valid pair to time (hpc-nst run --dry-run "
+                         "lists the manifest's problems)")
     order = np.unique(np.linspace(0, len(valid) - 1, min(count, len(valid))).round().astype(int))
     sr, least = cfg.stft.sample_rate, cfg.stft.win_length
     out = []
@@ -230,8 +236,9 @@ def from_file(path: Path, cfg: JobConfig, device: str | None = None,
 
 def from_store(path: Path, cfg: JobConfig, device: str | None = None) -> CostModel | None:
     """The model from the timings of the done pairs of an earlier store of this job; with
-    ``device`` (``cuda``/``cpu``...), only of those that ran on that kind of device (None
-    where there are none: CPU timings are no estimate of GPU-hours)."""
+    ``device`` (``cuda``/``cpu``...), for a job that optimises, only of those that ran on
+    that kind of device (None where there are none: CPU timings are no estimate of
+    GPU-hours). A per-pair method runs on the CPU wherever it runs."""
     from hpc_nst.batch.reader import pairs_table, store_info
 
     info = store_info(path)
@@ -240,7 +247,9 @@ def from_store(path: Path, cfg: JobConfig, device: str | None = None) -> CostMod
                          "model, weights or STFT); calibrate this job with hpc-nst calibrate")
     table = pairs_table(info)
     done = table[table.status == "done"]
-    if device and device != "auto" and "device" in done:
+    from hpc_nst.engine.methods.base import optimises
+
+    if device and device != "auto" and optimises(cfg):  # (the others run on a CPU anywhere)
         on_gpu = done.device.astype(str).str.startswith("cuda")
         done = done[on_gpu if device.startswith("cuda") else ~on_gpu]
     if done.empty:

@@ -45,6 +45,7 @@ class Plan:
     slots: int = 1  # tasks at once per worker that divide the device time (1 on a GPU)
     changed: int = 0  # done pairs whose input files changed since
     recompute_changed: bool = False  # ... counted to run again
+    no_model: str = ""  # why there is no estimate, where the usual words would mislead
 
 
 def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size: int,
@@ -102,9 +103,16 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
     script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
+    from hpc_nst.engine.methods.base import optimises
+
     plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),
                 len(todo), len(batches), len(tasks), ppt, device_s, wall_s, workers,
-                model.source if model else "", script, slots, changed, recompute_changed)
+                model.source if model else "", script, slots, changed, recompute_changed,
+                "" if model or calibration is None or calibration.suffix != ".zarr" else
+                f"none from {calibration}: it holds no done pair of this job"
+                + ("" if not optimises(cfg) else " that ran on a GPU" if _is_cuda(run_device)
+                   else " that ran on a CPU")
+                + "; run `hpc-nst calibrate` with the same --job/--set on the target device")
     return plan, manifest.problems
 
 
@@ -155,6 +163,8 @@ def print_plan(plan: Plan, problems: list[str], cfg: JobConfig, copts: ClusterOp
           f"{_hms(plan.wall_s)} on {plan.workers} worker(s)"
           + (f", {plan.slots} task(s) at a time each" if plan.slots > 1 else "")
           + f" (cost model: {plan.model})")
+    elif plan.no_model:
+        w(f"estimate: {plan.no_model}")
     else:
         w("estimate: no cost model for this job and device: run `hpc-nst calibrate` with "
           "the same --job/--set on the target device (or pass --calibration STORE.zarr of "

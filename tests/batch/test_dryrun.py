@@ -132,10 +132,71 @@ def test_per_pair_methods_calibrate_and_get_an_estimate(tmp_path, audio_dir, cap
                               store)
     assert 0 < from_store.device_s < 60 and math.isfinite(from_store.wall_s)
     assert "(CPU" in from_store.model
-    # its pairs ran on this CPU: no estimate of GPU-hours from them (it gave one)
+    # a per-pair method runs on the CPU of a GPU node too: its store serves a GPU plan
     on_gpus, _ = make_plan(manifest, tmp_path / "s2.zarr", cfg, 1, None,
                            ClusterOptions(kind="slurm", gpus=1), store)
-    assert math.isnan(on_gpus.device_s) and not on_gpus.model
+    assert on_gpus.device_s == pytest.approx(from_store.device_s)
+
+
+def test_a_store_of_cpu_pairs_gives_no_gpu_estimate_and_says_why(tmp_path, audio_dir):
+    """The pairs of an optimising job that ran on a CPU were taken as GPU-hours."""
+    import io
+
+    from hpc_nst.batch.dryrun import print_plan
+
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style",
+                         ["p1,a.wav,b.wav", "p2,b.wav,d.wav"])
+    store = tmp_path / "cpu.zarr"
+    assert main(["run", str(manifest), "-o", str(store), *SETS, "--workers", "1",
+                 "--progress-interval", "0"]) == 0
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    here, _ = make_plan(manifest, tmp_path / "s.zarr", cfg, 1, None, ClusterOptions(), store,
+                        device="cpu")
+    assert 0 < here.device_s < 60
+    gpus = ClusterOptions(kind="slurm", gpus=1)
+    plan, problems = make_plan(manifest, tmp_path / "s.zarr", cfg, 1, None, gpus, store)
+    assert math.isnan(plan.device_s) and not plan.model
+    out = io.StringIO()
+    print_plan(plan, problems, cfg, gpus, out, tmp_path / "s.zarr")
+    assert f"estimate: none from {store}: it holds no done pair of this job that ran on a " \
+           "GPU; run `hpc-nst calibrate`" in out.getvalue()
+
+
+def test_calibrating_on_real_pairs_sums_every_pair_and_fills_every_batch(monkeypatch):
+    """--manifest calibration took the first pair's time for the whole batch (a CPU runs each
+    pair alone, of its own length) and scaled a batch larger than the pairs timed linearly
+    (a GPU's batch costs about the same whatever its size: batch 64 was 8 x batch 8)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hpc_nst.engine import methods
+
+    def fake(gpu):  # ms per iteration: a CPU 0.1 per frame of each pair, a GPU 10 per batch
+        def run_method(contents, styles, cfg, seeds, device):
+            frames = [1 + len(c) // cfg.stft.hop_length for c in contents]
+            if gpu:
+                t = {"ms_per_iteration": 10.0}
+                return [SimpleNamespace(timings=t, group_pairs=len(contents)) for _ in frames]
+            return [SimpleNamespace(timings={"ms_per_iteration": 0.1 * f}, group_pairs=1)
+                    for f in frames]
+        return run_method
+
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    hop = cfg.stft.hop_length
+    pairs = [(np.zeros(30 * hop, np.float32), np.zeros(hop, np.float32)),
+             (np.zeros(50 * hop, np.float32), np.zeros(hop, np.float32))]
+    monkeypatch.setattr(methods, "run_method", fake(gpu=False))
+    cpu = cost.measure(cfg, "cpu", [1, 2], pairs=pairs)
+    assert cpu[1].frames == cpu[2].frames == 41  # the median length, 31 and 51 frames
+    # batch 1: 3.1 ms at 31 frames and 5.1 at 51, each scaled to 41: 4.1
+    assert cpu[1].ms_per_iteration == pytest.approx(4.1)
+    # batch 2: both pairs, 8.2 ms for a batch whose longest pair has 51 frames
+    assert cpu[2].ms_per_iteration == pytest.approx(8.2 * 41 / 51)
+    monkeypatch.setattr(methods, "run_method", fake(gpu=True))
+    gpu = cost.measure(cfg, "cuda", [2, 8], pairs=pairs)
+    assert gpu[8].ms_per_iteration == pytest.approx(10.0 * 41 / 51)
+    assert gpu[8].ms_per_iteration == pytest.approx(gpu[2].ms_per_iteration)
 
 
 def test_dry_run_renders_the_worker_job_script_and_refuses_bad_input(tmp_path, audio_dir,
@@ -226,4 +287,4 @@ def test_calibrate_times_real_pairs_of_a_manifest(tmp_path, audio_dir, capsys, j
         assert main([*args, *extra]) == 2 and says in capsys.readouterr().err
     bad = write_csv(audio_dir / "bad.csv", "pair_id,content,style", ["p1,nope.wav,b.wav"])
     assert main([*args[:-4], "--manifest", str(bad)]) == 2
-    assert "no valid pair of this job to time" in capsys.readouterr().err
+    assert "no valid pair to time" in capsys.readouterr().err
