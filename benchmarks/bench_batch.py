@@ -34,6 +34,7 @@ import soundfile as sf
 from hpc_nst.batch import store as st
 from hpc_nst.batch import store_creation as sc
 from hpc_nst.batch.manifest import read_manifest
+from hpc_nst.batch.resume import match_manifest
 from hpc_nst.batch.runner import RunOptions, pairs_per_task, run_batch
 from hpc_nst.batch.tasks import store_order
 from hpc_nst.config import load_job
@@ -105,7 +106,7 @@ def bench_scale(rows: int, distinct: bool) -> None:
         t0 = time.perf_counter()
         root = st.open_root(path, mode="r+")
         st.check_job(path, root, cfg)
-        st.match_manifest(path, root, man)
+        match_manifest(path, root, man)
         t_reopen = time.perf_counter() - t0
         print(f"  validation {t_validate:.2f} s ({rows / t_validate:,.0f} rows/s); "
               f"store creation {t_create:.2f} s ({-(-rows // ppt)} shards of {ppt}); "

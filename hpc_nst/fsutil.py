@@ -122,7 +122,9 @@ def settle_store_io(timeout: float = 10.0) -> bool:
             await asyncio.wait(pending, timeout=timeout)
         return bool(pending)
 
+    future = asyncio.run_coroutine_threadsafe(others(), loop)
     try:
-        return asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 1)
-    except Exception:  # noqa: BLE001 - best effort on the way out
+        return future.result(timeout + 1)
+    except BaseException:  # noqa: BLE001 - best effort on the way out (a second Ctrl-C too)
+        future.cancel()
         return False

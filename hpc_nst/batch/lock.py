@@ -3,6 +3,7 @@ Slurm, the job and its restart count)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -60,8 +61,11 @@ class StoreLock:
                         self.file.unlink(missing_ok=True)
                 continue
             except OSError as exc:
+                full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
                 raise StoreError(f"{self.file.parent}: cannot take the {self.kind}'s lock: "
-                                 f"{exc.strerror or exc}; is the {self.kind} writable?") from exc
+                                 f"{exc.strerror or exc}; "
+                                 + ("free space there and rerun" if full else
+                                    f"is the {self.kind} writable?")) from exc
             self.held = True
             return self
         raise StoreError(f"could not take the lock {self.file}")

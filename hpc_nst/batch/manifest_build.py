@@ -108,13 +108,13 @@ def find_audio(spec: str, recursive: bool = True,
 
 
 def unique_files(files: list[AudioFile], option: str) -> list[AudioFile]:
-    """``files`` with each audio file once (by its resolved path), the first spec's entry
-    kept: overlapping specs (a folder and its sub-folder, two globs) listed a file twice,
+    """``files`` with each audio file once (by its folder's resolved path), the first spec's
+    entry kept: overlapping specs (a folder and its sub-folder, two globs) listed a file twice,
     under different pair ids and labels, so one pair was computed twice and could fall on
     both sides of a train/test split."""
     seen: dict[Path, AudioFile] = {}
-    for f in files:
-        seen.setdefault(f.path.resolve(), f)
+    for f in files:  # (a symlinked file stays apart: its own folder gives it its label)
+        seen.setdefault(f.path.parent.resolve() / f.path.name, f)
     if len(seen) < len(files):
         log.warning("%d file(s) named by more than one %s (overlapping folders or patterns), "
                     "each kept once, under the first that named it", len(files) - len(seen),

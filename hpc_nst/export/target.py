@@ -51,6 +51,10 @@ class ExportLock(StoreLock):
 
     name, user, kind = LOCK_NAME, "export", "export folder"
 
+    def busy(self) -> bool:
+        """Whether another export holds the lock now (its owner alive, or unknown)."""
+        return self.file.is_file() and not self._stale()
+
 
 def _read_json(out: Path, name: str) -> tuple[Any, Path | None]:
     """The parsed sidecar ``name`` of ``out`` (or its old name) and its path; (None, None)
@@ -101,7 +105,8 @@ def check_target(out: Path, store: str, fmt: str, overwrite: bool,
         return
     same = (card.get("store"), card.get("format")) == (store, fmt)
     if not same and not overwrite:
-        state = "" if card.get("complete", True) else " (stopped part-way)"
+        state = "" if card.get("complete", True) else \
+            " (being written now)" if ExportLock(out).busy() else " (stopped part-way)"
         raise UsageError(f"{out} holds an export of {card.get('store')!r} as "
                          f"{card.get('format')!r}{state}; export to another folder, or pass "
                          "--overwrite to replace it")
@@ -114,8 +119,9 @@ def refuse_foreign_files(out: Path, names: Iterable[str], ours: set[str]) -> Non
     later export."""
     foreign = [rel for rel in names if rel not in ours and (out / rel).exists()]
     if foreign:
-        raise UsageError(f"{out}: {len(foreign)} file(s) this export would write are there "
-                         f"already and no hpc-nst export wrote them ({', '.join(foreign[:3])}"
+        raise UsageError(f"{out}: {len(foreign)} file(s) named as this export names its "
+                         "outputs (one per done pair of the store) are there already and no "
+                         f"hpc-nst export wrote them ({', '.join(foreign[:3])}"
                          f"{', ...' if len(foreign) > 3 else ''}); export to another folder, "
                          "or pass --overwrite to replace them")
 

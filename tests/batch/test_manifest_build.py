@@ -292,3 +292,16 @@ def test_overlapping_specs_list_each_file_once(library, tmp_path, capsys):
                   "-o", str(globs)) == 0
     assert len(_rows(globs)) == 2 * 2
     assert not read_manifest(globs, load_job()).problems
+    # one audio file linked into two labelled folders is two styles, not a duplicate
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    sf.write(raw / "1.wav", tone(400, 0.3), SR)
+    for label in ("cello", "strings"):
+        (tmp_path / "linked" / label).mkdir(parents=True)
+        (tmp_path / "linked" / label / "c.wav").symlink_to(raw / "1.wav")
+    linked = tmp_path / "linked.csv"
+    capsys.readouterr()
+    assert _build("--content", str(library / "content/piano"), "--style",
+                  str(tmp_path / "linked"), "-r", "--labels-from-dirs", "-o", str(linked)) == 0
+    assert "more than one" not in capsys.readouterr().err
+    assert sorted({r["style_label"] for r in _rows(linked)}) == ["cello", "strings"]

@@ -385,6 +385,9 @@ def test_a_second_export_into_a_folder_in_use_is_refused_and_a_dead_ones_lock_ta
         err = capsys.readouterr().err
         assert "in use by another export" in err and f"pid {os.getpid()}" in err
         assert (out / ".export.lock").is_file()
+        # another format there: the running export is not one "stopped part-way"
+        assert export(store, out, "webdataset") == 2
+        assert "as 'parquet' (being written now)" in capsys.readouterr().err
     finally:
         release.set()
         thread.join(60)
@@ -412,8 +415,9 @@ def test_a_users_own_files_are_never_replaced_without_overwrite(store, tmp_path,
     before = (out / "bc.wav").read_bytes()
     assert export(store, out, "wav") == 2
     err = capsys.readouterr().err
-    assert "1 file(s) this export would write are there already and no hpc-nst export " \
-           "wrote them (bc.wav)" in err and "--overwrite" in err
+    assert "1 file(s) named as this export names its outputs (one per done pair of the " \
+           "store) are there already and no hpc-nst export wrote them (bc.wav)" in err
+    assert "--overwrite" in err
     assert sorted(p.name for p in out.iterdir()) == ["bc.wav", "notes.txt"]
     assert (out / "bc.wav").read_bytes() == before
     # an export of ours there is rewritten as before; the user's other file is left alone
@@ -449,3 +453,19 @@ def test_parquet_labels_empty_in_the_first_row_group_are_text_not_float(store, t
     assert dict(zip(table.column("pair_id").to_pylist(),
                     table.column("style_label").to_pylist())) == {"ab": None, "bc": None,
                                                                   "ca": "Violin"}
+
+
+def test_a_full_disk_when_the_export_takes_its_lock_says_free_space(store, tmp_path,
+                                                                    monkeypatch, capsys):
+    import errno
+
+    from hpc_nst.batch.lock import StoreLock
+
+    def full(self, text):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(StoreLock, "_create", full)
+    assert export(store, tmp_path / "full", "wav") == 2
+    err = capsys.readouterr().err
+    assert "cannot take the export folder's lock: No space left on device; free space there " \
+           "and rerun" in err
