@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,12 +82,13 @@ class ReportResult:
 
 
 def _labels(paths: Sequence[Path]) -> list[str]:
-    """Unique job labels from store names (``name``, ``name-2``, ...)."""
+    """Unique job labels from store names (``name``, ``name-2``, ...), unique also as the
+    folder names of their figures and audio (``my eq#1`` and ``my_eq_1`` shared one)."""
     out: list[str] = []
     for p in paths:
         base = p.name[:-5] if p.name.endswith(".zarr") else p.name
         label, k = base, 2
-        while label in out:
+        while _safe(label) in {_safe(x) for x in out}:
             label, k = f"{base}-{k}", k + 1
         out.append(label)
     return out
@@ -243,7 +245,8 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
                           judge=_judge(opts, notes))
     stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
     assets = _Assets(assets_dir)
-    details: dict[str, H.PairDetail] = {}
+    details: dict[tuple[str, ...], H.PairDetail] = {}
+    shown: set[str] = set()  # pair ids with a section (one per set of inputs)
     summaries: list[H.StoreSummary] = []
     rows = 0
     with RowWriter(out, "pairs", columns(terms), metrics, INT_COLUMNS) as writer, \
@@ -256,8 +259,12 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             changes = InputChanges(info, opts.inputs_dir)
+            unfound: list[Path] = []  # input files of done pairs that are not there
             for pair in iter_pairs(info, opts.inputs_dir):
                 changed = changes.check(pair)
+                if pair.status == "done":
+                    unfound += [p for p in (pair.content, pair.style, pair.target)
+                                if p is not None and not p.is_file()]
                 if pair.status == "done" and not check_audio(info, pair, opts.skip_bad):
                     pair.status, pair.audio = "failed", None
                     pair.error = "fails verification (hpc-nst verify): audio checksum mismatch"
@@ -274,7 +281,8 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
                 summary.pairs += 1
                 if pair.status == "done":
                     summary.done += 1
-                    if pair.pair_id in details or len(details) < opts.details:
+                    if pair.pair_id in shown or len(details) < opts.details:
+                        shown.add(pair.pair_id)
                         _add_detail(details, assets, info, pair, row, store_terms)
                 elif pair.status == "failed":
                     summary.failed += 1
@@ -285,8 +293,19 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
                     say(f"{rows} rows ({info.label}: {summary.pairs}/{info.n_pairs}), "
                         f"{rows / (time.perf_counter() - t0):.0f} rows/s")
             summaries.append(summary)
+            if unfound:  # (the metrics that need them are empty: said, not only per row)
+                notes.append(
+                    f"{info.label}: {len(set(unfound))} input file(s) of its done pairs not "
+                    f"found (e.g. {unfound[0]}): the metrics that need them are left empty; "
+                    "if the inputs moved, pass --inputs-dir DIR (the folder the manifest's "
+                    "relative paths resolve against)")
             if changes.ids:
                 notes.append(f"{info.label}: {changes.message()}")
+    ids = Counter(k[0] for k in details)
+    if any(n > 1 for n in ids.values()):
+        notes.append(f"{sum(n > 1 for n in ids.values())} pair id(s) shown name other input "
+                     "files (or labels) in some stores than in others (stores of other "
+                     "manifests?): each set of inputs has a section of its own")
     files = {"pairs": [p.name for p in writer.paths.values()], "failures": ["failures.csv"]}
     for name, written in write_summaries(out, stats).items():
         files[name] = [p.name for p in written]
@@ -329,16 +348,23 @@ def _compact_rows(gs: GroupStats, metrics: Sequence[str]) -> list[dict[str, Any]
     return out
 
 
-def _add_detail(details: dict[str, H.PairDetail], assets: _Assets, info: StoreInfo,
-                pair: PairData, row: dict[str, Any], terms: list[str]) -> None:
-    entry = details.get(pair.pair_id)
+def _add_detail(details: dict[tuple[str, ...], H.PairDetail], assets: _Assets,
+                info: StoreInfo, pair: PairData, row: dict[str, Any], terms: list[str]) -> None:
+    """The pair's section, one per pair id and set of inputs: stores of the same pair ids
+    made from other files (another manifest) get a section of their own, named after the
+    first store that has it (their outputs were shown beside the first store's inputs)."""
+    labels = " → ".join(x for x in (row["content_label"], row["style_label"]) if x)
+    key = (pair.pair_id, *(str(p or "") for p in (pair.content, pair.style, pair.target)),
+           labels)
+    entry = details.get(key)
     if entry is None:
-        labels = " → ".join(x for x in (row["content_label"], row["style_label"]) if x)
         sr = info.sample_rate
         inputs = {role: assets.input_audio(path, sr) for role, path in
                   (("content", pair.content), ("style", pair.style), ("target", pair.target))}
-        entry = details[pair.pair_id] = H.PairDetail(
-            pair.pair_id, labels, {k: v for k, v in inputs.items() if v})
+        same_id = any(k[0] == pair.pair_id for k in details)
+        entry = details[key] = H.PairDetail(
+            f"{pair.pair_id} ({info.label}'s inputs)" if same_id else pair.pair_id, labels,
+            {k: v for k, v in inputs.items() if v})
     entry.runs.append(assets.run(info, pair, row, terms))
 
 

@@ -129,6 +129,9 @@ def test_missing_input_files_leave_notes_not_crashes(real_stores, tmp_path):
     assert done.centroid_output_hz.notna().all() and done.centroid_content_hz.isna().all()
     assert all(math.isnan(v) for v in done.lsd_db)
     assert result.rows == 3 and np.isfinite(result.seconds)
+    # said once for the store too (the columns just disappeared from the headline)
+    assert any("eq: 6 input file(s) of its done pairs not found" in n
+               and "--inputs-dir" in n for n in result.notes), result.notes
 
 
 def test_a_clip_too_short_for_a_metric_leaves_that_metric_empty_not_the_report(tmp_path):
@@ -154,3 +157,44 @@ def test_a_clip_too_short_for_a_metric_leaves_that_metric_empty_not_the_report(t
     assert "judge:" in rows.loc["short", "notes"] and math.isnan(rows.loc["short", "judge_prob"])
     assert math.isfinite(rows.loc["short", "centroid_ratio"])
     assert math.isfinite(rows.loc["fine", "judge_prob"])
+
+
+def test_stores_of_other_inputs_under_the_same_pair_ids_get_sections_of_their_own(
+        real_stores, tmp_path):
+    """A store of another manifest with the same pair ids was shown beside the first store's
+    inputs and labels; two store names that clean up to one folder name shared (and
+    overwrote) their figures and audio."""
+    import re
+    import shutil
+
+    from hpc_nst.cli import main
+    from hpc_nst.report.build import ReportOptions, build_report
+    from tests.report.conftest import ROOT, TRIPLETS
+
+    other = tmp_path / "other"
+    (other / "audio").mkdir(parents=True)
+    for pid, src in (("s256-000", "s256-002"), ("s256-001", "s256-003")):  # other files
+        for role in ("content", "style", "target"):
+            shutil.copy(TRIPLETS / "audio" / f"{src}_{role}.flac",
+                        other / "audio" / f"{pid}_{role}.flac")
+    (other / "manifest.csv").write_text(
+        "pair_id,content,style,target\n"
+        + "".join(f"{p},audio/{p}_content.flac,audio/{p}_style.flac,audio/{p}_target.flac\n"
+                  for p in ("s256-000", "s256-001")))
+    assert main(["run", str(other / "manifest.csv"), "-o", str(tmp_path / "my eq#1%.zarr"),
+                 "--job", str(ROOT / "jobs" / "eq.toml"), "--workers", "1", "--quiet",
+                 "--progress-interval", "0"]) == 0
+    shutil.copytree(real_stores["eq"], tmp_path / "my_eq_1_.zarr")
+    result = build_report([tmp_path / "my_eq_1_.zarr", tmp_path / "my eq#1%.zarr"],
+                          tmp_path / "r", ReportOptions(groups=("spectral",), details=10))
+    page = (tmp_path / "r" / "index.html").read_text()
+    sections = re.findall(r'<section class="pair" id="([^"]+)"><h3>([^<]+)</h3>', page)
+    assert sorted(h.split(" — ")[0] for _, h in sections) == [
+        "s256-000", "s256-000 (my eq#1%-2&#x27;s inputs)", "s256-001",
+        "s256-001 (my eq#1%-2&#x27;s inputs)"], sections
+    assert len({i for i, _ in sections}) == 4  # (anchors of their own)
+    assert any("name other input files" in n for n in result.notes)
+    assert sorted(p.name for p in (tmp_path / "r" / "figures").iterdir()) == \
+        ["my_eq_1_", "my_eq_1_-2"]
+    for job in ("my_eq_1_", "my_eq_1_-2"):
+        assert len(list((tmp_path / "r" / "audio" / job).glob("*.flac"))) == 2
