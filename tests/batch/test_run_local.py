@@ -191,6 +191,25 @@ def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
     assert main(["export", str(store), "-o", str(tmp_path / "x")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "x" / "metadata.jsonl").open()]
     assert {r["pair_id"]: r["style_label"] for r in rows} == {"p1": "Harp", "p2": "Flute"}
+    # another dataset of the same pair ids and paths (other files): not recorded (report
+    # and export took its targets and labels for outputs of the first), unless recomputed
+    other = tmp_path / "other"
+    other.mkdir()
+    for name, f0 in (("a", 440), ("b", 550)):
+        sf.write(other / f"{name}.wav", tone(f0, 0.7), SR)
+    (other / "m.csv").write_text((new / "m.csv").read_text())
+    (other / "labels.csv").write_text("pair_id,content_label,style_label\np1,Oboe,Tuba\n"
+                                      "p2,Tuba,Oboe\n")
+    capsys.readouterr()
+    assert main(["run", str(other / "m.csv"), "-o", str(store), "--job", "eq"]) == 0
+    err = capsys.readouterr().err
+    assert "names other input files than the 2 done pair(s) were computed from: not " \
+           "recorded as the store's manifest" in err and "the manifest is now" not in err
+    assert json.loads(xr.open_zarr(store).attrs["manifest"])["path"] == str(new / "m.csv")
+    assert main(["run", str(other / "m.csv"), "-o", str(store), "--job", "eq",
+                 "--recompute-changed"]) == 0
+    assert f"the manifest is now {other / 'm.csv'}" in capsys.readouterr().err
+    assert json.loads(xr.open_zarr(store).attrs["manifest"])["path"] == str(other / "m.csv")
 
 
 def test_an_invalid_row_corrected_in_the_manifest_runs_with_retry_failed(tmp_path, capsys):
