@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import zarr
@@ -192,3 +193,35 @@ def changed_inputs(path: Path, root: zarr.Group, manifest: Manifest, where: list
     if update.any():
         root["input_stamp"][...] = np.where(update, now, stamps).astype(object)
     return ids
+
+
+def follow_moved_manifest(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
+                          out: TextIO, quiet: bool, recompute: bool) -> None:
+    """The same manifest (same pairs) resumed from another place (the dataset folder moved
+    or mounted elsewhere): record where it is now, so that report and export find its inputs
+    and labels.csv (they read the recorded path). Not where it names other files than those
+    the done pairs were computed from (another dataset with the same pair ids and paths:
+    report and export would then pair those outputs with the other dataset's targets and
+    labels), unless --recompute-changed computes them again from these."""
+    from hpc_nst.batch.conventions import root_attrs, set_attrs
+    from hpc_nst.batch.store import consolidate
+
+    recorded = root_attrs(root).get("manifest", {})
+    now = str(manifest.path.resolve())
+    if recorded.get("path") in (None, now):
+        return
+    found = changed_mask(root, manifest, where)
+    if found is not None and found[0].any() and not recompute:
+        log.warning("%s: %s names other input files than the %d done pair(s) were computed "
+                    "from: not recorded as the store's manifest (report and export keep "
+                    "reading %s); if they are the same files moved, or to compute those pairs "
+                    "again from these, rerun with --recompute-changed", path, now,
+                    int(found[0].sum()), recorded["path"])
+        return
+    set_attrs(root, manifest={**recorded, "path": now, "sha256": manifest.sha256,
+                              "rows": len(manifest.pairs), "previous_path": recorded["path"]})
+    consolidate(path)
+    log.info("%s: manifest moved from %s to %s (recorded)", path, recorded["path"], now)
+    if not quiet:
+        print(f"{path}: the manifest is now {now} (was {recorded['path']}): recorded",
+              file=out)

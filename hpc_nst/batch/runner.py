@@ -32,6 +32,7 @@ from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.resume import (
     changed_inputs,
+    follow_moved_manifest,
     match_manifest,
     refresh_rows,
     refresh_targets,
@@ -151,38 +152,6 @@ def _open_or_create(path: Path, exists: bool, cfg: JobConfig, manifest: Manifest
     return st.open_root(path, mode="r+"), order
 
 
-def _follow_moved_manifest(path: Path, root: Any, manifest: Manifest, where: list[int],
-                           out: TextIO, opts: RunOptions) -> None:
-    """The same manifest (same pairs) resumed from another place (the dataset folder moved
-    or mounted elsewhere): record where it is now, so that report and export find its inputs
-    and labels.csv (they read the recorded path). Not where it names other files than those
-    the done pairs were computed from (another dataset with the same pair ids and paths:
-    report and export would then pair those outputs with the other dataset's targets and
-    labels), unless --recompute-changed computes them again from these."""
-    from hpc_nst.batch.conventions import set_attrs
-    from hpc_nst.batch.resume import changed_mask
-
-    recorded = st.root_attrs(root).get("manifest", {})
-    now = str(manifest.path.resolve())
-    if recorded.get("path") in (None, now):
-        return
-    found = changed_mask(root, manifest, where)
-    if found is not None and found[0].any() and not opts.recompute_changed:
-        log.warning("%s: %s names other input files than the %d done pair(s) were computed "
-                    "from: not recorded as the store's manifest (report and export keep "
-                    "reading %s); if they are the same files moved, or to compute those pairs "
-                    "again from these, rerun with --recompute-changed", path, now,
-                    int(found[0].sum()), recorded["path"])
-        return
-    set_attrs(root, manifest={**recorded, "path": now, "sha256": manifest.sha256,
-                              "rows": len(manifest.pairs), "previous_path": recorded["path"]})
-    st.consolidate(path)
-    log.info("%s: manifest moved from %s to %s (recorded)", path, recorded["path"], now)
-    if not opts.quiet:
-        print(f"{path}: the manifest is now {now} (was {recorded['path']}): recorded",
-              file=out)
-
-
 def _needed(manifest: Manifest, todo_pairs: list[Any], cfg: JobConfig) -> tuple[int, int, int]:
     sub = Manifest(manifest.path, manifest.sha256, todo_pairs)
     return store_creation.capacities(sub, cfg)
@@ -221,7 +190,8 @@ def run_batch(
         print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
-        _follow_moved_manifest(store_path, root, manifest, where, out, opts)
+        follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,
+                              opts.recompute_changed)
         valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)
         retargeted = refresh_targets(store_path, root, manifest, where)
         if retargeted and not opts.quiet:
