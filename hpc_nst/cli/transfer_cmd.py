@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         "device": result.device,
         "seed": result.seed,
         "timings": result.timings,
-        "spectral_convergence": result.spectral_convergence,
+        # (null where no Griffin-Lim ran: a method that does not optimise)
+        "spectral_convergence": (result.spectral_convergence
+                                 if math.isfinite(result.spectral_convergence) else None),
         "losses": {k: v.tolist() for k, v in result.losses.items()},
     }
     log.info("ran on %s: %s", result.device, ", ".join(

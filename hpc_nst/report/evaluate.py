@@ -143,7 +143,7 @@ class Evaluator:
             ("run", lambda: self._run(pair, info.terms)),
             ("spectral", lambda: self._spectral(pair, sr, row)),
             ("style", lambda: self._style(pair, row["style_label"], sr, info, notes)),
-            ("judge", lambda: self._judge(pair, row["style_label"], sr)),
+            ("judge", lambda: self._judge(pair, row["style_label"], sr, notes)),
             ("target", lambda: self._target(pair, sr)),
             ("pitch", lambda: self._pitch(pair, sr)),
         ]
@@ -220,12 +220,15 @@ class Evaluator:
         out.update(style_class=clf.classes[idx], style_class_source=source)
         return out
 
-    def _judge(self, pair: PairData, label: str, sr: int) -> dict[str, Any]:
+    def _judge(self, pair: PairData, label: str, sr: int, notes: list[str]) -> dict[str, Any]:
         from hpc_nst.metrics.judge import judge_style
 
         judge = self.judge
         if pair.audio is None:
             raise _Skip
+        if label and judge.index(label) is None:
+            notes.append(f"judge_top1: the style label {label!r} is no class of the judge; the "
+                         "class it hears in the style audio stands in")
         if not label or judge.index(label) is None:
             if pair.style is None:
                 raise _Skip

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import xarray as xr
 
 from hpc_nst.batch.reader import iter_pairs, store_info
 from hpc_nst.cli import main
@@ -330,6 +331,13 @@ def test_spectral_convergence_is_empty_where_no_griffin_lim_ran(store, tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "eq-af" / "metadata.jsonl").read_text()
             .splitlines()]
     assert [r["spectral_convergence"] for r in rows] == [None, None]
+    # the store itself (opened with xarray, as the README says) and transfer's JSON: NaN /
+    # null, not 0.0 ("perfectly consistent")
+    assert np.isnan(xr.open_zarr(eq).spectral_convergence.values).all()
+    assert main(["transfer", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--job",
+                 str(root / "jobs" / "eq.toml"), "-o", str(tmp_path / "t.wav"),
+                 "--quiet"]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["spectral_convergence"] is None
 
 
 def test_docs_name_the_rename_of_a_file_name_column():

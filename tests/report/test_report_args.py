@@ -115,6 +115,13 @@ def test_a_style_label_the_classifier_does_not_know_is_said_in_the_notes(real_st
     assert "the style label 'NotAnInstrument' is no class of the classifier" in \
         notes["s256-000"]
     assert "no class of the classifier" not in notes["s256-001"]
+    # the judge's stand-in likewise (it said nothing)
+    assert main(["report", str(real_stores["eq"]), "-o", str(tmp_path / "rj"), "--metrics",
+                 "judge", "--labels", str(labels), "--quiet"]) == 0
+    notes = pd.read_csv(tmp_path / "rj" / "pairs.csv").set_index("pair_id")["notes"].fillna("")
+    assert "judge_top1: the style label 'NotAnInstrument' is no class of the judge" in \
+        notes["s256-000"]
+    assert "no class of the judge" not in notes["s256-001"]
 
 
 def test_report_refuses_no_metric_group_a_store_twice_and_a_missing_label_file(

@@ -8,6 +8,7 @@ job's method up in the registry (an unknown name is an error listing the valid o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def passthrough_result(audio: np.ndarray, cfg: JobConfig, seed: int, content: np
         content=log_magnitude(torch.as_tensor(content), cfg.stft).numpy(),
         style=log_magnitude(torch.as_tensor(style), cfg.stft).numpy(),
         losses={},
-        spectral_convergence=0.0,
+        spectral_convergence=math.nan,  # no Griffin-Lim ran (it read 0: "consistent")
         seed=seed,
         device="cpu",
         timings={"total_s": elapsed, "optimise_s": elapsed},
