@@ -298,13 +298,17 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)
     first = next(items, None)  # the report read, the first items checked: still nothing written
-    if first is None and (fmt == "parquet" or selection is not None or bad):
-        # (an export of nothing would remove an earlier export's files: a --where typo must
-        # not empty a dataset folder)
-        raise UsageError(f"no pair to export{' as Parquet' if fmt == 'parquet' else ''}: "
-                         "every done pair was left out (by --where, or failing verification "
-                         "with --skip-bad); nothing written, and nothing removed from "
-                         f"{out}")
+    if first is None and fmt == "parquet":
+        raise UsageError("no pair to export as Parquet: every done pair was left out (by "
+                         "--where, or failing verification with --skip-bad); nothing written")
+    if first is None and (selection is not None or bad) and _earlier_files(out):
+        # (an empty dataset is a filter's answer, into a new folder; but over an earlier
+        # export it would remove every file of it: a --where typo must not empty a dataset)
+        raise UsageError(f"no pair to export: every done pair was left out (by --where, or "
+                         "failing verification with --skip-bad), and exporting none would "
+                         f"remove the {len(_earlier_files(out))} file(s) of the earlier export "
+                         f"in {out}; nothing written or removed (export into a new folder for "
+                         "an empty dataset)")
     if first is not None:
         items = itertools.chain([first], items)
     card = {"store": here, "format": fmt, "codec": opts.codec,
@@ -361,3 +365,10 @@ def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any]
     if before_path is not None and before_path.name != MANIFEST_NAME:
         target.drop_old_names(out)  # a folder of an earlier release: now the dotfiles
     return result
+
+
+def _earlier_files(out: Path) -> list[str]:
+    """The files of an earlier export in ``out`` that are there (those an export removes)."""
+    card = target.read_card(out)[0] if out.is_dir() else None
+    listed = target.listed_files(card, target.read_files_map(out)) if card else set()
+    return sorted(rel for rel in listed if (out / rel).is_file())
