@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", nargs="?", type=float, const=10.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 10) until the batch ends: no pair "
                         "pending, or the driver gone (waits for the store to appear); "
-                        "exit code 0 when every pair is done, else 1 (without --watch: 0)")
+                        "exit code 0 when every pair is done, else 1 (without --watch: 0; 2 when "
+                        "the store cannot be read)")
     p.add_argument("--grace", type=float, default=GRACE_S, metavar="S",
                    help="with --watch: while pairs are pending and no driver was seen yet, "
                         f"wait this long for one before calling it gone (default {GRACE_S:g}); "

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read every done pair's audio, spectrograms and loss curves and compare "
                     "them with the checksums written with them; report truncated, corrupted or "
                     "missing chunks, missing arrays, inconsistent lengths and pairs marked done "
-                    "without data. Exit code 0 when everything verifies, 1 otherwise.")
+                    "without data. Exit code 0 when everything verifies (with --repair: also "
+                    "once the bad pairs are reset), 1 otherwise, 2 when the store cannot be "
+                    "read.")
     p.add_argument("store", type=Path)
     p.add_argument("--repair", action="store_true",
                    help="reset the pairs that fail to pending: the next hpc-nst run redoes them")

@@ -232,7 +232,11 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
                     key += "_"
                 seen.add(key)
                 _tar_add(tar, f"{key}.{opts.codec}", item.encode(opts.codec))
-                _tar_add(tar, f"{key}.json", to_json(item.fields).encode())
+                # (a text field empty as "", not null: datasets types each field from the
+                # first items, and a label null there failed every later labelled one)
+                fields = {k: "" if v is None and k in TEXT_FIELDS else v
+                          for k, v in item.fields.items()}
+                _tar_add(tar, f"{key}.json", to_json(fields).encode())
                 count += 1
     return {"written": count, "kept": 0, "items": count, "files": shards, "paths": shards}
 

@@ -442,6 +442,22 @@ def test_a_where_that_leaves_out_every_pair_keeps_the_earlier_export(store, tmp_
     assert export(store, tmp_path / f"new-{fmt}", fmt, "--where", "pair_id == 'zz'") == 0
 
 
+def test_webdataset_labels_empty_in_the_first_items_load_with_datasets(store, tmp_path):
+    """A label missing from the first items was written as null: `datasets` typed the field
+    null from them and failed on the first labelled item ("Couldn't cast array of type string
+    to null")."""
+    import datasets
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("pair_id,style_label\nca,Violin\n")
+    out = tmp_path / "wds"
+    assert export(store, out, "webdataset", "--shard-size", "1", "--labels", str(labels)) == 0
+    ds = datasets.load_dataset("webdataset", data_dir=str(out), split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    got = {row["__key__"]: row["json"]["style_label"] for row in ds}
+    assert got == {"ab": "", "bc": "", "ca": "Violin"}
+
+
 def test_parquet_labels_empty_in_the_first_row_group_are_text_not_float(store, tmp_path):
     """A label missing for every pair of the first row group typed the column float64, and
     the first labelled pair then failed the export ("Could not convert 'x' with type str")."""
