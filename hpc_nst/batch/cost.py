@@ -173,8 +173,9 @@ def manifest_pairs(path: Path, cfg: JobConfig, count: int) -> list[tuple[np.ndar
                          "lists the manifest's problems)")
     order = np.unique(np.linspace(0, len(valid) - 1, min(count, len(valid))).round().astype(int))
     sr, least = cfg.stft.sample_rate, cfg.stft.win_length
-    out = []
-    for i in [*order, *(i for i in range(len(valid)) if i not in set(order))]:
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    chosen = set(order.tolist())
+    for i in [*order, *(i for i in range(len(valid)) if i not in chosen)]:
         if len(out) == len(order):
             break
         try:

@@ -305,14 +305,14 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     if first is None and fmt == "parquet":
         raise UsageError("no pair to export as Parquet: every done pair was left out (by "
                          "--where, or failing verification with --skip-bad); nothing written")
-    if first is None and (selection is not None or bad) and _earlier_files(out):
+    if first is None and (selection is not None or bad) and (earlier := _earlier_files(out)):
         # (an empty dataset is a filter's answer, into a new folder; but over an earlier
         # export it would remove every file of it: a --where typo must not empty a dataset)
         raise UsageError(f"no pair to export: every done pair was left out (by --where, or "
                          "failing verification with --skip-bad), and exporting none would "
-                         f"remove the {len(_earlier_files(out))} file(s) of the earlier export "
-                         f"in {out}; nothing written or removed (export into a new folder for "
-                         "an empty dataset)")
+                         f"remove the {len(earlier)} file(s) of the earlier export in {out}; "
+                         "nothing written or removed (export into a new folder for an empty "
+                         "dataset)")
     if first is not None:
         items = itertools.chain([first], items)
     card = {"store": here, "format": fmt, "codec": opts.codec,
@@ -348,12 +348,11 @@ def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any]
     before_map = target.read_files_map(out)
     earlier = target.listed_files(before, before_map) if before is not None else set()
     ids = st.read_column(root, "pair")
+    may_write = target.may_write(fmt, opts.codec, [str(ids[i]) for i in done], opts.shard_size)
     if not opts.overwrite:
-        target.refuse_foreign_files(out, target.may_write(
-            fmt, opts.codec, [str(ids[i]) for i in done], opts.shard_size), earlier)
+        target.refuse_foreign_files(out, may_write, earlier)
     _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
-                      "may_write": target.may_write(fmt, opts.codec, [str(ids[i]) for i in done],
-                                                    opts.shard_size)})
+                      "may_write": may_write})
     written = FORMATS[fmt](items, out, opts)
     produced = written.pop("paths")
     if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
