@@ -10,6 +10,7 @@ failed pairs of each store are listed there (``failures.csv`` lists them all).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -246,6 +247,7 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
     stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
     assets = _Assets(assets_dir)
     details: dict[tuple[str, ...], H.PairDetail] = {}
+    there = functools.lru_cache(maxsize=65536)(Path.is_file)  # (inputs repeat across pairs)
     shown: set[str] = set()  # pair ids with a section (one per set of inputs)
     summaries: list[H.StoreSummary] = []
     rows = 0
@@ -259,12 +261,12 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             changes = InputChanges(info, opts.inputs_dir)
-            unfound: list[Path] = []  # input files of done pairs that are not there
+            unfound: set[Path] = set()  # input files of done pairs that are not there
             for pair in iter_pairs(info, opts.inputs_dir):
                 changed = changes.check(pair)
                 if pair.status == "done":
-                    unfound += [p for p in (pair.content, pair.style, pair.target)
-                                if p is not None and not p.is_file()]
+                    unfound.update(p for p in (pair.content, pair.style, pair.target)
+                                   if p is not None and not there(p))
                 if pair.status == "done" and not check_audio(info, pair, opts.skip_bad):
                     pair.status, pair.audio = "failed", None
                     pair.error = "fails verification (hpc-nst verify): audio checksum mismatch"
@@ -295,8 +297,8 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
             summaries.append(summary)
             if unfound:  # (the metrics that need them are empty: said, not only per row)
                 notes.append(
-                    f"{info.label}: {len(set(unfound))} input file(s) of its done pairs not "
-                    f"found (e.g. {unfound[0]}): the metrics that need them are left empty; "
+                    f"{info.label}: {len(unfound)} input file(s) of its done pairs not "
+                    f"found (e.g. {min(unfound)}): the metrics that need them are left empty; "
                     "if the inputs moved, pass --inputs-dir DIR (the folder the manifest's "
                     "relative paths resolve against)")
             if changes.ids:
