@@ -48,6 +48,8 @@ FILES_NAME = target.FILES_NAME
 #: ``--shard-size`` items): long outputs never hold a thousand decoded clips in memory.
 MAX_GROUP_BYTES = 256 << 20
 _KEY_RE = re.compile(r"[^A-Za-z0-9_-]")
+#: The WebDataset export's dataset card (the fields' types, for ``datasets``).
+CARD_NAME = "README.md"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
     shards: list[str] = []
     count = 0
     seen: set[str] = set()
+    kinds: dict[str, set[type]] = {}  # each field's value types, for the card's features
     items = iter(items)
     while (first := next(items, None)) is not None:  # items stream into the tar: one in memory
         shards.append(f"shard-{len(shards):06d}.tar")
@@ -237,8 +240,44 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
                 fields = {k: "" if v is None and k in TEXT_FIELDS else v
                           for k, v in item.fields.items()}
                 _tar_add(tar, f"{key}.json", to_json(fields).encode())
+                for k, v in fields.items():
+                    kinds.setdefault(k, set()).add(type(v))
                 count += 1
-    return {"written": count, "kept": 0, "items": count, "files": shards, "paths": shards}
+    files = [*shards, CARD_NAME] if shards else []
+    if shards:
+        text = webdataset_card(opts.codec, kinds)
+        atomic_write(out / CARD_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    return {"written": count, "kept": 0, "items": count, "files": files, "paths": files}
+
+
+def webdataset_card(codec: str, kinds: dict[str, set[type]]) -> str:
+    """``README.md`` beside the shards: a dataset card whose YAML header declares every
+    field's type. ``datasets.load_dataset(DIR)`` reads it; without it, ``datasets`` types
+    each field from the first five items, and a metric without a value there (``lsd_db`` of
+    pairs without a target) typed the field null and failed on the first item that had one."""
+    def dtype(key: str, seen: set[type]) -> str:
+        seen = seen - {type(None)}
+        if key in TEXT_FIELDS:
+            return "string"
+        if key in INT_FIELDS or (seen and seen <= {int}):
+            return "int64"
+        if seen == {bool}:
+            return "bool"
+        return "float64" if seen <= {int, float} else "string"
+
+    lines = ["---", "dataset_info:", "  features:",
+             f"  - name: {codec}", "    dtype: audio", "  - name: json", "    struct:"]
+    for key, seen in kinds.items():
+        lines += [f"    - name: {json.dumps(key)}", f"      dtype: {dtype(key, seen)}"]
+    lines += ["  - name: __key__", "    dtype: string", "  - name: __url__", "    dtype: string",
+              "configs:", "- config_name: default", "  data_files:", "  - split: train",
+              '    path: "shard-*.tar"', "---", "",
+              "Exported by `hpc-nst export --format webdataset`: each item is `<key>."
+              f"{codec}` (the output audio) and `<key>.json` (its fields). Load with "
+              "`datasets.load_dataset(\"<this folder>\")` (the header above types every "
+              "field) or `webdataset.WebDataset(<shard urls>)`; `.export.json` says which "
+              "store, job and versions made it.", ""]
+    return "\n".join(lines)
 
 
 #: Format name -> writer. ``wav``/``flac`` are plain files (``--codec`` is implied).

@@ -156,7 +156,7 @@ def may_write(fmt: str, codec: str, pair_ids: list[str], shard_size: int) -> lis
     if fmt == "parquet":
         return ["data.parquet"]
     shards = -(-len(pair_ids) // shard_size)
-    return [f"shard-{k:06d}.tar" for k in range(shards)]
+    return [f"shard-{k:06d}.tar" for k in range(shards)] + (["README.md"] if shards else [])
 
 
 def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> int:

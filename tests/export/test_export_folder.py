@@ -458,6 +458,32 @@ def test_webdataset_labels_empty_in_the_first_items_load_with_datasets(store, tm
     assert got == {"ab": "", "bc": "", "ca": "Violin"}
 
 
+def test_webdataset_metric_missing_in_the_first_items_loads_typed_from_the_card(tmp_path):
+    """A metric without a value in the first five items (``lsd_db`` of pairs without a
+    target) made ``datasets`` type the field null and fail on the first item that had one;
+    the export's dataset card (README.md) now declares every field's type."""
+    import datasets
+
+    d = tmp_path / "m"
+    store = _copy_store(d, d / "s.zarr", (("a", 220, 0.3), ("b", 330, 0.4), ("c", 440, 0.2)),
+                        "pair_id,content,style,target\nab,a.wav,b.wav,\n"
+                        "bc,b.wav,c.wav,\nca,c.wav,a.wav,b.wav\n")
+    assert main(["report", str(store), "-o", str(tmp_path / "rep")]) == 0
+    out = tmp_path / "wds"
+    assert export(store, out, "webdataset", "--shard-size", "1", "--report",
+                  str(tmp_path / "rep")) == 0
+    assert "dtype: float64" in (out / "README.md").read_text()
+    ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert ds.features["json"]["lsd_db"].dtype == "float64"
+    assert ds.features["json"]["seed"].dtype == "int64"
+    got = {row["__key__"]: row["json"]["lsd_db"] for row in ds}
+    assert got["ab"] is None and got["bc"] is None and got["ca"] > 0
+    assert ds[0]["wav"] is not None  # the audio typed too
+    # the card is the export's own file: a format switch with --overwrite removes it
+    assert export(store, out, "wav", "--overwrite") == 0
+    assert not (out / "README.md").exists()
+
+
 def test_parquet_labels_empty_in_the_first_row_group_are_text_not_float(store, tmp_path):
     """A label missing for every pair of the first row group typed the column float64, and
     the first labelled pair then failed the export ("Could not convert 'x' with type str")."""
