@@ -110,7 +110,10 @@ def _without(args: list[str], flags: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
+def _jobqueue_kwargs(opts: ClusterOptions, warn: bool = False) -> dict[str, Any]:
+    """dask-jobqueue's keyword arguments for ``opts`` over ``jobqueue.yaml``; ``warn``: log
+    what the options change in the configuration (only where the jobs are made, or shown by
+    a dry run: a run computes these several times, and said each warning twice)."""
     name = opts.kind
     conf = dask.config.get(f"jobqueue.{name}", default={}) or {}
 
@@ -141,7 +144,7 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     if not gpus:  # the configuration's GPU requests are for GPU jobs: not these
         configured, args, dropped = cpu_only(list(get("job-extra-directives") or []), args)
         directives = [*configured, *opts.job_extra]
-        if dropped:
+        if dropped and warn:
             log.warning("--gpus-per-worker 0: the configuration's GPU requests left out of "
                         "the worker jobs: %s", ", ".join(dropped))
     spec = str(get("resource-spec") or "")
@@ -150,7 +153,7 @@ def _jobqueue_kwargs(opts: ClusterOptions) -> dict[str, Any]:
     kwargs["job_extra_directives"] = directives
     if gpus:  # tasks ask for GPU=1: GPU=n lets n run at once (no more than its threads)
         n = min(slots, _threads(kwargs, get))
-        if n < slots:
+        if n < slots and warn:
             log.warning("%d tasks per worker asked, but a worker job has %d thread(s) "
                         "(cores / processes): %d at a time", slots, n, n)
         given = opts.tasks_per_worker is not None or dask.config.get(SLOTS_KEY, None) \
@@ -260,7 +263,7 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
         return _local(opts)
     scrubbed = scrub_scheduler_env()
     dask_jobqueue = _import_jobqueue()
-    kwargs = _jobqueue_kwargs(opts)
+    kwargs = _jobqueue_kwargs(opts, warn=True)
     cls = getattr(dask_jobqueue, JOBQUEUE[opts.kind])
     watch = SubmissionWatch()
     quiet_given_up_submissions()  # a given-up job's tracebacks: the watch says it once
@@ -282,10 +285,11 @@ def make_cluster(opts: ClusterOptions) -> ClusterHandle:
         slots, watch)
 
 
-def worker_job_script(opts: ClusterOptions) -> str:
-    """The job script dask-jobqueue would submit for ``opts`` (rendered, nothing submitted)."""
+def worker_job_script(opts: ClusterOptions, warn: bool = False) -> str:
+    """The job script dask-jobqueue would submit for ``opts`` (rendered, nothing submitted;
+    ``warn`` as in :func:`_jobqueue_kwargs`)."""
     cls = getattr(_import_jobqueue(), JOBQUEUE[opts.kind])
-    with cls(**_jobqueue_kwargs(opts)) as cluster:
+    with cls(**_jobqueue_kwargs(opts, warn)) as cluster:
         return str(cluster.job_script())
 
 

@@ -102,7 +102,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     slots = 1 if copts.gpus != 0 and _is_cuda(run_device) else planned_slots(copts)
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
-    script = worker_job_script(copts) if copts.kind in JOBQUEUE else ""
+    script = worker_job_script(copts, warn=True) if copts.kind in JOBQUEUE else ""
     from hpc_nst.engine.methods.base import optimises
 
     plan = Plan(len(pairs), len(manifest.invalid), int(sum(s == st.DONE for s in status)),

@@ -148,3 +148,19 @@ def test_every_device_flag_names_the_choices(capsys, command) -> None:
         main([*command, "--device", "bogus"])
     assert exc.value.code == 2
     assert "'bogus': choose auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_a_dry_run_says_the_left_out_gpu_requests_once(tmp_path, caplog):
+    """The configuration's GPU requests left out of CPU worker jobs were logged twice by a dry
+    run (the plan's slot count and the job script each computed the job's options)."""
+    import dask
+    import dask_jobqueue  # noqa: F401  (its defaults first: the set below changes two keys)
+
+    store = tmp_path / "x.zarr"
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--gres=gpu:1"],
+                          "jobqueue.slurm.worker-extra-args": ["--resources", "GPU=2"]}):
+        assert main(["run", str(DEMO), "-o", str(store), "--cluster", "slurm", "--dry-run",
+                     "--gpus-per-worker", "0"]) == 0
+    said = [r for r in caplog.records if "GPU requests left out" in r.getMessage()]
+    assert len(said) == 1 and "--gres=gpu:1" in said[0].getMessage()
+    assert not store.exists()
