@@ -62,6 +62,7 @@ class BatchCost:
     ms_per_iteration: float
     gl_ms_per_iteration: float
     fixed_s: float = 0.0  # per batch, not scaled by the iterations (a per-pair method's all)
+    warmup_s: float = 0.0  # once per worker process: its first pair's extra time (model load)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ class CostModel:
     device: str  # device name, e.g. "NVIDIA H100 80GB HBM3" or "CPU: AMD EPYC"
     source: str  # where the figures come from
     batches: dict[int, BatchCost]
+
+    @property
+    def warmup_s(self) -> float:
+        """What each worker process spends once, on its first pair, beyond the pair."""
+        return max((c.warmup_s for c in self.batches.values()), default=0.0)
 
     def batch_seconds(self, cfg: JobConfig, batch: int, frames: int) -> float:
         """Device seconds of one batch of ``batch`` pairs, the longest ``frames`` long."""
@@ -106,7 +112,6 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
     user's manifest, :func:`manifest_pairs`), every one of them once per batch size, the
     figures scaled to their median length (the model is linear in the frames)."""
     from hpc_nst.audio.spectrogram import num_frames
-    from hpc_nst.engine.methods import run_method
 
     rng = np.random.default_rng(0)
     sr = cfg.stft.sample_rate
@@ -115,6 +120,7 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
         griffin_lim=dataclasses.replace(cfg.griffin_lim, iterations=max(
             2, min(cfg.griffin_lim.iterations, iterations))))
     out: dict[int, BatchCost] = {}
+    warmup = -1.0
     for b in batch_sizes:
         if pairs is None:
             audio = [calibration_audio(rng, int(seconds * sr), sr) for _ in range(2 * b)]
@@ -125,16 +131,28 @@ def measure(cfg: JobConfig, device: str, batch_sizes: list[int], seconds: float 
             cycle = [pairs[i % len(pairs)] for i in range(n)]
             batches = [([c for c, _ in cycle[i:i + b]], [s for _, s in cycle[i:i + b]])
                        for i in range(0, n, b)]
-        run_method(batches[0][0][:1], batches[0][1][:1], short, seeds=[0],
-                   device=device)  # warm-up
+        times = [_time_call(short, batches[0][0][:1], batches[0][1][:1], device)
+                 for _ in range(2 if warmup < 0 else 1)]  # a fresh worker's first pair, again
+        if warmup < 0:
+            warmup = max(0.0, times[0] - times[1])
         timed = [_time_batch(short, contents, styles, device, b) for contents, styles in batches]
         f0 = int(np.median([num_frames(len(c), cfg.stft) for c, _ in pairs])) if pairs else \
             timed[0].frames
         scaled = [[v * f0 / t.frames for v in (t.features_s, t.ms_per_iteration,
                                                t.gl_ms_per_iteration, t.fixed_s)]
                   for t in timed]
-        out[b] = BatchCost(b, f0, *(float(np.mean(col)) for col in zip(*scaled)))
+        out[b] = BatchCost(b, f0, *(float(np.mean(col)) for col in zip(*scaled)),
+                           warmup_s=warmup)
     return out
+
+
+def _time_call(cfg: JobConfig, contents: list[np.ndarray], styles: list[np.ndarray],
+               device: str) -> float:
+    from hpc_nst.engine.methods import run_method
+
+    start = time.perf_counter()
+    run_method(contents, styles, cfg, seeds=list(range(len(contents))), device=device)
+    return time.perf_counter() - start
 
 
 def _time_batch(short: JobConfig, contents: list[np.ndarray], styles: list[np.ndarray],

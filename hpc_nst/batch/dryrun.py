@@ -102,6 +102,9 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
     slots = 1 if copts.gpus != 0 and _is_cuda(run_device) else planned_slots(copts)
     per_task = [device_s * len(t.indices) / max(len(todo), 1) for t in tasks] or [0.0]
     wall_s = max(device_s / min(workers * slots, max(len(tasks), 1)), max(per_task))
+    if model is not None and tasks:  # each worker process's first pair loads the model...
+        wall_s += model.warmup_s
+        device_s += model.warmup_s * min(workers, len(tasks))
     script = worker_job_script(copts, warn=True) if copts.kind in JOBQUEUE else ""
     from hpc_nst.engine.methods.base import optimises
 

@@ -95,5 +95,8 @@ def run(args: argparse.Namespace) -> int:
                   f"iteration -> {pair_s:.2f} s per {timed_on} ({rate})")
         else:  # a per-pair method: no iterations
             print(f"  batch {b}: {pair_s:.3f} s per {timed_on} ({rate})")
+    warmup = max(c.warmup_s for c in results.values())
+    print(f"  and once per worker process, its first pair: {warmup:.2f} s more (loading the "
+          "model and the method's assets; the dry run adds it per worker)")
     print(f"saved to {args.output}")
     return 0
