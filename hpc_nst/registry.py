@@ -55,7 +55,19 @@ def load_plugins() -> list[str]:
             raise _plugins_error from exc
 
 
+def _import_package(package: str) -> None:
+    """Import every module of ``package`` (each registers its entries on import)."""
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
 def _import_plugins() -> list[str]:
+    # the built-in entries first, of every registry: a plugin that overrides one
+    # (``replace=True``) must come after it, whichever registry is looked up first
+    for package in BUILTIN_PACKAGES:
+        _import_package(package)
     names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
     try:
         eps = list(metadata.entry_points(group="hpc_nst.plugins"))
@@ -64,12 +76,27 @@ def _import_plugins() -> list[str]:
     for name in names:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise RegistryError(f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); "
-                                "check the name and that it is on PYTHONPATH") from None
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+                raise RegistryError(f"{PLUGINS_ENV}: cannot import plugin module {name!r} "
+                                    f"({exc}); check the name and that it is on PYTHONPATH") \
+                    from None
+            raise RegistryError(f"{PLUGINS_ENV}: plugin module {name!r} failed on import: a "
+                                f"module it imports is missing ({exc}); install it") from None
+        except Exception as exc:
+            raise RegistryError(f"{PLUGINS_ENV}: plugin module {name!r} failed on import "
+                                f"({type(exc).__name__}: {exc}); fix it, or remove it from "
+                                f"{PLUGINS_ENV}") from exc
         log.debug("loaded plugin %s", name)
     for ep in eps:
-        ep.load()
+        dist = getattr(ep.dist, "name", None) or "?"
+        try:
+            ep.load()
+        except Exception as exc:
+            raise RegistryError(f"hpc_nst.plugins entry point {ep.name!r} = {ep.value!r} (of "
+                                f"the installed distribution {dist!r}) failed on load "
+                                f"({type(exc).__name__}: {exc}); fix or uninstall {dist}") \
+                from exc
         names.append(ep.value)
     return names
 
@@ -89,7 +116,9 @@ class Registry(Generic[T]):
             raise RegistryError(f"{self.kind} name {name!r}: use letters, digits, '-' and '_'")
         if name in self._entries and not replace and self._entries[name] is not entry:
             raise RegistryError(f"{self.kind} {name!r} is registered twice "
-                                f"({self._entries[name]!r} and {entry!r})")
+                                f"({self._entries[name]!r}, then {entry!r}); give one of "
+                                "them another name, or register the one that overrides the "
+                                "other with replace=True")
         self._entries[name] = entry
         return entry
 
@@ -107,10 +136,7 @@ class Registry(Generic[T]):
                 return
             self._discovering = True
             try:
-                pkg = importlib.import_module(self.package)
-                for info in pkgutil.iter_modules(pkg.__path__):
-                    if not info.name.startswith("_"):
-                        importlib.import_module(f"{self.package}.{info.name}")
+                _import_package(self.package)
                 load_plugins()
                 self._discovered = True
             finally:
@@ -140,6 +166,8 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+#: The packages of the built-in entries, imported before any plugin.
+BUILTIN_PACKAGES = ("hpc_nst.engine.methods", "hpc_nst.engine.terms")
 #: Methods (``method = ...`` of a job): :class:`hpc_nst.engine.methods.base.Method` entries.
 METHODS: Registry = Registry("method", "hpc_nst.engine.methods")
 #: Loss terms of the ``nst`` objective: :class:`hpc_nst.engine.terms.base.Term` entries.

@@ -12,6 +12,7 @@ import torch
 
 from hpc_nst.config import LossConfig
 from hpc_nst.engine.terms import Current, TargetInputs, Term, active_terms
+from hpc_nst.errors import TransferError
 from hpc_nst.models.alexnet import AudioAlexNet
 
 
@@ -71,6 +72,12 @@ class Objective:
         feats = self.model.features(x[:, None], layers, self.lengths) if layers else {}
         current = Current(x, self.lengths, feats, self.loss)
         values = {t.name: t.value(current, self.targets[t.name]) for t in self.terms}
+        for name, v in values.items():  # a (B, 1) would broadcast the total to (B, B)
+            if tuple(v.shape) != (x.shape[0],):
+                raise TransferError(f"loss term {name!r} returned a value of shape "
+                                    f"{tuple(v.shape)} for a batch of {x.shape[0]}: its "
+                                    f"value() must give one number per item, shape "
+                                    f"({x.shape[0]},) (reduce over the other axes)")
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for name, w in self.weighted:
             total = total + w * values[name]

@@ -35,6 +35,18 @@ from hpc_nst.models.checkpoint import network_width, resolve_model
 #: Output audio louder than this is scaled down to it (16-bit files would clip at 1.0).
 PEAK = 0.99
 
+
+def divergence(curves: dict[str, np.ndarray]) -> str | None:
+    """The error of a pair whose loss became NaN/Inf, naming the terms that did (and when),
+    or None where every recorded value is finite."""
+    if np.isfinite(curves["total"]).all():
+        return None
+    bad = [(int(np.argmin(np.isfinite(v))), k) for k, v in curves.items()
+           if k != "total" and not np.isfinite(v).all()]
+    which = ", ".join(f"{k!r} from recorded point {i}" for i, k in sorted(bad)) or "the total"
+    return (f"optimisation diverged: loss became NaN/Inf ({which}); check that term's inputs "
+            "and weight, or lower optim.learning_rate")
+
 def limit_peak(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
     """Scale ``audio`` down (in place) when louder than ``peak``: a log-magnitude carries no
     level limit, and 16-bit files would clip at 1.0."""
@@ -264,13 +276,12 @@ def _transfer_windowed(content: np.ndarray, style: np.ndarray, cfg: JobConfig, s
     iters = max(cfg.optim.iterations, 1) * len(spans)
     timings = {"features_s": 0.0, "optimise_s": t2 - t0, "griffin_lim_s": t3 - t2,
                "ms_per_iteration": 1000 * (t2 - t0) / iters, "windows": float(len(spans))}
-    bad = not np.isfinite(losses["total"]).all()
     return TransferResult(
         audio=limit_peak(gl_audio[0][: len(content)].cpu().numpy().astype(np.float32)),
         output=output.numpy(), init=win.join(inits, spans, n).numpy(),
         content=c_spec.numpy(), style=s_spec.numpy(), losses=losses,
         spectral_convergence=convergence[0], seed=int(seed), device=str(dev),
-        timings=timings, error="optimisation diverged: loss became NaN/Inf" if bad else None)
+        timings=timings, error=divergence(losses))
 
 
 def _griffin_lim_per_length(magnitude: torch.Tensor, n_samples: list[int], seeds: list[int],
@@ -335,7 +346,6 @@ def _transfer_group(
     for i, n in enumerate(n_samples):
         frames = num_frames(n, stft)
         pair_curves = {k: v[i].astype(np.float32) for k, v in curves.items()}
-        bad = not np.isfinite(pair_curves["total"]).all()
         audio = limit_peak(gl_audio[i][:n].cpu().numpy().astype(np.float32))
         results.append(
             TransferResult(
@@ -349,7 +359,7 @@ def _transfer_group(
                 seed=int(seeds[i]),
                 device=str(dev),
                 timings=dict(timings),
-                error="optimisation diverged: loss became NaN/Inf" if bad else None,
+                error=divergence(pair_curves),
                 group_pairs=len(n_samples),
             )
         )

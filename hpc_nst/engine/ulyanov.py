@@ -30,6 +30,7 @@ from hpc_nst.engine.terms.base import PAPER_TERMS
 from hpc_nst.engine.transfer import (
     Progress,
     TransferResult,
+    divergence,
     initial_spectrogram,
     limit_peak,
 )
@@ -175,7 +176,6 @@ def _one(
     audio = limit_peak(gl.audio[0].cpu().numpy().astype(np.float32))
     t3 = time.perf_counter()
     curves = {k: np.asarray(v, dtype=np.float32) for k, v in history.items()}
-    bad = not np.isfinite(curves["total"]).all()
     return TransferResult(
         audio=audio,
         output=result.cpu().numpy(),
@@ -192,7 +192,7 @@ def _one(
             "griffin_lim_s": t3 - t2,
             "ms_per_iteration": 1000 * (t2 - t1) / max(len(curves["total"]) - 1, 1),
         },
-        error="optimisation diverged: loss became NaN/Inf" if bad else None,
+        error=divergence(curves),
     )
 
 

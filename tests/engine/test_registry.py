@@ -202,3 +202,102 @@ def test_settings_a_method_never_reads_are_named() -> None:
     assert unread_overrides(layered, keys) == ["iterations", "style_weight",
                                                 "griffin_lim.iterations", "model"]
     assert optimises(load_job(None)) and unread_overrides(load_job(None), keys) == []
+
+
+def _run_python(tmp_path: Path, code: str, plugins: str) -> list[str]:
+    """``code`` in a fresh interpreter with ``HPC_NST_PLUGINS`` = ``plugins`` (in tmp_path)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "HPC_NST_PLUGINS": plugins, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), str(Path(__file__).resolve().parents[2])])}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+
+
+LOOKUP = ("from hpc_nst.registry import METHODS, TERMS\n"
+          "try:\n"
+          "    METHODS.get('nst')\n"
+          "    print(type(TERMS.get('style')).__module__)\n"
+          "except Exception as exc:\n"
+          "    print(type(exc).__name__, exc)\n")
+
+
+def test_a_failing_plugin_is_named_and_a_missing_dependency_told_apart(tmp_path):
+    """'a plugin failed on import (RuntimeError: boom)' named no plugin, and a plugin whose
+    own import was missing was reported as the plugin not being on PYTHONPATH."""
+    (tmp_path / "boom_plugin.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "dep_plugin.py").write_text("import not_installed_dependency_xyz\n")
+    out = _run_python(tmp_path, LOOKUP, "boom_plugin")
+    assert "'boom_plugin' failed on import (RuntimeError: boom)" in out[0], out
+    out = _run_python(tmp_path, LOOKUP, "dep_plugin")
+    assert "'dep_plugin' failed on import: a module it imports is missing" in out[0], out
+    assert "not_installed_dependency_xyz" in out[0]
+    out = _run_python(tmp_path, LOOKUP, "no_such_plugin_xyz")
+    assert "cannot import plugin module 'no_such_plugin_xyz'" in out[0], out
+
+
+def test_a_plugin_overrides_a_builtin_term_whichever_registry_is_looked_up_first(tmp_path):
+    """Plugins were loaded by the first registry looked up (methods), before the built-in
+    terms were imported: the built-in 'style' then clashed with the plugin's override."""
+    (tmp_path / "my_style.py").write_text(
+        "from hpc_nst.engine.terms import Term, register_term\n"
+        "class MyStyle(Term):\n    name = 'style'\n"
+        "register_term(MyStyle, replace=True)\n")
+    assert _run_python(tmp_path, LOOKUP, "my_style") == ["my_style"]
+    (tmp_path / "clash_style.py").write_text(
+        "from hpc_nst.engine.terms import Term, register_term\n"
+        "@register_term\nclass MyStyle(Term):\n    name = 'style'\n")
+    out = _run_python(tmp_path, LOOKUP, "clash_style")
+    assert out[0].startswith("RegistryError") and "registered twice" in out[0], out
+    assert "hpc_nst.engine.terms.style)>, then <term style (clash_style)>" in out[0]
+    assert "replace=True" in out[0]
+
+
+def test_a_term_named_total_is_refused():
+    """'total' is the weighted sum's curve: a term of that name overwrote it in the store."""
+    from hpc_nst.engine.terms import Term, register_term
+
+    class Total(Term):
+        name = "total"
+
+    with pytest.raises(RegistryError, match="'total'.*give the term another name"):
+        register_term(Total)
+    assert "total" not in TERMS
+
+
+class _Bad:
+    """Terms that break their contract: one value per item, finite."""
+
+    @staticmethod
+    def register(name: str, value):  # noqa: ANN001, ANN205
+        from hpc_nst.engine.terms import Term, register_term
+
+        cls = type(name, (Term,), {"name": name, "value": lambda self, cur, tg: value(cur)})
+        register_term(cls)
+        return cls
+
+
+def test_a_term_of_the_wrong_shape_or_nan_is_named(tmp_path):
+    """A (B, T) value failed the whole shard in the store writer ("could not broadcast"), a
+    (B, 1) one broadcast the total to (B, B), and a NaN said "loss became NaN/Inf" without
+    saying which term."""
+    from hpc_nst.errors import TransferError
+
+    c, s = harmonic_tone(220, 0.3), harmonic_tone(330, 0.3)
+    sets = {"iterations": "3", "width": "4", "griffin_lim_iterations": "2"}
+    _Bad.register("per_frame", lambda cur: cur.x.mean(1))
+    _Bad.register("column", lambda cur: cur.x.mean((1, 2))[:, None])
+    _Bad.register("nan_term", lambda cur: cur.x.mean((1, 2)) * float("nan"))
+    try:
+        for name, shape in (("per_frame", r"\(1, 31\)"), ("column", r"\(1, 1\)")):
+            cfg = load_job(overrides={**sets, f"{name}_weight": "1"})
+            with pytest.raises(TransferError, match=f"loss term '{name}' returned a value of "
+                               f"shape {shape} for a batch of 1.*one number per item"):
+                run_method([c], [s], cfg, seeds=[0], device="cpu")
+        cfg = load_job(overrides={**sets, "nan_term_weight": "1"})
+        (r,) = run_method([c], [s], cfg, seeds=[0])
+        assert r.error is not None and "'nan_term' from recorded point 0" in r.error
+    finally:
+        for name in ("per_frame", "column", "nan_term"):
+            TERMS.unregister(name)

@@ -16,8 +16,12 @@ from typing import ClassVar
 import torch
 
 from hpc_nst.config import LossConfig
+from hpc_nst.errors import RegistryError
 from hpc_nst.models.alexnet import AudioAlexNet
 from hpc_nst.registry import TERMS
+
+#: Names no term may have: the recorded curves' (``total``).
+RESERVED_NAMES = ("total",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ def register_term(cls: type[Term], *, replace: bool = False) -> type[Term]:
     """Class decorator: register an instance of ``cls`` under ``cls.name``."""
     if not cls.name:
         raise TypeError(f"{cls.__qualname__}: a Term needs a name")
+    if cls.name in RESERVED_NAMES:  # its curve would overwrite the weighted sum's
+        raise RegistryError(f"loss term {cls.name!r} ({cls.__module__}.{cls.__qualname__}): "
+                            f"{', '.join(map(repr, RESERVED_NAMES))} is the name of the "
+                            "objective's weighted sum; give the term another name")
     TERMS.register(cls.name, cls(), replace=replace)
     return cls
 
