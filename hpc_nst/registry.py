@@ -167,8 +167,10 @@ class Registry(Generic[T]):
 
 
 #: The packages of the built-in entries, imported before any plugin.
-BUILTIN_PACKAGES = ("hpc_nst.engine.methods", "hpc_nst.engine.terms")
+BUILTIN_PACKAGES = ("hpc_nst.engine.methods", "hpc_nst.engine.terms", "hpc_nst.metrics.groups")
 #: Methods (``method = ...`` of a job): :class:`hpc_nst.engine.methods.base.Method` entries.
 METHODS: Registry = Registry("method", "hpc_nst.engine.methods")
 #: Loss terms of the ``nst`` objective: :class:`hpc_nst.engine.terms.base.Term` entries.
 TERMS: Registry = Registry("loss term", "hpc_nst.engine.terms")
+#: The report's metric groups beyond its own: :class:`hpc_nst.metrics.groups.MetricGroup`.
+METRIC_GROUPS: Registry = Registry("metric group", "hpc_nst.metrics.groups")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 
 def _groups(text: str) -> tuple[str, ...]:
-    from hpc_nst.report.evaluate import GROUPS
+    from hpc_nst.report.evaluate import all_groups
 
+    GROUPS = all_groups()  # noqa: N806 (the built-in groups and the registered ones)
     if text == "all":
         return GROUPS
     items = tuple(t.strip() for t in text.split(",") if t.strip())
@@ -36,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report folder (created; files in it are replaced)")
     p.add_argument("--metrics", type=_groups, default="all", metavar="GROUPS",
                    help="comma-separated metric groups: run, spectral, style, judge, target, "
-                   "pitch "
-                   "(default: all)")
+                   "pitch, level, and any a plugin registers (default: all)")
     p.add_argument("--classifier", type=Path, metavar="CKPT",
                    help="instrument classifier for the style metrics (default: the shipped one)")
     p.add_argument("--judge", type=Path, metavar="NPZ",

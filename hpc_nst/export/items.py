@@ -22,6 +22,16 @@ from hpc_nst.errors import UsageError
 REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
                   "pitch_jaccard", "style_top1", "style_prob", "judge_top1", "judge_prob",
                   "judge_class", "output_class", "centroid_ratio", "bandwidth_ratio")
+
+
+def report_fields() -> tuple[str, ...]:
+    """:data:`REPORT_METRICS`, then the columns of the registered metric groups (``level``,
+    a plugin's: :mod:`hpc_nst.metrics.groups`)."""
+    from hpc_nst.metrics.groups import metric_groups
+
+    return (*REPORT_METRICS, *(c for g in metric_groups() for c in g.columns))
+
+
 #: The report's metrics measured against the pair's target (dropped where it changed since).
 TARGET_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
                   "pitch_jaccard")
@@ -185,7 +195,7 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
                          "with hpc-nst report first, or export without --report)")
     if "status" in table:  # a pair not done when reported has no metrics
         table = table[table["status"].astype(str) == "done"]
-    cols = [c for c in REPORT_METRICS if c in table]
+    cols = [c for c in report_fields() if c in table]
     if "audio_digest" in table:  # reports of earlier releases have none: not compared
         cols.append("audio_digest")
     if "target" in table:  # the target its metrics were measured against
@@ -219,7 +229,8 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
            labels: dict[str, dict[str, str]]) -> Iterator[ExportItem]:
     label_cols = [c for c in LABEL_COLUMNS if c in info.metadata_columns
                   or any(got.get(c) for got in labels.values())]
-    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *REPORT_METRICS,
+    fields = report_fields() if metrics else REPORT_METRICS
+    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *fields,
                 *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)
@@ -231,7 +242,7 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
     metric_keys = sorted({k for m in metrics.values() for k in m} - {"audio_digest", "target"},
-                         key=lambda k: REPORT_METRICS.index(k))
+                         key=lambda k: fields.index(k))
     stale: list[str] = []  # done pairs computed again since the report: its metrics dropped
     unreported: list[str] = []  # done pairs without a metric in the report
     retargeted: list[str] = []  # a target changed since the report: its target metrics dropped

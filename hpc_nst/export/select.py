@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hpc_nst.errors import UsageError
-from hpc_nst.export.items import REPORT_METRICS, ExportItem
+from hpc_nst.export.items import ExportItem, report_fields
 
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
             ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -89,7 +89,7 @@ class PairFilter:
                 continue
             odd = [f for f in fields if not f.isidentifier() and name in re.split(r"\W", f)]
             hint = ("it is a report metric: add --report DIR (a folder written by hpc-nst "
-                    "report on this store)" if name in REPORT_METRICS and not have_report
+                    "report on this store)" if not have_report and name in report_fields()
                     else f"a field name that is not a word goes in backticks: `{odd[0]}`"
                     if odd else f"the fields are: {', '.join(sorted(fields))}")
             raise UsageError(f"--where {self.expression!r}: {name!r} is not a field of this "

@@ -43,7 +43,6 @@ from hpc_nst.fsutil import highest_missing
 from hpc_nst.report import STORES_NAME
 from hpc_nst.report import html as H
 from hpc_nst.report.evaluate import (
-    GROUPS,
     INT_COLUMNS,
     Evaluator,
     columns,
@@ -59,7 +58,7 @@ log = logging.getLogger(__name__)
 class ReportOptions:
     """Options of :func:`build_report` (the ``hpc-nst report`` flags)."""
 
-    groups: tuple[str, ...] = GROUPS
+    groups: tuple[str, ...] | None = None  # None: every group, the registered ones too
     classifier: Path | None = None  # None: the shipped classifier, when there is one
     judge: Path | None = None  # None: the shipped EQ-proof judge, when there is one
     details: int = 100  # pairs shown with figures and audio (each with every store that has it)
@@ -114,7 +113,7 @@ def _optional_model(opts: ReportOptions, notes: list[str], group: str, path: Pat
                     default: Path, load: Callable[[Path | None], Any], what: str,
                     flag: str) -> Any:
     """The model a metric group needs, or None with a note saying why it was not computed."""
-    if group not in opts.groups:
+    if opts.groups is not None and group not in opts.groups:
         return None
     from hpc_nst.errors import CheckpointError
 
@@ -242,7 +241,7 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
     notes: list[str] = []
     terms = report_terms(*(info.terms for info in infos))
     metrics = metric_columns(terms)
-    evaluator = Evaluator(tuple(opts.groups), _classifier(opts, notes), terms=terms,
+    evaluator = Evaluator(opts.groups, _classifier(opts, notes), terms=terms,
                           judge=_judge(opts, notes))
     stats = {name: GroupStats(keys, metrics) for name, keys in GROUPINGS.items()}
     assets = _Assets(assets_dir)

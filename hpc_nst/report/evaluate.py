@@ -4,7 +4,8 @@ Metric groups (``--metrics``): ``run`` (final loss terms, spectral convergence, 
 ``spectral`` (centroid and bandwidth of content, style and output, output/content ratios),
 ``style`` (classifier-judged style), ``judge`` (the EQ-proof judge of
 :mod:`hpc_nst.metrics.judge`: style from dynamics only), ``target`` (LSD, timbre and
-dynamics distances to the target) and ``pitch`` (Jaccard pitch distance to the target).
+dynamics distances to the target) and ``pitch`` (Jaccard pitch distance to the target); then
+every registered :class:`~hpc_nst.metrics.groups.MetricGroup` (``level``, a plugin's own).
 Features of input files are cached per path (a bounded LRU), so a content, style or target
 shared by many pairs or stores is analysed once.
 """
@@ -21,7 +22,9 @@ import numpy as np
 
 from hpc_nst.batch.reader import PairData, StoreInfo
 from hpc_nst.batch.verify import recorded_audio_digest
+from hpc_nst.errors import RegistryError
 from hpc_nst.metrics import run as runm
+from hpc_nst.metrics.groups import MetricGroup, MetricInputs, metric_groups
 from hpc_nst.metrics.spectral import spectral_shape
 
 GROUPS = ("run", "spectral", "style", "judge", "target", "pitch")
@@ -48,16 +51,33 @@ def report_terms(*stores_terms: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def all_groups() -> tuple[str, ...]:
+    """The report's own metric groups, then the registered ones."""
+    return (*GROUPS, *(g.name for g in metric_groups()))
+
+
+def group_columns() -> tuple[str, ...]:
+    """The columns of the registered metric groups; one that another group or the report
+    itself has already is refused, naming both."""
+    owner = {c: "the report" for c in (*ID_COLUMNS, *OTHER_METRICS, *TEXT_COLUMNS)}
+    out: list[str] = []
+    for group in metric_groups():
+        for c in group.columns:
+            if c in owner or c.startswith("loss_"):
+                raise RegistryError(f"metric group {group.name!r}: column {c!r} is "
+                                    f"{owner.get(c, 'a loss term')}'s already; rename it")
+            owner[c] = f"metric group {group.name!r}"
+            out.append(c)
+    return tuple(out)
+
+
 def metric_columns(terms: Sequence[str] = LOSS_TERMS) -> tuple[str, ...]:
-    return (*(f"loss_{t}" for t in terms), *OTHER_METRICS)
+    return (*(f"loss_{t}" for t in terms), *OTHER_METRICS, *group_columns())
 
 
 def columns(terms: Sequence[str] = LOSS_TERMS) -> tuple[str, ...]:
     return (*ID_COLUMNS, *metric_columns(terms), *TEXT_COLUMNS)
 
-
-METRIC_COLUMNS = metric_columns()
-COLUMNS = columns()
 INT_COLUMNS = ("seed", "attempts")
 CACHE_SIZE = 512
 
@@ -82,14 +102,17 @@ class _LRU(OrderedDict):
 class Evaluator:
     """Computes a row per pair; holds the classifier and the input-feature caches."""
 
-    def __init__(self, groups: tuple[str, ...] = GROUPS, classifier: Any = None,
+    def __init__(self, groups: tuple[str, ...] | None = None, classifier: Any = None,
                  labels: dict[str, dict[str, str]] | None = None,
                  terms: Sequence[str] = LOSS_TERMS, judge: Any = None):
         self.terms = tuple(terms)
-        unknown = set(groups) - set(GROUPS)
+        known = all_groups()
+        groups = known if groups is None else groups
+        unknown = set(groups) - set(known)
         if unknown:
-            raise ValueError(f"unknown metric group(s) {sorted(unknown)}; known: {GROUPS}")
+            raise ValueError(f"unknown metric group(s) {sorted(unknown)}; known: {known}")
         self.groups = set(groups)
+        self.extra = [g for g in metric_groups() if g.name in self.groups]
         if classifier is None:
             self.groups.discard("style")
         self.classifier = classifier
@@ -146,6 +169,7 @@ class Evaluator:
             ("judge", lambda: self._judge(pair, row["style_label"], sr, notes)),
             ("target", lambda: self._target(pair, sr)),
             ("pitch", lambda: self._pitch(pair, sr)),
+            *((g.name, lambda g=g: self._registered(g, pair, sr, labels)) for g in self.extra),
         ]
         for group, step in steps:
             if group not in self.groups:
@@ -259,6 +283,31 @@ class Evaluator:
         n = self._derive("length", pair.target, sr, len)
         out = pitch.pitch_sets(pad_or_truncate(pair.audio, n), sr)
         return {"pitch_jaccard": pitch.jaccard_distance(out, target_sets)}
+
+
+    def _registered(self, group: MetricGroup, pair: PairData, sr: int,
+                    labels: dict[str, str]) -> dict[str, Any]:
+        """A registered group's columns (numbers; NaN where it gives none)."""
+        if pair.audio is None:
+            raise _Skip
+        paths = {"content": pair.content, "style": pair.style, "target": pair.target}
+
+        def load(role: str) -> np.ndarray | None:
+            path = paths[role]
+            return None if path is None else self._derive("audio", path, sr, lambda a: a)
+
+        got = group.compute(MetricInputs(pair.pair_id, sr, pair.audio, labels, load))
+        extra = sorted(set(got) - set(group.columns))
+        if extra:
+            raise ValueError(f"returned undeclared column(s) {extra} (declared: "
+                             f"{list(group.columns)}); fix the group")
+        out: dict[str, Any] = {}
+        for c, v in got.items():
+            try:
+                out[c] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"column {c!r} is {v!r}, not a number") from None
+        return out
 
 
 class _Skip(Exception):
