@@ -21,6 +21,7 @@ from typing import Any
 
 from hpc_nst.config_validation import CONV_LAYERS, validate  # noqa: F401 (CONV_LAYERS re-exported)
 from hpc_nst.errors import ConfigError, did_you_mean
+from hpc_nst.registry import PLUGINS_ENV
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -288,6 +289,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
                           if key in {g.name for g in dataclasses.fields(section)}]
                 if nested:  # a section's key without its section (--set precision=bf16)
                     hint = f" (did you mean {' or '.join(nested)}?)"
+            if key.endswith("_weight") and prefix in ("", "loss.") and key[:-7]:
+                term = key[: -len("_weight")]  # a plugin term's weight, or a typo of one
+                new = (f"a loss term's weight? no term {term!r} is registered: a plugin's "
+                       f"term needs {PLUGINS_ENV}=<its module> (docs/terms.md), and in a job "
+                       f"file its weight goes in [loss.term_weights] {term} = ...")
+                hint = f"{hint[:-1]} Or {new})" if hint.endswith(")") else f" ({new})"
             raise ConfigError(f"{full}: unknown key{hint} (known: {', '.join(sorted(names))})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):

@@ -61,8 +61,14 @@ def validate(cfg: JobConfig) -> JobConfig:
                 raise RegistryError(f"loss.term_params.{name}.{param}: {name!r} has no "
                                     f"parameter {param!r} (its parameters: "
                                     f"{', '.join(sorted(term.params)) or 'none'})")
-    for name in cfg.loss.term_weights:
-        TERMS.get(name).validate(cfg.loss)
+    for name, weight in cfg.loss.term_weights.items():
+        term = TERMS.get(name)
+        term.validate(cfg.loss)
+        if weight:  # the layers it asks for exist (a plugin's conv9: refused now, not per pair)
+            asked = set().union(*term.layers(cfg.loss))
+            bad = sorted(asked - set(CONV_LAYERS))
+            need(not bad, f"loss.term_weights.{name}", f"term {name!r} asks for unknown "
+                 f"feature layer(s) {bad} in layers(); the network has {CONV_LAYERS}")
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}")
     need(cfg.optim.init in INITS, "optim.init", f"must be one of {INITS}")
     need(cfg.optim.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")

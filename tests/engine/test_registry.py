@@ -301,3 +301,34 @@ def test_a_term_of_the_wrong_shape_or_nan_is_named(tmp_path):
     finally:
         for name in ("per_frame", "column", "nan_term"):
             TERMS.unregister(name)
+
+
+def test_a_plugin_term_weight_without_its_plugin_says_how_to_load_it():
+    """'flux_weight: unknown key (known: griffin_lim, loss, ...)' said nothing of plugins,
+    and '[loss] flux_weight' in a job file nothing of [loss.term_weights]."""
+    for key in ("flux_weight", "loss.flux_weight"):
+        with pytest.raises(ConfigError) as info:
+            load_job(overrides={key: "2"})
+        msg = str(info.value)
+        assert msg.startswith(f"{key}: unknown key (a loss term's weight? no term 'flux'")
+        assert "HPC_NST_PLUGINS=<its module>" in msg and "[loss.term_weights] flux" in msg
+
+
+def test_a_term_asking_for_a_layer_the_network_lacks_is_refused_with_the_job():
+    """It failed every pair at run time (KeyError: unknown feature layer(s) ['conv9'])."""
+    from hpc_nst.engine.terms import Term, register_term
+
+    class Deep(Term):
+        name = "deep"
+
+        def layers(self, loss):  # noqa: ANN001, ANN201
+            return {"conv9"}, set(), set()
+
+    register_term(Deep)
+    try:
+        with pytest.raises(ConfigError, match=r"loss.term_weights.deep: term 'deep' asks for "
+                           r"unknown feature layer\(s\) \['conv9'\]"):
+            load_job(overrides={"deep_weight": "1"})
+        load_job(overrides={"deep_weight": "0"})  # off: not refused
+    finally:
+        TERMS.unregister("deep")
