@@ -34,7 +34,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a job key (dotted for nested keys, or a short name like iterations)",
+        help="override a job key (dotted for nested keys, or a short name like iterations; "
+        "a loss term's weight: <term>_weight=W, a plugin's term once its module is named in "
+        "HPC_NST_PLUGINS: docs/terms.md)",
     )
 
 
