@@ -64,15 +64,15 @@ def _import_package(package: str) -> None:
 
 
 def _import_plugins() -> list[str]:
-    # the built-in entries first, of every registry: a plugin that overrides one
-    # (``replace=True``) must come after it, whichever registry is looked up first
-    for package in BUILTIN_PACKAGES:
-        _import_package(package)
     names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
     try:
         eps = list(metadata.entry_points(group="hpc_nst.plugins"))
     except Exception:  # pragma: no cover - broken metadata of some other distribution
         eps = []
+    if names or eps:  # the built-in entries first, of every registry: a plugin that
+        # overrides one (``replace=True``) must come after it, whichever is looked up first
+        for package in BUILTIN_PACKAGES:  # (without plugins, nothing to order: an export
+            _import_package(package)  # reading metric columns does not import torch)
     for name in names:
         try:
             importlib.import_module(name)
