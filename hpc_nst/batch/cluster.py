@@ -320,20 +320,24 @@ def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
 
 
 def _started_holding_signals(start: Any) -> Any:
-    """``start()`` with SIGINT ignored and SIGTERM held (main thread only).
+    """``start()`` with SIGINT and SIGTERM held (main thread only).
 
-    The worker processes started meanwhile must inherit SIGINT ignored (a terminal's Ctrl-C
-    reaches the whole process group; the driver's grace period then waits for their tasks),
-    so a Ctrl-C in that second or two is lost: in the driver, an ignored signal is discarded
-    by whichever of its threads takes it. A SIGTERM there (``scancel``, ``timeout``) is held
-    (it left tracebacks of a half-started cluster), then the cluster is closed and the signal
-    delivered to its handler (``hpc-nst run``'s: an interrupted run, exit code 143)."""
+    A signal there (Ctrl-C, ``scancel``, ``timeout``) is held (a SIGTERM left tracebacks of a
+    half-started cluster), then the cluster is closed and the run stops: a SIGTERM is
+    delivered to its handler (``hpc-nst run``'s: exit code 143), a Ctrl-C raises
+    KeyboardInterrupt (130). A Ctrl-C was ignored here once, so that the worker processes
+    started meanwhile would inherit SIGINT ignored, and was lost: the run went on. They
+    ignore it from their setup on (``DrainOnSignal``, registered before any task), which is
+    what the driver's grace period needs; a terminal's Ctrl-C in this second or two (it
+    reaches the process group) stops their start too, with their tracebacks."""
     if threading.current_thread() is not threading.main_thread():
         return start()
     held: list[int] = []
-    before = {signal.SIGTERM: signal.signal(signal.SIGTERM,  # (held first: then nothing can
-                                            lambda signum, frame: held.append(signum)),
-              signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}  # stop us between)
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signum)
+
+    before = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGINT)}
     cluster = None
     try:
         try:
@@ -342,17 +346,19 @@ def _started_holding_signals(start: Any) -> Any:
             if not held:
                 raise
         _run_pending_handlers()  # one caught by another thread meanwhile: recorded now
-        wanted = held and before[signal.SIGTERM] is not signal.SIG_IGN
-        if wanted and cluster is not None:  # closed while a new SIGTERM is still held
-            log.info("SIGTERM while the cluster started: closing it")
+        wanted = [s for s in dict.fromkeys(held) if before[s] is not signal.SIG_IGN]
+        if wanted and cluster is not None:  # closed while a new signal is still held
+            log.info("%s while the cluster started: closing it",
+                     " and ".join(signal.Signals(s).name for s in wanted))
             cluster.close()
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
     if not wanted:
         return cluster
-    os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
-    raise KeyboardInterrupt  # (a handler that returned: the start is abandoned all the same)
+    if signal.SIGTERM in wanted:
+        os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
+    raise KeyboardInterrupt  # Ctrl-C (or a SIGTERM handler that returned): start abandoned
 
 
 def _run_pending_handlers() -> None:
@@ -366,9 +372,9 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
     kwargs: dict[str, Any] = {}
     if opts.local_directory:
         kwargs["local_directory"] = opts.local_directory
-    # The workers start with SIGINT ignored (and keep ignoring it: DrainOnSignal): a
-    # terminal's Ctrl-C goes to the whole process group, and the driver's grace period waits
-    # for the tasks they run. A SIGTERM while the cluster starts is held until it has.
+    # The workers ignore SIGINT from their setup on (DrainOnSignal): a terminal's Ctrl-C
+    # goes to the whole process group, and the driver's grace period waits for the tasks
+    # they run. A SIGINT or SIGTERM while the cluster starts is held until it has.
     def start() -> Any:
         return LocalCluster(
             n_workers=lay.workers, threads_per_worker=lay.slots, processes=True,

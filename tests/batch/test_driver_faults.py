@@ -233,6 +233,60 @@ def test_a_sigterm_while_the_local_cluster_starts_stops_the_run_cleanly(tmp_path
     assert main([*_args(manifest, store), "--set", "iterations=150"]) == 0  # resumes
 
 
+def test_a_ctrl_c_while_the_local_cluster_starts_stops_the_run(tmp_path):
+    """A Ctrl-C in the second or two of the local cluster's start was lost (the driver
+    ignored SIGINT meanwhile, for its workers to inherit): the run went on. Now it is held
+    and the run stops once the cluster is up, before any task: to the driver alone (a
+    script's kill -INT) and to the process group (a terminal's Ctrl-C)."""
+    manifest = _manifest(tmp_path)
+    for group in (False, True):
+        store = tmp_path / f"i{int(group)}.zarr"
+        log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
+                                 "--set", "iterations=150"], stdout=log,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and "created" not in Path(f"{store}.log").read_text():
+            time.sleep(0.005)
+        time.sleep(0.2)
+        (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+        out = Path(f"{store}.log").read_text()
+        assert proc.returncode == 130, out
+        assert "interrupted" in out and int((xr.open_zarr(store).status.values == 1).sum()) \
+            == 0, out
+        assert not (store / LOCK_NAME).exists()
+        if not group:  # (a terminal's Ctrl-C also stops the starting workers' imports)
+            assert "Traceback" not in out, out
+
+
+def test_a_ctrl_c_held_while_a_cluster_starts_stops_it_after():
+    from hpc_nst.batch.cluster import _started_holding_signals
+
+    closed = []
+
+    class Cluster:
+        def close(self):  # noqa: ANN202
+            closed.append(1)
+
+    def start_interrupted():  # noqa: ANN202
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # (a KeyboardInterrupt here would leave the start half done)
+        return Cluster()
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _started_holding_signals(start_interrupted)
+        assert closed == [1] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # a driver started in the background ignores SIGINT: nothing to deliver, none stops it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert isinstance(_started_holding_signals(start_interrupted), Cluster)
+        assert closed == [1] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_store_io_left_running_by_an_interrupt_is_settled_before_exit():
     """What an interrupted call left on zarr's I/O loop is waited for (it was destroyed at
     exit); nothing pending, or zarr never used: returns at once."""
