@@ -35,6 +35,7 @@ from typing import Any
 
 import dask
 
+from hpc_nst.batch.held_signals import started_holding_signals
 from hpc_nst.batch.slots import (
     SLOTS_KEY,
     cpu_only,
@@ -296,8 +297,6 @@ def worker_job_script(opts: ClusterOptions, warn: bool = False) -> str:
 def _import_jobqueue() -> Any:
     """dask_jobqueue, keeping Ctrl-C a KeyboardInterrupt (its runner module replaces SIGINT's
     handler with sys.exit at import time)."""
-    import signal
-    import threading
 
     handler = signal.getsignal(signal.SIGINT)
     import dask_jobqueue
@@ -319,52 +318,6 @@ def available_cores(environ: dict[str, str] | os._Environ = os.environ) -> int:
         return os.cpu_count() or 1
 
 
-def _started_holding_signals(start: Any) -> Any:
-    """``start()`` with SIGINT and SIGTERM held (main thread only).
-
-    A signal there (Ctrl-C, ``scancel``, ``timeout``) is held (a SIGTERM left tracebacks of a
-    half-started cluster), then the cluster is closed and the run stops: a SIGTERM is
-    delivered to its handler (``hpc-nst run``'s: exit code 143), a Ctrl-C raises
-    KeyboardInterrupt (130). A Ctrl-C was ignored here once, so that the worker processes
-    started meanwhile would inherit SIGINT ignored, and was lost: the run went on. They
-    ignore it from their setup on (``DrainOnSignal``, registered before any task), which is
-    what the driver's grace period needs; a terminal's Ctrl-C in this second or two (it
-    reaches the process group) stops their start too, with their tracebacks."""
-    if threading.current_thread() is not threading.main_thread():
-        return start()
-    held: list[int] = []
-
-    def hold(signum: int, frame: object) -> None:
-        held.append(signum)
-
-    before = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGINT)}
-    cluster = None
-    try:
-        try:
-            cluster = start()
-        except Exception:
-            if not held:
-                raise
-        _run_pending_handlers()  # one caught by another thread meanwhile: recorded now
-        wanted = [s for s in dict.fromkeys(held) if before[s] is not signal.SIG_IGN]
-        if wanted and cluster is not None:  # closed while a new signal is still held
-            log.info("%s while the cluster started: closing it",
-                     " and ".join(signal.Signals(s).name for s in wanted))
-            cluster.close()
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
-    if not wanted:
-        return cluster
-    if signal.SIGTERM in wanted:
-        os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
-    raise KeyboardInterrupt  # Ctrl-C (or a SIGTERM handler that returned): start abandoned
-
-
-def _run_pending_handlers() -> None:
-    """A Python-level call: signal handlers due run at its start."""
-
-
 def _local(opts: ClusterOptions) -> ClusterHandle:
     from distributed import LocalCluster
 
@@ -381,7 +334,7 @@ def _local(opts: ClusterOptions) -> ClusterHandle:
             dashboard_address=":0", resources={"GPU": lay.slots} if lay.gpus else None,
             **kwargs)
 
-    cluster = _started_holding_signals(start)
+    cluster = started_holding_signals(start)
     return ClusterHandle(
         cluster, {"GPU": 1} if lay.gpus else None, lay.threads,
         f"LocalCluster: {lay.workers} worker process(es), {lay.slots} task(s) at a time, "

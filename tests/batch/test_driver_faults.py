@@ -261,7 +261,7 @@ def test_a_ctrl_c_while_the_local_cluster_starts_stops_the_run(tmp_path):
 
 
 def test_a_ctrl_c_held_while_a_cluster_starts_stops_it_after():
-    from hpc_nst.batch.cluster import _started_holding_signals
+    from hpc_nst.batch.held_signals import started_holding_signals
 
     closed = []
 
@@ -277,11 +277,11 @@ def test_a_ctrl_c_held_while_a_cluster_starts_stops_it_after():
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            _started_holding_signals(start_interrupted)
+            started_holding_signals(start_interrupted)
         assert closed == [1] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         # a driver started in the background ignores SIGINT: nothing to deliver, none stops it
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        assert isinstance(_started_holding_signals(start_interrupted), Cluster)
+        assert isinstance(started_holding_signals(start_interrupted), Cluster)
         assert closed == [1] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
@@ -321,7 +321,7 @@ def test_store_io_left_running_by_an_interrupt_is_settled_before_exit():
 
 
 def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
-    from hpc_nst.batch.cluster import _started_holding_signals
+    from hpc_nst.batch.held_signals import started_holding_signals
 
     closed, got = [], []
 
@@ -341,10 +341,10 @@ def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
     before = signal.signal(signal.SIGTERM, handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            _started_holding_signals(start_terminated)
+            started_holding_signals(start_terminated)
         assert closed == [1] and got == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGTERM) is handler
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        assert isinstance(_started_holding_signals(Cluster), Cluster)  # no signal: as it was
+        assert isinstance(started_holding_signals(Cluster), Cluster)  # no signal: as it was
     finally:
         signal.signal(signal.SIGTERM, before)
