@@ -3,9 +3,9 @@
 A dataset builder keeps the outputs a judge hears as the style (``judge_top1 == 1``), those
 close to their target (``lsd_db < 11``), one split (``split == 'train'``), or any mix:
 comparisons (``== != < <= > >=``, ``in`` / ``not in`` a list), ``and`` / ``or`` / ``not``,
-``+ - * /``, numbers, strings, ``True`` / ``False`` / ``None``, and the export's field names
-(a name that is not a word, such as a manifest column ``split-name``, in backticks:
-```split-name` == 'train'``)
+``+ - * /`` (dividing by zero gives unknown), numbers, strings, ``True`` / ``False`` /
+``None``, and the export's field names (a name that is not a word, such as a manifest
+column ``split-name``, in backticks: ```split-name` == 'train'``)
 (its ``.export.json`` lists them: the store's fields, the manifest's metadata columns,
 ``loss_<term>`` and, with ``--report``, the report's per-pair metrics). Nothing else is
 evaluated (no calls, attributes or indexing), arithmetic takes numbers only and an expression
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import logging
 import operator
 import re
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from typing import Any
 
 from hpc_nst.errors import UsageError
 from hpc_nst.export.items import ExportItem, report_fields
+
+log = logging.getLogger(__name__)
 
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
             ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -125,8 +128,10 @@ class PairFilter:
             a, b = self._eval(node.left, fields), self._eval(node.right, fields)
             if a is MISSING or b is MISSING:
                 return MISSING
-            return _apply(_ARITH[type(node.op)], self._number(a), self._number(b),
-                          self.expression)
+            x, y = self._number(a), self._number(b)
+            if isinstance(node.op, ast.Div) and y == 0:
+                return MISSING  # x / 0 is unknown (as in SQL), not an error mid-export
+            return _apply(_ARITH[type(node.op)], x, y, self.expression)
         assert isinstance(node, ast.Compare)
         left, result = self._eval(node.left, fields), True
         for op, right_node in zip(node.ops, node.comparators):
@@ -174,11 +179,30 @@ class PairFilter:
 
     def _matching(self, items: Iterator[ExportItem],
                   counts: dict[str, int]) -> Iterator[ExportItem]:
+        """Until the first pair is kept (nothing written yet) an expression that cannot be
+        computed is an error; after it, that pair is left out and counted (the error said
+        once at the end): an export must not stop half-written."""
+        started = False
+        failed: list[str] = []
+        first_error = ""
         for item in items:
-            if self.keep(item.fields):
+            try:
+                kept = self.keep(item.fields)
+            except UsageError as exc:
+                if not started:
+                    raise
+                failed.append(item.pair_id)
+                first_error = first_error or str(exc)
+                kept = False
+            if kept:
+                started = True
                 yield item
             else:
                 counts["left_out"] += 1
+        if failed:
+            log.warning("--where could not be computed for %d pair(s), left out (%s%s): %s",
+                        len(failed), ", ".join(failed[:10]),
+                        " ..." if len(failed) > 10 else "", first_error)
 
 
 def _apply(op: Any, a: Any, b: Any, expression: str) -> Any:

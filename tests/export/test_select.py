@@ -104,6 +104,32 @@ def test_arithmetic_takes_numbers_only(expression):
 
 def test_overflow_and_very_long_expressions_are_refused():
     with pytest.raises(UsageError, match="cannot compute"):
-        PairFilter("1e308 * 1e308 / 0 > 1").keep(FIELDS)
+        PairFilter("1" + "0" * 400 + " / 3.0 > 1").keep(FIELDS)  # int too large for a float
+    assert PairFilter("1e308 * 1e308 / 0 > 1").keep(FIELDS) is False  # inf / 0: unknown
     with pytest.raises(UsageError, match="at most 1000"):
         PairFilter(" or ".join(["seed == 1"] * 200))
+
+
+def test_a_division_by_zero_is_unknown_not_an_error():
+    """``seed / judge_top1`` with a judge verdict of 0 stopped the export mid-way."""
+    fields = {**FIELDS, "judge_top1": 0.0}
+    assert PairFilter("seed / judge_top1 >= 0").keep(fields) is False
+    assert PairFilter("seed / judge_top1 >= 0 or pair_id == 'ab'").keep(fields) is True
+
+
+def test_an_error_after_the_first_kept_pair_leaves_that_pair_out_and_says_so(caplog):
+    """An expression failing on a later pair (a text field where a number is needed) stopped
+    the export half-written (the card "complete": false, the folder refused to another
+    format); before any pair is kept it is still an error, as nothing is written then."""
+    from types import SimpleNamespace
+
+    items = [SimpleNamespace(pair_id=p, fields={"pair_id": p, "gain": g})
+             for p, g in (("bc", ""), ("ab", ""), ("ca", "0.5"), ("cb", ""))]
+    f = PairFilter("pair_id in ['ab', 'cb'] or gain * 2 > 0")
+    counts: dict[str, int] = {}
+    kept = [i.pair_id for i in f.apply(iter(items), False, counts)]
+    assert kept == ["ab", "cb"] and counts["left_out"] == 2
+    assert "could not be computed for 1 pair(s), left out (ca)" in caplog.text
+    assert "arithmetic takes numbers" in caplog.text
+    with pytest.raises(UsageError, match="arithmetic takes numbers"):
+        list(PairFilter("pair_id in ['cb'] or gain * 2 > 0").apply(iter(items), False, {}))
