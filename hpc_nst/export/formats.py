@@ -337,6 +337,8 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
     bad: list[str] = []  # pair ids left out by --skip-bad
     items = iter_items(info, only=done, report=opts.report, skip_bad=opts.skip_bad, bad=bad,
                        labels=list(opts.labels))
+    if opts.codec == "flac":  # the gain a FLAC file is written with travels with it
+        items = (item.with_flac_gain() for item in items)
     counts: dict[str, int] = {"left_out": 0}
     if selection is not None:  # (its field names checked here, before any write)
         items = selection.apply(items, opts.report is not None, counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -42,6 +43,8 @@ EXPORT_FIELDS = ("pair_id", "content", "style", "target", "seed", "job", "method
                  "spectral_convergence")
 #: Names the containers use themselves (the Parquet / audiofolder audio column).
 CONTAINER_FIELDS = ("audio",)
+#: Added to every item of an export whose codec is FLAC (:meth:`ExportItem.flac_gain_db`).
+CODEC_FIELDS = ("flac_gain_db",)
 #: Their types, for containers that fix a schema (Parquet): the others are text or float.
 INT_FIELDS = ("seed", "sample_rate", "attempts")
 TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_digest",
@@ -63,6 +66,18 @@ class ExportItem:
     fields: dict[str, Any]
     audio_digest: str = ""  # the store's checksum of this audio ("" where none was recorded)
 
+    def flac_gain_db(self) -> float:
+        """The gain its FLAC file is written with: 0, or what brings a peak beyond +-1 to
+        just under it (the file's level is then that much under the store's and the
+        report's level metrics)."""
+        peak = float(np.abs(self.audio).max(initial=0.0))
+        return round(20 * math.log10(FLAC_PEAK / peak), 6) if peak > FLAC_PEAK else 0.0
+
+    def with_flac_gain(self) -> ExportItem:
+        """This item with the field ``flac_gain_db`` (exports whose codec is FLAC)."""
+        return dataclasses.replace(self, fields={**self.fields,
+                                                 "flac_gain_db": self.flac_gain_db()})
+
     def encode(self, codec: str) -> bytes:
         """The audio as a ``wav`` (32-bit float, as stored) or ``flac`` (24-bit) file. FLAC
         holds no sample beyond +-1: louder audio is scaled down to fit as a whole (never
@@ -74,8 +89,8 @@ class ExportItem:
             audio, peak = self.audio, float(np.abs(self.audio).max(initial=0.0))
             if peak > FLAC_PEAK:
                 log.warning("%s: peak %.3g is beyond FLAC's +-1: scaled by %.2f dB to fit "
-                            "(--codec wav keeps the stored level)", self.pair_id, peak,
-                            20 * math.log10(FLAC_PEAK / peak))
+                            "(the item's flac_gain_db; --codec wav keeps the stored level)",
+                            self.pair_id, peak, self.flac_gain_db())
                 audio = audio * np.float32(FLAC_PEAK / peak)
             sf.write(buf, audio, self.sample_rate, format="FLAC", subtype="PCM_24")
             return buf.getvalue()
@@ -229,8 +244,8 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
            labels: dict[str, dict[str, str]]) -> Iterator[ExportItem]:
     label_cols = [c for c in LABEL_COLUMNS if c in info.metadata_columns
                   or any(got.get(c) for got in labels.values())]
-    fields = report_fields() if metrics else REPORT_METRICS
-    reserved = {*EXPORT_FIELDS, *(f"loss_{t}" for t in info.terms), *fields,
+    fields = report_fields()  # (with --report or not: a manifest column's name is the same)
+    reserved = {*EXPORT_FIELDS, *CODEC_FIELDS, *(f"loss_{t}" for t in info.terms), *fields,
                 *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)

@@ -442,6 +442,39 @@ def test_a_where_that_leaves_out_every_pair_keeps_the_earlier_export(store, tmp_
     assert export(store, tmp_path / f"new-{fmt}", fmt, "--where", "pair_id == 'zz'") == 0
 
 
+@pytest.mark.parametrize("fmt", ["flac", "parquet"])
+def test_a_flac_file_s_gain_travels_with_it(tmp_path, fmt):
+    """A loud output written to FLAC scaled down: only a log line said so, while the item's
+    level metrics describe the stored (unscaled) audio. Now every item of a FLAC export has
+    ``flac_gain_db`` (0, or the scale), with which the file gives back the stored level."""
+    import pandas as pd
+
+    d = tmp_path / "m"
+    d.mkdir()
+    sf.write(d / "loud.wav", 1.7 * tone(220, 0.3) / np.abs(tone(220, 0.3)).max(), SR,
+             subtype="FLOAT")
+    store = _copy_store(d, d / "s.zarr", (("a", 330, 0.3),),
+                        "pair_id,content,style\nloud,loud.wav,a.wav\nquiet,a.wav,loud.wav\n")
+    out = tmp_path / fmt
+    assert export(store, out, fmt, *(["--codec", "flac"] if fmt == "parquet" else [])) == 0
+    if fmt == "flac":
+        rows = pd.read_json(out / "metadata.jsonl", lines=True).set_index("pair_id")
+        audio = {p: sf.read(out / f"{p}.flac", dtype="float32")[0] for p in rows.index}
+    else:
+        rows = pd.read_parquet(out / "data.parquet").set_index("pair_id")
+        audio = {p: sf.read(io.BytesIO(rows.loc[p, "audio"]["bytes"]), dtype="float32")[0]
+                 for p in rows.index}
+    assert rows.loc["quiet", "flac_gain_db"] == 0.0
+    assert rows.loc["loud", "flac_gain_db"] == pytest.approx(20 * np.log10(1 / 1.7), abs=1e-3)
+    from hpc_nst.batch.reader import iter_pairs, store_info
+
+    pairs = {p.pair_id: p.audio for p in iter_pairs(store_info(store), with_audio=True)}
+    back = audio["loud"] * 10 ** (-rows.loc["loud", "flac_gain_db"] / 20)
+    np.testing.assert_allclose(back, pairs["loud"], atol=1e-5)
+    assert export(store, tmp_path / "wav", "wav") == 0  # wav keeps the level: no such field
+    assert "flac_gain_db" not in (tmp_path / "wav" / "metadata.jsonl").read_text()
+
+
 def test_webdataset_labels_empty_in_the_first_items_load_with_datasets(store, tmp_path):
     """A label missing from the first items was written as null: `datasets` typed the field
     null from them and failed on the first labelled item ("Couldn't cast array of type string
