@@ -187,7 +187,7 @@ def _jobqueue_kwargs(opts: ClusterOptions, warn: bool = False) -> dict[str, Any]
     if python != (get("python") or sys.executable):
         kwargs["python"] = python
     setup = os.environ.get("HPC_NST_SETUP", "").strip()
-    if setup and get("job-script-prologue") is None:
+    if setup and not get("job-script-prologue"):  # (dask-jobqueue's default is [], not None)
         kwargs["job_script_prologue"] = [setup]
     return kwargs
 

@@ -227,16 +227,22 @@ def test_container_launcher_reaches_the_worker_job_script(monkeypatch):
     SLURMCluster = _import_jobqueue().SLURMCluster
     monkeypatch.setenv("HPC_NST_PYTHON", "apptainer exec --nv /images/hpc-nst.sif python")
     monkeypatch.setenv("HPC_NST_SETUP", "module load apptainer")
-    with dask.config.set({"jobqueue.slurm.job-extra-directives": [],
-                          "jobqueue.slurm.worker-extra-args": [],
-                          "jobqueue.slurm.python": None,
-                          "jobqueue.slurm.job-script-prologue": None}):
+    # [] is dask-jobqueue's default and the shipped slurm/jobqueue.yaml's: HPC_NST_SETUP was
+    # added only where the key was None, so it never reached a worker job
+    for prologue in (None, []):
+        with dask.config.set({"jobqueue.slurm.job-extra-directives": [],
+                              "jobqueue.slurm.worker-extra-args": [],
+                              "jobqueue.slurm.python": None,
+                              "jobqueue.slurm.job-script-prologue": prologue}):
+            kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", interface="lo"))
+            with SLURMCluster(**kw) as cluster:
+                script = cluster.job_script()
+        assert "\nexec apptainer exec --nv /images/hpc-nst.sif python -m distributed.cli." \
+            "dask_worker" in script
+        assert "\nmodule load apptainer\n" in script, prologue
+    with dask.config.set({"jobqueue.slurm.job-script-prologue": ["source /opt/env.sh"]}):
         kw = _jobqueue_kwargs(ClusterOptions(kind="slurm", interface="lo"))
-        with SLURMCluster(**kw) as cluster:
-            script = cluster.job_script()
-    assert "\nexec apptainer exec --nv /images/hpc-nst.sif python -m distributed.cli." \
-        "dask_worker" in script
-    assert "\nmodule load apptainer\n" in script
+    assert kw.get("job_script_prologue") is None  # a configured prologue stands (documented)
     with dask.config.set({"jobqueue.slurm.python": "/opt/py/bin/python"}):
         assert _jobqueue_kwargs(ClusterOptions(kind="slurm"))["python"] == \
             "exec /opt/py/bin/python"
