@@ -7,6 +7,7 @@ Each module in :data:`COMMANDS` exposes ``register(subparsers)`` which adds its 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -129,11 +130,39 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("%s failed", args.command, exc_info=True)
         print(f"hpc-nst {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        hint = _os_error_hint(exc)
+        if hint is None:
+            raise  # not the user's to fix: a bug, with its traceback
+        log.debug("%s failed", args.command, exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hpc-nst {args.command}: error: {where}{exc.strerror or exc}; {hint}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"hpc-nst {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:  # (after Ctrl-C or SIGTERM: what the store's I/O thread still had under way)
         settle_store_io()
+
+
+#: errno -> what to do, for the file-system errors a user fixes (a read-only or full disk,
+#: no permission, a file where a folder should be): one line, exit code 2, no traceback.
+_OS_HINTS = {
+    errno.EACCES: "choose a place you may write to, or change its permissions",
+    errno.EPERM: "choose a place you may write to, or change its permissions",
+    errno.EROFS: "that file system is read-only: choose a writable place",
+    errno.ENOSPC: "the disk is full: free space (or choose another place) and run it again",
+    errno.EDQUOT: "the disk quota is used up: free space (or choose another place) and run "
+                  "it again",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+    errno.EISDIR: "that is a folder: give a file name",
+    errno.EEXIST: "a file of that name is in the way of a folder: choose another path",
+}
+
+
+def _os_error_hint(exc: OSError) -> str | None:
+    return _OS_HINTS.get(exc.errno) if exc.errno is not None else None
 
 
 def _pipe_closed() -> int:

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,6 +96,12 @@ def check_outputs(args: argparse.Namespace) -> None:
         except OSError as exc:
             raise UsageError(f"{flag} {path}: cannot make its folder ({exc.strerror})") \
                 from None
+        try:  # written to, not only asked (a read-only mount answers os.access for root)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.check-"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"{flag} {path}: its folder cannot be written to ({exc.strerror}); "
+                             "choose a writable place (found before the transfer ran)") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -227,3 +227,37 @@ def test_verbose_logs_each_stage_and_warnings_read_as_the_commands_own(wav_pair,
     err = capsys.readouterr().err
     assert err.startswith("hpc-nst: warning: --set iterations: method eq does not optimise")
     assert "INFO" not in err
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_transfer(
+        wav_pair, tmp_path, capsys, monkeypatch):
+    """A read-only output folder gave a traceback (exit 1) after the whole computation."""
+    import errno
+    import tempfile
+
+    from hpc_nst.engine import methods
+
+    def read_only(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 (a read-only mount)
+        raise OSError(errno.EROFS, "Read-only file system", str(kwargs.get("dir")))
+
+    ran = []
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    monkeypatch.setattr(methods, "run_method", lambda *a, **k: ran.append(1))
+    content, style = wav_pair
+    out = tmp_path / "ro" / "x.wav"
+    assert main(["transfer", str(content), str(style), "-o", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {out}: its folder cannot be written to (Read-only file system)" in err
+    assert not ran
+
+
+def test_a_file_system_error_is_one_line_and_exit_2_not_a_traceback(tmp_path, capsys):
+    """`hpc-nst manifest -o` into a read-only place printed OSError's traceback (exit 1)."""
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "c").mkdir()
+    sf.write(tmp_path / "c" / "a.wav", np.zeros(1600, np.float32), 16000)
+    rc = main(["manifest", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "c"),
+               "-o", str(tmp_path / "afile" / "m.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "hpc-nst manifest: error:" in err and "choose another path" in err
