@@ -301,6 +301,37 @@ def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, t
     assert (ds.status.values == 1).all() and ds.sizes["pair"] == 8
 
 
+def test_a_plain_scancel_of_the_driver_saves_and_stops_before_slurm_kills_it(slurm_cluster,
+                                                                           tmp_path):
+    """`scancel JOB` sends SIGTERM and SIGKILL after KillWait (5 s on the dev cluster, 30 by
+    default): the driver's 60 s grace outlived it, so it was killed mid-wait (no summary, no
+    exit code, the lock left). run.sbatch now sets --grace under KillWait."""
+    manifest = _pairs_manifest(tmp_path)
+    name = f"hpcnst-k-{uuid.uuid4().hex[:6]}"
+    store = tmp_path / "k.zarr"
+    job = _sbatch_driver(tmp_path, name, sys.executable, str(manifest), str(store),
+                         "--workers", "1", "--batch-size", "1", *DEV,
+                         *_sets(["iterations=400", *PREEMPT_SETS[1:]]))
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if (store / "zarr.json").exists() and (xr.open_zarr(store).status.values == 1).sum():
+            break
+    else:
+        _slurm("scancel", job)
+        pytest.fail("the driver never got a pair done")
+    _slurm("scancel", job)
+    _wait_job(job, 60)
+    text = (tmp_path / f"driver-{job}.out").read_text()
+    assert "--grace 2 (Slurm's KillWait is 5 s)" in text, text
+    assert "exit code 143" in text and "interrupted" in text, text
+    assert not (store / ".hpc_nst.lock").exists(), text
+    deadline = time.time() + 30  # the driver cancelled its worker jobs on the way out
+    while time.time() < deadline and _jobs(name, "PD,R"):
+        time.sleep(1)
+    assert not _jobs(name, "PD,R")
+
+
 def test_worker_jobs_past_their_walltime_lose_nothing(slurm_cluster, tmp_path):
     """Worker jobs with a one-minute walltime and no warning that reaches the worker
     (``--signal=USR1@1`` without ``B:`` goes to job steps, and the worker runs as the batch
