@@ -110,11 +110,12 @@ class Dispatch:
         self.client.cancel(waiting)
         for f in waiting:
             self.by_key.pop(f.key, None)
-        print(f"\ninterrupted: no new task starts; waiting up to {self.opts.grace_s:.0f} s for "
+        grace = self.opts.grace_for() if self.opts.grace_for else self.opts.grace_s
+        print(f"\ninterrupted: no new task starts; waiting up to {grace:.0f} s for "
               f"{len(self.by_key)} running task(s) (Ctrl-C again to stop now)", file=self.out)
         log.info("interrupted: %d task(s) cancelled, %d left running", len(waiting),
                  len(self.by_key))
-        deadline = time.monotonic() + self.opts.grace_s
+        deadline = time.monotonic() + grace
         while self.by_key and time.monotonic() < deadline:
             if not futures.has_ready():
                 time.sleep(0.2)

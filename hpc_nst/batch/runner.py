@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,6 +59,9 @@ class RunOptions:
     progress_interval: float = 10.0
     quiet: bool = False
     grace_s: float = 60.0  # on Ctrl-C/SIGTERM: wait this long for tasks already running
+    #: the grace for the interrupt at hand, asked when it comes (None: ``grace_s``): a
+    #: SIGTERM inside a Slurm job gets less, under Slurm's KillWait (``hpc-nst run``)
+    grace_for: Callable[[], float] | None = None
     recompute_changed: bool = False  # done pairs whose input files changed run again
     batch_note: str = ""  # how the batch size was chosen (printed with the cluster)
 

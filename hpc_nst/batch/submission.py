@@ -72,6 +72,27 @@ def scrub_scheduler_env(environ: dict[str, str] | os._Environ = os.environ) -> l
     return names
 
 
+def slurm_kill_wait(environ: dict[str, str] | os._Environ = os.environ,
+                    timeout_s: float = 5.0) -> int | None:
+    """Inside a Slurm job, the seconds Slurm waits between a cancelled job's SIGTERM and its
+    SIGKILL (``KillWait``, 30 by default); None elsewhere or where ``scontrol`` cannot say."""
+    if not environ.get("SLURM_JOB_ID") or shutil.which("scontrol") is None:
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                             timeout=timeout_s).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"^KillWait\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def grace_within(kill_wait: int) -> float:
+    """A grace for the tasks in hand that ends before Slurm's SIGKILL, with a third of
+    ``kill_wait`` (at least 3 s) left to save, cancel the worker jobs and release the lock."""
+    return float(max(1, kill_wait - max(3, kill_wait // 3)))
+
+
 def walltime_seconds(walltime: str | int | None, kind: str = "slurm") -> int | None:
     """A scheduler's walltime in seconds; None when absent or unparsable.
 

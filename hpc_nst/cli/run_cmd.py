@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -124,10 +125,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress-interval", type=seconds_arg, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
     p.add_argument("--quiet", action="store_true", help="only errors and the summary")
-    p.add_argument("--grace", type=seconds_arg, default=60.0, metavar="S",
+    p.add_argument("--grace", type=seconds_arg, default=None, metavar="S",
                    help="on Ctrl-C/SIGTERM: seconds to wait for running tasks to finish and "
                         "be saved (no new task starts; a second Ctrl-C stops at once; "
-                        "default 60)")
+                        "default 60, or less inside a Slurm job: under its KillWait, after "
+                        "which a cancelled job is killed)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate everything, print the plan, the worker job script and a "
                         "cost estimate, then exit without creating or submitting anything")
@@ -159,33 +161,55 @@ def print_summary(summary, out=None, limit: int = 20) -> None:  # noqa: ANN001
         print("some pairs are still pending: rerun the same command to resume", file=out)
 
 
+#: Seconds a stopped run waits for the tasks in hand (--grace).
+DEFAULT_GRACE_S = 60.0
 #: A second SIGTERM within this many seconds is the same request: ``scancel`` signals the
 #: driver and the job script's trap forwards the signal again, which would otherwise count as
 #: the "stop now" second interrupt and skip the grace wait for running tasks.
 TERM_REPEAT_S = 2.0
 _last_term = [-TERM_REPEAT_S]
-_terminated = [False]
+_terminated: list[int] = [0]  # the signal that stopped the run (0: none, or Ctrl-C)
 
 
 def _sigterm(signum: int, frame: object) -> None:
-    """Batch systems send SIGTERM before killing: save and stop (as Ctrl-C)."""
+    """Batch systems send SIGTERM before killing: save and stop (as Ctrl-C). SIGUSR1 (from
+    slurm/run.sbatch, its time limit near) the same, with the whole grace: no kill follows."""
     now = time.monotonic()
     if now - _last_term[0] < TERM_REPEAT_S:
         return
     _last_term[0] = now
-    _terminated[0] = True
+    _terminated[0] = signum
     raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
-    _terminated[0] = False
+    _terminated[0] = 0
     try:
         return _run(args)
     except KeyboardInterrupt:
         if not _terminated[0]:
             raise  # Ctrl-C: the CLI says so, exit code 130
-        print("hpc-nst run: stopped by SIGTERM", file=sys.stderr)
+        print(f"hpc-nst run: stopped by {signal.Signals(_terminated[0]).name}", file=sys.stderr)
         return TERM_EXIT
+
+
+def _grace(asked: float | None) -> tuple[float, float]:
+    """The grace for the tasks in hand after Ctrl-C or SIGUSR1, and after SIGTERM: ``--grace``
+    for both, or 60 s, and inside a Slurm job after SIGTERM less, under its KillWait (the
+    time between a cancelled job's SIGTERM and its SIGKILL: a plain scancel killed the driver
+    in its grace, leaving no summary, the lock, and the task in hand lost)."""
+    from hpc_nst.batch.submission import grace_within, slurm_kill_wait
+
+    if asked is not None:
+        return asked, asked
+    kill_wait = slurm_kill_wait()
+    if kill_wait is None or grace_within(kill_wait) >= DEFAULT_GRACE_S:
+        return DEFAULT_GRACE_S, DEFAULT_GRACE_S
+    term = grace_within(kill_wait)
+    if os.environ.get("SLURM_PROCID", "0") == "0":  # (said once in an allocation's ranks)
+        print(f"grace {term:g} s for the tasks in hand on SIGTERM (Slurm's KillWait is "
+              f"{kill_wait} s; --grace sets it)", file=sys.stderr)
+    return DEFAULT_GRACE_S, term
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -199,6 +223,7 @@ def _run(args: argparse.Namespace) -> int:
     if asked != "auto" and not (asked.isdigit() and int(asked) >= 1):
         raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
     check_local_device(args.device, args.cluster)
+    args.grace, term_grace = _grace(args.grace)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     overrides = parse_overrides(args.overrides)
     cfg = load_job(args.job, overrides)
@@ -207,7 +232,9 @@ def _run(args: argparse.Namespace) -> int:
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       recompute_changed=args.recompute_changed,
                       device=args.device, progress_interval=args.progress_interval,
-                      quiet=args.quiet, grace_s=args.grace, batch_note=why)
+                      quiet=args.quiet, grace_s=args.grace, batch_note=why,
+                      grace_for=lambda: term_grace if _terminated[0] == signal.SIGTERM
+                      else args.grace)
     copts = ClusterOptions(
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
@@ -222,6 +249,7 @@ def _run(args: argparse.Namespace) -> int:
         preflight(copts, worker_job_script(copts))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGUSR1, _sigterm)
     if args.cluster == "slurm-runner":
         summary = _in_allocation(args, cfg, opts, copts)
     else:

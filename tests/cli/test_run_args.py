@@ -164,3 +164,25 @@ def test_a_dry_run_says_the_left_out_gpu_requests_once(tmp_path, caplog):
     said = [r for r in caplog.records if "GPU requests left out" in r.getMessage()]
     assert len(said) == 1 and "--gres=gpu:1" in said[0].getMessage()
     assert not store.exists()
+
+
+def test_the_default_grace_ends_before_slurms_kill_wait(monkeypatch, tmp_path, capsys):
+    """Inside a Slurm job, a plain scancel kills the driver KillWait seconds after SIGTERM:
+    the default grace (60 s) ended later, so the driver died mid-wait."""
+    from hpc_nst.batch.submission import grace_within, slurm_kill_wait
+    from hpc_nst.cli.run_cmd import _grace
+
+    assert [grace_within(k) for k in (5, 30, 120)] == [2.0, 20.0, 80.0]
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho 'KillTimeout  = 9'\necho 'KillWait                = 30 "
+                        "sec'\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert slurm_kill_wait() is None and _grace(None) == (60.0, 60.0)  # not in a Slurm job
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    assert slurm_kill_wait() == 30
+    # after Ctrl-C or SIGUSR1 (no kill follows) the whole 60 s; after SIGTERM 20
+    assert _grace(None) == (60.0, 20.0) and _grace(45.0) == (45.0, 45.0)  # asked: as asked
+    assert "grace 20 s for the tasks in hand on SIGTERM (Slurm's KillWait is 30 s" in \
+        capsys.readouterr().err

@@ -305,7 +305,7 @@ def test_a_plain_scancel_of_the_driver_saves_and_stops_before_slurm_kills_it(slu
                                                                            tmp_path):
     """`scancel JOB` sends SIGTERM and SIGKILL after KillWait (5 s on the dev cluster, 30 by
     default): the driver's 60 s grace outlived it, so it was killed mid-wait (no summary, no
-    exit code, the lock left). run.sbatch now sets --grace under KillWait."""
+    exit code, the lock left). Inside a Slurm job the default grace is now under KillWait."""
     manifest = _pairs_manifest(tmp_path)
     name = f"hpcnst-k-{uuid.uuid4().hex[:6]}"
     store = tmp_path / "k.zarr"
@@ -323,7 +323,7 @@ def test_a_plain_scancel_of_the_driver_saves_and_stops_before_slurm_kills_it(slu
     _slurm("scancel", job)
     _wait_job(job, 60)
     text = (tmp_path / f"driver-{job}.out").read_text()
-    assert "--grace 2 (Slurm's KillWait is 5 s)" in text, text
+    assert "grace 2 s for the tasks in hand on SIGTERM (Slurm's KillWait is 5 s" in text, text
     assert "exit code 143" in text and "interrupted" in text, text
     assert not (store / ".hpc_nst.lock").exists(), text
     deadline = time.time() + 30  # the driver cancelled its worker jobs on the way out
