@@ -127,9 +127,8 @@ def test_a_style_label_the_classifier_does_not_know_is_said_in_the_notes(real_st
 def test_report_refuses_no_metric_group_a_store_twice_and_a_missing_label_file(
         real_stores, tmp_path, capsys):
     store = str(real_stores["eq"])
-    with pytest.raises(SystemExit):
-        main(["report", store, "-o", str(tmp_path / "a"), "--metrics", ""])
-    assert "no metric group given" in capsys.readouterr().err
+    assert main(["report", store, "-o", str(tmp_path / "a"), "--metrics", ""]) == 2
+    assert "no metric group given" in _one_line(capsys)
     assert main(["report", store, store, "-o", str(tmp_path / "b")]) == 2
     assert "given twice" in _one_line(capsys)
     assert main(["report", store, "-o", str(tmp_path / "c"), "--labels",
@@ -152,3 +151,24 @@ def test_a_report_into_a_folder_whose_figures_are_a_link_elsewhere(real_stores, 
                  "--quiet"]) == 0
     assert (out / "figures").is_symlink() and any(elsewhere.rglob("*.png"))
     assert (out / "pairs.csv").is_file() and not list(out.glob(".partial-*"))
+
+
+def test_metric_groups_are_checked_after_parsing_and_a_broken_plugin_named(real_stores,
+                                                                           tmp_path, capsys):
+    """--metrics was argparse's type: a plugin that failed on import showed as "argument
+    --metrics: invalid _groups value: 'run'", hiding the plugin's own error."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    assert main(["report", str(real_stores["eq"]), "-o", str(out), "--metrics", "runn"]) == 2
+    err = _one_line(capsys)
+    assert "--metrics 'runn': unknown metric group(s) ['runn']" in err and "level" in err
+    env = {**os.environ, "HPC_NST_PLUGINS": "no_such_metric_plugin_xyz"}
+    res = subprocess.run([sys.executable, "-m", "hpc_nst", "report", str(real_stores["eq"]),
+                          "-o", str(out), "--metrics", "run"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "cannot import plugin module 'no_such_metric_plugin_xyz'" in res.stderr
+    assert not out.exists()
