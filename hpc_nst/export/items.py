@@ -26,11 +26,21 @@ REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_d
 
 
 def report_fields() -> tuple[str, ...]:
-    """:data:`REPORT_METRICS`, then the columns of the registered metric groups (``level``,
-    a plugin's: :mod:`hpc_nst.metrics.groups`)."""
-    from hpc_nst.metrics.groups import metric_groups
+    """:data:`REPORT_METRICS`, then the columns of the package's own metric groups (``level``:
+    :mod:`hpc_nst.metrics.groups`); a plugin group's columns come from the report itself
+    (:func:`report_metrics`), so an export needs no plugin loaded."""
+    from hpc_nst.metrics.groups import builtin_columns
 
-    return (*REPORT_METRICS, *(c for g in metric_groups() for c in g.columns))
+    return (*REPORT_METRICS, *builtin_columns())
+
+
+def _group_columns(table: Any) -> list[str]:
+    """The report table's columns that its metric groups added (the package's and any
+    plugin's): those that are not the report's own."""
+    from hpc_nst.report.evaluate import ID_COLUMNS, OTHER_METRICS, TEXT_COLUMNS
+
+    own = {*ID_COLUMNS, *OTHER_METRICS, *TEXT_COLUMNS, *REPORT_METRICS}
+    return [c for c in table.columns if c not in own and not str(c).startswith("loss_")]
 
 
 #: The report's metrics measured against the pair's target (dropped where it changed since).
@@ -210,7 +220,7 @@ def report_metrics(report: Path | None, label: str) -> dict[str, dict[str, Any]]
                          "with hpc-nst report first, or export without --report)")
     if "status" in table:  # a pair not done when reported has no metrics
         table = table[table["status"].astype(str) == "done"]
-    cols = [c for c in report_fields() if c in table]
+    cols = [c for c in REPORT_METRICS if c in table] + _group_columns(table)
     if "audio_digest" in table:  # reports of earlier releases have none: not compared
         cols.append("audio_digest")
     if "target" in table:  # the target its metrics were measured against
@@ -244,9 +254,15 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
            labels: dict[str, dict[str, str]]) -> Iterator[ExportItem]:
     label_cols = [c for c in LABEL_COLUMNS if c in info.metadata_columns
                   or any(got.get(c) for got in labels.values())]
-    fields = report_fields()  # (with --report or not: a manifest column's name is the same)
-    reserved = {*EXPORT_FIELDS, *CODEC_FIELDS, *(f"loss_{t}" for t in info.terms), *fields,
-                *CONTAINER_FIELDS, *label_cols}
+    # the report's columns, in the report's order (a plugin group's too, from the report)
+    found = list(dict.fromkeys(k for m in metrics.values() for k in m))
+    metric_keys = [k for k in (*report_fields(), *found)
+                   if k in found and k not in ("audio_digest", "target")]
+    metric_keys = list(dict.fromkeys(metric_keys))
+    # (with --report or not, a manifest column gets the same name; a plugin group's only
+    # with the report that has it)
+    reserved = {*EXPORT_FIELDS, *CODEC_FIELDS, *(f"loss_{t}" for t in info.terms),
+                *report_fields(), *metric_keys, *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)
     renamed = [f"{k} -> {v}" for k, v in meta_names.items() if k != v]
@@ -256,8 +272,6 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                     ", ".join(renamed))
     job = {"job": info.label, "method": info.method,
            "job_digest": str(info.attrs.get("job_digest", ""))}
-    metric_keys = sorted({k for m in metrics.values() for k in m} - {"audio_digest", "target"},
-                         key=lambda k: fields.index(k))
     stale: list[str] = []  # done pairs computed again since the report: its metrics dropped
     unreported: list[str] = []  # done pairs without a metric in the report
     retargeted: list[str] = []  # a target changed since the report: its target metrics dropped

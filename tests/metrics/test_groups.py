@@ -99,6 +99,8 @@ def test_a_plugin_group_reaches_report_export_and_where(toy_metric, tmp_path):
                  "toy_metric", "--details", "0"]) == 0
     only = pd.read_csv(tmp_path / "only" / "pairs.csv")
     assert only["toy_output_s"].notna().all() and only["level_output_dbfs"].isna().all()
+    # the export takes a plugin group's columns from the report: no plugin needed there
+    METRIC_GROUPS.unregister("toy_metric")
     out = tmp_path / "exp"
     assert main(["export", str(store), "-o", str(out), "--report", str(tmp_path / "rep"),
                  "--where", "toy_output_s > 0.25"]) == 0
@@ -123,3 +125,30 @@ def test_a_group_returning_an_undeclared_column_is_a_note_not_a_stop(tmp_path):
             row["notes"]
     finally:
         METRIC_GROUPS.unregister("sloppy")
+
+
+@pytest.mark.slow
+def test_an_export_with_a_report_imports_neither_torch_nor_the_plugins(tmp_path):
+    """Reading the metric groups' columns loaded every plugin and, with them, the engine
+    (torch: 1.4 s and 190 MB more for an export)."""
+    import os
+    import subprocess
+
+    from tests.export.test_export_folder import _copy_store
+
+    store = _copy_store(tmp_path / "in", tmp_path / "s.zarr", (("a", 220, 0.3),),
+                        "pair_id,content,style\naa,a.wav,a.wav\n")
+    from hpc_nst.cli import main
+
+    assert main(["report", str(store), "-o", str(tmp_path / "rep"), "--metrics", "level",
+                 "--details", "0"]) == 0
+    code = ("import sys\nfrom hpc_nst.cli import main\n"
+            f"rc = main(['export', {str(store)!r}, '-o', {str(tmp_path / 'e')!r}, '--report', "
+            f"{str(tmp_path / 'rep')!r}, '--where', 'silent_fraction < 0.5'])\n"
+            "print(rc, 'torch' in sys.modules, 'toy_metric' in sys.modules)\n")
+    env = {**os.environ, "HPC_NST_PLUGINS": "toy_metric", "PYTHONPATH": os.pathsep.join(
+        [str(PLUGINS), str(Path(__file__).resolve().parents[2])])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.splitlines()[-1].split() == ["0", "False", "False"], \
+        out.stdout + out.stderr

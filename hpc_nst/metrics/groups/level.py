@@ -48,6 +48,6 @@ def level(inputs: MetricInputs) -> dict[str, float]:
     return {k: v if math.isfinite(v) else math.nan for k, v in row.items()}
 
 
-register_metric_group(MetricGroup(
+LEVEL = register_metric_group(MetricGroup(
     "level", "output loudness, peak, change against the content, silent share",
     ("level_output_dbfs", "peak_output_dbfs", "level_change_db", "silent_fraction"), level))
