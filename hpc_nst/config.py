@@ -290,8 +290,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
                 if nested:  # a section's key without its section (--set precision=bf16)
                     hint = f" (did you mean {' or '.join(nested)}?)"
             if key.endswith("_weight") and prefix in ("", "loss.") and key[:-7]:
+                from hpc_nst.registry import TERMS
+
                 term = key[: -len("_weight")]  # a plugin term's weight, or a typo of one
-                new = (f"a loss term's weight? no term {term!r} is registered: a plugin's "
+                new = (f"a loss term's weight? in a job file it goes in [loss.term_weights] "
+                       f"{term} = ..." if term in TERMS else
+                       f"a loss term's weight? no term {term!r} is registered: a plugin's "
                        f"term needs {PLUGINS_ENV}=<its module> (docs/terms.md), and in a job "
                        f"file its weight goes in [loss.term_weights] {term} = ...")
                 hint = f"{hint[:-1]} Or {new})" if hint.endswith(")") else f" ({new})"

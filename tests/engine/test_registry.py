@@ -314,6 +314,15 @@ def test_a_plugin_term_weight_without_its_plugin_says_how_to_load_it():
         assert "HPC_NST_PLUGINS=<its module>" in msg and "[loss.term_weights] flux" in msg
 
 
+def test_a_registered_term_s_weight_in_the_loss_section_says_where_it_goes(toy_term):
+    """'[loss] toy_weight = 1' with the plugin loaded said "no term 'toy' is registered"."""
+    with pytest.raises(ConfigError) as info:
+        load_job(overrides={"loss.toy_weight": "1"})
+    msg = str(info.value)
+    assert "in a job file it goes in [loss.term_weights] toy = ..." in msg
+    assert "is registered" not in msg
+
+
 def test_a_term_asking_for_a_layer_the_network_lacks_is_refused_with_the_job():
     """It failed every pair at run time (KeyError: unknown feature layer(s) ['conv9'])."""
     from hpc_nst.engine.terms import Term, register_term
