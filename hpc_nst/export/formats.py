@@ -16,6 +16,7 @@ is refused without ``--overwrite``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
@@ -61,6 +62,7 @@ class ExportOptions:
     skip_bad: bool = False  # leave out pairs failing their checksum (default: refuse)
     where: str | None = None  # keep only the pairs matching it (:mod:`hpc_nst.export.select`)
     labels: tuple[Path, ...] = ()  # label CSVs besides the manifest's own and labels.csv
+    dataset_card: bool = True  # WebDataset: write README.md (off where the user's is there)
 
 
 Writer = Callable[[Iterator[ExportItem], Path, ExportOptions], dict[str, Any]]
@@ -243,11 +245,18 @@ def _write_webdataset(items: Iterator[ExportItem], out: Path,
                 for k, v in fields.items():
                     kinds.setdefault(k, set()).add(type(v))
                 count += 1
-    files = [*shards, CARD_NAME] if shards else []
-    if shards:
+    result: dict[str, Any] = {"written": count, "kept": 0, "items": count}
+    if shards and opts.dataset_card:
         text = webdataset_card(opts.codec, kinds)
         atomic_write(out / CARD_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
-    return {"written": count, "kept": 0, "items": count, "files": files, "paths": files}
+        shards = [*shards, CARD_NAME]
+        result["card_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    elif shards:
+        log.warning("%s: README.md there is not this export's card as it wrote it (your own, "
+                    "or edited since): left as it is, so datasets.load_dataset(DIR) types "
+                    "the fields from the first items; move it away and export again for the "
+                    "card", out)
+    return {**result, "files": shards, "paths": shards}
 
 
 def webdataset_card(codec: str, kinds: dict[str, set[type]]) -> str:
@@ -392,13 +401,19 @@ def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any]
     may_write = target.may_write(fmt, opts.codec, [str(ids[i]) for i in done], opts.shard_size)
     if not opts.overwrite:
         target.refuse_foreign_files(out, may_write, earlier)
+    if fmt == "webdataset":  # the card only where no README.md of the user's would go
+        ours = target.dataset_card_ours(out, CARD_NAME, before, earlier)
+        opts = dataclasses.replace(opts, dataset_card=ours)
+        may_write += [CARD_NAME] if ours else []
     _write_card(out, {**card, "complete": False, "replacing": sorted(earlier),
                       "may_write": may_write})
     written = FORMATS[fmt](items, out, opts)
-    produced = written.pop("paths")
+    produced = list(written.pop("paths"))  # (a copy: "files" may be the same list)
     if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
         # nor pairs --where leaves out)
         produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, bad))
+    if fmt == "webdataset" and not opts.dataset_card:  # an edited card: the user's now
+        produced.append(CARD_NAME)  # (kept, and no longer listed as this export's)
     written["removed"] = target.remove_stale(out, earlier, produced)
     target.remove_temporaries(out, set(produced) | set(earlier))
     if fmt not in target.AUDIO_SUB:  # a file-based export's record, now replaced

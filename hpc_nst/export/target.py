@@ -156,7 +156,7 @@ def may_write(fmt: str, codec: str, pair_ids: list[str], shard_size: int) -> lis
     if fmt == "parquet":
         return ["data.parquet"]
     shards = -(-len(pair_ids) // shard_size)
-    return [f"shard-{k:06d}.tar" for k in range(shards)] + (["README.md"] if shards else [])
+    return [f"shard-{k:06d}.tar" for k in range(shards)]  # (README.md: dataset_card_ours)
 
 
 def remove_stale(out: Path, earlier: Iterable[str], produced: Iterable[str]) -> int:
@@ -254,3 +254,20 @@ def write_error(out: Path, exc: OSError) -> HpcNstError | None:
                            f"{exc.filename or out}); make it writable or export to another "
                            "folder")
     return None
+
+
+def dataset_card_ours(out: Path, name: str, before: dict[str, Any] | None,
+                      earlier: set[str]) -> bool:
+    """Whether the export may write its dataset card ``name`` (README.md) in ``out``: there
+    is none, or the one there is an earlier export's, unchanged since (its digest as the
+    card recorded it; a card written by an export that stopped before recording it counts
+    as unchanged). A README.md of the user's own, or one edited since, is left as it is."""
+    import hashlib
+
+    path = out / name
+    if not path.exists():
+        return True
+    if name not in earlier or not path.is_file():
+        return False
+    recorded = (before or {}).get("card_sha256")
+    return recorded is None or hashlib.sha256(path.read_bytes()).hexdigest() == recorded

@@ -547,3 +547,32 @@ def test_a_full_disk_when_the_export_takes_its_lock_says_free_space(store, tmp_p
     err = capsys.readouterr().err
     assert "cannot take the export folder's lock: No space left on device; free space there " \
            "and rerun" in err
+
+
+def test_a_readme_of_the_users_own_is_kept_and_the_card_then_left_out(store, tmp_path,
+                                                                       caplog):
+    """The dataset card overwrote a README.md the user had edited (a licence added) without a
+    word, and a README.md of the user's own was refused as a file "one per done pair"."""
+    out = tmp_path / "wds"
+    assert export(store, out, "webdataset") == 0
+    card = (out / "README.md").read_text()
+    assert export(store, out, "webdataset") == 0  # its own card, unchanged: written again
+    assert (out / "README.md").read_text() == card
+    (out / "README.md").write_text(card + "\nLicence: CC-BY 4.0\n")
+    with caplog.at_level("WARNING"):
+        assert export(store, out, "webdataset") == 0
+    assert (out / "README.md").read_text().endswith("Licence: CC-BY 4.0\n")
+    assert "README.md there is not this export's card" in caplog.text
+    assert export(store, out, "webdataset") == 0  # and stays the user's: kept, not removed
+    assert (out / "README.md").read_text().endswith("Licence: CC-BY 4.0\n")
+    # a folder an earlier release exported into (no card), where the user wrote a README.md:
+    # refused as "file(s) named as this export names its outputs (one per done pair)"
+    own = tmp_path / "own"
+    assert export(store, own, "webdataset") == 0
+    meta = json.loads((own / ".export.json").read_text())
+    meta["files"] = [f for f in meta["files"] if f != "README.md"]
+    del meta["card_sha256"]
+    (own / ".export.json").write_text(json.dumps(meta))
+    (own / "README.md").write_text("my notes\n")
+    assert export(store, own, "webdataset") == 0
+    assert (own / "README.md").read_text() == "my notes\n"
