@@ -247,7 +247,8 @@ def from_file(path: Path, cfg: JobConfig, device: str | None = None,
         if device and device not in ("auto", name) and not (
                 device.startswith("cuda") != name.startswith("CPU")):
             continue
-        batches = {int(b): BatchCost(**{k: v for k, v in c.items() if k != "measured"})
+        known = {f.name for f in dataclasses.fields(BatchCost)}  # (a later release's keys:
+        batches = {int(b): BatchCost(**{k: v for k, v in c.items() if k in known})  # left)
                    for b, c in data[name][key].items()}
         return CostModel(name, f"{path} ({name})", batches)
     return None

@@ -44,8 +44,9 @@ def divergence(curves: dict[str, np.ndarray]) -> str | None:
     bad = [(int(np.argmin(np.isfinite(v))), k) for k, v in curves.items()
            if k != "total" and not np.isfinite(v).all()]
     which = ", ".join(f"{k!r} from recorded point {i}" for i, k in sorted(bad)) or "the total"
-    return (f"optimisation diverged: loss became NaN/Inf ({which}); check that term's inputs "
-            "and weight, or lower optim.learning_rate")
+    terms = "that term's" if len(bad) == 1 else "those terms'" if bad else "the terms'"
+    return (f"optimisation diverged: loss became NaN/Inf ({which}); check {terms} inputs and "
+            "weights, or lower optim.learning_rate")
 
 def limit_peak(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
     """Scale ``audio`` down (in place) when louder than ``peak``: a log-magnitude carries no

@@ -296,7 +296,13 @@ class Evaluator:
             path = paths[role]
             return None if path is None else self._derive("audio", path, sr, lambda a: a)
 
-        got = group.compute(MetricInputs(pair.pair_id, sr, pair.audio, labels, load))
+        try:
+            got = group.compute(MetricInputs(pair.pair_id, sr, pair.audio, labels, load))
+        except (FileNotFoundError, ValueError):
+            raise
+        except Exception as exc:  # a group's own bug: a note on the pair, the report goes on
+            raise ValueError(f"metric group {group.name!r} failed: {type(exc).__name__}: "
+                             f"{exc}") from exc
         extra = sorted(set(got) - set(group.columns))
         if extra:
             raise ValueError(f"returned undeclared column(s) {extra} (declared: "

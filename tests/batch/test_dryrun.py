@@ -319,3 +319,18 @@ def test_calibrate_times_real_pairs_of_a_manifest(tmp_path, audio_dir, capsys, j
     bad = write_csv(audio_dir / "bad.csv", "pair_id,content,style", ["p1,nope.wav,b.wav"])
     assert main([*args[:-4], "--manifest", str(bad)]) == 2
     assert "no valid pair to time" in capsys.readouterr().err
+
+
+def test_a_calibration_file_with_keys_of_a_later_release_still_loads(calibration, tmp_path):
+    """A calibration file is shared (~/.cache/hpc_nst): BatchCost(**entry) failed with a
+    TypeError traceback on a key it did not know (warmup_s broke the release before)."""
+    data = json.loads(calibration.read_text())
+    for job in data.values():
+        for entry in job.values():
+            for v in entry.values():
+                v["from_the_future_s"] = 1.0
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps(data))
+    cfg = load_job(overrides=dict(s.split("=") for s in TINY))
+    model = cost.from_file(later, cfg)
+    assert model is not None and model.batches[1].ms_per_iteration > 0

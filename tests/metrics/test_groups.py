@@ -46,7 +46,6 @@ def test_level_measures_loudness_change_and_silence():
     ({"columns": ("Bad-Name",)}, "lower-case letters"),
     ({"columns": ()}, "declares no column"),
     ({"columns": ("a", "a")}, "declared twice"),
-    ({"lower_is_better": ("b",)}, "undeclared column"),
 ])
 def test_a_group_breaking_the_contract_is_refused_at_registration(kwargs, match):
     spec = {"name": "mine", "summary": "", "columns": ("a",), "compute": lambda i: {}, **kwargs}
@@ -152,3 +151,24 @@ def test_an_export_with_a_report_imports_neither_torch_nor_the_plugins(tmp_path)
                          timeout=120)
     assert out.stdout.splitlines()[-1].split() == ["0", "False", "False"], \
         out.stdout + out.stderr
+
+
+def test_a_group_that_raises_is_a_note_naming_it_not_a_stopped_report():
+    """A KeyError in a plugin's group aborted the whole report with a bare traceback."""
+    from hpc_nst.report.evaluate import Evaluator
+
+    def broken(inputs):  # noqa: ANN001, ANN202
+        return {"z": inputs.labels["nope"]}
+
+    register_metric_group(MetricGroup("broken", "", ("z",), broken))
+    try:
+        pair = type("P", (), {"pair_id": "p", "status": "done", "error": "",
+                              "paths": ("a", "b", ""), "seed": 0, "device": "cpu",
+                              "attempts": 1, "checksum": "", "audio": np.zeros(160),
+                              "content": None, "style": None, "target": None})()
+        info = type("I", (), {"label": "j", "method": "m", "sample_rate": SR, "terms": ()})()
+        row = Evaluator(("broken",)).row(info, pair)
+        assert "broken: metric group 'broken' failed: KeyError: 'nope'" in row["notes"]
+        assert math.isnan(row["z"])
+    finally:
+        METRIC_GROUPS.unregister("broken")

@@ -43,14 +43,12 @@ class MetricInputs:
 @dataclass(frozen=True)
 class MetricGroup:
     """``compute(inputs) -> {column: number}`` for the ``columns`` it declares (a column it
-    cannot compute for a pair: leave it out or NaN; a ``ValueError`` is a note on the pair).
-    ``lower_is_better``: the columns where smaller is closer (the page's arrows)."""
+    cannot compute for a pair: leave it out or NaN; an exception is a note on the pair)."""
 
     name: str
     summary: str
     columns: tuple[str, ...]
     compute: Callable[[MetricInputs], Mapping[str, float]]
-    lower_is_better: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"metric group {self.name!r}"
@@ -65,9 +63,6 @@ class MetricGroup:
                                 "digits and '_', starting with a letter")
         if len(set(self.columns)) != len(self.columns):
             raise RegistryError(f"{where}: a column is declared twice: {list(self.columns)}")
-        if not set(self.lower_is_better) <= set(self.columns):
-            raise RegistryError(f"{where}: lower_is_better names undeclared column(s) "
-                                f"{sorted(set(self.lower_is_better) - set(self.columns))}")
 
 
 def register_metric_group(group: MetricGroup, *, replace: bool = False) -> MetricGroup:
