@@ -290,8 +290,18 @@ def worker_job_script(opts: ClusterOptions, warn: bool = False) -> str:
     """The job script dask-jobqueue would submit for ``opts`` (rendered, nothing submitted;
     ``warn`` as in :func:`_jobqueue_kwargs`)."""
     cls = getattr(_import_jobqueue(), JOBQUEUE[opts.kind])
-    with cls(**_jobqueue_kwargs(opts, warn)) as cluster:
-        return str(cluster.job_script())
+    kwargs = _jobqueue_kwargs(opts, warn)
+    logs = kwargs.get("log_directory") or dask.config.get(
+        f"jobqueue.{opts.kind}.log-directory", None)
+    made = [] if not logs else [d for d in (Path(logs), *Path(logs).parents)
+                                if str(d) not in (".", "/") and not d.exists()]
+    try:
+        with cls(**kwargs) as cluster:
+            return str(cluster.job_script())
+    finally:  # dask-jobqueue makes the log folder on rendering: a dry run creates nothing
+        for folder in made:  # (deepest first)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _import_jobqueue() -> Any:

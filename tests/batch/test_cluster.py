@@ -256,3 +256,16 @@ def test_local_threads_follow_the_cores_slurm_grants():
 
     assert available_cores({}) == len(os.sched_getaffinity(0))
     assert available_cores({"SLURM_CPUS_PER_TASK": ""}) == len(os.sched_getaffinity(0))
+
+
+def test_rendering_the_worker_job_script_creates_no_log_folder(tmp_path, monkeypatch):
+    """`run --dry-run` ("nothing is created") made logs/dask-workers/: dask-jobqueue creates
+    the log folder when it renders a job script."""
+    from hpc_nst.batch.cluster import worker_job_script
+
+    (tmp_path / "kept").mkdir()
+    for logs in (tmp_path / "logs" / "dask-workers", tmp_path / "kept" / "w"):
+        with dask.config.set({"jobqueue.slurm.log-directory": str(logs)}):
+            script = worker_job_script(ClusterOptions(kind="slurm", interface="lo"))
+        assert str(logs) in script and not logs.exists()
+    assert not (tmp_path / "logs").exists() and (tmp_path / "kept").is_dir()
