@@ -261,8 +261,9 @@ def test_local_threads_follow_the_cores_slurm_grants():
 def test_rendering_the_worker_job_script_creates_no_log_folder(tmp_path, monkeypatch):
     """`run --dry-run` ("nothing is created") made logs/dask-workers/: dask-jobqueue creates
     the log folder when it renders a job script."""
-    from hpc_nst.batch.cluster import worker_job_script
+    from hpc_nst.batch.cluster import _import_jobqueue, worker_job_script
 
+    _import_jobqueue()  # (its defaults first: the config set below changes one key)
     (tmp_path / "kept").mkdir()
     for logs in (tmp_path / "logs" / "dask-workers", tmp_path / "kept" / "w"):
         with dask.config.set({"jobqueue.slurm.log-directory": str(logs)}):
