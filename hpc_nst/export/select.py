@@ -13,7 +13,8 @@ at most MAX_LENGTH characters, so an expression can neither run code nor exhaust
 field that is missing or empty (a metric the report has no value for) makes every comparison
 with it unknown, and ``not`` of unknown is unknown (as in SQL): a pair is kept only where the
 expression is true, so such a pair is left out unless the rest decides it (``a or b`` with
-``b`` true). The manifest's metadata columns are text: compare them with quoted text.
+``b`` true); ``a == None`` (``!= None``) asks whether ``a`` has no value (has one). The
+manifest's metadata columns are text: compare them with quoted text.
 """
 
 from __future__ import annotations
@@ -136,8 +137,12 @@ class PairFilter:
         left, result = self._eval(node.left, fields), True
         for op, right_node in zip(node.ops, node.comparators):
             right = self._eval(right_node, fields)
-            if left is MISSING or right is MISSING:
-                ok: Any = MISSING
+            if isinstance(op, (ast.Eq, ast.NotEq)) and (left is None or right is None):
+                # "x == None": x has no value (SQL's IS NULL), the one test that sees it
+                other = right if left is None else left
+                ok: Any = (other is MISSING or other is None) is isinstance(op, ast.Eq)
+            elif left is MISSING or right is MISSING:
+                ok = MISSING
             elif isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, (list, str)):
                     raise UsageError(f"--where {self.expression!r}: 'in' needs a list "

@@ -28,7 +28,10 @@ FIELDS = {"pair_id": "ab", "style_label": "harp", "judge_top1": 1.0, "judge_prob
     ("loss_total < 1 or judge_top1 == 1", True),  # decided without it
     ("loss_total < 1 and judge_top1 == 0", False),
     ("not (loss_total < 1 and judge_top1 == 0)", True),
-    ("loss_total == None", False),
+    ("loss_total == None", True),  # no value: the one test that sees it (SQL's IS NULL)
+    ("loss_total != None", False),
+    ("note == None and lsd_db != None", True),  # empty text counts as no value
+    ("None == judge_top1", False),
     ("1 < loss_total < 2", False),
     ("5 < seed < loss_total", False),  # false before the unknown part
     ("note == ''", False),  # empty text counts as missing
