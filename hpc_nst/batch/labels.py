@@ -54,8 +54,9 @@ def read_labels(manifest: Path | None, extra: list[Path] | None = None,
             cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
             if "pair_id" not in (reader.fieldnames or []) or not cols:
                 if src in given:  # named by the user: it must be a label file
+                    missing = "no pair_id column" if cols else "no label columns"
                     raise UsageError(
-                        f"--labels {src}: no label columns (its header is "
+                        f"--labels {src}: {missing} (its header is "
                         f"{','.join(reader.fieldnames or []) or 'empty'}); give a CSV with "
                         "pair_id and content_label and/or style_label")
                 continue

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a batch store's outputs as files or a dataset")
     p.add_argument("store", type=Path, help="the Zarr store written by hpc-nst run")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
-    p.add_argument("--format", choices=tuple(FORMATS), default="wav",
+    p.add_argument("--format", choices=tuple(FORMATS), default=None,
                    help="wav/flac: <pair_id>.<format> files + metadata.jsonl (default: "
                         "wav); audiofolder: Hugging Face AudioFolder; parquet; webdataset "
                         "(tar shards)")
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from hpc_nst.cli.args import stop_on_sigterm
     from hpc_nst.export.formats import ExportOptions, export_store
 
+    if args.format is None:  # plain files, of the codec asked for (--codec flac alone)
+        args.format = args.codec if args.codec in ("wav", "flac") else "wav"
     if args.format in ("wav", "flac") and args.codec not in (None, args.format):
         from hpc_nst.errors import UsageError
 

@@ -417,3 +417,18 @@ def test_report_and_export_name_pairs_whose_inputs_changed_since(tmp_path, caplo
                ("p1", "p2"))
     assert _export(store, tmp_path / "x", "wav") == 0
     assert "2 done pair(s) were computed from input files that changed since" in caplog.text
+
+
+def test_codec_flac_alone_writes_flac_files_and_a_label_file_without_pair_id_is_named(
+        store, tmp_path, capsys):
+    """`--codec flac` without --format was refused ("with --format wav"), and a label file
+    whose id column was misnamed was said to have "no label columns"."""
+    out = tmp_path / "f"
+    assert main(["export", str(store), "-o", str(out), "--codec", "flac"]) == 0
+    assert sorted(p.suffix for p in out.iterdir() if not p.name.startswith(".")) == \
+        [".flac"] * len(list(out.glob("*.flac"))) + [".jsonl"]
+    labels = tmp_path / "l.csv"
+    labels.write_text("pair,style_label\nab,harp\n")
+    assert main(["export", str(store), "-o", str(tmp_path / "g"), "--labels",
+                 str(labels)]) == 2
+    assert "no pair_id column (its header is pair,style_label)" in capsys.readouterr().err
