@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
     p.add_argument("--format", choices=tuple(FORMATS), default=None,
                    help="wav/flac: <pair_id>.<format> files + metadata.jsonl (default: "
-                        "wav, or flac with --codec flac); audiofolder: Hugging Face AudioFolder; parquet; webdataset "
-                        "(tar shards)")
+                        "wav, or flac with --codec flac); audiofolder: Hugging Face "
+                        "AudioFolder; parquet; webdataset (tar shards)")
     p.add_argument("--codec", choices=("wav", "flac"), default=None,
                    help="audio encoding inside audiofolder/parquet/webdataset (default: wav, "
                         "32-bit float as stored; flac: 24-bit)")
