@@ -372,7 +372,13 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
             "report": str(opts.report) if opts.report else None, "where": opts.where,
             "labels": [str(p) for p in opts.labels]}
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if target.write_error(out, exc) is not None:
+                raise
+            raise UsageError(f"{out}: cannot make the export folder ({exc.strerror}); give a "
+                             "folder you can write") from None
         with target.ExportLock(out):
             result = _write_locked(out, fmt, opts, card, root, done, items, bad,
                                    {"not_done": int(len(status) - len(done))}, counts)

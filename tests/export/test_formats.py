@@ -432,3 +432,11 @@ def test_codec_flac_alone_writes_flac_files_and_a_label_file_without_pair_id_is_
     assert main(["export", str(store), "-o", str(tmp_path / "g"), "--labels",
                  str(labels)]) == 2
     assert "no pair_id column (its header is pair,style_label)" in capsys.readouterr().err
+
+
+def test_an_export_folder_that_cannot_be_made_is_one_line_naming_it(store, capsys):
+    """It printed "[Errno 2] No such file or directory: '/proc/out'" and nothing to do."""
+    assert main(["export", str(store), "-o", "/proc/hpc-nst-out"]) == 2
+    err = capsys.readouterr().err
+    assert "/proc/hpc-nst-out: cannot make the export folder (No such file or directory); " \
+           "give a folder you can write" in err
