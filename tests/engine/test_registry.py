@@ -341,3 +341,19 @@ def test_a_term_asking_for_a_layer_the_network_lacks_is_refused_with_the_job():
         load_job(overrides={"deep_weight": "0"})  # off: not refused
     finally:
         TERMS.unregister("deep")
+
+
+def test_a_failing_built_in_module_is_not_blamed_on_the_plugins(tmp_path):
+    """With plugins set, the built-in modules are imported first; one of them failing (a
+    broken torch) was reported as "HPC_NST_PLUGINS / hpc_nst.plugins: a plugin failed"."""
+    (tmp_path / "fine_plugin.py").write_text("")
+    code = ("import hpc_nst.registry as r\n"
+            "def broken(package):\n"
+            "    raise ImportError('libtorch_cpu.so: cannot open shared object file')\n"
+            "r._import_package = broken\n"
+            "try:\n"
+            "    r.METHODS.get('nst')\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n")
+    out = _run_python(tmp_path, code, "fine_plugin")
+    assert out == ["ImportError libtorch_cpu.so: cannot open shared object file"], out
