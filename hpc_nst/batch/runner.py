@@ -302,7 +302,9 @@ def _drive(manifest: Manifest, path: Path, root: Any, where: list[int], cfg: Job
             st.update_runs(path, root, entry | {
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "t_end": time.time(),
                 "wall_s": round(time.time() - t_start, 3), "interrupted": interrupted,
-                **counts})
+                # what this run finished, as it ended (status counts it from the pairs
+                # otherwise, which a later repair or recompute changes)
+                "done_in_run": max(0, counts["done"] - skipped), **counts})
     if gone is not None:
         raise gone
     if refused is not None:

@@ -63,7 +63,8 @@ def collect(path: Path) -> dict[str, Any]:
     for r in attrs.get("runs", []):
         if "t_end" in r:
             fin = t["finished_at"]
-            n = int(np.sum(done & (fin >= r["t_start"]) & (fin <= r["t_end"])))
+            n = int(r["done_in_run"]) if "done_in_run" in r else int(  # (earlier stores:
+                np.sum(done & (fin >= r["t_start"]) & (fin <= r["t_end"])))  # from the pairs)
             wall = max(r["t_end"] - r["t_start"], 1e-9)
             runs.append({"started": r.get("started"), "pairs_done": n, "wall_s": round(wall, 1),
                          "pairs_per_hour": round(n / wall * 3600, 1),

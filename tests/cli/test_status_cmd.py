@@ -224,3 +224,13 @@ def test_watch_follows_a_driver_job_pending_in_real_slurm(copy_store, tmp_path):
     assert watcher.returncode == 1, out
     assert out.rstrip().endswith("the driver is gone with pairs pending: rerun hpc-nst run to "
                                  "resume")
+
+
+def test_a_run_s_history_keeps_what_it_finished_after_a_pair_is_reset(copy_store, tmp_path,
+                                                                     capsys):
+    """Each run line was counted again from the pairs' state: after verify --repair reset a
+    pair, an earlier run "finished" fewer pairs than it did."""
+    copy = _with_pending(copy_store, tmp_path)
+    assert main(["status", str(copy), "--json"]) == 0
+    runs = _strict(capsys.readouterr().out)["runs"]
+    assert [r["pairs_done"] for r in runs] == [2]
