@@ -178,7 +178,7 @@ def test_labels_beside_the_manifest_travel_with_the_items(tmp_path, capsys):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,style_label\np1,Oboe\n")
     assert _export(store, tmp_path / "x", "wav", "--labels", str(wrong)) == 2
-    assert f"--labels {wrong}: no label columns (its header is id,style_label)" in \
+    assert f"--labels {wrong}: no pair_id column (its header is id,style_label)" in \
         capsys.readouterr().err
 
 
