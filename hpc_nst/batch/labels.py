@@ -31,6 +31,15 @@ def pair_ids(info: StoreInfo) -> set[str]:
     return {str(x) for x in st.read_column(st.open_root(info.path), "pair")}
 
 
+def label_sidecars(manifest: Path | None) -> list[Path]:
+    """The label files found beside ``manifest``: ``labels.csv`` and ``<stem>.labels.csv``."""
+    if manifest is None or not manifest.is_file():
+        return []
+    return [p for p in (manifest.parent / "labels.csv",
+                        manifest.with_name(f"{manifest.stem}.labels.csv"))
+            if p.is_file() and p != manifest]
+
+
 def read_labels(manifest: Path | None, extra: list[Path] | None = None,
                 pair_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
     """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
@@ -38,15 +47,10 @@ def read_labels(manifest: Path | None, extra: list[Path] | None = None,
     (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
     store's), an ``extra`` file none of whose rows names one of them is warned about: a
     label file of another dataset labels nothing (one of a larger dataset is normal)."""
-    sources: list[Path] = []
-    if manifest is not None and manifest.is_file():
-        sources.append(manifest)
-        for sidecar in (manifest.parent / "labels.csv",
-                        manifest.with_name(f"{manifest.stem}.labels.csv")):
-            if sidecar.is_file() and sidecar != manifest:
-                sources.append(sidecar)
     given = list(extra or [])
-    sources.extend(given)
+    sources = [*label_sidecars(manifest), *given]
+    if manifest is not None and manifest.is_file():
+        sources.insert(0, manifest)
     out: dict[str, dict[str, str]] = {}
     for src in sources:
         with open(src, newline="", encoding="utf-8-sig") as fh:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpc_nst.batch.labels import label_sidecars
 from hpc_nst.batch.reader import store_info
 from hpc_nst.errors import UsageError
 from hpc_nst.export import target
@@ -370,7 +371,7 @@ def export_store(store: str | Path, out: str | Path, fmt: str = "wav",
             "manifest": info.attrs.get("manifest"), "versions": info.attrs.get("versions"),
             "sample_rate": info.sample_rate, "metadata_columns": list(info.metadata_columns),
             "report": str(opts.report) if opts.report else None, "where": opts.where,
-            "labels": [str(p) for p in opts.labels]}
+            "labels": [str(p) for p in (*label_sidecars(info.manifest), *opts.labels)]}
     try:
         try:
             out.mkdir(parents=True, exist_ok=True)

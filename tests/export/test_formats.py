@@ -165,6 +165,10 @@ def test_labels_beside_the_manifest_travel_with_the_items(tmp_path, capsys):
     assert table["content_label"] == ["Flute", "Harp"]
     assert table["style_label"] == ["Harp", "Viola"]  # --labels wins over labels.csv
     assert "style_program" not in table  # only the label columns are read
+    # the card names every label file read: labels.csv found beside the manifest too (it
+    # said "labels": [fix.csv] only)
+    card = json.loads((tmp_path / "pq" / ".export.json").read_text())
+    assert card["labels"] == [str(tmp_path / "labels.csv"), str(fix)]
     assert _export(store, tmp_path / "wds", "webdataset") == 0
     metas = {m["pair_id"]: m for m in (x["json"] for x in wds.WebDataset(
         sorted(glob.glob(str(tmp_path / "wds" / "*.tar"))), shardshuffle=False).decode())}
