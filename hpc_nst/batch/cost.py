@@ -250,7 +250,10 @@ def from_file(path: Path, cfg: JobConfig, device: str | None = None,
         known = {f.name for f in dataclasses.fields(BatchCost)}  # (a later release's keys:
         batches = {int(b): BatchCost(**{k: v for k, v in c.items() if k in known})  # left)
                    for b, c in data[name][key].items()}
-        return CostModel(name, f"{path} ({name})", batches)
+        old = not all("warmup_s" in c for c in data[name][key].values())
+        return CostModel(name, f"{path} ({name}" + ("; measured before calibrate timed each "
+                         "worker's first-pair warm-up: calibrate again to include it)"
+                         if old else ")"), batches)
     return None
 
 

@@ -334,3 +334,11 @@ def test_a_calibration_file_with_keys_of_a_later_release_still_loads(calibration
     cfg = load_job(overrides=dict(s.split("=") for s in TINY))
     model = cost.from_file(later, cfg)
     assert model is not None and model.batches[1].ms_per_iteration > 0
+    assert "warm-up" not in model.source
+    for job in data.values():  # one of an earlier release, without the warm-up: said so
+        for entry in job.values():
+            for v in entry.values():
+                del v["warmup_s"]
+    later.write_text(json.dumps(data))
+    model = cost.from_file(later, cfg)
+    assert model.warmup_s == 0 and "calibrate again to include it" in model.source
