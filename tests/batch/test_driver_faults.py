@@ -205,6 +205,23 @@ def test_a_ctrl_c_inside_a_submission_does_not_wait_the_whole_grace(tmp_path, ca
     assert "for 1 running task(s)" in out.out + out.err
 
 
+def _signalled_after_created(manifest: Path, store: Path, delay: float,
+                             send) -> tuple[subprocess.Popen, str]:  # noqa: ANN001
+    """A driver started in its own process group, ``send(pid)`` ``delay`` s after it printed
+    "created" (the cluster starting); its exit and log."""
+    log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
+                             "--set", "iterations=150"], stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and "created" not in Path(f"{store}.log").read_text():
+        time.sleep(0.005)
+    time.sleep(delay)
+    send(proc.pid)
+    proc.wait(timeout=120)
+    return proc, Path(f"{store}.log").read_text()
+
+
 def test_a_sigterm_while_the_local_cluster_starts_stops_the_run_cleanly(tmp_path):
     """SIGTERM in the second after "created" printed tracebacks of a half-started cluster
     ("Exception ignored in atexit callback", "cannot schedule new futures")."""
@@ -214,17 +231,8 @@ def test_a_sigterm_while_the_local_cluster_starts_stops_the_run_cleanly(tmp_path
     # "cannot schedule new futures after shutdown"); 0.2 s: the cluster is starting
     for delay in (0.05, 0.2):
         store = tmp_path / f"c{delay}.zarr"
-        log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
-                                 "--set", "iterations=150"], stdout=log,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and "created" not in Path(f"{store}.log").read_text():
-            time.sleep(0.005)
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=120)
-        out = Path(f"{store}.log").read_text()
+        proc, out = _signalled_after_created(manifest, store, delay,
+                                             lambda pid: os.kill(pid, signal.SIGTERM))
         assert proc.returncode == 143, out
         assert "Traceback" not in out and "Exception ignored" not in out, out
         assert "destroyed but it is pending" not in out, out
@@ -241,17 +249,9 @@ def test_a_ctrl_c_while_the_local_cluster_starts_stops_the_run(tmp_path):
     manifest = _manifest(tmp_path)
     for group in (False, True):
         store = tmp_path / f"i{int(group)}.zarr"
-        log = open(f"{store}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "hpc_nst", *_args(manifest, store),
-                                 "--set", "iterations=150"], stdout=log,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and "created" not in Path(f"{store}.log").read_text():
-            time.sleep(0.005)
-        time.sleep(0.2)
-        (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
-        proc.wait(timeout=120)
-        out = Path(f"{store}.log").read_text()
+        proc, out = _signalled_after_created(
+            manifest, store, 0.2,
+            lambda pid, g=group: (os.killpg if g else os.kill)(pid, signal.SIGINT))
         assert proc.returncode == 130, out
         assert "interrupted" in out and int((xr.open_zarr(store).status.values == 1).sum()) \
             == 0, out

@@ -164,18 +164,20 @@ def test_a_store_of_cpu_pairs_gives_no_gpu_estimate_and_says_why(tmp_path, audio
            "GPU; run `hpc-nst calibrate`" in out.getvalue()
 
 
+def _entries(data: dict) -> list[dict]:
+    """Every batch-size entry of a calibration file (device -> job -> batch size)."""
+    return [v for job in data.values() for entry in job.values() for v in entry.values()]
+
+
 def test_each_worker_process_first_pair_warm_up_is_measured_and_planned(tmp_path, audio_dir,
                                                                         calibration, capsys):
     """A worker's first pair loads the model and the method's assets (about 1.5 s for the
     paper job, 3 s for layered-post here): calibrate measured only the steady pairs, and the
     estimate left it out for every worker."""
     data = json.loads(calibration.read_text())
-    assert all(v["warmup_s"] >= 0 for job in data.values() for e in job.values()
-               for v in e.values())
-    for job in data.values():
-        for entry in job.values():
-            for v in entry.values():
-                v["warmup_s"] = 100.0
+    assert all(v["warmup_s"] >= 0 for v in _entries(data))
+    for v in _entries(data):
+        v["warmup_s"] = 100.0
     warm = tmp_path / "warm.json"
     warm.write_text(json.dumps(data))
     manifest = write_csv(audio_dir / "w.csv", "pair_id,content,style",
@@ -325,20 +327,16 @@ def test_a_calibration_file_with_keys_of_a_later_release_still_loads(calibration
     """A calibration file is shared (~/.cache/hpc_nst): BatchCost(**entry) failed with a
     TypeError traceback on a key it did not know (warmup_s broke the release before)."""
     data = json.loads(calibration.read_text())
-    for job in data.values():
-        for entry in job.values():
-            for v in entry.values():
-                v["from_the_future_s"] = 1.0
+    for v in _entries(data):
+        v["from_the_future_s"] = 1.0
     later = tmp_path / "later.json"
     later.write_text(json.dumps(data))
     cfg = load_job(overrides=dict(s.split("=") for s in TINY))
     model = cost.from_file(later, cfg)
     assert model is not None and model.batches[1].ms_per_iteration > 0
     assert "warm-up" not in model.source
-    for job in data.values():  # one of an earlier release, without the warm-up: said so
-        for entry in job.values():
-            for v in entry.values():
-                del v["warmup_s"]
+    for v in _entries(data):  # one of an earlier release, without the warm-up: said so
+        del v["warmup_s"]
     later.write_text(json.dumps(data))
     model = cost.from_file(later, cfg)
     assert model.warmup_s == 0 and "calibrate again to include it" in model.source
