@@ -9,10 +9,12 @@ import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
+#: The signals held: Ctrl-C, and the two that ``hpc-nst run`` turns into "save and stop".
+HELD = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
 def started_holding_signals(start: Any) -> Any:
-    """``start()`` with SIGINT and SIGTERM held (main thread only).
+    """``start()`` with SIGINT, SIGTERM and SIGUSR1 held (main thread only).
 
     A signal there (Ctrl-C, ``scancel``, ``timeout``) is held (a SIGTERM left tracebacks of a
     half-started cluster), then the cluster is closed and the run stops: a SIGTERM is
@@ -29,7 +31,7 @@ def started_holding_signals(start: Any) -> Any:
     def hold(signum: int, frame: object) -> None:
         held.append(signum)
 
-    before = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGINT)}
+    before = {signum: signal.signal(signum, hold) for signum in HELD}
     cluster = None
     try:
         try:
@@ -48,9 +50,10 @@ def started_holding_signals(start: Any) -> Any:
             signal.signal(signum, handler)
     if not wanted:
         return cluster
-    if signal.SIGTERM in wanted:
-        os.kill(os.getpid(), signal.SIGTERM)  # to the handler it was meant for
-    raise KeyboardInterrupt  # Ctrl-C (or a SIGTERM handler that returned): start abandoned
+    for signum in wanted:  # SIGTERM and SIGUSR1 (hpc-nst run's: save and stop) to the handler
+        if signum != signal.SIGINT:  # they were meant for, in the order they came
+            os.kill(os.getpid(), signum)
+    raise KeyboardInterrupt  # Ctrl-C (or a handler that returned): the start abandoned
 
 
 def _run_pending_handlers() -> None:

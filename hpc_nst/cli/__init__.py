@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not the user's to fix: a bug, with its traceback
         log.debug("%s failed", args.command, exc_info=True)
         where = f"{exc.filename}: " if exc.filename else ""
+        if exc.filename2:  # a rename's second path
+            where = f"{exc.filename} -> {exc.filename2}: "
         print(f"hpc-nst {args.command}: error: {where}{exc.strerror or exc}; {hint}",
               file=sys.stderr)
         return 2
@@ -149,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 #: errno -> what to do, for the file-system errors a user fixes (a read-only or full disk,
 #: no permission, a file where a folder should be): one line, exit code 2, no traceback.
 _OS_HINTS = {
-    errno.EACCES: "choose a place you may write to, or change its permissions",
-    errno.EPERM: "choose a place you may write to, or change its permissions",
+    errno.EACCES: "check its permissions (or choose a place you may write to)",
+    errno.EPERM: "check its permissions (or choose a place you may write to)",
     errno.EROFS: "that file system is read-only: choose a writable place",
     errno.ENOSPC: "the disk is full: free space (or choose another place) and run it again",
     errno.EDQUOT: "the disk quota is used up: free space (or choose another place) and run "

@@ -128,8 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grace", type=seconds_arg, default=None, metavar="S",
                    help="on Ctrl-C/SIGTERM: seconds to wait for running tasks to finish and "
                         "be saved (no new task starts; a second Ctrl-C stops at once; "
-                        "default 60, or less inside a Slurm job: under its KillWait, after "
-                        "which a cancelled job is killed)")
+                        "default 60; after a SIGTERM inside a Slurm job, less: under its "
+                        "KillWait, after which a cancelled job is killed)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate everything, print the plan, the worker job script and a "
                         "cost estimate, then exit without creating or submitting anything")
@@ -169,11 +169,15 @@ DEFAULT_GRACE_S = 60.0
 TERM_REPEAT_S = 2.0
 _last_term = [-TERM_REPEAT_S]
 _terminated: list[int] = [0]  # the signal that stopped the run (0: none, or Ctrl-C)
+_term_seen = [False]  # a SIGTERM came (a kill follows, in a Slurm job after KillWait)
 
 
 def _sigterm(signum: int, frame: object) -> None:
     """Batch systems send SIGTERM before killing: save and stop (as Ctrl-C). SIGUSR1 (from
-    slurm/run.sbatch, its time limit near) the same, with the whole grace: no kill follows."""
+    slurm/run.sbatch, its time limit near) the same, with the whole grace, unless a SIGTERM
+    comes too (a repeat included: it still shortens the grace)."""
+    if signum == signal.SIGTERM:
+        _term_seen[0] = True
     now = time.monotonic()
     if now - _last_term[0] < TERM_REPEAT_S:
         return
@@ -183,7 +187,7 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _terminated[0] = 0
+    _terminated[0], _term_seen[0] = 0, False
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -193,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         return TERM_EXIT
 
 
-def _grace(asked: float | None) -> tuple[float, float]:
+def _grace(asked: float | None, driver: bool = True) -> tuple[float, float]:
     """The grace for the tasks in hand after Ctrl-C or SIGUSR1, and after SIGTERM: ``--grace``
     for both, or 60 s, and inside a Slurm job after SIGTERM less, under its KillWait (the
     time between a cancelled job's SIGTERM and its SIGKILL: a plain scancel killed the driver
@@ -202,11 +206,11 @@ def _grace(asked: float | None) -> tuple[float, float]:
 
     if asked is not None:
         return asked, asked
-    kill_wait = slurm_kill_wait()
+    kill_wait = slurm_kill_wait() if driver else None  # (other ranks of an allocation: none)
     if kill_wait is None or grace_within(kill_wait) >= DEFAULT_GRACE_S:
         return DEFAULT_GRACE_S, DEFAULT_GRACE_S
     term = grace_within(kill_wait)
-    if os.environ.get("SLURM_PROCID", "0") == "0":  # (said once in an allocation's ranks)
+    if driver:
         print(f"grace {term:g} s for the tasks in hand on SIGTERM (Slurm's KillWait is "
               f"{kill_wait} s; --grace sets it)", file=sys.stderr)
     return DEFAULT_GRACE_S, term
@@ -223,18 +227,17 @@ def _run(args: argparse.Namespace) -> int:
     if asked != "auto" and not (asked.isdigit() and int(asked) >= 1):
         raise UserError(f"--batch-size {asked!r}: give a whole number >= 1, or auto")
     check_local_device(args.device, args.cluster)
-    args.grace, term_grace = _grace(args.grace)
     args.batch_size, why = resolve_batch_size(asked, args.device, args.cluster, args.gpus)
     overrides = parse_overrides(args.overrides)
     cfg = load_job(args.job, overrides)
     warn_unread(cfg, overrides)
+    graces = [DEFAULT_GRACE_S, DEFAULT_GRACE_S]  # after Ctrl-C / SIGUSR1, after SIGTERM
     opts = RunOptions(batch_size=args.batch_size, batches_per_task=args.batches_per_task,
                       skip_invalid=args.skip_invalid, retry_failed=args.retry_failed,
                       recompute_changed=args.recompute_changed,
                       device=args.device, progress_interval=args.progress_interval,
-                      quiet=args.quiet, grace_s=args.grace, batch_note=why,
-                      grace_for=lambda: term_grace if _terminated[0] == signal.SIGTERM
-                      else args.grace)
+                      quiet=args.quiet, batch_note=why,
+                      grace_for=lambda: graces[1] if _term_seen[0] else graces[0])
     copts = ClusterOptions(
         kind=args.cluster, workers=args.workers, min_workers=args.min_workers, gpus=args.gpus,
         queue=args.queue, account=args.account, walltime=args.walltime, memory=args.memory,
@@ -245,11 +248,15 @@ def _run(args: argparse.Namespace) -> int:
         log.warning(warning)
     if args.dry_run:
         return _dry_run(args, cfg, copts, why)
+    # (in an allocation the driver is rank 1 of dask-jobqueue's SLURMRunner)
+    driver = args.cluster != "slurm-runner" or os.environ.get("SLURM_PROCID") == "1"
+    graces[:] = _grace(args.grace, driver)
     if copts.kind in SUBMIT_COMMAND:  # a refused worker job: one error now, not a hung run
         preflight(copts, worker_job_script(copts))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
-        signal.signal(signal.SIGUSR1, _sigterm)
+        if args.cluster != "slurm-runner":  # (the driver rank's: in _in_allocation)
+            signal.signal(signal.SIGUSR1, _sigterm)
     if args.cluster == "slurm-runner":
         summary = _in_allocation(args, cfg, opts, copts)
     else:
@@ -302,6 +309,7 @@ def _in_allocation(args, cfg, opts, copts):  # noqa: ANN001, ANN202
         # worker ranks shut down that way); the driver rank wants Ctrl-C back as a
         # KeyboardInterrupt, whose handling saves the finished work and exits 130
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGUSR1, _sigterm)  # (the driver rank only: save and stop)
         gpus = scheduler_gpus(copts)
         slots = worker_slots(copts, gpus)
         # every rank of the allocation has the cores Slurm grants a task: split between slots

@@ -261,13 +261,18 @@ def dataset_card_ours(out: Path, name: str, before: dict[str, Any] | None,
     """Whether the export may write its dataset card ``name`` (README.md) in ``out``: there
     is none, or the one there is an earlier export's, unchanged since (its digest as the
     card recorded it; a card written by an export that stopped before recording it counts
-    as unchanged). A README.md of the user's own, or one edited since, is left as it is."""
+    as unchanged, one of a complete export without a digest does not). A README.md of the
+    user's own, or one edited since, is left as it is."""
     import hashlib
 
     path = out / name
+    if path.is_symlink():  # (a link, even a dangling one, is the user's doing)
+        return False
     if not path.exists():
         return True
     if name not in earlier or not path.is_file():
         return False
     recorded = (before or {}).get("card_sha256")
-    return recorded is None or hashlib.sha256(path.read_bytes()).hexdigest() == recorded
+    if recorded is None:  # written by an export that stopped before recording it: its own
+        return (before or {}).get("complete") is False
+    return hashlib.sha256(path.read_bytes()).hexdigest() == recorded

@@ -348,3 +348,33 @@ def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
         assert isinstance(started_holding_signals(Cluster), Cluster)  # no signal: as it was
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigusr1_held_while_a_cluster_starts_is_delivered_after_it():
+    """hpc-nst run stops on SIGUSR1 too (the job script's time-limit warning): one in the
+    cluster's start left a half-started cluster's traceback, as a SIGTERM did."""
+    from hpc_nst.batch.held_signals import started_holding_signals
+
+    closed, got = [], []
+
+    class Cluster:
+        def close(self):  # noqa: ANN202
+            closed.append(1)
+
+    def start_warned():  # noqa: ANN202
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.05)
+        return Cluster()
+
+    def handler(signum, frame):  # noqa: ANN001, ANN202
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            started_holding_signals(start_warned)
+        assert closed == [1] and got == [signal.SIGUSR1]
+        assert signal.getsignal(signal.SIGUSR1) is handler
+    finally:
+        signal.signal(signal.SIGUSR1, before)

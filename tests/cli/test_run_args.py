@@ -186,3 +186,20 @@ def test_the_default_grace_ends_before_slurms_kill_wait(monkeypatch, tmp_path, c
     assert _grace(None) == (60.0, 20.0) and _grace(45.0) == (45.0, 45.0)  # asked: as asked
     assert "grace 20 s for the tasks in hand on SIGTERM (Slurm's KillWait is 30 s" in \
         capsys.readouterr().err
+
+
+def test_a_sigterm_after_a_sigusr1_still_shortens_the_grace():
+    """SIGUSR1 (the job script's time-limit warning) keeps the whole grace; a SIGTERM within
+    2 s of it was dropped as a repeat, and with it the KillWait bound."""
+    import signal
+
+    from hpc_nst.cli import run_cmd
+
+    run_cmd._terminated[0], run_cmd._term_seen[0] = 0, False
+    run_cmd._last_term[0] = -run_cmd.TERM_REPEAT_S
+    with pytest.raises(KeyboardInterrupt):
+        run_cmd._sigterm(signal.SIGUSR1, None)
+    assert run_cmd._terminated[0] == signal.SIGUSR1 and not run_cmd._term_seen[0]
+    run_cmd._sigterm(signal.SIGTERM, None)  # a repeat: no second interrupt, but seen
+    assert run_cmd._term_seen[0]
+    run_cmd._terminated[0], run_cmd._term_seen[0] = 0, False

@@ -565,6 +565,21 @@ def test_a_readme_of_the_users_own_is_kept_and_the_card_then_left_out(store, tmp
     assert "README.md there is not this export's card" in caplog.text
     assert export(store, out, "webdataset") == 0  # and stays the user's: kept, not removed
     assert (out / "README.md").read_text().endswith("Licence: CC-BY 4.0\n")
+    # a complete export's card without a digest (made before the digest was kept): edited
+    # there, it was replaced; only an export that stopped before recording one is trusted
+    (out / "README.md").unlink()
+    assert export(store, out, "webdataset") == 0 and (out / "README.md").read_text() == card
+    meta = json.loads((out / ".export.json").read_text())
+    del meta["card_sha256"]
+    (out / ".export.json").write_text(json.dumps(meta))
+    (out / "README.md").write_text("# mine\n")
+    assert export(store, out, "webdataset") == 0
+    assert (out / "README.md").read_text() == "# mine\n"
+    link = tmp_path / "linked"  # a README.md link, even a dangling one, is the user's
+    assert export(store, link, "webdataset") == 0
+    (link / "README.md").unlink()
+    (link / "README.md").symlink_to(tmp_path / "nowhere.md")
+    assert export(store, link, "webdataset") == 0 and (link / "README.md").is_symlink()
     # a folder an earlier release exported into (no card), where the user wrote a README.md:
     # refused as "file(s) named as this export names its outputs (one per done pair)"
     own = tmp_path / "own"

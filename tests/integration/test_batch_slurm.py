@@ -294,6 +294,7 @@ def test_driver_signalled_before_its_limit_requeues_and_resumes(slurm_cluster, t
         time.sleep(1)
     text = log.read_text()
     assert "SIGUSR1 (time limit near): saving and requeueing" in text, text
+    assert "waiting up to 60 s" in text, text  # the whole grace (a SIGTERM's would be 2 s)
     assert f"requeued job {job}" in text
     assert "exit code 143" in text and "exit code 0" in text, text
     _wait_job(job, 60)
