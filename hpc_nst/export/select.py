@@ -13,7 +13,8 @@ at most MAX_LENGTH characters, so an expression can neither run code nor exhaust
 field that is missing or empty (a metric the report has no value for) makes every comparison
 with it unknown, and ``not`` of unknown is unknown (as in SQL): a pair is kept only where the
 expression is true, so such a pair is left out unless the rest decides it (``a or b`` with
-``b`` true); ``a == None`` (``!= None``) asks whether ``a`` has no value (has one). The
+``b`` true); ``a == None`` (``!= None``, ``a in [..., None]``) asks whether ``a`` has no
+value (has one). The
 manifest's metadata columns are text: compare them with quoted text.
 """
 
@@ -141,6 +142,9 @@ class PairFilter:
                 # "x == None": x has no value (SQL's IS NULL), the one test that sees it
                 other = right if left is None else left
                 ok: Any = (other is MISSING or other is None) is isinstance(op, ast.Eq)
+            elif (isinstance(op, (ast.In, ast.NotIn)) and left is MISSING
+                  and isinstance(right, list) and None in right):  # "x in ['a', None]"
+                ok = isinstance(op, ast.In)
             elif left is MISSING or right is MISSING:
                 ok = MISSING
             elif isinstance(op, (ast.In, ast.NotIn)):

@@ -32,6 +32,10 @@ FIELDS = {"pair_id": "ab", "style_label": "harp", "judge_top1": 1.0, "judge_prob
     ("loss_total != None", False),
     ("note == None and lsd_db != None", True),  # empty text counts as no value
     ("None == judge_top1", False),
+    ("loss_total in [None, 1]", True),  # ("in" a list holding None: missing matches too)
+    ("loss_total not in [None]", False),
+    ("style_label in ['harp', None]", True),
+    ("judge_prob in [None]", False),
     ("1 < loss_total < 2", False),
     ("5 < seed < loss_total", False),  # false before the unknown part
     ("note == ''", False),  # empty text counts as missing
