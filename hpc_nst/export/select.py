@@ -14,8 +14,7 @@ field that is missing or empty (a metric the report has no value for) makes ever
 with it unknown, and ``not`` of unknown is unknown (as in SQL): a pair is kept only where the
 expression is true, so such a pair is left out unless the rest decides it (``a or b`` with
 ``b`` true); ``a == None`` (``!= None``, ``a in [..., None]``) asks whether ``a`` has no
-value (has one). The
-manifest's metadata columns are text: compare them with quoted text.
+value (has one). The manifest's metadata columns are text: compare them with quoted text.
 """
 
 from __future__ import annotations
