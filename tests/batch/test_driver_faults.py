@@ -320,7 +320,11 @@ def test_store_io_left_running_by_an_interrupt_is_settled_before_exit():
     assert finished == [1, 1]
 
 
-def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_stop_signal_held_while_a_cluster_starts_is_delivered_after_it(signum):
+    """A SIGTERM (or hpc-nst run's other stop signal, SIGUSR1: the job script's time-limit
+    warning) in the cluster's start left a half-started cluster's traceback: held, the
+    cluster closed, then delivered to its handler."""
     from hpc_nst.batch.held_signals import started_holding_signals
 
     closed, got = [], []
@@ -329,8 +333,8 @@ def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
         def close(self):  # noqa: ANN202
             closed.append(1)
 
-    def start_terminated():  # noqa: ANN202
-        os.kill(os.getpid(), signal.SIGTERM)
+    def start_signalled():  # noqa: ANN202
+        os.kill(os.getpid(), signum)
         time.sleep(0.05)  # (a handler raising here would leave the start half done)
         return Cluster()
 
@@ -338,43 +342,13 @@ def test_a_sigterm_held_while_a_cluster_starts_is_delivered_after_it():
         got.append(signum)
         raise KeyboardInterrupt
 
-    before = signal.signal(signal.SIGTERM, handler)
+    before = signal.signal(signum, handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            started_holding_signals(start_terminated)
-        assert closed == [1] and got == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGTERM) is handler
+            started_holding_signals(start_signalled)
+        assert closed == [1] and got == [signum]
+        assert signal.getsignal(signum) is handler
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert isinstance(started_holding_signals(Cluster), Cluster)  # no signal: as it was
     finally:
-        signal.signal(signal.SIGTERM, before)
-
-
-def test_a_sigusr1_held_while_a_cluster_starts_is_delivered_after_it():
-    """hpc-nst run stops on SIGUSR1 too (the job script's time-limit warning): one in the
-    cluster's start left a half-started cluster's traceback, as a SIGTERM did."""
-    from hpc_nst.batch.held_signals import started_holding_signals
-
-    closed, got = [], []
-
-    class Cluster:
-        def close(self):  # noqa: ANN202
-            closed.append(1)
-
-    def start_warned():  # noqa: ANN202
-        os.kill(os.getpid(), signal.SIGUSR1)
-        time.sleep(0.05)
-        return Cluster()
-
-    def handler(signum, frame):  # noqa: ANN001, ANN202
-        got.append(signum)
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGUSR1, handler)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            started_holding_signals(start_warned)
-        assert closed == [1] and got == [signal.SIGUSR1]
-        assert signal.getsignal(signal.SIGUSR1) is handler
-    finally:
-        signal.signal(signal.SIGUSR1, before)
+        signal.signal(signum, before)
