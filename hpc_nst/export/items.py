@@ -256,13 +256,14 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
                   or any(got.get(c) for got in labels.values())]
     # the report's columns, in the report's order (a plugin group's too, from the report)
     found = list(dict.fromkeys(k for m in metrics.values() for k in m))
-    metric_keys = [k for k in (*report_fields(), *found)
+    own = report_fields()
+    metric_keys = [k for k in (*own, *found)
                    if k in found and k not in ("audio_digest", "target")]
     metric_keys = list(dict.fromkeys(metric_keys))
     # (with --report or not, a manifest column gets the same name; a plugin group's only
     # with the report that has it)
     reserved = {*EXPORT_FIELDS, *CODEC_FIELDS, *(f"loss_{t}" for t in info.terms),
-                *report_fields(), *metric_keys, *CONTAINER_FIELDS, *label_cols}
+                *own, *metric_keys, *CONTAINER_FIELDS, *label_cols}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)
     renamed = [f"{k} -> {v}" for k, v in meta_names.items() if k != v]
