@@ -7,14 +7,13 @@ import json
 import logging
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpc_nst import __version__
 from hpc_nst.audio.io import is_silent, load_audio, write_audio
 from hpc_nst.config import load_job, parse_overrides
-from hpc_nst.fsutil import atomic_write_text
+from hpc_nst.fsutil import atomic_write_text, unwritable_reason
 
 if TYPE_CHECKING:
     from hpc_nst.config import JobConfig
@@ -96,12 +95,10 @@ def check_outputs(args: argparse.Namespace) -> None:
         except OSError as exc:
             raise UsageError(f"{flag} {path}: cannot make its folder ({exc.strerror})") \
                 from None
-        try:  # written to, not only asked (a read-only mount answers os.access for root)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.check-"):
-                pass
-        except OSError as exc:
-            raise UsageError(f"{flag} {path}: its folder cannot be written to ({exc.strerror}); "
-                             "choose a writable place (found before the transfer ran)") from None
+        reason = unwritable_reason(path.parent)
+        if reason:
+            raise UsageError(f"{flag} {path}: its folder cannot be written to ({reason}); "
+                             "choose a writable place (found before the transfer ran)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,9 +30,8 @@ from hpc_nst.errors import UsageError
 from hpc_nst.export import target
 from hpc_nst.export.items import (
     CODECS,
-    INT_FIELDS,
-    TEXT_FIELDS,
     ExportItem,
+    field_dtype,
     iter_items,
     to_json,
 )
@@ -130,20 +129,11 @@ def _write_audiofolder(items: Iterator[ExportItem], out: Path,
 
 
 def _arrow_type(key: str, values: list[Any]) -> Any:
-    """A column's type, fixed by the first row group: known fields by name (a text metric
-    that is missing in the first rows must not become a float column), others by value."""
+    """A column's type, fixed by the first row group (:func:`field_dtype`)."""
     import pyarrow as pa
 
-    if key in TEXT_FIELDS:
-        return pa.string()
-    if key in INT_FIELDS:
-        return pa.int64()
-    kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int}:
-        return pa.int64() if kinds else pa.float64()
-    if kinds <= {int, float}:
-        return pa.float64()
-    return pa.string()
+    return {"string": pa.string, "int64": pa.int64, "float64": pa.float64}[
+        field_dtype(key, {type(v) for v in values})]()
 
 
 def _write_parquet(items: Iterator[ExportItem], out: Path, opts: ExportOptions) -> dict[str, Any]:

@@ -61,6 +61,19 @@ TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_di
                "device", "judge_class", "output_class", *LABEL_COLUMNS)
 
 
+def field_dtype(key: str, kinds: set[type]) -> str:
+    """A field's type for the containers that declare one (``int64``, ``float64`` or
+    ``string``; Parquet's schema, the WebDataset card), from the Python types of its values
+    seen (``None`` ignored): known fields by name, so that a text field missing in the first
+    items never becomes a number column; a field with no value yet is ``float64`` (a metric)."""
+    kinds = kinds - {type(None)}
+    if key in TEXT_FIELDS:
+        return "string"
+    if key in INT_FIELDS or (kinds and kinds <= {int}):
+        return "int64"
+    return "float64" if kinds <= {int, float} else "string"
+
+
 log = logging.getLogger(__name__)
 FLAC_PEAK = 1.0 - 2.0**-23  # the largest 24-bit sample
 

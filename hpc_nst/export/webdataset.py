@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_nst.export.items import INT_FIELDS, TEXT_FIELDS, ExportItem, to_json
+from hpc_nst.export.items import TEXT_FIELDS, ExportItem, field_dtype, to_json
 from hpc_nst.fsutil import atomic_path, atomic_write
 
 if TYPE_CHECKING:
@@ -81,20 +81,10 @@ def webdataset_card(codec: str, kinds: dict[str, set[type]]) -> str:
     field's type. ``datasets.load_dataset(DIR)`` reads it; without it, ``datasets`` types
     each field from the first five items, and a metric without a value there (``lsd_db`` of
     pairs without a target) typed the field null and failed on the first item that had one."""
-    def dtype(key: str, seen: set[type]) -> str:
-        seen = seen - {type(None)}
-        if key in TEXT_FIELDS:
-            return "string"
-        if key in INT_FIELDS or (seen and seen <= {int}):
-            return "int64"
-        if seen == {bool}:
-            return "bool"
-        return "float64" if seen <= {int, float} else "string"
-
     lines = ["---", "dataset_info:", "  features:",
              f"  - name: {codec}", "    dtype: audio", "  - name: json", "    struct:"]
     for key, seen in kinds.items():
-        lines += [f"    - name: {json.dumps(key)}", f"      dtype: {dtype(key, seen)}"]
+        lines += [f"    - name: {json.dumps(key)}", f"      dtype: {field_dtype(key, seen)}"]
     lines += ["  - name: __key__", "    dtype: string", "  - name: __url__", "    dtype: string",
               "configs:", "- config_name: default", "  data_files:", "  - split: train",
               '    path: "shard-*.tar"', "---", "",

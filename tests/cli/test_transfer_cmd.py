@@ -241,13 +241,13 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_the_transfer(
         raise OSError(errno.EROFS, "Read-only file system", str(kwargs.get("dir")))
 
     ran = []
-    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     monkeypatch.setattr(methods, "run_method", lambda *a, **k: ran.append(1))
     content, style = wav_pair
     out = tmp_path / "ro" / "x.wav"
     assert main(["transfer", str(content), str(style), "-o", str(out), *TINY]) == 2
     err = capsys.readouterr().err
-    assert f"-o {out}: its folder cannot be written to (Read-only file system)" in err
+    assert f"-o {out}: its folder cannot be written to (Read-only file system (" in err
     assert not ran
 
 

@@ -97,6 +97,24 @@ def test_parquet_text_columns_do_not_depend_on_the_first_rows():
     assert str(_arrow_type("lsd_db", [None, 1.5])) == "double"
 
 
+def test_parquet_and_the_webdataset_card_type_every_field_alike():
+    """Both containers declare types (Parquet's schema, the card's YAML): one rule serves
+    both, so a field loads as the same type from either."""
+    import re
+
+    from hpc_nst.export.formats import _arrow_type
+    from hpc_nst.export.webdataset import webdataset_card
+
+    values = {"judge_class": [None], "seed": [None], "lsd_db": [None, 1.5], "count": [1, 2],
+              "mixed": [1, 2.5], "note": ["a", None], "empty": [None]}
+    card = webdataset_card("wav", {k: {type(v) for v in vs} for k, vs in values.items()})
+    declared = dict(re.findall(r'- name: "(\w+)"\n\s+dtype: (\w+)', card))
+    arrow = {k: str(_arrow_type(k, vs)).replace("double", "float64") for k, vs in values.items()}
+    assert declared == arrow
+    assert arrow == {"judge_class": "string", "seed": "int64", "lsd_db": "float64",
+                     "count": "int64", "mixed": "float64", "note": "string", "empty": "float64"}
+
+
 def test_parquet_reads_with_pyarrow_and_datasets(store, tmp_path):
     import pyarrow.parquet as pq
 
