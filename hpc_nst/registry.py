@@ -154,7 +154,9 @@ class Registry(Generic[T]):
             where = f"{key}: " if key else ""
             raise RegistryError(f"{where}unknown {self.kind} {name!r}"
                                 f"{did_you_mean(name, self._entries)} (choose from: "
-                                f"{', '.join(sorted(self._entries))})") from None
+                                f"{', '.join(sorted(self._entries))}; a plugin's "
+                                f"{self.kind} is registered once its module is loaded: "
+                                f"{PLUGINS_ENV}=<module>, docs/architecture.md)") from None
 
     def __contains__(self, name: object) -> bool:
         self._discover()

@@ -54,6 +54,7 @@ def test_unknown_names_are_refused_with_the_choices(override, key, name):
     if key == "method":
         assert ("content-copy, envelope-eq, eq, harmonic, layered, layered-post, notes, nst, "
                 "sampler, style-copy, ulyanov") in msg
+        assert "HPC_NST_PLUGINS=<module>" in msg  # a plugin's name misspelt or not loaded
 
 
 def test_unregistered_method_is_never_run_as_something_else():
@@ -252,6 +253,16 @@ def test_a_plugin_overrides_a_builtin_term_whichever_registry_is_looked_up_first
     assert out[0].startswith("RegistryError") and "registered twice" in out[0], out
     assert "hpc_nst.engine.terms.style)>, then <term style (clash_style)>" in out[0]
     assert "replace=True" in out[0]
+
+
+def test_a_per_pair_plugin_method_replaces_a_builtin_one(tmp_path):
+    """The duplicate-name error says replace=True, which per_pair_method did not take."""
+    (tmp_path / "my_eq.py").write_text(
+        "from hpc_nst.engine.methods.base import per_pair_method\n"
+        "per_pair_method('eq', 'my eq', lambda c, s, cfg: c, replace=True)\n")
+    code = ("from hpc_nst.registry import METHODS\n"
+            "print(METHODS.get('eq').summary)\n")
+    assert _run_python(tmp_path, code, "my_eq") == ["my eq"]
 
 
 def test_a_term_named_total_is_refused():

@@ -73,10 +73,11 @@ def passthrough_result(audio: np.ndarray, cfg: JobConfig, seed: int, content: np
 
 def per_pair_method(name: str, summary: str,
                     transform: Callable[[np.ndarray, np.ndarray, JobConfig], np.ndarray],
-                    sample_rate: int | None = None) -> Method:
+                    sample_rate: int | None = None, *, replace: bool = False) -> Method:
     """Register a method without optimisation: ``transform(content, style, cfg) -> audio``
     applied to each pair alone (timed per pair, no loss curves); ``cfg.optim.seed`` is the
-    pair's seed; ``sample_rate``: the one rate it works at (None: any)."""
+    pair's seed; ``sample_rate``: the one rate it works at (None: any); ``replace``: take the
+    place of a registered method of that name (a plugin's own ``eq``, say)."""
 
     def run(contents, styles, cfg, *, seeds, device=None, progress=None):  # noqa: ANN001, ANN202
         out = []
@@ -94,7 +95,8 @@ def per_pair_method(name: str, summary: str,
             out.append(passthrough_result(audio, cfg, seed, c, s, started))
         return out
 
-    return register_method(Method(name, summary, run, sample_rate=sample_rate))
+    return register_method(Method(name, summary, run, sample_rate=sample_rate),
+                           replace=replace)
 
 
 #: Job sections that a method without optimisation never reads (but optim.seed, which it does).
