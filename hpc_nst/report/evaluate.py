@@ -169,7 +169,8 @@ class Evaluator:
             ("judge", lambda: self._judge(pair, row["style_label"], sr, notes)),
             ("target", lambda: self._target(pair, sr)),
             ("pitch", lambda: self._pitch(pair, sr)),
-            *((g.name, lambda g=g: self._registered(g, pair, sr, labels)) for g in self.extra),
+            *((g.name, lambda g=g: self._registered(g, pair, sr, labels, notes))
+              for g in self.extra),
         ]
         for group, step in steps:
             if group not in self.groups:
@@ -286,8 +287,9 @@ class Evaluator:
 
 
     def _registered(self, group: MetricGroup, pair: PairData, sr: int,
-                    labels: dict[str, str]) -> dict[str, Any]:
-        """A registered group's columns (numbers; NaN where it gives none)."""
+                    labels: dict[str, str], notes: list[str]) -> dict[str, Any]:
+        """A registered group's columns (numbers; NaN where it gives none). A value that is
+        no number, or a column it did not declare, is a note; its other columns are kept."""
         if pair.audio is None:
             raise _Skip
         paths = {"content": pair.content, "style": pair.style, "target": pair.target}
@@ -310,14 +312,18 @@ class Evaluator:
                              f"{exc}") from exc
         extra = sorted(set(got) - set(group.columns))
         if extra:
-            raise ValueError(f"returned undeclared column(s) {extra} (declared: "
-                             f"{list(group.columns)}); fix the group")
+            notes.append(f"{group.name}: returned undeclared column(s) {extra} (declared: "
+                         f"{list(group.columns)}; left out); fix the group")
         out: dict[str, Any] = {}
-        for c, v in got.items():
+        for c in group.columns:
+            if c not in got:
+                continue
+            v = got[c]
             try:
                 out[c] = float(v)
             except (TypeError, ValueError):
-                raise ValueError(f"column {c!r} is {v!r}, not a number") from None
+                notes.append(f"{group.name}: column {c!r} is {v!r}, not a number (left "
+                             "empty); a metric's value is a number")
         return out
 
 

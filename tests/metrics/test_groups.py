@@ -109,9 +109,12 @@ def test_a_plugin_group_reaches_report_export_and_where(toy_metric, tmp_path):
 
 
 def test_a_group_returning_an_undeclared_column_is_a_note_not_a_stop(tmp_path):
+    """One undeclared column or one value that is no number emptied every column of the
+    group for the pair; now only that column is left out, with a note."""
     from hpc_nst.report.evaluate import Evaluator
 
-    register_metric_group(MetricGroup("sloppy", "", ("x",), lambda i: {"x": 1, "y": 2}))
+    register_metric_group(MetricGroup("sloppy", "", ("x", "z", "w"),
+                                      lambda i: {"x": 1, "y": 2, "z": "abc", "w": True}))
     try:
         ev = Evaluator(("sloppy",))
         pair = type("P", (), {"pair_id": "p", "status": "done", "error": "",
@@ -120,8 +123,9 @@ def test_a_group_returning_an_undeclared_column_is_a_note_not_a_stop(tmp_path):
                               "content": None, "style": None, "target": None})()
         info = type("I", (), {"label": "j", "method": "m", "sample_rate": SR, "terms": ()})()
         row = ev.row(info, pair)
-        assert math.isnan(row["x"]) and "sloppy: returned undeclared column(s) ['y']" in \
-            row["notes"]
+        assert row["x"] == 1.0 and row["w"] == 1.0 and math.isnan(row["z"])
+        assert "sloppy: returned undeclared column(s) ['y']" in row["notes"]
+        assert "sloppy: column 'z' is 'abc', not a number (left empty)" in row["notes"]
     finally:
         METRIC_GROUPS.unregister("sloppy")
 
