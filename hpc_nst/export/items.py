@@ -18,6 +18,7 @@ from hpc_nst.batch.labels import LABEL_COLUMNS, check_label_files, pair_ids, rea
 from hpc_nst.batch.reader import InputChanges, StoreInfo, iter_pairs, metadata_names
 from hpc_nst.batch.verify import check_audio, recorded_audio_digest
 from hpc_nst.errors import UsageError
+from hpc_nst.export.parameters import row_parameters
 
 #: Report columns carried into an export (when ``--report`` is given): the quality metrics.
 REPORT_METRICS = ("lsd_db", "lsd_dynamics_db", "timbre_mfcc", "timbre_dynamics_db",
@@ -58,7 +59,7 @@ CODEC_FIELDS = ("flac_gain_db",)
 #: Their types, for containers that fix a schema (Parquet): the others are text or float.
 INT_FIELDS = ("seed", "sample_rate", "attempts")
 TEXT_FIELDS = ("pair_id", "content", "style", "target", "job", "method", "job_digest",
-               "device", "judge_class", "output_class", *LABEL_COLUMNS)
+               "device", "judge_class", "output_class", "init", "params_digest", *LABEL_COLUMNS)
 
 
 def field_dtype(key: str, kinds: set[type]) -> str:
@@ -275,8 +276,9 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
     metric_keys = list(dict.fromkeys(metric_keys))
     # (with --report or not, a manifest column gets the same name; a plugin group's only
     # with the report that has it)
+    param_keys, params = row_parameters(info)  # a sweep's per-row style_weight, ...
     reserved = {*EXPORT_FIELDS, *CODEC_FIELDS, *(f"loss_{t}" for t in info.terms),
-                *own, *metric_keys, *CONTAINER_FIELDS, *label_cols}
+                *own, *metric_keys, *CONTAINER_FIELDS, *label_cols, *param_keys}
     meta_names = export_names({k: v for k, v in metadata_names(info).items()
                                if k not in label_cols}, reserved)  # (labels hold them)
     renamed = [f"{k} -> {v}" for k, v in meta_names.items() if k != v]
@@ -307,6 +309,7 @@ def _items(info: StoreInfo, only: list[int] | None, metrics: dict[str, dict[str,
             **{c: labels.get(pair.pair_id, {}).get(c) or pair.metadata.get(c) or None
                for c in label_cols},
             "seed": pair.seed, **job,
+            **{k: params.get(pair.index, {}).get(k) for k in param_keys},
             "duration_s": round(len(pair.audio) / info.sample_rate, 6),
             "sample_rate": info.sample_rate, "device": pair.device, "attempts": pair.attempts,
             "spectral_convergence": _scalar(pair.spectral_convergence),  # None: no GL ran

@@ -462,3 +462,30 @@ def test_an_export_folder_that_cannot_be_made_is_one_line_naming_it(store, capsy
     err = capsys.readouterr().err
     assert "/proc/hpc-nst-out: cannot make the export folder (No such file or directory); " \
            "give a folder you can write" in err
+
+
+def test_a_sweep_s_per_row_parameters_are_fields_and_filter(tmp_path, store):
+    """A manifest's per-row overrides (a style_weight sweep) reached no export: every pair
+    had the store's one job_digest, and `--where "style_weight == 1000"` was refused."""
+    import pyarrow.parquet as pq
+
+    for name, f0 in (("a", 220), ("b", 330)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.3), SR)
+    (tmp_path / "m.csv").write_text("pair_id,content,style,style_weight,iterations\n"
+                                    "w10,a.wav,b.wav,10,\nw1000,a.wav,b.wav,1000,\n"
+                                    "job,a.wav,b.wav,,\n")
+    sweep = tmp_path / "sweep.zarr"
+    assert main(["run", str(tmp_path / "m.csv"), "-o", str(sweep), "--workers", "1",
+                 "--progress-interval", "0", *[x for s in TINY for x in ("--set", s)]]) == 0
+    assert _export(sweep, tmp_path / "pq", "parquet") == 0
+    table = pq.read_table(tmp_path / "pq" / "data.parquet").to_pandas().set_index("pair_id")
+    assert table["style_weight"].to_dict() == {"w10": 10.0, "w1000": 1000.0, "job": 100.0}
+    assert "iterations" not in table  # no row set it: the job's, and not a field
+    assert table["params_digest"].nunique() == 3 and table["job_digest"].nunique() == 1
+    assert _export(sweep, tmp_path / "w", "wav", "--where", "style_weight == 1000") == 0
+    assert [json.loads(x)["pair_id"] for x in
+            (tmp_path / "w" / "metadata.jsonl").read_text().splitlines()] == ["w1000"]
+    # a store whose rows override nothing has neither field
+    assert _export(store, tmp_path / "plain", "parquet") == 0
+    plain = pq.read_schema(tmp_path / "plain" / "data.parquet").names
+    assert "style_weight" not in plain and "params_digest" not in plain
