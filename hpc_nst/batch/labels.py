@@ -5,6 +5,7 @@ columns, the label files beside it (``labels.csv``, ``<manifest stem>.labels.csv
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,13 +41,54 @@ def label_sidecars(manifest: Path | None) -> list[Path]:
             if p.is_file() and p != manifest]
 
 
+def warn_if_manifest_edited(info: StoreInfo) -> bool:
+    """Warn (and say True) where the store's manifest file changed since the store last ran
+    (its recorded digest): its metadata and labels as the store holds them are not the
+    file's; a rerun records the edits."""
+    recorded = info.attrs.get("manifest", {}).get("sha256")
+    if not recorded or info.manifest is None or not info.manifest.is_file():
+        return False
+    if hashlib.sha256(info.manifest.read_bytes()).hexdigest() == recorded:
+        return False
+    log.warning("%s: edited since %s last ran: its labels and metadata are read as the store "
+                "recorded them; rerun hpc-nst run %s -o %s to record the edits", info.manifest,
+                info.path, info.manifest, info.path)
+    return True
+
+
+def store_labels(info: StoreInfo, extra: list[Path] | None = None) -> dict[str, dict[str, str]]:
+    """``pair_id -> {content_label, style_label}`` of a store's pairs: the manifest's label
+    columns as the store recorded them (a rerun records edited cells), then the label files
+    (:func:`read_labels`: beside the manifest, then ``extra``; later sources win). The
+    manifest file itself is read only for a label column the store does not hold (a store of
+    an earlier release), so an edit not yet recorded by a rerun never half-applies."""
+    warn_if_manifest_edited(info)
+    held = [c for c in LABEL_COLUMNS if c in info.metadata_columns]
+    out: dict[str, dict[str, str]] = {}
+    if held:
+        root = st.open_root(info.path)
+        ids = st.read_column(root, "pair")
+        meta = st.read_column(root, "metadata")
+        cols = [(info.metadata_columns.index(c), c) for c in held]
+        for i, pid in enumerate(ids):
+            entry = {c: v for j, c in cols if (v := str(meta[i, j]).strip())}
+            if entry:
+                out[str(pid)] = entry
+    found = read_labels(info.manifest, extra, pair_ids(info) if extra else None, skip=held)
+    for pid, got in found.items():
+        out.setdefault(pid, {}).update(got)
+    return out
+
+
 def read_labels(manifest: Path | None, extra: list[Path] | None = None,
-                pair_ids: set[str] | None = None) -> dict[str, dict[str, str]]:
-    """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself,
-    ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and any ``extra`` label CSVs
-    (``pair_id`` plus either label column; later sources win). With ``pair_ids`` (the
-    store's), an ``extra`` file none of whose rows names one of them is warned about: a
-    label file of another dataset labels nothing (one of a larger dataset is normal)."""
+                pair_ids: set[str] | None = None,
+                skip: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """``pair_id -> {content_label, style_label}`` from label columns of the manifest itself
+    (but those in ``skip``), ``labels.csv`` and ``<manifest stem>.labels.csv`` beside it, and
+    any ``extra`` label CSVs (``pair_id`` plus either label column; later sources win). With
+    ``pair_ids`` (the store's), an ``extra`` file none of whose rows names one of them is
+    warned about: a label file of another dataset labels nothing (one of a larger dataset is
+    normal)."""
     given = list(extra or [])
     sources = [*label_sidecars(manifest), *given]
     if manifest is not None and manifest.is_file():
@@ -55,7 +97,8 @@ def read_labels(manifest: Path | None, extra: list[Path] | None = None,
     for src in sources:
         with open(src, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])]
+            cols = [c for c in LABEL_COLUMNS if c in (reader.fieldnames or [])
+                    and not (src == manifest and c in skip)]
             if "pair_id" not in (reader.fieldnames or []) or not cols:
                 if src in given:  # named by the user: it must be a label file
                     missing = "no pair_id column" if cols else "no label columns"

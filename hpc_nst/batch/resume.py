@@ -4,7 +4,8 @@ A rerun's manifest must hold the store's pairs, with the same inputs and paramet
 (:func:`match_manifest`); the one exception is a row that was invalid and never ran, which
 may be corrected in the manifest and is then written back into the store
 (:func:`refresh_rows`) to run with ``--retry-failed``; a changed ``target`` (read by the
-report only) is written back for any pair (:func:`refresh_targets`).
+report only) is written back for any pair (:func:`refresh_targets`), and so are changed
+metadata cells (labels, a split: :func:`refresh_metadata`), which the computation never reads.
 """
 
 from __future__ import annotations
@@ -149,6 +150,44 @@ def refresh_targets(path: Path, root: zarr.Group, manifest: Manifest,
     return ids
 
 
+def refresh_metadata(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
+                     out: TextIO | None = None) -> list[str]:
+    """Write the manifest's metadata cells (labels, a split, ...) of every pair whose cells
+    changed since the store recorded them, in the columns both have; any status, since the
+    computation never reads them (report and export read the store's). Returns the ids (said
+    on ``out``); a manifest column the store has no place for (added since it was made) is
+    named in a warning."""
+    stored_cols = ([str(c) for c in read_column(root, "metadata_column")]
+                   if has(root, "metadata_column") else [])
+    new_cols = [c for c in manifest.metadata_columns if c not in stored_cols]
+    if new_cols:
+        log.warning("%s: the manifest has column(s) the store was made without (%s): not "
+                    "recorded, so report and export do not see them; write to a new store to "
+                    "keep them (labels also come from a --labels file)", path,
+                    ", ".join(new_cols))
+    shared = [(j, c) for j, c in enumerate(stored_cols) if c in manifest.metadata_columns]
+    if not shared:
+        return []
+    meta = read_column(root, "metadata")
+    changed = np.zeros(len(where), dtype=bool)
+    for i, k in enumerate(where):
+        cells = dict(manifest.pairs[k].metadata)
+        for j, c in shared:
+            if str(meta[i, j]) != cells.get(c, ""):
+                meta[i, j] = cells.get(c, "")
+                changed[i] = True
+    if not changed.any():
+        return []
+    root["metadata"][...] = meta
+    ids = [str(x) for x in read_column(root, "pair")[changed]]
+    log.info("%s: the metadata of %d pair(s) changed in the manifest, recorded: %s%s", path,
+             len(ids), ", ".join(ids[:5]), " ..." if len(ids) > 5 else "")
+    if out is not None:
+        print(f"{path}: the metadata (labels, ...) of {len(ids)} pair(s) changed in the "
+              "manifest: recorded (report and export read it)", file=out)
+    return ids
+
+
 def changed_mask(root: zarr.Group, manifest: Manifest,
                  where: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(done pairs whose content or style file changed since their stamp, the stamps now, the
@@ -225,3 +264,18 @@ def follow_moved_manifest(path: Path, root: zarr.Group, manifest: Manifest, wher
     if not quiet:
         print(f"{path}: the manifest is now {now} (was {recorded['path']}): recorded",
               file=out)
+
+
+def record_manifest_digest(path: Path, root: zarr.Group, manifest: Manifest) -> None:
+    """A manifest edited in place (its pairs matched: labels, a target ...), whose edits the
+    steps before recorded: its digest recorded too, so that report and export no longer warn
+    that the file changed since the store last ran (called after every check that may
+    refuse the manifest: a refused rerun writes nothing)."""
+    from hpc_nst.batch.conventions import root_attrs, set_attrs
+    from hpc_nst.batch.store import consolidate
+
+    recorded = root_attrs(root).get("manifest", {})
+    if recorded.get("path") == str(manifest.path.resolve()) and \
+            recorded.get("sha256") != manifest.sha256:
+        set_attrs(root, manifest={**recorded, "sha256": manifest.sha256})
+        consolidate(path)

@@ -35,6 +35,8 @@ from hpc_nst.batch.resume import (
     changed_inputs,
     follow_moved_manifest,
     match_manifest,
+    record_manifest_digest,
+    refresh_metadata,
     refresh_rows,
     refresh_targets,
 )
@@ -202,6 +204,7 @@ def run_batch(
             print(f"{store_path}: the target of {len(retargeted)} pair(s) changed in the "
                   "manifest: recorded (the report measures their outputs against it)",
                   file=out)
+        refresh_metadata(store_path, root, manifest, where, None if opts.quiet else out)
         changed = changed_inputs(store_path, root, manifest, where, opts.recompute_changed)
         if changed:
             what = (f"{len(changed)} done pair(s) computed from input files that changed since "
@@ -212,6 +215,7 @@ def run_batch(
                 log.warning("%s: %s: their outputs are of the old files; rerun with "
                             "--recompute-changed to compute them again, or write to a new "
                             "store", store_path, what)
+        record_manifest_digest(store_path, root, manifest)
         if fixes and not opts.quiet:
             print(f"{store_path}: {len(fixes)} row(s) invalid before, changed in the "
                   f"manifest: updated in the store; {valid} of them valid now"

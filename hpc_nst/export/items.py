@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hpc_nst.batch.labels import LABEL_COLUMNS, check_label_files, pair_ids, read_labels
+from hpc_nst.batch.labels import LABEL_COLUMNS, check_label_files, store_labels
 from hpc_nst.batch.reader import InputChanges, StoreInfo, iter_pairs, metadata_names
 from hpc_nst.batch.verify import check_audio, recorded_audio_digest
 from hpc_nst.errors import UsageError
@@ -257,9 +257,7 @@ def iter_items(info: StoreInfo, only: list[int] | None = None,
     report; a label no pair has is left out."""
     metrics = report_metrics(report, report_label(report, info) if report else info.label)
     check_label_files(labels or [])
-    found = read_labels(info.manifest, list(labels or []),
-                        pair_ids(info)
-                        if labels else None)
+    found = store_labels(info, list(labels or []))
     return _items(info, only, metrics, skip_bad, [] if bad is None else bad, found)
 
 

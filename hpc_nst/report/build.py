@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_nst.batch import store as st
-from hpc_nst.batch.labels import pair_ids, read_labels
+from hpc_nst.batch.labels import store_labels
 from hpc_nst.batch.reader import (
     InputChanges,
     PairData,
@@ -255,8 +255,7 @@ def _build(stores: Sequence[str | Path], out: Path, assets_dir: Path, opts: Repo
         failures = csv.writer(fail_fh, lineterminator="\n")
         failures.writerow(["job", "pair_id", "error"])
         for info in infos:
-            evaluator.labels = read_labels(info.manifest, opts.labels,
-                                           pair_ids(info) if opts.labels else None)
+            evaluator.labels = store_labels(info, opts.labels)
             store_terms = list(info.terms)
             summary = H.StoreSummary(info.label, info.method, str(info.path), 0, 0, 0)
             changes = InputChanges(info, opts.inputs_dir)

@@ -349,3 +349,43 @@ def test_a_target_changed_in_the_manifest_is_recorded_and_the_outputs_kept(tmp_p
     np.testing.assert_array_equal(ds.audio.values, before)  # nothing computed again
     assert main(args) == 0 and "target of" not in capsys.readouterr().err
     assert main(["verify", str(store)]) == 0
+
+
+def test_edited_labels_and_metadata_are_recorded_by_a_rerun_and_read_from_the_store(
+        tmp_path, capsys, caplog):
+    """An edited manifest (a label, a split) was accepted by a rerun without a word and not
+    recorded, while export and report read the labels from the file as it is now: one
+    exported row mixed the new label with the stored split, and xarray disagreed."""
+    import pandas as pd
+
+    store, args = _eq_store(tmp_path, "t", "pair_id,content,style,content_label,split",
+                            ["p1,a.wav,b.wav,Flute,test", "p2,b.wav,a.wav,Harp,train"])
+    before = xr.open_zarr(store).audio.values.copy()
+    write_csv(tmp_path / "m.csv", "pair_id,content,style,content_label,split",
+              ["p1,a.wav,b.wav,Piccolo,train", "p2,b.wav,a.wav,Harp,train"])
+
+    def exported() -> list[tuple[str, str, str]]:
+        out = tmp_path / "ex"
+        assert main(["export", str(store), "-o", str(out), "--format", "parquet",
+                     "--overwrite"]) == 0
+        rows = pd.read_parquet(out / "data.parquet")
+        return list(zip(rows["pair_id"], rows["content_label"], rows["split"]))
+
+    # not rerun yet: the store's labels and metadata, consistently, and a warning
+    assert exported() == [("p1", "Flute", "test"), ("p2", "Harp", "train")]
+    assert f"edited since {store} last ran" in caplog.text
+    caplog.clear()
+    assert main([a for a in args if a != "--quiet"]) == 0
+    assert "the metadata (labels, ...) of 1 pair(s) changed in the manifest: recorded" in \
+        capsys.readouterr().err
+    ds = xr.open_zarr(store)
+    assert ds.metadata.values.tolist() == [["Piccolo", "train"], ["Harp", "train"]]
+    np.testing.assert_array_equal(ds.audio.values, before)  # nothing computed again
+    assert exported() == [("p1", "Piccolo", "train"), ("p2", "Harp", "train")]
+    assert "edited since" not in caplog.text  # the rerun recorded the file's digest
+    # a column added since the store was made has no place in it: said, not dropped silently
+    write_csv(tmp_path / "m.csv", "pair_id,content,style,content_label,split,source",
+              ["p1,a.wav,b.wav,Piccolo,train,x", "p2,b.wav,a.wav,Harp,train,y"])
+    assert main(args) == 0
+    assert "the manifest has column(s) the store was made without (source)" in caplog.text
+    assert main(["verify", str(store)]) == 0
