@@ -74,7 +74,39 @@ def _check_store(spec: TaskSpec) -> None:
                              "unmounted); this task's results are not written")
 
 
+class _DamagedShard(Exception):
+    """The shard a task writes into cannot be read back (its pairs' neighbours kept)."""
+
+
+def _read_back(arr: zarr.Array, sel: tuple[slice, ...]) -> np.ndarray:
+    """What the shard holds now, to replace only this task's pairs in it; a shard file that
+    cannot be decoded (truncated, a flipped byte: its checksum) is :class:`_DamagedShard`.
+    A file-system error (a full disk, an unmounted store) is not: it stays what it is."""
+    try:
+        return np.asarray(arr[sel])
+    except OSError:
+        raise
+    except Exception as exc:  # a codec's or the shard index's checksum
+        raise _DamagedShard(f"{arr.path}: {type(exc).__name__}: {exc}") from exc
+
+
 def write_task_data(
+    spec: TaskSpec, results: dict[int, TransferResult]
+) -> tuple[dict[int, str], dict[int, int], dict[int, str]]:
+    """Write ``results`` (store index -> result) into the task's shards (see
+    :func:`_write_task_data`); where a shard it must read back is damaged, every pair of the
+    task fails with a message saying so and what to do (not a codec's traceback, retried
+    in vain with ``--retry-failed``)."""
+    try:
+        return _write_task_data(spec, results)
+    except _DamagedShard as exc:
+        why = (f"a shard of the store it is written into is damaged ({str(exc)[:300]}); run "
+               f"hpc-nst verify {spec.store} --repair (it resets the pairs that shard held), "
+               "then rerun with --retry-failed")
+        return dict.fromkeys(results, why), {}, {}
+
+
+def _write_task_data(
     spec: TaskSpec, results: dict[int, TransferResult]
 ) -> tuple[dict[int, str], dict[int, int], dict[int, str]]:
     """Write ``results`` (store index -> result) into the task's shards.
@@ -119,7 +151,8 @@ def write_task_data(
         if whole:
             block = np.zeros((stop - start, len(KINDS), bins, f1 - f0), np.float32)
         else:
-            block = np.asarray(spec_arr[start:stop, :, :, f0:f1])
+            block = _read_back(spec_arr, (slice(start, stop), slice(None), slice(None),
+                                          slice(f0, f1)))
         for i, r in ok.items():
             block[i - start] = 0.0
             for k, spec2d in enumerate((r.content, r.style, r.init, r.output)):
@@ -131,7 +164,7 @@ def write_task_data(
     s_max = max(len(r.audio) for r in ok.values()) if whole else n_samples
     for a0, a1 in _regions(s_max, audio_arr.shards[1]):
         block = (np.zeros((stop - start, a1 - a0), np.float32) if whole
-                 else np.asarray(audio_arr[start:stop, a0:a1]))
+                 else _read_back(audio_arr, (slice(start, stop), slice(a0, a1))))
         for i, r in ok.items():
             part = r.audio[a0:a1]
             block[i - start] = 0.0
@@ -142,7 +175,7 @@ def write_task_data(
     capacity = loss_arr.shape[2]
     terms = tuple(str(t) for t in read_column(zarr.open_group(store, mode="r"), "term"))
     block = (np.full((stop - start, len(terms), capacity), np.nan, np.float32) if whole
-             else np.asarray(loss_arr[start:stop]))
+             else _read_back(loss_arr, (slice(start, stop),)))
     records, sums = {}, {}
     for i, r in ok.items():
         unknown = set(r.losses) - set(terms)

@@ -193,6 +193,40 @@ def test_a_truncated_shard_is_rewritten_by_repair_and_the_rerun_restores_the_bit
     _rerun_restores(manifest, store, before, capsys)
 
 
+def test_a_pending_pair_in_a_damaged_shard_fails_with_what_to_do_not_a_traceback(
+        tmp_path, audio_dir, capsys):
+    """A pending pair whose shard was damaged (a store copied onto a full disk) failed with
+    20 kB of zarr traceback and "ValueError: Stored and computed checksum do not match", and
+    its hint, --retry-failed, failed the same way every time."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    before = _audio(store)
+    root = st.open_root(store, mode="r+")
+    status = root["status"][:]
+    status[2] = st.PENDING  # to run again, into its damaged shard (with a done pair)
+    root["status"][...] = status
+    f = store / "audio" / "c" / "1" / "0"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    capsys.readouterr()
+    assert _run(manifest, store) == 1
+    got = capsys.readouterr()
+    err = got.out + got.err
+    assert "Traceback" not in err, err[max(0, err.find("Traceback") - 1500):][:3000]
+    assert "(manifest line " in err and "): a shard of the store it is written into is " \
+        "damaged (audio: " in err
+    assert f"hpc-nst verify {store} --repair" in err
+    assert main(["verify", str(store), "--repair"]) == 0
+    assert main(["run", str(manifest), "-o", str(store), "--workers", "1", "--batch-size", "2",
+                 "--retry-failed", "--progress-interval", "0",
+                 *[x for s in TINY for x in ("--set", s)]]) == 0
+    code, res = _verify(store, capsys)
+    assert code == 0 and res["checked"] == 4
+    after = _audio(store)
+    for pid, audio in before.items():
+        np.testing.assert_array_equal(after[pid], audio)
+
+
 def test_an_unreadable_file_is_an_error_not_corruption(tmp_path):
     """A permission or I/O error is no reason to remove a shard: repair stops, naming it."""
     from hpc_nst.batch.verify import _decodes
