@@ -21,7 +21,7 @@ from hpc_nst.batch import cost as costs
 from hpc_nst.batch import store as st
 from hpc_nst.batch.cluster import JOBQUEUE, ClusterOptions, planned_slots, worker_job_script
 from hpc_nst.batch.manifest import read_manifest
-from hpc_nst.batch.resume import changed_mask, match_manifest
+from hpc_nst.batch.resume import blocking_problems, changed_mask, match_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
 
@@ -116,7 +116,7 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
                 + ("" if not optimises(cfg) else " that ran on a GPU" if _is_cuda(run_device)
                    else " that ran on a CPU")
                 + "; run `hpc-nst calibrate` with the same --job/--set on the target device")
-    return plan, manifest.problems
+    return plan, blocking_problems(store_path, manifest)
 
 
 def _is_cuda(device: str) -> bool:

@@ -61,6 +61,7 @@ class Pair:
     style_samples: int
     error: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # (column, value) of the metadata columns
+    only_missing_files: bool = False  # every problem of the row is an input file not there
 
 
 @dataclass
@@ -236,6 +237,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             cfg = None
         resolved: dict[str, Path | None] = {}
         samples = {"content": -1, "style": -1}
+        missing = 0
         for name in PATH_COLUMNS:
             value = row.get(name, "")
             full = os.path.join(base, value) if value else ""
@@ -244,6 +246,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
                 n, err = probe(full)
                 if err:
                     errs.append(f"{name} {err}")
+                    missing += err.startswith(f"{full}: file not found")
                 if name in samples:
                     samples[name] = n
         digest = ""
@@ -286,6 +289,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
             style_path=resolved["style"] or Path(base), target_path=resolved["target"],
             overrides=overrides, cfg=cfg, digest=digest, content_samples=samples["content"],
             style_samples=samples["style"], error=error, metadata=metadata,
+            only_missing_files=bool(errs) and missing == len(errs),
         ))
     if not pairs and not problems:
         raise ManifestError(path, [f"line {line}: no rows after the header"])

@@ -32,6 +32,7 @@ from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
 from hpc_nst.batch.resume import (
+    blocking_problems,
     changed_inputs,
     follow_moved_manifest,
     match_manifest,
@@ -184,16 +185,17 @@ def run_batch(
     store_path = Path(store_path)
     t_start = time.time()
     manifest = read_manifest(manifest_path, cfg)
-    if manifest.problems and not opts.skip_invalid:
-        raise ManifestError(manifest.path, manifest.problems, hint=(
+    problems = blocking_problems(store_path, manifest)
+    if problems and not opts.skip_invalid:
+        raise ManifestError(manifest.path, problems, hint=(
             "fix these rows, or rerun with --skip-invalid to record them as failed and run "
             "the others"))
     exists = st.store_exists(store_path)  # a file or a foreign folder: said as such first
     st.require_writable(store_path)
     fixes: list[int] = []
     root, where = _open_or_create(store_path, exists, cfg, manifest, opts, out, fixes)
-    if manifest.problems and not opts.quiet:
-        print(f"{manifest.path}: {len(manifest.problems)} invalid row(s) recorded as failed "
+    if problems and not opts.quiet:
+        print(f"{manifest.path}: {len(problems)} invalid row(s) recorded as failed "
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
         follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,

@@ -389,3 +389,32 @@ def test_edited_labels_and_metadata_are_recorded_by_a_rerun_and_read_from_the_st
     assert main(args) == 0
     assert "the manifest has column(s) the store was made without (source)" in caplog.text
     assert main(["verify", str(store)]) == 0
+
+
+def test_done_pairs_whose_input_files_are_gone_do_not_block_the_rerun(tmp_path, caplog,
+                                                                      capsys):
+    """A scratch purge after the run: the rerun refused the whole manifest for a done pair's
+    missing content (exit 2), and with --skip-invalid said it was recorded as failed while it
+    stayed done."""
+    store, args = _eq_store(tmp_path, "c", "pair_id,content,style",
+                            ["p1,a.wav,b.wav", "p2,b.wav,c.wav"])
+    before = xr.open_zarr(store).audio.values.copy()
+    (tmp_path / "a.wav").unlink()
+    assert main([*args, "--dry-run"]) == 0
+    assert main(args) == 0
+    assert "1 done pair(s) name input files that are not there now (e.g. p1: content " in \
+        caplog.text
+    ds = xr.open_zarr(store)
+    assert (ds.status.values == st.DONE).all()
+    np.testing.assert_array_equal(ds.audio.values, before)
+    # a pair still to compute whose file is gone is refused as before, and only it is named
+    root = st.open_root(store, mode="r+")
+    ids = [str(x) for x in root["pair"][:]]
+    status = root["status"][:]
+    status[ids.index("p2")] = st.PENDING
+    root["status"][...] = status
+    (tmp_path / "c.wav").unlink()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pair p2: style" in err and "pair p1" not in err
