@@ -206,6 +206,16 @@ def _write_card(out: Path, card: dict[str, Any]) -> None:
     atomic_write(out / MANIFEST_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
+def _reset_by_repair(root: Any, ids: Any, done: list[int]) -> list[str]:
+    """The pairs ``hpc-nst verify --repair`` reset to pending (damaged in the store), not
+    done again since."""
+    from hpc_nst.batch import store as st
+
+    error, done_set = st.read_column(root, "error"), set(done)
+    return [str(ids[i]) for i, e in enumerate(error)
+            if i not in done_set and str(e).startswith("reset by hpc-nst verify --repair")]
+
+
 def _recorded(root: Any, ids: Any, wanted: list[str]) -> dict[str, str]:
     """Pair id -> the audio digest the store records for it, for the ids ``wanted``."""
     from hpc_nst.batch import store as st
@@ -320,9 +330,12 @@ def _write_locked(out: Path, fmt: str, opts: ExportOptions, card: dict[str, Any]
                       "may_write": may_write})
     written = FORMATS[fmt](items, out, opts)
     produced = list(written.pop("paths"))  # (a copy: "files" may be the same list)
-    if bad and not opts.overwrite and opts.where is None:  # (not another store's files,
+    # pairs failing verification: left out (--skip-bad), or reset by `verify --repair` and
+    # not computed again yet; an earlier export's file of one may be its last good copy
+    failing = [*bad, *_reset_by_repair(root, ids, done)]
+    if failing and not opts.overwrite and opts.where is None:  # (not another store's files,
         # nor pairs --where leaves out)
-        produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, bad))
+        produced += target.keep_left_out(out, fmt, before_map, _recorded(root, ids, failing))
     if fmt == "webdataset" and not opts.dataset_card:  # an edited card: the user's now
         produced.append(CARD_NAME)  # (kept, and no longer listed as this export's)
     written["removed"] = target.remove_stale(out, earlier, produced)

@@ -202,8 +202,9 @@ def keep_left_out(out: Path, fmt: str, before_map: dict[str, str],
         now.update({pair_id: tag for pair_id, (_, tag) in kept.items()})
         text = json.dumps(now, sort_keys=True)
         atomic_write(out / FILES_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
-        log.warning("%s: kept %d file(s) of an earlier export for pairs left out as failing "
-                    "verification (%s): the last good copy of their audio",
+        log.warning("%s: kept %d file(s) of an earlier export for pairs failing verification "
+                    "(left out, or reset by verify --repair and not computed again: %s): the "
+                    "last good copy of their audio",
                     out, len(kept), ", ".join(sorted(kept)[:5]))
     return [rel for rel, _ in kept.values()]
 

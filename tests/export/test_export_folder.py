@@ -284,6 +284,17 @@ def test_skip_bad_counts_the_pairs_it_left_out(tmp_path, capsys):
     assert {p.stem: p.read_bytes() for p in out.glob("*.wav")} == good
     assert main(["export", str(store), "-o", str(out), "--format", "wav", "--skip-bad"]) == 0
     assert {p.stem: p.read_bytes() for p in out.glob("*.wav")} == good  # a rerun: the same
+    # after `verify --repair` (the damaged pairs pending, not computed again yet) a plain
+    # export removed them as "not done", the last good copies with them; kept now
+    repaired = tmp_path / "repaired.zarr"
+    shutil.copytree(store, repaired)
+    kept = tmp_path / "kept"
+    shutil.copytree(out, kept)
+    card = json.loads((kept / ".export.json").read_text())
+    (kept / ".export.json").write_text(json.dumps({**card, "store": str(repaired.resolve())}))
+    assert main(["verify", str(repaired), "--repair"]) == 0
+    assert export(repaired, kept, "wav") == 0
+    assert {p.stem: p.read_bytes() for p in kept.glob("*.wav")} == good
     # only a file holding the audio the store records for the pair (a pair computed again
     # since: its old file is not that) and not one --where leaves out
     record = json.loads((out / ".export.files.json").read_text())
