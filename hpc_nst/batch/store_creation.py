@@ -23,7 +23,14 @@ import zarr
 from zarr.storage import LocalStore
 
 from hpc_nst import __version__
-from hpc_nst.batch.conventions import EPOCH_UNITS, JSON_ATTRS, LONG_NAMES, compressor, index_coord
+from hpc_nst.batch.conventions import (
+    EPOCH_UNITS,
+    JSON_ATTRS,
+    LONG_NAMES,
+    checked_compressors,
+    compressor,
+    index_coord,
+)
 from hpc_nst.batch.locations import input_stamp, remove_dead_creations
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.batch.store import (
@@ -158,14 +165,15 @@ def _populate(path: Path, cfg: JobConfig, manifest: Manifest, order: list[int],
         attrs.setdefault("long_name", LONG_NAMES.get(name, name.replace("_", " ")))
         arr = root.create_array(
             name, shape=(n, *extra), chunks=(meta, *extra), dtype=dtype, fill_value=fill,
-            dimension_names=dims, compressors=compressor(), attributes=attrs)
+            dimension_names=dims, compressors=checked_compressors(), attributes=attrs)
         if data is not None:
             arr[...] = data
 
     def coord(name: str, values: list[Any], dtype: Any, **attrs: Any) -> None:
         attrs.setdefault("long_name", LONG_NAMES.get(name, name))
         arr = root.create_array(name, shape=(len(values),), dtype=dtype, dimension_names=[name],
-                                fill_value="" if dtype is str else 0, attributes=attrs)
+                                fill_value="" if dtype is str else 0, attributes=attrs,
+                                compressors=checked_compressors())
         arr[...] = np.array(values, dtype=object if dtype is str else dtype)
 
     for axis, size in (("frame", layout.frames), ("sample", layout.samples),
