@@ -11,12 +11,17 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from hpc_nst.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 
 def store_exists(path: str | Path) -> bool:
@@ -94,3 +99,32 @@ def remove_dead_creations(path: Path, host: str) -> None:
             shutil.rmtree(stale, ignore_errors=True)
         except OSError:  # alive (another user's): not ours to remove
             continue
+
+
+_PARTIAL_RE = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_partial_writes(path: Path, min_age_s: float = 60.0) -> tuple[int, int]:
+    """Remove the temporary files of chunk writes killed mid-way (zarr writes
+    ``<chunk>.<32 hex>.partial`` and renames it; a SIGKILL or a node's loss leaves it, up to a
+    shard's size each, for ever); call only under the store's lock, with no task running.
+    One written to in the last ``min_age_s`` is left (a straggling worker of a run that
+    died may still be finishing it). Returns how many files and bytes."""
+    files = size = 0
+    cutoff = time.time() - min_age_s
+    for folder, _, names in os.walk(path):
+        for name in names:
+            if name.endswith(".partial") and _PARTIAL_RE.search(name):
+                stale = Path(folder) / name
+                try:
+                    info = stale.stat()
+                    if info.st_mtime > cutoff:
+                        continue
+                    stale.unlink()
+                    files, size = files + 1, size + info.st_size
+                except OSError:
+                    continue
+    if files:
+        log.info("%s: removed %d file(s) (%.1f MB) of chunk writes killed mid-way", path, files,
+                 size / 1e6)
+    return files, size

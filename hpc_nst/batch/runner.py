@@ -28,6 +28,7 @@ from hpc_nst.batch import store as st
 from hpc_nst.batch import store_creation
 from hpc_nst.batch.cluster import ClusterHandle, ClusterOptions, dashboard
 from hpc_nst.batch.dispatch import Dispatch
+from hpc_nst.batch.locations import remove_partial_writes
 from hpc_nst.batch.manifest import Manifest, ManifestError, read_manifest
 from hpc_nst.batch.progress import Progress
 from hpc_nst.batch.record import Recorder
@@ -198,6 +199,7 @@ def run_batch(
         print(f"{manifest.path}: {len(problems)} invalid row(s) recorded as failed "
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
+        remove_partial_writes(store_path)  # (no task of ours runs yet)
         follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,
                               opts.recompute_changed)
         valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)

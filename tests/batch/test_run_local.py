@@ -418,3 +418,28 @@ def test_done_pairs_whose_input_files_are_gone_do_not_block_the_rerun(tmp_path, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "pair p2: style" in err and "pair p1" not in err
+
+
+def test_a_killed_writes_partial_files_are_removed_by_the_rerun(tmp_path, caplog):
+    """zarr writes each chunk to `<chunk>.<uuid>.partial` and renames it; a SIGKILL mid-write
+    left that file (up to a shard's size) in the store for ever, through every rerun."""
+    import os
+    import time
+
+    store, args = _eq_store(tmp_path, "c", "pair_id,content,style",
+                            ["p1,a.wav,b.wav", "p2,b.wav,c.wav"])
+    shard = next(p for p in (store / "audio" / "c").rglob("*") if p.is_file())
+    old = shard.with_suffix(f".{'a' * 32}.partial")
+    old.write_bytes(b"x" * 1000)
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    fresh = shard.with_suffix(f".{'b' * 32}.partial")  # a straggler may still write it
+    fresh.write_bytes(b"y")
+    mine = store / "notes.partial"  # not zarr's name: not touched
+    mine.write_bytes(b"z")
+    os.utime(mine, (hour_ago, hour_ago))
+    caplog.set_level("INFO", logger="hpc_nst.batch.locations")
+    assert main(args) == 0
+    assert not old.exists() and fresh.exists() and mine.exists()
+    assert "removed 1 file(s) (0.0 MB) of chunk writes killed mid-way" in caplog.text
+    assert main(["verify", str(store)]) == 0
