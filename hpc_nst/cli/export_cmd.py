@@ -10,7 +10,10 @@ See :mod:`hpc_nst.export`.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", choices=("wav", "flac"), default=None,
                    help="audio encoding inside audiofolder/parquet/webdataset (default: wav, "
                         "32-bit float as stored; flac: 24-bit)")
-    p.add_argument("--shard-size", type=int, default=1000, metavar="N",
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
                    help="items per WebDataset shard / Parquet row group (default: 1000)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="a folder written by hpc-nst report: add its per-pair metrics")
@@ -58,8 +61,15 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--codec {args.codec} with --format {args.format}: the format is the "
                          f"codec of plain files; use --format {args.codec}")
+    if args.shard_size is not None and args.shard_size < 1:
+        from hpc_nst.errors import UsageError
+
+        raise UsageError(f"--shard-size {args.shard_size}: give a number of items, at least 1")
+    if args.shard_size is not None and args.format not in ("parquet", "webdataset"):
+        log.warning("--shard-size: %s writes one file per pair, no shards or row groups; "
+                    "ignored", args.format)
     opts = ExportOptions(codec=args.codec or "wav", overwrite=args.overwrite,
-                         shard_size=args.shard_size, report=args.report,
+                         shard_size=args.shard_size or 1000, report=args.report,
                          skip_bad=args.skip_bad, where=args.where,
                          labels=tuple(args.labels))
     with stop_on_sigterm("export"):  # a file being written is removed on the way out

@@ -213,6 +213,20 @@ def test_export_to_a_file_is_refused_in_one_line(store, tmp_path, capsys):
     assert err.count("\n") == 1 and "is a file, not a folder" in err and str(target) in err
 
 
+def test_shard_size_is_checked_and_said_ignored_where_nothing_is_sharded(store, tmp_path,
+                                                                          capsys, caplog):
+    """`--shard-size` with plain files did nothing, silently; 0 was taken."""
+    assert export(store, tmp_path / "z", "webdataset", "--shard-size", "0") == 2
+    assert "--shard-size 0: give a number of items, at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
+    assert export(store, tmp_path / "w", "wav", "--shard-size", "2") == 0
+    assert "--shard-size: wav writes one file per pair, no shards or row groups; ignored" in \
+        caplog.text
+    caplog.clear()
+    assert export(store, tmp_path / "d", "webdataset", "--shard-size", "2") == 0
+    assert "--shard-size" not in caplog.text and len(list((tmp_path / "d").glob("*.tar"))) == 2
+
+
 def _fail_on(monkeypatch, fmt: str) -> None:
     """Make the n-th write of ``fmt``'s data raise ENOSPC (after some data is written)."""
     calls = {"n": 0}
