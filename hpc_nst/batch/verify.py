@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpc_nst.batch import store as st
-from hpc_nst.batch.writer import pair_checksum
+from hpc_nst.batch.writer import DAMAGED_SHARD, pair_checksum
 
 if TYPE_CHECKING:
     from hpc_nst.batch.reader import StoreInfo
@@ -44,10 +44,13 @@ class VerifyResult:
     ids: list[str] = field(default_factory=list)
     #: result arrays with damaged chunks -> their rows (repair writes them again)
     broken: dict[str, list[int]] = field(default_factory=dict)
+    #: pairs not done that failed to be written into a damaged shard (repair rewrites it)
+    unwritable: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.bad and not self.store_problems and not self.broken
+        return not self.bad and not self.store_problems and not self.broken \
+            and not self.unwritable
 
 
 def _scan_bookkeeping(root: Any, res: VerifyResult) -> dict[str, np.ndarray]:
@@ -127,6 +130,8 @@ def verify_store(path: str | Path) -> VerifyResult:
     status, samples, frames, records = (columns[n] for n in
                                         ("status", "samples", "frames", "records"))
     res.ids = [str(x) for x in columns["pair"]]
+    res.unwritable = [i for i, e in enumerate(st.read_column(root, "error"))
+                      if DAMAGED_SHARD in str(e) and status[i] != st.DONE]
     sums = columns.get("checksum")
     res.store_problems.extend(st.lost_identity_chunks(root, status, columns["attempts"]))
     if res.store_problems:
@@ -245,8 +250,10 @@ def _rewrite_undecodable_shards(root: Any, store: Path, rows: set[int]) -> dict[
 def repair(res: VerifyResult) -> int:
     """Reset the bad pairs of ``res`` to pending (under the store's lock); returns how many.
     A shard file that does not decode as a whole is first rewritten with the rows that still
-    read back (a rerun could not write into it), and any done pair it lost is reset too."""
-    if not res.bad and not res.broken:
+    read back (a rerun could not write into it), and any done pair it lost is reset too; so
+    is the shard of a pair that failed to be written into it (a shard holding no done pair,
+    which the checks of done pairs never read)."""
+    if not res.bad and not res.broken and not res.unwritable:
         return 0
     with st.StoreLock(res.store):
         root = st.open_root(res.store, mode="r+")
@@ -254,6 +261,7 @@ def repair(res: VerifyResult) -> int:
         status = root["status"][:]
         error = st.read_column(root, "error")
         unreadable = {i for i, problem in res.bad.items() if problem.startswith("unreadable")}
+        unreadable |= set(res.unwritable)
         for key, rows in _rewrite_undecodable_shards(root, res.store, unreadable).items():
             for i in rows:
                 if status[i] == st.DONE and i not in res.bad:

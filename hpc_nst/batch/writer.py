@@ -9,8 +9,10 @@ is replaced atomically by zarr's LocalStore (write, then rename).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,6 +76,10 @@ def _check_store(spec: TaskSpec) -> None:
                              "unmounted); this task's results are not written")
 
 
+#: The failure of a pair whose shard could not be read back (``verify --repair`` finds it).
+DAMAGED_SHARD = "a shard of the store it is written into is damaged"
+
+
 class _DamagedShard(Exception):
     """The shard a task writes into cannot be read back (its pairs' neighbours kept)."""
 
@@ -82,12 +88,26 @@ def _read_back(arr: zarr.Array, sel: tuple[slice, ...]) -> np.ndarray:
     """What the shard holds now, to replace only this task's pairs in it; a shard file that
     cannot be decoded (truncated, a flipped byte: its checksum) is :class:`_DamagedShard`.
     A file-system error (a full disk, an unmounted store) is not: it stays what it is."""
-    try:
+    with _shard_damage(arr):
         return np.asarray(arr[sel])
-    except OSError:
+
+
+def _write_back(arr: zarr.Array, sel: tuple[slice, ...], block: np.ndarray) -> None:
+    """``arr[sel] = block``; zarr reads a shard it writes only part of (to merge), so a
+    damaged one is :class:`_DamagedShard` here too."""
+    with _shard_damage(arr):
+        arr[sel] = block
+
+
+@contextlib.contextmanager
+def _shard_damage(arr: zarr.Array) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, MemoryError):
         raise
     except Exception as exc:  # a codec's or the shard index's checksum
-        raise _DamagedShard(f"{arr.path}: {type(exc).__name__}: {exc}") from exc
+        what = str(exc).split(". Stored:")[0]  # (not the raw checksum bytes)
+        raise _DamagedShard(f"{arr.path}: {type(exc).__name__}: {what}") from exc
 
 
 def write_task_data(
@@ -100,9 +120,9 @@ def write_task_data(
     try:
         return _write_task_data(spec, results)
     except _DamagedShard as exc:
-        why = (f"a shard of the store it is written into is damaged ({str(exc)[:300]}); run "
-               f"hpc-nst verify {spec.store} --repair (it resets the pairs that shard held), "
-               "then rerun with --retry-failed")
+        why = (f"{DAMAGED_SHARD} ({str(exc)[:300]}); run hpc-nst verify {spec.store} "
+               "--repair (it rewrites that shard, resetting the done pairs it lost), then "
+               "rerun with --retry-failed")
         return dict.fromkeys(results, why), {}, {}
 
 
@@ -158,7 +178,8 @@ def _write_task_data(
             for k, spec2d in enumerate((r.content, r.style, r.init, r.output)):
                 part = spec2d[:, f0:f1]
                 block[i - start, k, :, : part.shape[1]] = part
-        spec_arr[start:stop, :, :, f0:f1] = block
+        _write_back(spec_arr, (slice(start, stop), slice(None), slice(None), slice(f0, f1)),
+                    block)
 
     # Output audio.
     s_max = max(len(r.audio) for r in ok.values()) if whole else n_samples
@@ -169,7 +190,7 @@ def _write_task_data(
             part = r.audio[a0:a1]
             block[i - start] = 0.0
             block[i - start, : len(part)] = part
-        audio_arr[start:stop, a0:a1] = block
+        _write_back(audio_arr, (slice(start, stop), slice(a0, a1)), block)
 
     # Loss curves.
     capacity = loss_arr.shape[2]
@@ -185,7 +206,7 @@ def _write_task_data(
         block[i - start], records[i] = _loss_row(r.losses, terms, capacity)
         sums[i] = pair_checksum(r.audio, [r.content, r.style, r.init, r.output],
                                 block[i - start, :, : records[i]])
-    loss_arr[start:stop] = block
+    _write_back(loss_arr, (slice(start, stop),), block)
     # the store deleted or replaced while this wrote: zarr re-creates the folders it writes
     # into, so the write "succeeded" into a ghost; report the pairs failed instead of done
     _check_store(spec)

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                           "bad_count": len(res.bad), "unchecked": res.unchecked,
                           "store_problems": res.store_problems,
                           "damaged_records": {n: [min(r), max(r)] for n, r in res.broken.items()},
-                          "bad": {res.ids[i]: p for i, p in res.bad.items()}}, indent=1))
+                          "bad": {res.ids[i]: p for i, p in res.bad.items()},
+                          "unwritable": [res.ids[i] for i in res.unwritable]}, indent=1))
     else:
         if res.store_problems and not (res.done or res.bad):
             print(f"{res.store}: its pairs were not checked: the store problems below come "
@@ -64,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
                   "pairs among them are computed again")
         for i, problem in sorted(res.bad.items()):
             print(f"  {res.ids[i] if i < len(res.ids) else i}: {problem}")
+        for i in res.unwritable:
+            print(f"  {res.ids[i]}: failed, as its shard is damaged (no rerun can write it): "
+                  "--repair rewrites the shard")
     if res.store_problems:
         return 1
-    if (res.bad or res.broken) and args.repair:
+    if (res.bad or res.broken or res.unwritable) and args.repair:
         n = repair(res)
         where = sys.stderr if args.json else sys.stdout
         if res.broken:
@@ -74,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
                   + ", ".join(repr(name) for name in res.broken), file=where)
         print(f"reset {n} pair(s) to pending: rerun the same hpc-nst run command to redo them",
               file=where)
+        if res.unwritable:
+            print(f"rewrote the damaged shard(s) of {len(res.unwritable)} failed pair(s): rerun "
+                  "with --retry-failed to compute them", file=where)
         return 0
-    if res.bad or res.broken:
-        print("rerun with --repair to reset them to pending",
+    if res.bad or res.broken or res.unwritable:
+        print("rerun with --repair to reset them to pending (and rewrite damaged shards)",
               file=sys.stderr if args.json else sys.stdout)
         return 1
     return 0

@@ -193,8 +193,9 @@ def test_a_truncated_shard_is_rewritten_by_repair_and_the_rerun_restores_the_bit
     _rerun_restores(manifest, store, before, capsys)
 
 
+@pytest.mark.parametrize("keep_one_done", [True, False])
 def test_a_pending_pair_in_a_damaged_shard_fails_with_what_to_do_not_a_traceback(
-        tmp_path, audio_dir, capsys):
+        tmp_path, audio_dir, capsys, keep_one_done):
     """A pending pair whose shard was damaged (a store copied onto a full disk) failed with
     20 kB of zarr traceback and "ValueError: Stored and computed checksum do not match", and
     its hint, --retry-failed, failed the same way every time."""
@@ -204,8 +205,9 @@ def test_a_pending_pair_in_a_damaged_shard_fails_with_what_to_do_not_a_traceback
     before = _audio(store)
     root = st.open_root(store, mode="r+")
     status = root["status"][:]
-    status[2] = st.PENDING  # to run again, into its damaged shard (with a done pair)
-    root["status"][...] = status
+    status[2 if keep_one_done else slice(2, 4)] = st.PENDING  # to run again, into their
+    root["status"][...] = status  # damaged shard (with a done pair, or none: verify's
+    # checks of done pairs never read it, so --repair found nothing to mend, for ever)
     f = store / "audio" / "c" / "1" / "0"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     capsys.readouterr()
@@ -216,7 +218,10 @@ def test_a_pending_pair_in_a_damaged_shard_fails_with_what_to_do_not_a_traceback
     assert "(manifest line " in err and "): a shard of the store it is written into is " \
         "damaged (audio: " in err
     assert f"hpc-nst verify {store} --repair" in err
+    code, res = _verify(store, capsys)  # found, whether or not a done pair is in the shard
+    assert code == 1 and len(res["unwritable"]) == (1 if keep_one_done else 2)
     assert main(["verify", str(store), "--repair"]) == 0
+    assert "rewrote the damaged shard(s) of " in capsys.readouterr().out
     assert main(["run", str(manifest), "-o", str(store), "--workers", "1", "--batch-size", "2",
                  "--retry-failed", "--progress-interval", "0",
                  *[x for s in TINY for x in ("--set", s)]]) == 0
