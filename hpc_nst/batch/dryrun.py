@@ -10,6 +10,8 @@ Nothing is created, locked or submitted.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from hpc_nst.batch.manifest import read_manifest
 from hpc_nst.batch.resume import blocking_problems, changed_mask, match_manifest
 from hpc_nst.batch.tasks import make_tasks, store_order
 from hpc_nst.config import JobConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,10 @@ def make_plan(manifest_path: Path, store_path: Path, cfg: JobConfig, batch_size:
                 + ("" if not optimises(cfg) else " that ran on a GPU" if _is_cuda(run_device)
                    else " that ran on a CPU")
                 + "; run `hpc-nst calibrate` with the same --job/--set on the target device")
-    return plan, blocking_problems(store_path, manifest)
+    problems, kept = blocking_problems(store_path, manifest)
+    if kept:
+        log.warning(kept)
+    return dataclasses.replace(plan, invalid=len(problems)), problems
 
 
 def _is_cuda(device: str) -> bool:

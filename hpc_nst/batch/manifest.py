@@ -246,7 +246,8 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
                 n, err = probe(full)
                 if err:
                     errs.append(f"{name} {err}")
-                    missing += err.startswith(f"{full}: file not found")
+                    missing += err.startswith((f"{Path(full)}: file not found",  # (as
+                                               f"{Path(full)}: broken or looping"))  # probed)
                 if name in samples:
                     samples[name] = n
         digest = ""

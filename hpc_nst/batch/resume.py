@@ -281,30 +281,30 @@ def record_manifest_digest(path: Path, root: zarr.Group, manifest: Manifest) -> 
         consolidate(path)
 
 
-def blocking_problems(store_path: Path, manifest: Manifest) -> list[str]:
-    """The manifest's problems that stop a run on ``store_path``: all of them, but the rows
-    of pairs the store has done whose only problem is an input file not there now (a scratch
-    purge after the run): their outputs need no input, so they are kept and said in a
-    warning instead of refusing the whole batch."""
+def blocking_problems(store_path: Path, manifest: Manifest) -> tuple[list[str], str]:
+    """The manifest's problems that stop a run on ``store_path`` and a warning to give if it
+    goes ahead: all of them, but the rows of pairs the store has done whose only problem is
+    an input file not there now (a scratch purge after the run, a link left dangling): their
+    outputs need no input, so they are kept (the warning names them) instead of refusing
+    the whole batch."""
     from hpc_nst.batch.store import open_root, store_exists
 
     if not manifest.problems or not any(p.only_missing_files for p in manifest.pairs):
-        return manifest.problems
+        return manifest.problems, ""
     try:
         if not store_exists(store_path):
-            return manifest.problems
+            return manifest.problems, ""
         root = open_root(store_path)
         done = {str(i) for i, s in zip(read_column(root, "pair"), read_column(root, "status"))
                 if s == DONE}
     except (StoreError, OSError):  # said as such by the run's own checks
-        return manifest.problems
+        return manifest.problems, ""
     kept = [p for p in manifest.pairs if p.only_missing_files and p.pair_id in done]
     if not kept:
-        return manifest.problems
-    log.warning("%s: %d done pair(s) name input files that are not there now (e.g. %s: %s): "
-                "their outputs are kept (nothing is computed for them); report and export "
-                "measure and name them without those inputs", store_path, len(kept),
-                kept[0].pair_id, kept[0].error)
+        return manifest.problems, ""
     skip = {p.line for p in kept}
-    return [f"line {p.line}: pair {p.pair_id}: {p.error}" for p in manifest.pairs
-            if p.error and p.line not in skip]
+    return ([f"line {p.line}: pair {p.pair_id}: {p.error}" for p in manifest.pairs
+             if p.error and p.line not in skip],
+            f"{store_path}: {len(kept)} done pair(s) name input files that are not there now "
+            f"(e.g. {kept[0].pair_id}: {kept[0].error}): their outputs are kept (nothing is "
+            "computed for them); report and export measure and name them without those inputs")

@@ -186,11 +186,13 @@ def run_batch(
     store_path = Path(store_path)
     t_start = time.time()
     manifest = read_manifest(manifest_path, cfg)
-    problems = blocking_problems(store_path, manifest)
+    problems, kept = blocking_problems(store_path, manifest)
     if problems and not opts.skip_invalid:
         raise ManifestError(manifest.path, problems, hint=(
             "fix these rows, or rerun with --skip-invalid to record them as failed and run "
             "the others"))
+    if kept:  # (said once the run goes ahead)
+        log.warning(kept)
     exists = st.store_exists(store_path)  # a file or a foreign folder: said as such first
     st.require_writable(store_path)
     fixes: list[int] = []

@@ -395,29 +395,39 @@ def test_done_pairs_whose_input_files_are_gone_do_not_block_the_rerun(tmp_path, 
                                                                       capsys):
     """A scratch purge after the run: the rerun refused the whole manifest for a done pair's
     missing content (exit 2), and with --skip-invalid said it was recorded as failed while it
-    stayed done."""
-    store, args = _eq_store(tmp_path, "c", "pair_id,content,style",
-                            ["p1,a.wav,b.wav", "p2,b.wav,c.wav"])
+    stayed done. Paths written `./a.wav` and a link left dangling are such files too."""
+    for name, f0 in (("a", 220), ("b", 330), ("real", 440)):
+        sf.write(tmp_path / f"{name}.wav", tone(f0, 0.4), SR)
+    (tmp_path / "link.wav").symlink_to(tmp_path / "real.wav")
+    manifest = write_csv(tmp_path / "m.csv", "pair_id,content,style",
+                         ["p1,./a.wav,b.wav", "p2,b.wav,link.wav"])
+    store = tmp_path / "s.zarr"
+    args = ["run", str(manifest), "-o", str(store), "--job", "eq", "--quiet"]
+    assert main(args) == 0
     before = xr.open_zarr(store).audio.values.copy()
     (tmp_path / "a.wav").unlink()
+    (tmp_path / "real.wav").unlink()  # link.wav dangles now
+    capsys.readouterr()
     assert main([*args, "--dry-run"]) == 0
+    assert "(0 invalid, 2 already done, 0 to run)" in capsys.readouterr().out
     assert main(args) == 0
-    assert "1 done pair(s) name input files that are not there now (e.g. p1: content " in \
+    assert "2 done pair(s) name input files that are not there now (e.g. p1: content " in \
         caplog.text
     ds = xr.open_zarr(store)
     assert (ds.status.values == st.DONE).all()
     np.testing.assert_array_equal(ds.audio.values, before)
-    # a pair still to compute whose file is gone is refused as before, and only it is named
+    # a pair still to compute whose file is gone is refused as before, only it is named,
+    # and the kept pairs' warning is not given for a run that does not go ahead
     root = st.open_root(store, mode="r+")
     ids = [str(x) for x in root["pair"][:]]
     status = root["status"][:]
     status[ids.index("p2")] = st.PENDING
     root["status"][...] = status
-    (tmp_path / "c.wav").unlink()
-    capsys.readouterr()
+    caplog.clear()
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "pair p2: style" in err and "pair p1" not in err
+    assert "name input files that are not there now" not in caplog.text
 
 
 def test_a_killed_writes_partial_files_are_removed_by_the_rerun(tmp_path, caplog):
