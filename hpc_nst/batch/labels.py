@@ -46,13 +46,14 @@ def warn_if_manifest_edited(info: StoreInfo) -> bool:
     (its recorded digest): its metadata and labels as the store holds them are not the
     file's; a rerun records the edits."""
     recorded = info.attrs.get("manifest", {}).get("sha256")
-    if not recorded or info.manifest is None or not info.manifest.is_file():
+    if not recorded or info.manifest is None or not info.manifest.is_file() \
+            or not info.metadata_columns:  # (no metadata kept: labels come from the file)
         return False
     if hashlib.sha256(info.manifest.read_bytes()).hexdigest() == recorded:
         return False
     log.warning("%s: edited since %s last ran: its labels and metadata are read as the store "
-                "recorded them; rerun hpc-nst run %s -o %s to record the edits", info.manifest,
-                info.path, info.manifest, info.path)
+                "recorded them; rerun the hpc-nst run command that made the store (the same "
+                "--job and --set) to record the edits", info.manifest, info.path)
     return True
 
 
@@ -60,10 +61,11 @@ def store_labels(info: StoreInfo, extra: list[Path] | None = None) -> dict[str, 
     """``pair_id -> {content_label, style_label}`` of a store's pairs: the manifest's label
     columns as the store recorded them (a rerun records edited cells), then the label files
     (:func:`read_labels`: beside the manifest, then ``extra``; later sources win). The
-    manifest file itself is read only for a label column the store does not hold (a store of
-    an earlier release), so an edit not yet recorded by a rerun never half-applies."""
+    manifest file itself is read only for a store of an earlier release (which records no
+    metadata columns), so an edit not yet recorded by a rerun never half-applies."""
     warn_if_manifest_edited(info)
     held = [c for c in LABEL_COLUMNS if c in info.metadata_columns]
+    recorded = st.has(st.open_root(info.path), "metadata_column")  # (earlier releases: not)
     out: dict[str, dict[str, str]] = {}
     if held:
         root = st.open_root(info.path)
@@ -74,7 +76,11 @@ def store_labels(info: StoreInfo, extra: list[Path] | None = None) -> dict[str, 
             entry = {c: v for j, c in cols if (v := str(meta[i, j]).strip())}
             if entry:
                 out[str(pid)] = entry
-    found = read_labels(info.manifest, extra, pair_ids(info) if extra else None, skip=held)
+    # the manifest file is read only for a store that records no metadata columns: where it
+    # does, a label column missing there was added to the file since (not recorded: a
+    # rerun says so), and read from the file it would mix its edits with recorded cells
+    found = read_labels(info.manifest, extra, pair_ids(info) if extra else None,
+                        skip=LABEL_COLUMNS if recorded else held)
     for pid, got in found.items():
         out.setdefault(pid, {}).update(got)
     return out

@@ -18,6 +18,7 @@ from typing import TextIO
 import numpy as np
 import zarr
 
+from hpc_nst.batch.labels import LABEL_COLUMNS
 from hpc_nst.batch.locations import input_stamp, stamps_differ
 from hpc_nst.batch.manifest import Manifest
 from hpc_nst.batch.store import (
@@ -159,8 +160,9 @@ def refresh_metadata(path: Path, root: zarr.Group, manifest: Manifest, where: li
     named in a warning."""
     stored_cols = ([str(c) for c in read_column(root, "metadata_column")]
                    if has(root, "metadata_column") else [])
-    new_cols = [c for c in manifest.metadata_columns if c not in stored_cols]
-    if new_cols:
+    new_cols = [c for c in manifest.metadata_columns if c not in stored_cols
+                and (stored_cols or c not in LABEL_COLUMNS)]  # (a store keeping no metadata
+    if new_cols:  # has its labels read from the manifest file: not lost)
         log.warning("%s: the manifest has column(s) the store was made without (%s): not "
                     "recorded, so report and export do not see them; write to a new store to "
                     "keep them (labels also come from a --labels file)", path,
@@ -235,20 +237,22 @@ def changed_inputs(path: Path, root: zarr.Group, manifest: Manifest, where: list
 
 
 def follow_moved_manifest(path: Path, root: zarr.Group, manifest: Manifest, where: list[int],
-                          out: TextIO, quiet: bool, recompute: bool) -> None:
+                          out: TextIO, quiet: bool, recompute: bool) -> bool:
     """The same manifest (same pairs) resumed from another place (the dataset folder moved
     or mounted elsewhere): record where it is now, so that report and export find its inputs
     and labels.csv (they read the recorded path). Not where it names other files than those
     the done pairs were computed from (another dataset with the same pair ids and paths:
     report and export would then pair those outputs with the other dataset's targets and
-    labels), unless --recompute-changed computes them again from these."""
+    labels), unless --recompute-changed computes them again from these. Returns whether the
+    manifest is the store's now (False where it was declined: then its targets and metadata
+    are not recorded either)."""
     from hpc_nst.batch.conventions import root_attrs, set_attrs
     from hpc_nst.batch.store import consolidate
 
     recorded = root_attrs(root).get("manifest", {})
     now = str(manifest.path.resolve())
     if recorded.get("path") in (None, now):
-        return
+        return True
     found = changed_mask(root, manifest, where)
     if found is not None and found[0].any() and not recompute:
         log.warning("%s: %s names other input files than the %d done pair(s) were computed "
@@ -256,7 +260,7 @@ def follow_moved_manifest(path: Path, root: zarr.Group, manifest: Manifest, wher
                     "reading %s); if they are the same files moved, or to compute those pairs "
                     "again from these, rerun with --recompute-changed", path, now,
                     int(found[0].sum()), recorded["path"])
-        return
+        return False
     set_attrs(root, manifest={**recorded, "path": now, "sha256": manifest.sha256,
                               "rows": len(manifest.pairs), "previous_path": recorded["path"]})
     consolidate(path)
@@ -264,6 +268,7 @@ def follow_moved_manifest(path: Path, root: zarr.Group, manifest: Manifest, wher
     if not quiet:
         print(f"{path}: the manifest is now {now} (was {recorded['path']}): recorded",
               file=out)
+    return True
 
 
 def record_manifest_digest(path: Path, root: zarr.Group, manifest: Manifest) -> None:

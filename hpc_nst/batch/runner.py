@@ -202,15 +202,16 @@ def run_batch(
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
         remove_partial_writes(store_path)  # (no task of ours runs yet)
-        follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,
-                              opts.recompute_changed)
+        ours = follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,
+                                     opts.recompute_changed)  # (declined: another dataset's)
         valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)
-        retargeted = refresh_targets(store_path, root, manifest, where)
+        retargeted = refresh_targets(store_path, root, manifest, where) if ours else []
         if retargeted and not opts.quiet:
             print(f"{store_path}: the target of {len(retargeted)} pair(s) changed in the "
                   "manifest: recorded (the report measures their outputs against it)",
                   file=out)
-        refresh_metadata(store_path, root, manifest, where, None if opts.quiet else out)
+        if ours:
+            refresh_metadata(store_path, root, manifest, where, None if opts.quiet else out)
         changed = changed_inputs(store_path, root, manifest, where, opts.recompute_changed)
         if changed:
             what = (f"{len(changed)} done pair(s) computed from input files that changed since "

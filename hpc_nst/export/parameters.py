@@ -30,25 +30,28 @@ def _lookup(record: dict[str, Any], key: str) -> Any:
 def row_parameters(info: StoreInfo) -> tuple[tuple[str, ...], dict[int, dict[str, Any]]]:
     """``(keys, {pair index: {key: value}})`` for the keys of :data:`ROW_PARAMETERS` whose
     effective value differs from the store's job for at least one pair, plus
-    ``params_digest`` (the pair's effective-parameter digest) where any does; ``((), {})``
-    for a store whose rows override nothing but seeds (or of a release without ``params``)."""
+    ``params_digest`` (the pair's effective-parameter digest, the seed included) where any
+    does; ``((), {})`` for a store whose rows override nothing but seeds (or of a release
+    without ``params``)."""
     root = st.open_root(info.path)
-    if "params" not in root:
+    if not st.has(root, "params"):
         return (), {}
     job = {k: _lookup(info.job, k) for k in ROW_PARAMETERS}
-    parsed: dict[str, dict[str, Any]] = {}  # params JSON -> its row parameters (rows repeat)
-    per_pair: dict[int, dict[str, Any]] = {}
     digests = st.read_column(root, "params_digest")
+    parsed: dict[str, dict[str, Any]] = {}  # digest -> its row parameters (rows repeat)
+    per_pair: dict[int, dict[str, Any]] = {}
     for start in range(0, info.n_pairs, BLOCK):
-        block = st.read_rows(root, "params", start, start + BLOCK)
-        for j, text in enumerate(block):
-            text = str(text)
-            if not text:  # an invalid row: no job
+        block = None
+        for j in range(start, min(start + BLOCK, info.n_pairs)):
+            digest = str(digests[j])
+            if not digest:  # an invalid row: no job
                 continue
-            if text not in parsed:
-                record = json.loads(text)
-                parsed[text] = {k: _lookup(record, k) for k in ROW_PARAMETERS}
-            per_pair[start + j] = parsed[text]
+            if digest not in parsed:  # (read a block only where it holds a new digest)
+                if block is None:
+                    block = st.read_rows(root, "params", start, start + BLOCK)
+                record = json.loads(str(block[j - start]))
+                parsed[digest] = {k: _lookup(record, k) for k in ROW_PARAMETERS}
+            per_pair[j] = parsed[digest]
     varying = tuple(k for k in ROW_PARAMETERS
                     if any(p[k] != job[k] for p in parsed.values()))
     if not varying:

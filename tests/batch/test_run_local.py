@@ -197,7 +197,8 @@ def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
     other.mkdir()
     for name, f0 in (("a", 440), ("b", 550)):
         sf.write(other / f"{name}.wav", tone(f0, 0.7), SR)
-    (other / "m.csv").write_text((new / "m.csv").read_text())
+    (other / "m.csv").write_text("pair_id,content,style,target\np1,a.wav,b.wav,a.wav\n"
+                                 "p2,b.wav,a.wav,\n")  # (its targets: not recorded either)
     (other / "labels.csv").write_text("pair_id,content_label,style_label\np1,Oboe,Tuba\n"
                                       "p2,Tuba,Oboe\n")
     capsys.readouterr()
@@ -206,6 +207,7 @@ def test_a_moved_dataset_resumes_and_its_labels_follow(tmp_path, capsys):
     assert "names other input files than the 2 done pair(s) were computed from: not " \
            "recorded as the store's manifest" in err and "the manifest is now" not in err
     assert json.loads(xr.open_zarr(store).attrs["manifest"])["path"] == str(new / "m.csv")
+    assert [str(t) for t in xr.open_zarr(store).target_path.values] == ["", ""]
     assert main(["run", str(other / "m.csv"), "-o", str(store), "--job", "eq",
                  "--recompute-changed"]) == 0
     assert f"the manifest is now {other / 'm.csv'}" in capsys.readouterr().err
@@ -453,3 +455,22 @@ def test_a_killed_writes_partial_files_are_removed_by_the_rerun(tmp_path, caplog
     assert not old.exists() and fresh.exists() and mine.exists()
     assert "removed 1 file(s) (0.0 MB) of chunk writes killed mid-way" in caplog.text
     assert main(["verify", str(store)]) == 0
+
+
+def test_a_label_column_added_after_the_run_is_named_and_not_half_applied(tmp_path, caplog):
+    """A label column added to the manifest of a store that keeps metadata was read from the
+    file as it is now (its later edits too, beside the recorded split), while the rerun said
+    report and export would not see it."""
+    import json
+
+    store, args = _eq_store(tmp_path, "c", "pair_id,content,style,split",
+                            ["p1,a.wav,b.wav,test", "p2,b.wav,c.wav,train"])
+    write_csv(tmp_path / "m.csv", "pair_id,content,style,split,content_label",
+              ["p1,a.wav,b.wav,test,Flute", "p2,b.wav,c.wav,train,Harp"])
+    assert main(args) == 0
+    assert "the manifest has column(s) the store was made without (content_label)" in \
+        caplog.text
+    assert main(["export", str(store), "-o", str(tmp_path / "x")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "x" / "metadata.jsonl").open()]
+    assert all(r.get("content_label") in (None, "") for r in rows)
+    assert sorted(r["split"] for r in rows) == ["test", "train"]
