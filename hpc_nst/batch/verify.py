@@ -130,8 +130,11 @@ def verify_store(path: str | Path) -> VerifyResult:
     status, samples, frames, records = (columns[n] for n in
                                         ("status", "samples", "frames", "records"))
     res.ids = [str(x) for x in columns["pair"]]
-    res.unwritable = [i for i, e in enumerate(st.read_column(root, "error"))
-                      if DAMAGED_SHARD in str(e) and status[i] != st.DONE]
+    try:
+        res.unwritable = [i for i, e in enumerate(st.read_column(root, "error"))
+                          if DAMAGED_SHARD in str(e) and status[i] != st.DONE]
+    except st.StoreError:  # (a damaged chunk of the errors themselves: a record, above)
+        pass
     sums = columns.get("checksum")
     res.store_problems.extend(st.lost_identity_chunks(root, status, columns["attempts"]))
     if res.store_problems:
@@ -266,6 +269,9 @@ def repair(res: VerifyResult) -> int:
             for i in rows:
                 if status[i] == st.DONE and i not in res.bad:
                     res.bad[i] = f"its shard {key} did not decode; its data was lost"
+        for i in res.unwritable:  # (still failed: they run with --retry-failed)
+            error[i] = ("its shard did not decode and was rewritten by hpc-nst verify "
+                        "--repair: rerun with --retry-failed")
         for i, problem in res.bad.items():
             status[i] = st.PENDING
             error[i] = f"reset by hpc-nst verify --repair: {problem}"

@@ -222,6 +222,7 @@ def test_a_pending_pair_in_a_damaged_shard_fails_with_what_to_do_not_a_traceback
     assert code == 1 and len(res["unwritable"]) == (1 if keep_one_done else 2)
     assert main(["verify", str(store), "--repair"]) == 0
     assert "rewrote the damaged shard(s) of " in capsys.readouterr().out
+    assert _verify(store, capsys)[0] == 0  # mended: no longer named
     assert main(["run", str(manifest), "-o", str(store), "--workers", "1", "--batch-size", "2",
                  "--retry-failed", "--progress-interval", "0",
                  *[x for s in TINY for x in ("--set", s)]]) == 0
