@@ -313,3 +313,43 @@ def blocking_problems(store_path: Path, manifest: Manifest) -> tuple[list[str], 
             f"{store_path}: {len(kept)} done pair(s) name input files that are not there now "
             f"(e.g. {kept[0].pair_id}: {kept[0].error}): their outputs are kept (nothing is "
             "computed for them); report and export measure and name them without those inputs")
+
+
+def rebuild_from_manifest(path: Path, root: zarr.Group, manifest: Manifest,
+                          where: list[int]) -> list[str]:
+    """Write again from the manifest each array of :data:`~hpc_nst.batch.store.FROM_MANIFEST`
+    that does not read back (a damaged chunk: its CRC): the pairs' results never depend on
+    them, so nothing is lost but, for ``input_stamp``, the record of the files as they were
+    (taken as they are now). Returns their names."""
+    from hpc_nst.batch.store import FROM_MANIFEST
+
+    pairs = [manifest.pairs[k] for k in where]
+    rebuilt = []
+    for name in FROM_MANIFEST:
+        if not has(root, name):
+            continue
+        try:
+            read_column(root, name)
+            continue
+        except StoreError:
+            pass
+        if name == "metadata":
+            cols = [str(c) for c in read_column(root, "metadata_column")]
+            values = np.array([[dict(p.metadata).get(c, "") for c in cols] for p in pairs],
+                              dtype=object).reshape(len(pairs), len(cols))
+        elif name == "input_stamp":
+            seen: dict[Path, str] = {}
+            values = np.array([input_stamp(p, seen) for p in pairs], dtype=object)
+        else:
+            values = np.array([p.line if name == "row" else p.target if name == "target_path"
+                               else json.dumps(p.cfg.record(), sort_keys=True, default=list)
+                               if p.cfg else "" for p in pairs],
+                              dtype=root[name].dtype if name == "row" else object)
+        root[name][...] = values
+        rebuilt.append(name)
+    if rebuilt:
+        log.warning("%s: the per-pair array(s) %s did not read back (a damaged chunk): written "
+                    "again from the manifest%s", path, ", ".join(rebuilt),
+                    " (input_stamp: the files as they are now)" if "input_stamp" in rebuilt
+                    else "")
+    return rebuilt

@@ -37,6 +37,7 @@ from hpc_nst.batch.resume import (
     changed_inputs,
     follow_moved_manifest,
     match_manifest,
+    rebuild_from_manifest,
     record_manifest_digest,
     refresh_metadata,
     refresh_rows,
@@ -202,6 +203,7 @@ def run_batch(
               "(--skip-invalid)", file=out)
     with st.StoreLock(store_path):
         remove_partial_writes(store_path)  # (no task of ours runs yet)
+        rebuild_from_manifest(store_path, root, manifest, where)  # (a damaged chunk of one)
         ours = follow_moved_manifest(store_path, root, manifest, where, out, opts.quiet,
                                      opts.recompute_changed)  # (declined: another dataset's)
         valid = refresh_rows(store_path, root, manifest, where, fixes, cfg)

@@ -57,6 +57,9 @@ OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "schedul
 
 
 #: Per-pair arrays naming each pair (made with the store, never rewritten by a run).
+#: Per-pair arrays made from the manifest alone (the computation never reads them): a rerun
+#: writes a damaged one again from it (:func:`hpc_nst.batch.resume.rebuild_from_manifest`).
+FROM_MANIFEST = ("row", "target_path", "params", "metadata", "input_stamp")
 IDENTITY_ARRAYS = ("pair", "content_path", "style_path", "params_digest", "seed")
 #: Arrays every batch store has, of any release.
 REQUIRED_ARRAYS = (*IDENTITY_ARRAYS, *(n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS),
@@ -231,7 +234,10 @@ def damaged(root: zarr.Group, name: str, exc: BaseException,
     where = getattr(root.store, "root", None)
     what = "missing" if isinstance(exc, KeyError) else \
         f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
-    if chunk and name in RESULT_ARRAYS:
+    if chunk and name in FROM_MANIFEST:
+        advice = ("rerun the same hpc-nst run command: it writes this array again from the "
+                  "manifest (nothing is computed again); or restore the store")
+    elif chunk and name in RESULT_ARRAYS:
         advice = (f"hpc-nst verify --repair {where or 'STORE'} writes a damaged chunk of it "
                   "again (the pairs it held are computed again where needed), then rerun the "
                   "batch; or restore the store from a backup or copy")

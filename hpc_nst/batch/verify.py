@@ -81,8 +81,9 @@ def _scan_bookkeeping(root: Any, res: VerifyResult) -> dict[str, np.ndarray]:
             except Exception as exc:  # noqa: BLE001 - a codec's error: the chunk is damaged
                 if name in st.RESULT_ARRAYS:
                     res.broken.setdefault(name, []).extend(range(r0, r1))
-                else:
-                    res.store_problems.append(str(st.damaged(root, name, exc)))
+                else:  # (of an array made from the manifest, a rerun writes it again)
+                    res.store_problems.append(str(st.damaged(root, name, exc,
+                                                             chunk=name in st.FROM_MANIFEST)))
         columns[name] = out
     return columns
 

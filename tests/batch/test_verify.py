@@ -251,6 +251,29 @@ def test_a_flipped_bit_in_the_bookkeeping_is_found_not_read_as_another_value(
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("array", ["params", "row", "input_stamp"])
+def test_a_damaged_array_made_from_the_manifest_is_written_again_by_the_rerun(
+        tmp_path, audio_dir, capsys, array):
+    """Caught by its CRC, a damaged chunk of an array the manifest alone makes refused the
+    store for good ("restore it, or rerun into a new store": every result lost), though the
+    computation never reads it."""
+    manifest = write_csv(audio_dir / "m.csv", "pair_id,content,style", ROWS)
+    store = tmp_path / "s.zarr"
+    assert _run(manifest, store) == 0
+    before = _audio(store)
+    chunk = store / array / "c" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x08
+    chunk.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["verify", str(store)]) == 1
+    assert "rerun the same hpc-nst run command: it writes this array again from the " \
+        "manifest" in capsys.readouterr().out
+    _rerun_restores(manifest, store, before, capsys)  # nothing computed: the same audio
+    root = st.open_root(store)
+    assert sorted(st.read_column(root, "row").tolist()) == [2, 3, 4, 5]  # manifest lines
+
+
 def test_an_unreadable_file_is_an_error_not_corruption(tmp_path):
     """A permission or I/O error is no reason to remove a shard: repair stops, naming it."""
     from hpc_nst.batch.verify import _decodes
