@@ -27,11 +27,6 @@ def check_label_files(paths: Sequence[Path]) -> None:
                              "content_label and/or style_label)")
 
 
-def pair_ids(info: StoreInfo) -> set[str]:
-    """The ids of every pair of the store."""
-    return {str(x) for x in st.read_column(st.open_root(info.path), "pair")}
-
-
 def label_sidecars(manifest: Path | None) -> list[Path]:
     """The label files found beside ``manifest``: ``labels.csv`` and ``<stem>.labels.csv``."""
     if manifest is None or not manifest.is_file():
@@ -64,23 +59,23 @@ def store_labels(info: StoreInfo, extra: list[Path] | None = None) -> dict[str, 
     manifest file itself is read only for a store of an earlier release (which records no
     metadata columns), so an edit not yet recorded by a rerun never half-applies."""
     warn_if_manifest_edited(info)
+    root = st.open_root(info.path)
+    ids = [str(x) for x in st.read_column(root, "pair")]
     held = [c for c in LABEL_COLUMNS if c in info.metadata_columns]
-    recorded = st.has(st.open_root(info.path), "metadata_column")  # (earlier releases: not)
     out: dict[str, dict[str, str]] = {}
     if held:
-        root = st.open_root(info.path)
-        ids = st.read_column(root, "pair")
         meta = st.read_column(root, "metadata")
         cols = [(info.metadata_columns.index(c), c) for c in held]
         for i, pid in enumerate(ids):
             entry = {c: v for j, c in cols if (v := str(meta[i, j]).strip())}
             if entry:
-                out[str(pid)] = entry
-    # the manifest file is read only for a store that records no metadata columns: where it
-    # does, a label column missing there was added to the file since (not recorded: a
-    # rerun says so), and read from the file it would mix its edits with recorded cells
-    found = read_labels(info.manifest, extra, pair_ids(info) if extra else None,
-                        skip=LABEL_COLUMNS if recorded else held)
+                out[pid] = entry
+    # the manifest file is read only for a store that records no metadata columns (of an
+    # earlier release, or a manifest without any): where it does, a label column missing
+    # there was added to the file since (not recorded: a rerun says so), and read from the
+    # file it would mix its edits with recorded cells
+    found = read_labels(info.manifest, extra, set(ids) if extra else None,
+                        skip=LABEL_COLUMNS if info.metadata_columns else ())
     for pid, got in found.items():
         out.setdefault(pid, {}).update(got)
     return out

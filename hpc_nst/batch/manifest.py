@@ -83,6 +83,11 @@ class Manifest:
         return [p for p in self.pairs if p.error is not None]
 
 
+def row_problem(line: int, pair_id: str, error: str) -> str:
+    """How a manifest's problem with one row reads (``Manifest.problems``)."""
+    return f"line {line}: pair {pair_id}: {error}"
+
+
 def default_pair_id(content: str, style: str, digest: str) -> str:
     """A stable id from the paths as written and the effective-parameter digest."""
     return hashlib.sha256(f"{content}\0{style}\0{digest}".encode()).hexdigest()[:16]
@@ -283,7 +288,7 @@ def read_manifest(path: str | Path, job: JobConfig, *, check_files: bool = True)
         seen.setdefault(pair_id, line)
         error = "; ".join(errs) if errs else None
         if error:
-            problems.append(f"line {line}: pair {pair_id}: {error}")
+            problems.append(row_problem(line, pair_id, error))
         pairs.append(Pair(
             line=line, pair_id=pair_id, content=row["content"], style=row["style"],
             target=row.get("target", ""), content_path=resolved["content"] or Path(base),

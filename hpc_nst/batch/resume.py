@@ -20,7 +20,7 @@ import zarr
 
 from hpc_nst.batch.labels import LABEL_COLUMNS
 from hpc_nst.batch.locations import input_stamp, stamps_differ
-from hpc_nst.batch.manifest import Manifest
+from hpc_nst.batch.manifest import Manifest, row_problem
 from hpc_nst.batch.store import (
     DONE,
     FAILED,
@@ -308,7 +308,7 @@ def blocking_problems(store_path: Path, manifest: Manifest) -> tuple[list[str], 
     if not kept:
         return manifest.problems, ""
     skip = {p.line for p in kept}
-    return ([f"line {p.line}: pair {p.pair_id}: {p.error}" for p in manifest.pairs
+    return ([row_problem(p.line, p.pair_id, p.error) for p in manifest.pairs
              if p.error and p.line not in skip],
             f"{store_path}: {len(kept)} done pair(s) name input files that are not there now "
             f"(e.g. {kept[0].pair_id}: {kept[0].error}): their outputs are kept (nothing is "

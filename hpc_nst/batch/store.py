@@ -56,10 +56,10 @@ OPTIONAL_ARRAYS = ("batch", "batch_pairs", "started_at", "finished_at", "schedul
                    "device_name", "peak_memory_mb", "device_s", "wall_s", "checksum")
 
 
-#: Per-pair arrays naming each pair (made with the store, never rewritten by a run).
 #: Per-pair arrays made from the manifest alone (the computation never reads them): a rerun
 #: writes a damaged one again from it (:func:`hpc_nst.batch.resume.rebuild_from_manifest`).
 FROM_MANIFEST = ("row", "target_path", "params", "metadata", "input_stamp")
+#: Per-pair arrays naming each pair (made with the store, never rewritten by a run).
 IDENTITY_ARRAYS = ("pair", "content_path", "style_path", "params_digest", "seed")
 #: Arrays every batch store has, of any release.
 REQUIRED_ARRAYS = (*IDENTITY_ARRAYS, *(n for n in RESULT_ARRAYS if n not in OPTIONAL_ARRAYS),

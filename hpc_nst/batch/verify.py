@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BULK = ("audio", "spectrogram", "loss")
+#: How the error of a pair ``repair`` reset begins (an export keeps its earlier file).
+REPAIR_RESET = "reset by hpc-nst verify --repair"
 #: The records a done pair's data is checked with: a damaged chunk of one resets its done
 #: pairs; of the others (host, timings, ...) it is written again and the pairs stay done.
 DATA_RECORDS = ("samples", "frames", "records", "checksum")
@@ -131,11 +133,8 @@ def verify_store(path: str | Path) -> VerifyResult:
     status, samples, frames, records = (columns[n] for n in
                                         ("status", "samples", "frames", "records"))
     res.ids = [str(x) for x in columns["pair"]]
-    try:
-        res.unwritable = [i for i, e in enumerate(st.read_column(root, "error"))
-                          if DAMAGED_SHARD in str(e) and status[i] != st.DONE]
-    except st.StoreError:  # (a damaged chunk of the errors themselves: a record, above)
-        pass
+    res.unwritable = [i for i, e in enumerate(columns.get("error", ()))  # (a damaged chunk:
+                      if DAMAGED_SHARD in str(e) and status[i] != st.DONE]  # fill, above)
     sums = columns.get("checksum")
     res.store_problems.extend(st.lost_identity_chunks(root, status, columns["attempts"]))
     if res.store_problems:
@@ -275,7 +274,7 @@ def repair(res: VerifyResult) -> int:
                         "--repair: rerun with --retry-failed")
         for i, problem in res.bad.items():
             status[i] = st.PENDING
-            error[i] = f"reset by hpc-nst verify --repair: {problem}"
+            error[i] = f"{REPAIR_RESET}: {problem}"
         root["error"][:] = error
         root["status"][:] = status  # status last, as the driver writes
     log.info("%s: %d pair(s) reset to pending", res.store, len(res.bad))

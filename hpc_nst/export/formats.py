@@ -210,10 +210,11 @@ def _reset_by_repair(root: Any, ids: Any, done: list[int]) -> list[str]:
     """The pairs ``hpc-nst verify --repair`` reset to pending (damaged in the store), not
     done again since."""
     from hpc_nst.batch import store as st
+    from hpc_nst.batch.verify import REPAIR_RESET
 
     error, done_set = st.read_column(root, "error"), set(done)
     return [str(ids[i]) for i, e in enumerate(error)
-            if i not in done_set and str(e).startswith("reset by hpc-nst verify --repair")]
+            if i not in done_set and str(e).startswith(REPAIR_RESET)]
 
 
 def _recorded(root: Any, ids: Any, wanted: list[str]) -> dict[str, str]:
